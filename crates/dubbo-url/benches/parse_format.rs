@@ -1,0 +1,36 @@
+//! Benchmark: parse and format a typical 400-byte Java provider URL.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use dubbo_url::Url;
+
+const PROVIDER: &str = "dubbo://10.20.30.40:20880/com.acme.inventory.StockQueryService?\
+anyhost=true&application=inventory-provider&deprecated=false&dubbo=2.0.2&dynamic=true&\
+generic=false&group=warehouse-eu&interface=com.acme.inventory.StockQueryService&\
+methods=queryStock,reserve,release,listWarehouses,ping&pid=48213&release=3.3.0&\
+service-name-mapping=true&side=provider&timeout=3000&timestamp=1700000000000&version=2.1.0&\
+weight=100&retries=2";
+
+fn parse_format(c: &mut Criterion) {
+    assert!((380..=460).contains(&PROVIDER.len()), "{}", PROVIDER.len());
+    c.bench_function("parse decoded 400B provider url", |b| {
+        b.iter(|| Url::parse(std::hint::black_box(PROVIDER)))
+    });
+    let url = Url::parse(PROVIDER).expect("valid");
+    c.bench_function("format 400B provider url", |b| {
+        b.iter(|| std::hint::black_box(&url).to_full_string())
+    });
+    let encoded = url.to_encoded_string();
+    c.bench_function("parse encoded 400B provider url", |b| {
+        b.iter(|| Url::parse(std::hint::black_box(&encoded)))
+    });
+    c.bench_function("parse + format 400B provider url", |b| {
+        b.iter(|| {
+            Url::parse(std::hint::black_box(PROVIDER))
+                .map(|u| u.to_full_string())
+                .ok()
+        })
+    });
+}
+
+criterion_group!(benches, parse_format);
+criterion_main!(benches);
