@@ -1,5 +1,7 @@
 //! Benchmark: parse and format a typical 400-byte Java provider URL.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)] // Test code: a failure should panic.
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use dubbo_url::Url;
 
@@ -33,4 +35,5 @@ fn parse_format(c: &mut Criterion) {
 }
 
 criterion_group!(benches, parse_format);
+
 criterion_main!(benches);

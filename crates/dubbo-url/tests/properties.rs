@@ -1,5 +1,7 @@
 //! Property tests: round trips of encode/decode and parse/format, and no panics on any input.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: a failure should panic.
+
 use dubbo_url::{Url, decode, encode};
 use proptest::prelude::*;
 
