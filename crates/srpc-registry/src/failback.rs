@@ -1,0 +1,858 @@
+//! [`FailbackRegistry`]: the book of registrations and subscriptions, background retry with
+//! capped exponential backoff, and recovery after a new session, written once for every
+//! backend.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use dubbo_url::{Url, is_match};
+use tokio::task::AbortHandle;
+use tracing::{debug, info, warn};
+
+use crate::catalog::{Catalog, SubscriptionId};
+use crate::error::{Error, Result};
+use crate::registry::Registry;
+use crate::subscription::Subscription;
+
+/// What a backend implements: the raw operations against its registry. [`FailbackRegistry`]
+/// wraps it into a full [`Registry`] with bookkeeping, `check` semantics, retries and recovery.
+///
+/// A backend reports what it reads by feeding the [`Catalog`] it gets from its [`Context`].
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// Short name for logs and errors, e.g. `zookeeper`.
+    fn name(&self) -> &'static str;
+
+    /// Writes one registration to the registry.
+    async fn register(&self, url: &Url) -> Result<()>;
+
+    /// Deletes one registration from the registry.
+    async fn unregister(&self, url: &Url) -> Result<()>;
+
+    /// Starts (or renews, after a new session) watching what `query` needs, and puts the
+    /// current listing into the catalog **before returning**.
+    async fn subscribe(&self, query: &Url) -> Result<()>;
+
+    /// Stops watching what only `query` needed. Called when the last subscription with an
+    /// equal query is dropped.
+    async fn unsubscribe(&self, query: &Url) -> Result<()>;
+
+    /// Reads once everything `query` may select. The caller filters with `is_match`.
+    async fn lookup(&self, query: &Url) -> Result<Vec<Url>>;
+
+    /// Releases connections and tasks. Registrations were already removed by the caller.
+    async fn close(&self) -> Result<()>;
+}
+
+/// What a backend gets at construction: the catalog to feed and a way to ask for recovery.
+#[derive(Clone)]
+pub struct Context {
+    catalog: Arc<Catalog>,
+    owner: Arc<OnceLock<Weak<dyn Recover>>>,
+}
+
+/// Failback settings, usually read from the registry URL with [`FailbackConfig::from_url`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FailbackConfig {
+    /// Registry-wide `check`: when false, every failed register or subscribe is retried in
+    /// the background instead of returned. A URL's own `check=false` does the same for it.
+    pub check: bool,
+    /// First retry delay (`retry.period`, default 200 ms).
+    pub retry_min: Duration,
+    /// Longest retry delay (`retry.max.period`, default 30 s); retries never stop.
+    pub retry_max: Duration,
+}
+
+/// A [`Registry`] built from a [`Backend`]: Dubbo's `FailbackRegistry`, done once.
+///
+/// - `register`/`subscribe` failures are returned when `check` holds (registry and URL),
+///   else logged and retried in the background with capped exponential backoff, forever;
+/// - [`Context::recover`] (after a new session) restores every registration and re-lists every
+///   subscription at once, retrying what fails;
+/// - while the backend says it is disconnected, snapshots keep their URLs and are marked
+///   `connected = false` (empty protection);
+/// - `close` unregisters dynamic registrations and ends subscriptions.
+pub struct FailbackRegistry<B: Backend> {
+    shared: Arc<Shared<B>>,
+}
+
+struct Shared<B> {
+    backend: B,
+    catalog: Arc<Catalog>,
+    config: FailbackConfig,
+    book: Mutex<Book>,
+    closed: AtomicBool,
+}
+
+#[derive(Default)]
+struct Book {
+    registered: HashMap<Url, Option<AbortHandle>>,
+    subscriptions: HashMap<SubscriptionId, (Url, Option<AbortHandle>)>,
+    unregistering: HashMap<Url, AbortHandle>,
+}
+
+#[derive(Clone)]
+enum Op {
+    Register(Url),
+    Unregister(Url),
+    Subscribe(SubscriptionId, Url),
+}
+
+trait Recover: Send + Sync {
+    fn recover(self: Arc<Self>);
+}
+
+struct SubscriptionGuard<B: Backend> {
+    shared: Arc<Shared<B>>,
+    id: SubscriptionId,
+}
+
+impl Context {
+    /// The catalog this backend feeds.
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    /// Reports whether the backend is connected to its registry.
+    pub fn set_connected(&self, connected: bool) {
+        self.catalog.set_connected(connected);
+    }
+
+    /// Asks for every registration to be written again and every subscription to be
+    /// re-listed, now, with retries for what fails. Call it after a new session.
+    pub fn recover(&self) {
+        if let Some(owner) = self.owner.get().and_then(Weak::upgrade) {
+            owner.recover();
+        }
+    }
+
+    fn detached() -> (Context, Arc<OnceLock<Weak<dyn Recover>>>) {
+        let owner = Arc::new(OnceLock::new());
+        let ctx = Context {
+            catalog: Arc::new(Catalog::new()),
+            owner: owner.clone(),
+        };
+        (ctx, owner)
+    }
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context").finish_non_exhaustive()
+    }
+}
+
+impl Default for FailbackConfig {
+    fn default() -> FailbackConfig {
+        FailbackConfig {
+            check: true,
+            retry_min: Duration::from_millis(200),
+            retry_max: Duration::from_secs(30),
+        }
+    }
+}
+
+impl FailbackConfig {
+    /// Reads `check`, `retry.period` and `retry.max.period` from a registry URL.
+    pub fn from_url(registry: &Url) -> Result<FailbackConfig> {
+        let default = FailbackConfig::default();
+        let config = FailbackConfig {
+            check: registry.param_bool("check", default.check)?,
+            retry_min: registry.param_duration("retry.period", default.retry_min)?,
+            retry_max: registry.param_duration("retry.max.period", default.retry_max)?,
+        };
+        if config.retry_min.is_zero() || config.retry_max < config.retry_min {
+            return Err(Error::invalid(
+                "registry url",
+                registry,
+                "retry.period must be > 0 and no larger than retry.max.period",
+            ));
+        }
+        Ok(config)
+    }
+}
+
+impl<B: Backend> FailbackRegistry<B> {
+    /// Builds the backend with its [`Context`] and wraps it.
+    pub fn new(
+        config: FailbackConfig,
+        make_backend: impl FnOnce(Context) -> B,
+    ) -> FailbackRegistry<B> {
+        let (ctx, owner) = Context::detached();
+        let backend = make_backend(ctx.clone());
+        FailbackRegistry::attach(config, ctx, owner, backend)
+    }
+
+    /// Like [`FailbackRegistry::new`] for a backend whose construction can fail.
+    pub fn try_new(
+        config: FailbackConfig,
+        make_backend: impl FnOnce(Context) -> Result<B>,
+    ) -> Result<FailbackRegistry<B>> {
+        let (ctx, owner) = Context::detached();
+        let backend = make_backend(ctx.clone())?;
+        Ok(FailbackRegistry::attach(config, ctx, owner, backend))
+    }
+
+    /// Like [`FailbackRegistry::try_new`] for a backend that connects asynchronously.
+    pub async fn connect<F>(
+        config: FailbackConfig,
+        make_backend: impl FnOnce(Context) -> F,
+    ) -> Result<FailbackRegistry<B>>
+    where
+        F: Future<Output = Result<B>>,
+    {
+        let (ctx, owner) = Context::detached();
+        let backend = make_backend(ctx.clone()).await?;
+        Ok(FailbackRegistry::attach(config, ctx, owner, backend))
+    }
+
+    fn attach(
+        config: FailbackConfig,
+        ctx: Context,
+        owner: Arc<OnceLock<Weak<dyn Recover>>>,
+        backend: B,
+    ) -> FailbackRegistry<B> {
+        let shared = Arc::new(Shared {
+            backend,
+            catalog: ctx.catalog,
+            config,
+            book: Mutex::new(Book::default()),
+            closed: AtomicBool::new(false),
+        });
+        let weak: Weak<Shared<B>> = Arc::downgrade(&shared);
+        let weak: Weak<dyn Recover> = weak;
+        // Set exactly once, here; the backend cannot have asked to recover before it existed.
+        let _ = owner.set(weak);
+        FailbackRegistry { shared }
+    }
+
+    /// The wrapped backend.
+    pub fn backend(&self) -> &B {
+        &self.shared.backend
+    }
+
+    /// The catalog the backend feeds.
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.shared.catalog
+    }
+
+    /// The URLs registered through this handle.
+    pub fn registered(&self) -> Vec<Url> {
+        self.shared.book().registered.keys().cloned().collect()
+    }
+}
+
+impl<B: Backend> Shared<B> {
+    fn book(&self) -> MutexGuard<'_, Book> {
+        self.book
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn ensure_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn check(&self, url: &Url) -> Result<bool> {
+        Ok(self.config.check && url.param_bool("check", true)?)
+    }
+
+    async fn attempt(&self, op: &Op) -> Result<()> {
+        match op {
+            Op::Register(url) => self.backend.register(url).await,
+            Op::Unregister(url) => self.backend.unregister(url).await,
+            Op::Subscribe(id, query) => {
+                self.backend.subscribe(query).await?;
+                self.catalog.mark_listed(*id, true);
+                Ok(())
+            }
+        }
+    }
+
+    /// Retries `op` in the background until it succeeds, the registry closes, or the task is
+    /// aborted. `immediate` makes the first attempt now instead of after the first delay.
+    fn spawn_retry(self: &Arc<Self>, op: Op, immediate: bool) -> Option<AbortHandle> {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let weak = Arc::downgrade(self);
+        let mut delays = ExponentialBuilder::default()
+            .with_min_delay(self.config.retry_min)
+            .with_max_delay(self.config.retry_max)
+            .with_factor(2.0)
+            .with_jitter()
+            .without_max_times()
+            .build();
+        let max = self.config.retry_max;
+        let task = runtime.spawn(async move {
+            let mut first = true;
+            for attempt in 1u64.. {
+                if !(first && immediate) {
+                    tokio::time::sleep(delays.next().unwrap_or(max)).await;
+                }
+                first = false;
+                let Some(shared) = weak.upgrade() else { return };
+                if shared.closed.load(Ordering::Acquire) {
+                    return;
+                }
+                let backend = shared.backend.name();
+                match shared.attempt(&op).await {
+                    Ok(()) => {
+                        info!(backend, op = %op, attempt, "retry succeeded");
+                        return;
+                    }
+                    Err(error) => {
+                        warn!(backend, op = %op, attempt, %error, "retry failed, will try again")
+                    }
+                }
+            }
+        });
+        Some(task.abort_handle())
+    }
+
+    fn unsubscribe(self: &Arc<Self>, id: SubscriptionId) {
+        self.catalog.unsubscribe(id);
+        let mut book = self.book();
+        let Some((query, retry)) = book.subscriptions.remove(&id) else {
+            return;
+        };
+        if let Some(retry) = retry {
+            retry.abort();
+        }
+        let still_wanted = book.subscriptions.values().any(|(q, _)| *q == query);
+        drop(book);
+        if still_wanted || self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let shared = self.clone();
+        runtime.spawn(async move {
+            if let Err(error) = shared.backend.unsubscribe(&query).await {
+                warn!(backend = shared.backend.name(), %query, %error, "unsubscribe failed");
+            }
+        });
+    }
+}
+
+impl<B: Backend> Recover for Shared<B> {
+    fn recover(self: Arc<Self>) {
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        info!(
+            backend = self.backend.name(),
+            "recovering: restoring registrations and re-listing subscriptions"
+        );
+        self.catalog.mark_all_unlisted();
+        let mut book = self.book();
+        let registered: Vec<Url> = book.registered.keys().cloned().collect();
+        for url in registered {
+            let handle = self.spawn_retry(Op::Register(url.clone()), true);
+            if let Some(Some(old)) = book.registered.insert(url, handle) {
+                old.abort();
+            }
+        }
+        let subscriptions: Vec<(SubscriptionId, Url)> = book
+            .subscriptions
+            .iter()
+            .map(|(id, (q, _))| (*id, q.clone()))
+            .collect();
+        for (id, query) in subscriptions {
+            let handle = self.spawn_retry(Op::Subscribe(id, query.clone()), true);
+            if let Some((_, Some(old))) = book.subscriptions.insert(id, (query, handle)) {
+                old.abort();
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl<B: Backend> Registry for FailbackRegistry<B> {
+    async fn register(&self, url: &Url) -> Result<()> {
+        let shared = &self.shared;
+        shared.ensure_open()?;
+        validate_registration(url)?;
+        let check = shared.check(url)?;
+        let backend = shared.backend.name();
+        {
+            let mut book = shared.book();
+            if let Some(pending) = book.unregistering.remove(url) {
+                pending.abort();
+            }
+            if let Some(Some(pending)) = book.registered.insert(url.clone(), None) {
+                pending.abort();
+            }
+        }
+        match shared.backend.register(url).await {
+            Ok(()) => {
+                debug!(backend, %url, "registered");
+                Ok(())
+            }
+            Err(error) if check => {
+                shared.book().registered.remove(url);
+                Err(error)
+            }
+            Err(error) => {
+                warn!(backend, %url, %error, "register failed; retrying in the background (check=false)");
+                let handle = shared.spawn_retry(Op::Register(url.clone()), false);
+                if let Some(slot) = shared.book().registered.get_mut(url) {
+                    *slot = handle;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn unregister(&self, url: &Url) -> Result<()> {
+        let shared = &self.shared;
+        shared.ensure_open()?;
+        url.validate()?;
+        if let Some(Some(pending)) = shared.book().registered.remove(url) {
+            pending.abort();
+        }
+        let backend = shared.backend.name();
+        match shared.backend.unregister(url).await {
+            Ok(()) => {
+                debug!(backend, %url, "unregistered");
+                Ok(())
+            }
+            Err(error) if shared.check(url)? => Err(error),
+            Err(error) => {
+                warn!(backend, %url, %error, "unregister failed; retrying in the background (check=false)");
+                if let Some(handle) = shared.spawn_retry(Op::Unregister(url.clone()), false) {
+                    shared.book().unregistering.insert(url.clone(), handle);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn subscribe(&self, query: &Url) -> Result<Subscription> {
+        let shared = &self.shared;
+        shared.ensure_open()?;
+        validate_query(query)?;
+        let check = shared.check(query)?;
+        let backend = shared.backend.name();
+        let (id, rx) = shared.catalog.subscribe(query.clone());
+        shared
+            .book()
+            .subscriptions
+            .insert(id, (query.clone(), None));
+        let guard = Arc::new(SubscriptionGuard {
+            shared: shared.clone(),
+            id,
+        });
+        match shared.backend.subscribe(query).await {
+            Ok(()) => {
+                shared.catalog.mark_listed(id, true);
+                debug!(backend, %query, "subscribed");
+            }
+            Err(error) if check => return Err(error),
+            Err(error) => {
+                warn!(backend, %query, %error, "subscribe failed; retrying in the background (check=false)");
+                let handle = shared.spawn_retry(Op::Subscribe(id, query.clone()), false);
+                if let Some(slot) = shared.book().subscriptions.get_mut(&id) {
+                    slot.1 = handle;
+                }
+            }
+        }
+        Ok(Subscription::new(query.clone(), rx, guard))
+    }
+
+    async fn lookup(&self, query: &Url) -> Result<Vec<Url>> {
+        let shared = &self.shared;
+        shared.ensure_open()?;
+        validate_query(query)?;
+        let mut urls: Vec<Url> = shared
+            .backend
+            .lookup(query)
+            .await?
+            .into_iter()
+            .filter(|url| !url.is_empty_protocol() && is_match(query, url))
+            .collect();
+        urls.sort_by_cached_key(Url::to_full_string);
+        urls.dedup();
+        Ok(urls)
+    }
+
+    async fn close(&self) -> Result<()> {
+        let shared = &self.shared;
+        if shared.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let backend = shared.backend.name();
+        let registered: Vec<Url> = {
+            let mut book = shared.book();
+            book.abort_all();
+            book.subscriptions.clear();
+            book.registered.drain().map(|(url, _)| url).collect()
+        };
+        let mut first_error = None;
+        for url in registered {
+            if !url.param_bool("dynamic", true).unwrap_or(true) {
+                continue;
+            }
+            if let Err(error) = shared.backend.unregister(&url).await {
+                warn!(backend, %url, %error, "unregister on close failed");
+                first_error.get_or_insert(error);
+            }
+        }
+        shared.catalog.close();
+        shared.backend.close().await?;
+        info!(backend, "registry closed");
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl<B: Backend> fmt::Debug for FailbackRegistry<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FailbackRegistry")
+            .field("backend", &self.shared.backend.name())
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Backend> Drop for SubscriptionGuard<B> {
+    fn drop(&mut self) {
+        self.shared.unsubscribe(self.id);
+    }
+}
+
+impl Book {
+    fn abort_all(&mut self) {
+        let handles = self
+            .registered
+            .values_mut()
+            .chain(self.subscriptions.values_mut().map(|(_, h)| h))
+            .filter_map(Option::take)
+            .chain(self.unregistering.drain().map(|(_, h)| h));
+        for handle in handles.collect::<Vec<_>>() {
+            handle.abort();
+        }
+    }
+}
+
+impl Drop for Book {
+    fn drop(&mut self) {
+        self.abort_all();
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Op::Register(url) => write!(f, "register {url}"),
+            Op::Unregister(url) => write!(f, "unregister {url}"),
+            Op::Subscribe(_, query) => write!(f, "subscribe {query}"),
+        }
+    }
+}
+
+/// Checks that `url` can be registered: it reads back unchanged, has a protocol and a host,
+/// names one service, and is not an `empty://` marker.
+pub fn validate_registration(url: &Url) -> Result<()> {
+    url.validate()?;
+    let reason = if url.protocol().is_empty() {
+        "a registration needs a protocol"
+    } else if url.is_empty_protocol() {
+        "empty:// is a marker for an empty category, not a registration"
+    } else if url.host().is_empty() {
+        "a registration needs a host"
+    } else if url.service_interface().is_empty() {
+        "a registration needs a service interface (the path or the interface parameter)"
+    } else if url.service_interface() == dubbo_url::ANY_VALUE {
+        "a registration cannot be for interface *"
+    } else {
+        return Ok(());
+    };
+    Err(Error::invalid("registration", url, reason))
+}
+
+/// Checks that `query` can be subscribed to: it reads back unchanged and names a service
+/// interface (or `*`).
+pub fn validate_query(query: &Url) -> Result<()> {
+    query.validate()?;
+    if query.service_interface().is_empty() {
+        return Err(Error::invalid(
+            "subscription",
+            query,
+            "a subscription needs a service interface (the path or the interface parameter), or *",
+        ));
+    }
+    if query.is_empty_protocol() {
+        return Err(Error::invalid(
+            "subscription",
+            query,
+            "empty:// cannot be subscribed to",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::sync::atomic::AtomicUsize;
+
+    use tokio::sync::watch;
+
+    use super::*;
+    use crate::snapshot::Snapshot;
+
+    /// A backend whose store lives in memory and whose next `failures` calls fail.
+    struct Flaky {
+        ctx: Context,
+        store: watch::Sender<HashSet<Url>>,
+        failures: AtomicUsize,
+    }
+
+    impl Flaky {
+        fn fail(&self) -> Result<()> {
+            let left = self.failures.load(Ordering::SeqCst);
+            if left > 0 {
+                self.failures.store(left - 1, Ordering::SeqCst);
+                return Err(Error::NotConnected {
+                    backend: "flaky",
+                    detail: "injected failure".into(),
+                });
+            }
+            Ok(())
+        }
+    }
+
+    #[async_trait]
+    impl Backend for Flaky {
+        fn name(&self) -> &'static str {
+            "flaky"
+        }
+        async fn register(&self, url: &Url) -> Result<()> {
+            self.fail()?;
+            self.store.send_modify(|s| {
+                s.replace(url.clone());
+            });
+            self.ctx.catalog().insert("all", url.clone());
+            Ok(())
+        }
+        async fn unregister(&self, url: &Url) -> Result<()> {
+            self.fail()?;
+            self.store.send_modify(|s| {
+                s.remove(url);
+            });
+            self.ctx.catalog().remove("all", url);
+            Ok(())
+        }
+        async fn subscribe(&self, _query: &Url) -> Result<()> {
+            self.fail()?;
+            self.ctx
+                .catalog()
+                .replace("all", self.store.borrow().iter().cloned());
+            Ok(())
+        }
+        async fn unsubscribe(&self, _query: &Url) -> Result<()> {
+            Ok(())
+        }
+        async fn lookup(&self, _query: &Url) -> Result<Vec<Url>> {
+            self.fail()?;
+            Ok(self.store.borrow().iter().cloned().collect())
+        }
+        async fn close(&self) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    fn registry(check: bool) -> (FailbackRegistry<Flaky>, watch::Receiver<HashSet<Url>>) {
+        let (tx, rx) = watch::channel(HashSet::new());
+        let config = FailbackConfig {
+            check,
+            ..FailbackConfig::default()
+        };
+        let registry = FailbackRegistry::new(config, |ctx| Flaky {
+            ctx,
+            store: tx,
+            failures: AtomicUsize::new(0),
+        });
+        (registry, rx)
+    }
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
+    const LONG: Duration = Duration::from_secs(3600);
+
+    #[tokio::test(start_paused = true)]
+    async fn check_true_returns_the_failure_and_books_nothing() {
+        let (registry, store) = registry(true);
+        registry.backend().failures.store(1, Ordering::SeqCst);
+        let provider = url("dubbo://h:1/a.B");
+        let err = registry.register(&provider).await.unwrap_err();
+        assert!(matches!(err, Error::NotConnected { .. }), "{err}");
+        assert!(registry.registered().is_empty());
+        assert!(store.borrow().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn check_false_retries_in_the_background_until_it_succeeds() {
+        let (registry, mut store) = registry(true);
+        registry.backend().failures.store(5, Ordering::SeqCst);
+        let provider = url("dubbo://h:1/a.B?check=false");
+        registry.register(&provider).await.unwrap();
+        assert!(store.borrow().is_empty());
+        let stored = tokio::time::timeout(LONG, store.wait_for(|s| s.contains(&provider)))
+            .await
+            .expect("the retry task registers the URL");
+        assert!(stored.is_ok());
+        assert_eq!(registry.backend().failures.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn registry_wide_check_false_applies_to_every_url() {
+        let (registry, mut store) = registry(false);
+        registry.backend().failures.store(2, Ordering::SeqCst);
+        let provider = url("dubbo://h:1/a.B");
+        registry.register(&provider).await.unwrap();
+        let _ = tokio::time::timeout(LONG, store.wait_for(|s| s.contains(&provider)))
+            .await
+            .expect("retried");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unregister_cancels_a_pending_retry() {
+        let (registry, store) = registry(false);
+        registry.backend().failures.store(1, Ordering::SeqCst);
+        let provider = url("dubbo://h:1/a.B");
+        registry.register(&provider).await.unwrap();
+        registry.unregister(&provider).await.unwrap();
+        // Let every retry delay pass: the cancelled retry must not bring the URL back.
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        assert!(store.borrow().is_empty());
+        assert!(registry.registered().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn recover_restores_registrations_and_relists_with_empty_protection() {
+        let (registry, mut store) = registry(true);
+        let provider = url("dubbo://h:1/a.B");
+        registry.register(&provider).await.unwrap();
+        let mut sub = registry.subscribe(&url("consumer://c/a.B")).await.unwrap();
+        assert!(sub.snapshot().is_connected());
+        assert_eq!(sub.snapshot().providers(), std::slice::from_ref(&provider));
+
+        // The session dies: the server forgets the registration, the backend says so.
+        registry.backend().store.send_modify(HashSet::clear);
+        registry.catalog().set_connected(false);
+        let snapshot = sub.snapshot();
+        assert!(!snapshot.is_connected());
+        assert_eq!(
+            snapshot.providers(),
+            std::slice::from_ref(&provider),
+            "never emptied while disconnected"
+        );
+
+        // A new session: one failure on the way, then everything is back.
+        registry.backend().failures.store(1, Ordering::SeqCst);
+        registry.catalog().set_connected(true);
+        registry.backend().ctx.recover();
+        let _ = tokio::time::timeout(LONG, store.wait_for(|s| s.contains(&provider)))
+            .await
+            .expect("re-registered");
+        let snapshot = sub
+            .wait_for(|s| s.is_connected() && s.providers().len() == 1, LONG)
+            .await
+            .unwrap();
+        assert_eq!(snapshot.providers(), [provider]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn subscribe_with_check_false_returns_and_lists_later() {
+        let (registry, _store) = registry(true);
+        let provider = url("dubbo://h:1/a.B");
+        registry.register(&provider).await.unwrap();
+        registry.backend().failures.store(3, Ordering::SeqCst);
+        let mut sub = registry
+            .subscribe(&url("consumer://c/a.B?check=false"))
+            .await
+            .unwrap();
+        assert!(!sub.snapshot().is_connected());
+        let snapshot = sub.wait_for(Snapshot::is_connected, LONG).await.unwrap();
+        assert_eq!(snapshot.providers(), [provider]);
+
+        registry.backend().failures.store(1, Ordering::SeqCst);
+        let err = registry
+            .subscribe(&url("consumer://c/a.B"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::NotConnected { .. }));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn close_unregisters_dynamic_only_and_refuses_more_work() {
+        let (registry, store) = registry(true);
+        let dynamic = url("dubbo://h:1/a.B");
+        let persistent = url("dubbo://h:2/a.B?dynamic=false");
+        registry.register(&dynamic).await.unwrap();
+        registry.register(&persistent).await.unwrap();
+        let mut sub = registry.subscribe(&url("consumer://c/a.B")).await.unwrap();
+        registry.close().await.unwrap();
+        assert_eq!(*store.borrow(), HashSet::from([persistent]));
+        // The subscriber may first see the dynamic URL go; then the subscription ends.
+        let ended = loop {
+            match sub.changed().await {
+                Ok(snapshot) => assert!(!snapshot.contains(&dynamic)),
+                Err(error) => break error,
+            }
+        };
+        assert!(matches!(ended, Error::Closed));
+        assert!(matches!(
+            registry.register(&dynamic).await,
+            Err(Error::Closed)
+        ));
+        registry.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn invalid_input_is_refused_before_the_backend_sees_it() {
+        let (registry, store) = registry(true);
+        for bad in [
+            "empty://h/a.B",
+            "dubbo://h:1",
+            "dubbo:///a.B",
+            "dubbo://h:1/*",
+        ] {
+            let err = registry.register(&url(bad)).await.unwrap_err();
+            assert!(matches!(err, Error::InvalidInput { .. }), "{bad}: {err}");
+            assert!(err.to_string().contains(bad), "{err} should quote {bad}");
+        }
+        let unrepresentable = url("dubbo://h:1/a.B").with_param("k", "a&b");
+        assert!(matches!(
+            registry.register(&unrepresentable).await,
+            Err(Error::Url(_))
+        ));
+        assert!(registry.subscribe(&url("consumer://c")).await.is_err());
+        assert!(store.borrow().is_empty());
+    }
+
+    #[test]
+    fn config_from_url() {
+        let config = FailbackConfig::from_url(&url(
+            "x://h?check=false&retry.period=50&retry.max.period=2s",
+        ))
+        .unwrap();
+        assert!(!config.check);
+        assert_eq!(config.retry_min, Duration::from_millis(50));
+        assert_eq!(config.retry_max, Duration::from_secs(2));
+        assert!(FailbackConfig::from_url(&url("x://h?retry.period=0")).is_err());
+        assert!(FailbackConfig::from_url(&url("x://h?check=maybe")).is_err());
+    }
+}

@@ -1,0 +1,226 @@
+//! [`Subscription`]: the latest state of a query, never a lossy queue.
+
+use std::collections::{HashSet, VecDeque};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dubbo_url::Url;
+use futures_util::Stream;
+use tokio::sync::watch;
+
+use crate::error::{Error, Result};
+use crate::snapshot::{Change, Snapshot};
+
+/// A live view of what a query selects.
+///
+/// It holds the newest [`Snapshot`] only: bursts of changes coalesce, a slow reader always gets
+/// the latest state, and nothing is lost because nothing is queued. [`Subscription::changes`]
+/// derives a stream of inserts and removals by diffing snapshots.
+///
+/// Clones share the subscription; when the last clone is dropped the registry stops
+/// updating it.
+#[derive(Clone)]
+pub struct Subscription {
+    query: Url,
+    rx: watch::Receiver<Arc<Snapshot>>,
+    _guard: Arc<dyn Send + Sync>,
+}
+
+impl Subscription {
+    /// Wraps a snapshot channel. `guard` is dropped with the last clone; backends use it to
+    /// unsubscribe.
+    pub fn new(
+        query: Url,
+        rx: watch::Receiver<Arc<Snapshot>>,
+        guard: Arc<dyn Send + Sync>,
+    ) -> Subscription {
+        Subscription {
+            query,
+            rx,
+            _guard: guard,
+        }
+    }
+
+    /// A subscription whose content never changes, e.g. for a fixed list of providers.
+    pub fn fixed(query: Url, urls: impl IntoIterator<Item = Url>) -> Subscription {
+        let (tx, rx) = watch::channel(Arc::new(Snapshot::build(1, true, urls)));
+        // Keep the sender alive as long as the subscription so `changed` waits instead of failing.
+        Subscription::new(query, rx, Arc::new(tx))
+    }
+
+    /// The query this subscription watches.
+    pub fn query(&self) -> &Url {
+        &self.query
+    }
+
+    /// The newest snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.rx.borrow().clone()
+    }
+
+    /// A receiver of the underlying channel, for `tokio::select!` and friends. It reports the
+    /// channel closed once the subscription ended.
+    pub fn watch(&self) -> watch::Receiver<Arc<Snapshot>> {
+        self.rx.clone()
+    }
+
+    /// Waits for a snapshot newer than the last one this handle returned, and returns it.
+    ///
+    /// Fails with [`Error::Closed`] once the registry is closed.
+    pub async fn changed(&mut self) -> Result<Arc<Snapshot>> {
+        self.rx.changed().await.map_err(|_| Error::Closed)?;
+        Ok(self.rx.borrow_and_update().clone())
+    }
+
+    /// Waits until a snapshot satisfies `predicate`, for at most `deadline`.
+    ///
+    /// ```
+    /// # async fn demo(mut sub: srpc_registry::Subscription) -> srpc_registry::Result<()> {
+    /// use std::time::Duration;
+    /// let snapshot = sub.wait_for(|s| s.providers().len() >= 2, Duration::from_secs(5)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn wait_for(
+        &mut self,
+        mut predicate: impl FnMut(&Snapshot) -> bool,
+        deadline: Duration,
+    ) -> Result<Arc<Snapshot>> {
+        let wait = self.rx.wait_for(|snapshot| predicate(snapshot));
+        // Turn the borrowed snapshot into an owned Arc before the borrow of `self.rx` ends.
+        let outcome = tokio::time::timeout(deadline, wait)
+            .await
+            .map(|found| found.map(|snapshot| snapshot.clone()));
+        match outcome {
+            Ok(Ok(snapshot)) => Ok(snapshot),
+            Ok(Err(_)) => Err(Error::Closed),
+            Err(_) => Err(Error::Timeout {
+                backend: "subscription",
+                doing: format!(
+                    "waiting for a snapshot of {} (last: {:?})",
+                    self.query,
+                    self.snapshot()
+                ),
+                after: deadline,
+            }),
+        }
+    }
+
+    /// The changes of this subscription as a stream: first an [`Change::Insert`] for every URL
+    /// already present, then inserts and removals as snapshots change. The stream ends when
+    /// the subscription is closed. It keeps the subscription alive.
+    pub fn changes(self) -> impl Stream<Item = Change> + Send + 'static {
+        struct State {
+            sub: Subscription,
+            seen: HashSet<Url>,
+            pending: VecDeque<Change>,
+            first: bool,
+        }
+        let state = State {
+            sub: self,
+            seen: HashSet::new(),
+            pending: VecDeque::new(),
+            first: true,
+        };
+        futures_util::stream::unfold(state, |mut state| async move {
+            loop {
+                if let Some(change) = state.pending.pop_front() {
+                    return Some((change, state));
+                }
+                let snapshot = if state.first {
+                    state.first = false;
+                    state.sub.rx.borrow_and_update().clone()
+                } else {
+                    state.sub.changed().await.ok()?
+                };
+                let now: HashSet<Url> = snapshot.urls().cloned().collect();
+                let mut removed: Vec<&Url> = state.seen.difference(&now).collect();
+                let mut inserted: Vec<&Url> = now.difference(&state.seen).collect();
+                removed.sort_by_cached_key(|u| u.to_full_string());
+                inserted.sort_by_cached_key(|u| u.to_full_string());
+                let removed: Vec<Change> =
+                    removed.into_iter().cloned().map(Change::Remove).collect();
+                let inserted: Vec<Change> =
+                    inserted.into_iter().cloned().map(Change::Insert).collect();
+                state.pending.extend(removed);
+                state.pending.extend(inserted);
+                state.seen = now;
+            }
+        })
+    }
+}
+
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription")
+            .field("query", &self.query)
+            .field("snapshot", &self.rx.borrow())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::StreamExt;
+
+    use super::*;
+    use crate::catalog::Catalog;
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
+    #[tokio::test]
+    async fn changes_are_derived_by_diffing() {
+        let catalog = Arc::new(Catalog::new());
+        catalog.insert("s", url("dubbo://h:1/a.B"));
+        let (_, rx) = catalog.subscribe(url("consumer://c/a.B"));
+        let sub = Subscription::new(url("consumer://c/a.B"), rx, catalog.clone());
+        let mut changes = Box::pin(sub.changes());
+        assert_eq!(
+            changes.next().await,
+            Some(Change::Insert(url("dubbo://h:1/a.B")))
+        );
+        catalog.replace("s", [url("dubbo://h:2/a.B")]);
+        assert_eq!(
+            changes.next().await,
+            Some(Change::Remove(url("dubbo://h:1/a.B")))
+        );
+        assert_eq!(
+            changes.next().await,
+            Some(Change::Insert(url("dubbo://h:2/a.B")))
+        );
+        catalog.close();
+        assert_eq!(changes.next().await, None);
+    }
+
+    #[tokio::test]
+    async fn a_slow_reader_gets_the_latest_state() {
+        let catalog = Arc::new(Catalog::new());
+        let (_, rx) = catalog.subscribe(url("consumer://c/a.B"));
+        let mut sub = Subscription::new(url("consumer://c/a.B"), rx, catalog.clone());
+        for port in 1..=100 {
+            catalog.insert("s", url(&format!("dubbo://h:{port}/a.B")));
+        }
+        let snapshot = sub.changed().await.unwrap();
+        assert_eq!(snapshot.len(), 100, "one wake-up carries the whole burst");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn wait_for_times_out_with_the_last_state() {
+        let sub = Subscription::fixed(url("consumer://c/a.B"), [url("dubbo://h:1/a.B")]);
+        let err = sub
+            .clone()
+            .wait_for(|s| s.len() == 2, Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Timeout { .. }), "{err}");
+        assert!(err.to_string().contains("a.B"), "{err}");
+        let ok = sub
+            .clone()
+            .wait_for(|s| s.len() == 1, Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert_eq!(ok.len(), 1);
+    }
+}
