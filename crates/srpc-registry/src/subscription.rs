@@ -62,7 +62,9 @@ impl Subscription {
     /// A receiver of the underlying channel, for `tokio::select!` and friends. It reports the
     /// channel closed once the subscription ended.
     pub fn watch(&self) -> watch::Receiver<Arc<Snapshot>> {
-        self.rx.clone()
+        let mut rx = self.rx.clone();
+        rx.mark_unchanged();
+        rx
     }
 
     /// Waits for a snapshot newer than the last one this handle returned, and returns it.

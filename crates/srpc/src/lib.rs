@@ -1,0 +1,33 @@
+//! srpc: service registration, service discovery and client-side load balancing that speaks
+//! the formats Java Dubbo and rpcx already write.
+//!
+//! This facade re-exports the pieces and picks a registry backend from a URL:
+//!
+//! ```
+//! use std::time::Duration;
+//! use srpc::registry::{self, Url};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> srpc::registry::Result<()> {
+//! let registry = registry::connect("inprocess://facade-doc").await?;
+//! let provider: Url = "dubbo://127.0.0.1:20880/com.acme.Echo?weight=10".parse()?;
+//! registry.register(&provider).await?;
+//!
+//! let mut sub = registry.subscribe(&"consumer://127.0.0.1/com.acme.Echo".parse()?).await?;
+//! let snapshot = sub.wait_for(|s| !s.providers().is_empty(), Duration::from_secs(1)).await?;
+//! assert_eq!(snapshot.providers()[0].param("weight"), Some("10"));
+//! registry.close().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Feature flags
+//!
+//! One feature per registry backend; a scheme whose feature is off gives
+//! [`registry::Error::Unsupported`], never a panic.
+//!
+//! - `inprocess` (default): `inprocess://<hub-name>`, the in-memory registry.
+
+/// The Dubbo URL model ([`dubbo_url`]).
+pub use dubbo_url as url;
+
+pub mod registry;

@@ -1,0 +1,116 @@
+//! Registries: the [`Registry`] trait and [`connect`], which picks a backend by URL scheme.
+
+use std::sync::Arc;
+
+pub use srpc_registry::*;
+
+/// A backend scheme, the cargo feature that enables it, and whether this build has it.
+struct Scheme {
+    name: &'static str,
+    feature: &'static str,
+    enabled: bool,
+}
+
+/// Every scheme this version of srpc has a backend for.
+const SCHEMES: &[Scheme] = &[Scheme {
+    name: "inprocess",
+    feature: "inprocess",
+    enabled: cfg!(feature = "inprocess"),
+}];
+
+/// The registry schemes this build can [`connect`] to.
+pub fn enabled_schemes() -> impl Iterator<Item = &'static str> {
+    SCHEMES.iter().filter(|s| s.enabled).map(|s| s.name)
+}
+
+/// Opens a registry from its URL, e.g. `inprocess://my-hub`.
+///
+/// The scheme picks the backend; the parameters configure it (see each backend's page in
+/// `docs/`). Common parameters: `check` (default `true`: fail instead of retrying in the
+/// background), `retry.period` and `retry.max.period` (backoff of background retries).
+///
+/// An unknown scheme, or one whose cargo feature is off, gives [`Error::Unsupported`].
+pub async fn connect(registry_url: &str) -> Result<Arc<dyn Registry>> {
+    let url = Url::parse(registry_url)?;
+    connect_url(&url).await
+}
+
+/// [`connect`] for an already parsed URL.
+pub async fn connect_url(url: &Url) -> Result<Arc<dyn Registry>> {
+    let scheme = url.protocol();
+    match SCHEMES.iter().find(|s| s.name == scheme) {
+        Some(s) if s.enabled => open(url),
+        Some(s) => Err(Error::Unsupported {
+            scheme: scheme.to_owned(),
+            feature: Some(s.feature),
+        }),
+        None => Err(Error::Unsupported {
+            scheme: scheme.to_owned(),
+            feature: None,
+        }),
+    }
+}
+
+fn open(url: &Url) -> Result<Arc<dyn Registry>> {
+    match url.protocol() {
+        #[cfg(feature = "inprocess")]
+        "inprocess" => Ok(Arc::new(srpc_registry_inprocess::connect(url)?)),
+        scheme => Err(Error::Unsupported {
+            scheme: scheme.to_owned(),
+            feature: None,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn unknown_scheme_is_unsupported_not_a_panic() {
+        let err = connect("gopher://h:1").await.err().expect("unsupported");
+        assert!(
+            matches!(&err, Error::Unsupported { scheme, feature: None } if scheme == "gopher"),
+            "{err}"
+        );
+        assert_eq!(err.to_string(), "unsupported registry scheme \"gopher\"");
+    }
+
+    #[tokio::test]
+    async fn bad_url_is_an_error() {
+        assert!(matches!(connect("").await, Err(Error::Url(_))));
+        assert!(matches!(
+            connect("inprocess://[::1").await,
+            Err(Error::Url(_))
+        ));
+    }
+
+    #[cfg(feature = "inprocess")]
+    #[tokio::test]
+    async fn inprocess_is_enabled_by_default() {
+        assert!(enabled_schemes().any(|s| s == "inprocess"));
+        assert!(connect("inprocess://facade-test").await.is_ok());
+        assert!(matches!(
+            connect("inprocess:///").await,
+            Err(Error::InvalidInput { .. })
+        ));
+    }
+
+    #[cfg(not(feature = "inprocess"))]
+    #[tokio::test]
+    async fn disabled_inprocess_names_its_feature() {
+        let err = connect("inprocess://x").await.err().expect("unsupported");
+        assert!(matches!(
+            err,
+            Error::Unsupported {
+                feature: Some("inprocess"),
+                ..
+            }
+        ));
+        assert!(
+            err.to_string()
+                .contains("enable cargo feature \"inprocess\""),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,508 @@
+//! The contract tests of the `Registry` trait (`shared/DESIGN.md`, "The Registry contract").
+//!
+//! Every test gets a fresh pair of handles from the factory: a provider side and a consumer
+//! side that share one registry but nothing else. Tests never sleep: they wait on the
+//! subscription for the expected state, with the factory's deadline. To show that something
+//! was *not* delivered, a test registers a matching "barrier" URL after it and waits for the
+//! barrier: backends deliver one writer's changes in order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::future::join_all;
+use srpc::url::is_match;
+use srpc_registry::{Error, Registry, Snapshot, Subscription, Url};
+
+/// Makes registry handles for the suite.
+#[async_trait]
+pub trait Factory: Send + Sync {
+    /// Two independent handles on one registry (a fresh namespace for this test where the
+    /// backend has namespaces): the provider side and the consumer side.
+    async fn pair(&self) -> (Arc<dyn Registry>, Arc<dyn Registry>);
+
+    /// How long a change may take to reach the other handle.
+    fn deadline(&self) -> Duration {
+        Duration::from_secs(10)
+    }
+
+    /// The longest full URL this backend accepts (the multicast wire limits datagrams).
+    fn max_url_len(&self) -> usize {
+        usize::MAX
+    }
+}
+
+fn url(s: &str) -> Url {
+    Url::parse(s).unwrap_or_else(|e| panic!("test url {s:?}: {e}"))
+}
+
+/// A provider URL of `iface` on `port`, with extra parameters `extra` (`k=v&…`).
+fn provider(iface: &str, port: u16, extra: &str) -> Url {
+    let sep = if extra.is_empty() { "" } else { "&" };
+    url(&format!(
+        "dubbo://127.0.0.1:{port}/{iface}?interface={iface}&side=provider{sep}{extra}"
+    ))
+}
+
+/// A subscription query for `iface`, with extra parameters.
+fn query(iface: &str, extra: &str) -> Url {
+    let sep = if extra.is_empty() { "" } else { "&" };
+    url(&format!(
+        "consumer://127.0.0.1/{iface}?interface={iface}&side=consumer{sep}{extra}"
+    ))
+}
+
+fn iface(test: &str) -> String {
+    format!("org.srpc.conformance.{test}.Service")
+}
+
+async fn wait(
+    sub: &mut Subscription,
+    deadline: Duration,
+    what: &str,
+    pred: impl FnMut(&Snapshot) -> bool,
+) -> Arc<Snapshot> {
+    sub.wait_for(pred, deadline)
+        .await
+        .unwrap_or_else(|e| panic!("waiting until {what}: {e}"))
+}
+
+fn ports(urls: &[Url]) -> Vec<u16> {
+    let mut ports: Vec<u16> = urls.iter().map(Url::port).collect();
+    ports.sort_unstable();
+    ports
+}
+
+/// A registration made before subscribing is in the subscription.
+pub async fn register_then_subscribe_sees_it(f: &impl Factory) {
+    let (p, c) = f.pair().await;
+    let svc = iface("register_then_subscribe");
+    let u = provider(&svc, 20001, "");
+    p.register(&u).await.unwrap();
+    let mut sub = c.subscribe(&query(&svc, "")).await.unwrap();
+    let snapshot = wait(&mut sub, f.deadline(), "the provider is seen", |s| {
+        s.contains(&u)
+    })
+    .await;
+    assert_eq!(snapshot.providers(), [u]);
+}
+
+/// A registration made after subscribing is notified.
+pub async fn subscribe_then_register_is_notified(f: &impl Factory) {
+    let (p, c) = f.pair().await;
+    let svc = iface("subscribe_then_register");
+    let mut sub = c.subscribe(&query(&svc, "")).await.unwrap();
+    assert!(
+        sub.snapshot().is_empty(),
+        "nothing registered yet: {:?}",
+        sub.snapshot()
+    );
+    let u = provider(&svc, 20002, "");
+    p.register(&u).await.unwrap();
+    let snapshot = wait(&mut sub, f.deadline(), "the provider is notified", |s| {
+        s.contains(&u)
+    })
+    .await;
+    assert!(snapshot.is_connected());
+    assert_eq!(snapshot.providers().len(), 1);
+}
+
+/// Unregistering is notified, and only the unregistered URL goes.
+pub async fn unregister_is_notified(f: &impl Factory) {
+    let (p, c) = f.pair().await;
+    let svc = iface("unregister");
+    let (a, b) = (provider(&svc, 20003, ""), provider(&svc, 20004, ""));
+    p.register(&a).await.unwrap();
+    p.register(&b).await.unwrap();
+    let mut sub = c.subscribe(&query(&svc, "")).await.unwrap();
+    wait(&mut sub, f.deadline(), "both providers are seen", |s| {
+        s.len() == 2
+    })
+    .await;
+    p.unregister(&a).await.unwrap();
+    let snapshot = wait(&mut sub, f.deadline(), "the first provider is gone", |s| {
+        !s.contains(&a)
+    })
+    .await;
+    assert_eq!(snapshot.providers(), [b]);
+}
+
+/// URLs that differ only in parameters are different registrations.
+pub async fn urls_differing_only_in_params_coexist(f: &impl Factory) {
+    let (p, c) = f.pair().await;
+    let svc = iface("params_coexist");
+    let a = provider(&svc, 20005, "weight=10");
+    let b = provider(&svc, 20005, "weight=20");
+    p.register(&a).await.unwrap();
+    p.register(&b).await.unwrap();
+    let mut sub = c.subscribe(&query(&svc, "")).await.unwrap();
+    let snapshot = wait(&mut sub, f.deadline(), "both variants are seen", |s| {
+        s.len() == 2
+    })
+    .await;
+    assert!(snapshot.contains(&a) && snapshot.contains(&b));
+    p.unregister(&a).await.unwrap();
+    let snapshot = wait(&mut sub, f.deadline(), "one variant is left", |s| {
+        s.len() == 1
+    })
+    .await;
+    assert_eq!(snapshot.providers(), [b]);
+}
+
+/// `subscribe` returns with the current state already in the first snapshot.
+pub async fn first_snapshot_is_ready_when_subscribe_returns(f: &impl Factory) {
+    let (p, c) = f.pair().await;
+    let svc = iface("first_snapshot");
+    let u = provider(&svc, 20006, "");
+    p.register(&u).await.unwrap();
+    // Wait until the registry holds it (eventually consistent backends), without subscribing.
+    let deadline = tokio::time::Instant::now() + f.deadline();
+    while !c.lookup(&query(&svc, "")).await.unwrap().contains(&u) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "lookup never saw {u}"
+        );
+        tokio::task::yield_now().await;
+    }
+    let sub = c.subscribe(&query(&svc, "")).await.unwrap();
+    let snapshot = sub.snapshot();
+    assert!(
+        snapshot.contains(&u),
+        "first snapshot lacks the provider: {snapshot:?}"
+    );
+    assert!(snapshot.is_connected());
+}
+
+/// Group (single, `*`, comma list), version (`*`, exact) and classifier select providers.
+pub async fn group_version_and_classifier_filter(f: &impl Factory) {
+    let (p, c) = f.pair().await;
+    let svc = iface("filters");
+    let all = [
+        provider(&svc, 20010, "group=a&version=1"),
+        provider(&svc, 20011, "group=b&version=1"),
+        provider(&svc, 20012, "group=a&version=2"),
+        provider(&svc, 20013, "version=1"),
+        provider(&svc, 20014, "group=a&version=1&classifier=k"),
+        provider(&svc, 20015, "group=c&version=1"),
+    ];
+    let cases: [(&str, &[u16]); 6] = [
+        ("group=a&version=1", &[20010, 20014]),
+        ("group=a&version=1&classifier=k", &[20014]),
+        ("group=a&version=*", &[20010, 20012, 20014]),
+        ("group=a,b&version=1", &[20010, 20011, 20014]),
+        ("group=*&version=1", &[20010, 20011, 20013, 20014, 20015]),
+        ("version=1", &[20013]),
+    ];
+    let mut subs = Vec::new();
+    for (filter, _) in &cases {
+        subs.push(c.subscribe(&query(&svc, filter)).await.unwrap());
+    }
+    for u in &all {
+        p.register(u).await.unwrap();
+    }
+    // The last registration matches `group=*&version=1`-style queries only; wait for each
+    // query's full expected set, then check nothing else slipped in.
+    for ((filter, expected), sub) in cases.iter().zip(subs.iter_mut()) {
+        let want = expected.len();
+        let snapshot = wait(sub, f.deadline(), filter, |s| s.len() >= want).await;
+        assert_eq!(ports(snapshot.providers()), *expected, "query {filter}");
+    }
+    // Barriers registered last prove that nothing non-matching arrives late: once a query
+    // has the barriers it selects, it must hold exactly its expected set plus those.
+    let barriers = [
+        provider(&svc, 20018, "group=a&version=1&classifier=k"),
+        provider(&svc, 20019, "version=1"),
+    ];
+    for barrier in &barriers {
+        p.register(barrier).await.unwrap();
+    }
+    for ((filter, expected), sub) in cases.iter().zip(subs.iter_mut()) {
+        let selected: Vec<&Url> = barriers
+            .iter()
+            .filter(|b| is_match(sub.query(), b))
+            .collect();
+        assert!(
+            !selected.is_empty(),
+            "every query selects a barrier: {filter}"
+        );
+        let snapshot = wait(sub, f.deadline(), "the barriers arrive", |s| {
+            selected.iter().all(|b| s.contains(b))
+        })
+        .await;
+        let mut want = expected.to_vec();
+        want.extend(selected.iter().map(|b| b.port()));
+        want.sort_unstable();
+        assert_eq!(
+            ports(snapshot.providers()),
+            want,
+            "query {filter} after the barriers"
+        );
+    }
+}
+
+/// `interface=*` selects providers of every interface.
+pub async fn interface_wildcard_sees_every_interface(f: &impl Factory) {
+    let (p, c) = f.pair().await;
+    let a = provider(&iface("wildcard_a"), 20020, "");
+    let b = provider(&iface("wildcard_b"), 20021, "");
+    let mut sub = c
+        .subscribe(&url(
+            "consumer://127.0.0.1/*?interface=*&group=*&version=*&classifier=*",
+        ))
+        .await
+        .unwrap();
+    p.register(&a).await.unwrap();
+    p.register(&b).await.unwrap();
+    wait(&mut sub, f.deadline(), "both interfaces are seen", |s| {
+        s.contains(&a) && s.contains(&b)
+    })
+    .await;
+}
+
+/// Category lists select several categories; `-x` excludes one; `consumers` is its own.
+pub async fn category_lists_and_exclusion(f: &impl Factory) {
+    let (p, c) = f.pair().await;
+    let svc = iface("categories");
+    let prov = provider(&svc, 20030, "");
+    let router = url(&format!(
+        "route://0.0.0.0/{svc}?category=routers&dynamic=false&name=r1&rule=x"
+    ));
+    let config = url(&format!(
+        "override://0.0.0.0/{svc}?category=configurators&dynamic=false&timeout=100"
+    ));
+    let consumer = url(&format!(
+        "consumer://127.0.0.1/{svc}?category=consumers&side=consumer&check=false"
+    ));
+    let mut three = c
+        .subscribe(&query(&svc, "category=providers,configurators,routers"))
+        .await
+        .unwrap();
+    let mut not_consumers = c
+        .subscribe(&query(&svc, "category=-consumers"))
+        .await
+        .unwrap();
+    let mut only_consumers = c
+        .subscribe(&query(&svc, "category=consumers"))
+        .await
+        .unwrap();
+    let mut only_providers = c.subscribe(&query(&svc, "")).await.unwrap();
+    for u in [&consumer, &router, &config, &prov] {
+        p.register(u).await.unwrap();
+    }
+    for sub in [&mut three, &mut not_consumers] {
+        let s = wait(sub, f.deadline(), "three categories", |s| s.len() == 3).await;
+        assert_eq!(s.providers(), std::slice::from_ref(&prov));
+        assert_eq!(s.category("routers"), std::slice::from_ref(&router));
+        assert_eq!(s.category("configurators"), std::slice::from_ref(&config));
+        assert!(s.category("consumers").is_empty());
+    }
+    let s = wait(&mut only_consumers, f.deadline(), "the consumer", |s| {
+        s.len() == 1
+    })
+    .await;
+    assert_eq!(s.category("consumers"), std::slice::from_ref(&consumer));
+    let s = wait(&mut only_providers, f.deadline(), "the provider", |s| {
+        s.contains(&prov)
+    })
+    .await;
+    assert_eq!(s.len(), 1, "a plain query selects providers only: {s:?}");
+    for u in [&router, &config] {
+        p.unregister(u).await.unwrap();
+    }
+}
+
+/// `enabled=false` providers are hidden unless the query says `enabled=*`.
+pub async fn disabled_providers_hidden_unless_enabled_wildcard(f: &impl Factory) {
+    let (p, c) = f.pair().await;
+    let svc = iface("enabled");
+    let disabled = provider(&svc, 20040, "enabled=false");
+    let enabled = provider(&svc, 20041, "");
+    let mut normal = c.subscribe(&query(&svc, "")).await.unwrap();
+    let mut everything = c.subscribe(&query(&svc, "enabled=*")).await.unwrap();
+    p.register(&disabled).await.unwrap();
+    p.register(&enabled).await.unwrap();
+    let s = wait(&mut everything, f.deadline(), "both with enabled=*", |s| {
+        s.len() == 2
+    })
+    .await;
+    assert!(s.contains(&disabled));
+    let s = wait(&mut normal, f.deadline(), "the enabled one", |s| {
+        s.contains(&enabled)
+    })
+    .await;
+    assert_eq!(s.providers(), [enabled]);
+}
+
+/// A consumer's own registration (`category=consumers`) is in category `consumers`.
+pub async fn consumer_urls_land_in_consumers(f: &impl Factory) {
+    let (p, c) = f.pair().await;
+    let svc = iface("consumers");
+    let consumer = url(&format!(
+        "consumer://127.0.0.1/{svc}?application=app&category=consumers&check=false&interface={svc}&side=consumer"
+    ));
+    p.register(&consumer).await.unwrap();
+    let mut sub = c
+        .subscribe(&query(&svc, "category=consumers"))
+        .await
+        .unwrap();
+    let s = wait(&mut sub, f.deadline(), "the consumer", |s| s.len() == 1).await;
+    assert_eq!(s.category("consumers"), [consumer]);
+    assert!(s.providers().is_empty());
+}
+
+/// `lookup` returns what the subscription's snapshot holds.
+pub async fn lookup_equals_the_snapshot(f: &impl Factory) {
+    let (p, c) = f.pair().await;
+    let svc = iface("lookup");
+    let q = query(&svc, "category=providers,routers");
+    let mut sub = c.subscribe(&q).await.unwrap();
+    let urls = [
+        provider(&svc, 20050, ""),
+        provider(&svc, 20051, "group=g"),
+        provider(&svc, 20052, ""),
+        url(&format!(
+            "route://0.0.0.0/{svc}?category=routers&dynamic=false&name=l"
+        )),
+    ];
+    for u in &urls {
+        p.register(u).await.unwrap();
+    }
+    let s = wait(&mut sub, f.deadline(), "three entries", |s| s.len() == 3).await;
+    let mut from_snapshot: Vec<Url> = s.urls().cloned().collect();
+    from_snapshot.sort_by_key(Url::to_full_string);
+    let looked_up = c.lookup(&q).await.unwrap();
+    assert_eq!(looked_up, from_snapshot);
+    p.unregister(&urls[3]).await.unwrap();
+}
+
+/// `close` removes dynamic registrations and keeps `dynamic=false` ones.
+pub async fn close_removes_dynamic_and_keeps_persistent(f: &impl Factory) {
+    let (p, c) = f.pair().await;
+    let svc = iface("close");
+    let dynamic = provider(&svc, 20060, "");
+    let persistent = provider(&svc, 20061, "dynamic=false");
+    p.register(&dynamic).await.unwrap();
+    p.register(&persistent).await.unwrap();
+    let mut sub = c.subscribe(&query(&svc, "")).await.unwrap();
+    wait(&mut sub, f.deadline(), "both", |s| s.len() == 2).await;
+    p.close().await.unwrap();
+    let s = wait(&mut sub, f.deadline(), "the dynamic one is gone", |s| {
+        !s.contains(&dynamic)
+    })
+    .await;
+    assert_eq!(s.providers(), std::slice::from_ref(&persistent));
+    assert!(matches!(p.register(&dynamic).await, Err(Error::Closed)));
+    // Clean up the persistent registration through the other handle.
+    c.unregister(&persistent).await.unwrap();
+    wait(
+        &mut sub,
+        f.deadline(),
+        "the persistent one is removed",
+        Snapshot::is_empty,
+    )
+    .await;
+}
+
+/// Dropping the last handle of a subscription ends its updates.
+pub async fn dropping_a_subscription_stops_its_updates(f: &impl Factory) {
+    let (p, c) = f.pair().await;
+    let svc = iface("drop_subscription");
+    let sub = c.subscribe(&query(&svc, "")).await.unwrap();
+    let mut rx = sub.watch();
+    let mut keeper = c.subscribe(&query(&svc, "")).await.unwrap();
+    drop(sub);
+    let u = provider(&svc, 20070, "");
+    p.register(&u).await.unwrap();
+    wait(
+        &mut keeper,
+        f.deadline(),
+        "another subscription still sees updates",
+        |s| s.contains(&u),
+    )
+    .await;
+    assert!(
+        rx.changed().await.is_err(),
+        "the dropped subscription's channel is closed"
+    );
+    assert!(
+        !rx.borrow().contains(&u),
+        "the dropped subscription got an update"
+    );
+}
+
+/// 200 registrations made concurrently are all seen.
+pub async fn concurrent_registrations_are_all_seen(f: &impl Factory) {
+    let (p, c) = f.pair().await;
+    let svc = iface("concurrent");
+    let mut sub = c.subscribe(&query(&svc, "")).await.unwrap();
+    let urls: Vec<Url> = (0..200).map(|i| provider(&svc, 21000 + i, "")).collect();
+    let results = join_all(urls.iter().map(|u| p.register(u))).await;
+    for r in results {
+        r.unwrap();
+    }
+    let s = wait(&mut sub, f.deadline(), "200 providers", |s| s.len() == 200).await;
+    assert_eq!(ports(s.providers()), (21000..21200).collect::<Vec<u16>>());
+    assert_eq!(c.lookup(&query(&svc, "")).await.unwrap().len(), 200);
+}
+
+/// A 4 KiB URL and non-ASCII parameter values come back unchanged.
+pub async fn large_and_non_ascii_urls_round_trip(f: &impl Factory) {
+    let (p, c) = f.pair().await;
+    let svc = iface("large_non_ascii");
+    let mut sub = c.subscribe(&query(&svc, "")).await.unwrap();
+    let unicode = provider(&svc, 20080, "owner=José Müller&region=東京&note=é,ü;ok");
+    // `;` splits parameters, so the value above parses as `note=é,ü` plus a flag `ok`.
+    let unicode = Url::parse(&unicode.to_full_string()).unwrap();
+    let base = provider(&svc, 20081, "").to_full_string().len();
+    let target = f.max_url_len().min(4096);
+    let filler = "m".repeat(target - base - "&methods=".len());
+    let large = provider(&svc, 20081, &format!("methods={filler}"));
+    assert_eq!(large.to_full_string().len(), target);
+    p.register(&unicode).await.unwrap();
+    p.register(&large).await.unwrap();
+    let s = wait(&mut sub, f.deadline(), "both", |s| s.len() == 2).await;
+    let got_unicode = s.providers().iter().find(|u| u.port() == 20080).unwrap();
+    assert_eq!(got_unicode.param("region"), Some("東京"));
+    assert_eq!(got_unicode.param("owner"), Some("José Müller"));
+    assert_eq!(got_unicode.to_full_string(), unicode.to_full_string());
+    let got_large = s.providers().iter().find(|u| u.port() == 20081).unwrap();
+    assert_eq!(got_large.to_full_string(), large.to_full_string());
+    if f.max_url_len() < 4096 {
+        let too_large = provider(&svc, 20082, &format!("methods={}", "m".repeat(4096)));
+        let err = p.register(&too_large).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
+    }
+}
+
+/// Invalid registrations and queries are refused with an error and change nothing.
+pub async fn invalid_input_is_an_error(f: &impl Factory) {
+    let (p, c) = f.pair().await;
+    let svc = iface("invalid");
+    let mut sub = c.subscribe(&query(&svc, "")).await.unwrap();
+    let bad = [
+        url(&format!("empty://127.0.0.1/{svc}?category=providers")),
+        url("dubbo://127.0.0.1:20090"),
+        url(&format!("dubbo:///{svc}")),
+        provider(&svc, 20091, "").with_param("a", "b&c"),
+    ];
+    for u in &bad {
+        let err = p.register(u).await.expect_err(&u.to_full_string());
+        assert!(
+            matches!(err, Error::InvalidInput { .. } | Error::Url(_)),
+            "{u}: {err}"
+        );
+    }
+    assert!(c.subscribe(&url("consumer://127.0.0.1")).await.is_err());
+    assert!(
+        c.lookup(&url("consumer://127.0.0.1?category=providers"))
+            .await
+            .is_err()
+    );
+    let barrier = provider(&svc, 20099, "");
+    p.register(&barrier).await.unwrap();
+    let s = wait(&mut sub, f.deadline(), "the barrier", |s| {
+        s.contains(&barrier)
+    })
+    .await;
+    assert_eq!(s.len(), 1, "nothing invalid was registered: {s:?}");
+}

@@ -1,0 +1,55 @@
+//! The srpc conformance suite: one set of contract tests, written once, that every registry
+//! backend runs through a small [`conformance::Factory`], plus shared test helpers.
+//!
+//! A backend's test file expands the suite with [`conformance_suite!`]:
+//!
+//! ```text
+//! struct MyFactory;
+//! #[async_trait::async_trait]
+//! impl srpc_tests::conformance::Factory for MyFactory { /* … */ }
+//! srpc_tests::conformance_suite!(MyFactory);
+//! // For a backend that needs a real server:
+//! // srpc_tests::conformance_suite!(MyFactory, #[ignore = "needs ZooKeeper: cargo xtask integration"]);
+//! ```
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: failures panic.
+
+pub mod conformance;
+
+/// Expands every contract test of [`conformance`] as a `#[tokio::test]` for one factory.
+/// Extra attributes (such as `#[ignore = "…"]`) are put on every test.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($factory:expr $(, #[$attr:meta])* $(,)?) => {
+        $crate::conformance_suite!(@tests $factory, [$(#[$attr])*],
+            register_then_subscribe_sees_it,
+            subscribe_then_register_is_notified,
+            unregister_is_notified,
+            urls_differing_only_in_params_coexist,
+            first_snapshot_is_ready_when_subscribe_returns,
+            group_version_and_classifier_filter,
+            interface_wildcard_sees_every_interface,
+            category_lists_and_exclusion,
+            disabled_providers_hidden_unless_enabled_wildcard,
+            consumer_urls_land_in_consumers,
+            lookup_equals_the_snapshot,
+            close_removes_dynamic_and_keeps_persistent,
+            dropping_a_subscription_stops_its_updates,
+            concurrent_registrations_are_all_seen,
+            large_and_non_ascii_urls_round_trip,
+            invalid_input_is_an_error,
+        );
+    };
+    (@tests $factory:expr, $attrs:tt, $name:ident, $($rest:ident,)*) => {
+        $crate::conformance_suite!(@one $factory, $attrs, $name);
+        $crate::conformance_suite!(@tests $factory, $attrs, $($rest,)*);
+    };
+    (@tests $factory:expr, $attrs:tt,) => {};
+    (@one $factory:expr, [$(#[$attr:meta])*], $name:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        $(#[$attr])*
+        async fn $name() {
+            $crate::conformance::$name(&$factory).await;
+        }
+    };
+}
