@@ -92,10 +92,27 @@ fn integration(tally: &mut Tally) -> Result<(), String> {
     result
 }
 
+/// The criterion benchmarks: (package, bench target). Extra arguments go to criterion,
+/// e.g. `cargo xtask bench -- --measurement-time 2`.
+const BENCHES: &[(&str, &str)] = &[("dubbo-url", "parse_format")];
+
 fn bench(extra: &[String]) -> Result<(), String> {
-    let mut args = vec!["bench", "--workspace"];
-    args.extend(extra.iter().map(String::as_str));
-    step("benchmarks", || cargo(&args))
+    let extra: Vec<&str> = extra
+        .iter()
+        .map(String::as_str)
+        .skip_while(|a| *a == "--")
+        .collect();
+    for (package, target) in BENCHES {
+        step(&format!("benchmark {package}/{target}"), || {
+            let args = [
+                &["bench", "-p", package, "--bench", target, "--"][..],
+                &extra,
+            ]
+            .concat();
+            cargo(&args)
+        })?;
+    }
+    Ok(())
 }
 
 fn step(name: &str, run: impl FnOnce() -> Result<(), String>) -> Result<(), String> {

@@ -31,3 +31,8 @@
 pub use dubbo_url as url;
 
 pub mod registry;
+
+/// The README's example, compiled and run as a doc test so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
