@@ -435,10 +435,14 @@ pub async fn concurrent_registrations_are_all_seen(f: &impl Factory) {
     let (p, c) = f.pair().await;
     let svc = iface("concurrent");
     let mut sub = c.subscribe(&query(&svc, "")).await.unwrap();
-    let urls: Vec<Url> = (0..200).map(|i| provider(&svc, 21000 + i, "")).collect();
-    let results = join_all(urls.iter().map(|u| p.register(u))).await;
-    for r in results {
-        r.unwrap();
+    // Each registration on its own task, so they really run at once on a multi-threaded runtime.
+    let tasks = (0..200).map(|i| {
+        let p = p.clone();
+        let u = provider(&svc, 21000 + i, "");
+        tokio::spawn(async move { p.register(&u).await })
+    });
+    for result in join_all(tasks).await {
+        result.expect("task").unwrap();
     }
     let s = wait(&mut sub, f.deadline(), "200 providers", |s| s.len() == 200).await;
     assert_eq!(ports(s.providers()), (21000..21200).collect::<Vec<u16>>());
