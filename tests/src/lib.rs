@@ -16,6 +16,17 @@
 
 pub mod conformance;
 
+/// A multicast registry URL on loopback with a group port no other socket uses right now,
+/// plus extra parameters (`k=v&…`).
+pub fn multicast_url(extra: &str) -> String {
+    let port = std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("a free UDP port");
+    let sep = if extra.is_empty() { "" } else { "&" };
+    format!("multicast://239.255.77.77:{port}?interface=127.0.0.1{sep}{extra}")
+}
+
 /// Expands every contract test of [`conformance`] as a `#[tokio::test]` for one factory.
 /// Extra attributes (such as `#[ignore = "…"]`) are put on every test.
 #[macro_export]

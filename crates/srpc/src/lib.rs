@@ -26,6 +26,8 @@
 //! [`registry::Error::Unsupported`], never a panic.
 //!
 //! - `inprocess` (default): `inprocess://<hub-name>`, the in-memory registry.
+//! - `multicast`: `multicast://224.5.6.7:1234?interface=<address>`, Dubbo's multicast
+//!   registry (UDP, no server).
 
 /// The Dubbo URL model ([`dubbo_url`]).
 pub use dubbo_url as url;

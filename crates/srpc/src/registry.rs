@@ -12,11 +12,18 @@ struct Scheme {
 }
 
 /// Every scheme this version of srpc has a backend for.
-const SCHEMES: &[Scheme] = &[Scheme {
-    name: "inprocess",
-    feature: "inprocess",
-    enabled: cfg!(feature = "inprocess"),
-}];
+const SCHEMES: &[Scheme] = &[
+    Scheme {
+        name: "inprocess",
+        feature: "inprocess",
+        enabled: cfg!(feature = "inprocess"),
+    },
+    Scheme {
+        name: "multicast",
+        feature: "multicast",
+        enabled: cfg!(feature = "multicast"),
+    },
+];
 
 /// The registry schemes this build can [`connect`] to.
 pub fn enabled_schemes() -> impl Iterator<Item = &'static str> {
@@ -39,7 +46,7 @@ pub async fn connect(registry_url: &str) -> Result<Arc<dyn Registry>> {
 pub async fn connect_url(url: &Url) -> Result<Arc<dyn Registry>> {
     let scheme = url.protocol();
     match SCHEMES.iter().find(|s| s.name == scheme) {
-        Some(s) if s.enabled => open(url),
+        Some(s) if s.enabled => open(url).await,
         Some(s) => Err(Error::Unsupported {
             scheme: scheme.to_owned(),
             feature: Some(s.feature),
@@ -51,10 +58,12 @@ pub async fn connect_url(url: &Url) -> Result<Arc<dyn Registry>> {
     }
 }
 
-fn open(url: &Url) -> Result<Arc<dyn Registry>> {
+async fn open(url: &Url) -> Result<Arc<dyn Registry>> {
     match url.protocol() {
         #[cfg(feature = "inprocess")]
         "inprocess" => Ok(Arc::new(srpc_registry_inprocess::connect(url)?)),
+        #[cfg(feature = "multicast")]
+        "multicast" => Ok(Arc::new(srpc_registry_multicast::connect(url).await?)),
         scheme => Err(Error::Unsupported {
             scheme: scheme.to_owned(),
             feature: None,
@@ -94,6 +103,35 @@ mod tests {
             connect("inprocess:///").await,
             Err(Error::InvalidInput { .. })
         ));
+    }
+
+    #[cfg(not(feature = "multicast"))]
+    #[tokio::test]
+    async fn disabled_multicast_names_its_feature() {
+        let err = connect("multicast://224.5.6.7?interface=127.0.0.1")
+            .await
+            .err()
+            .expect("unsupported");
+        assert!(
+            matches!(
+                err,
+                Error::Unsupported {
+                    feature: Some("multicast"),
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[cfg(feature = "multicast")]
+    #[tokio::test]
+    async fn multicast_refuses_a_unicast_group() {
+        let err = connect("multicast://10.1.2.3:1234")
+            .await
+            .err()
+            .expect("invalid");
+        assert!(err.to_string().contains("not a multicast group"), "{err}");
     }
 
     #[cfg(not(feature = "inprocess"))]

@@ -1,0 +1,176 @@
+//! [`MulticastConfig`]: everything a `multicast://` registry URL can say.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+use srpc_registry::{Error, FailbackConfig, Result, Url};
+
+/// The port Java Dubbo uses when the registry URL has none.
+pub const DEFAULT_PORT: u16 = 1234;
+
+/// Settings of a multicast registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MulticastConfig {
+    /// The multicast group (224.0.0.0/4 or ff00::/8).
+    pub group: IpAddr,
+    /// The group port; the socket binds it so that datagrams leave from it, as Java's do.
+    pub port: u16,
+    /// The address of the local interface to join and send on. Defaults to loopback
+    /// (127.0.0.1 or ::1): set it to a LAN address to reach other hosts.
+    pub interface: IpAddr,
+    /// Multicast TTL / hop limit (default 1: the local segment only).
+    pub ttl: u32,
+    /// Whether this process receives its own datagrams (default true, as Java).
+    pub loopback: bool,
+    /// Whether providers may answer this registry's subscriptions by unicast (default true).
+    /// `false` is sent along in `subscribe` messages, as Java's consumer parameter.
+    pub unicast: bool,
+    /// Whether subscribers probe providers and drop those that stop answering (default true).
+    pub clean: bool,
+    /// Probe period (default 60 s).
+    pub session: Duration,
+    /// How long `subscribe` and `lookup` wait for the first answers (default 1 s).
+    pub timeout: Duration,
+    /// Retry and `check` settings.
+    pub failback: FailbackConfig,
+}
+
+impl MulticastConfig {
+    /// Defaults for a group and port, joined on loopback.
+    pub fn new(group: IpAddr, port: u16) -> Result<MulticastConfig> {
+        if !group.is_multicast() {
+            return Err(Error::invalid(
+                "multicast group",
+                group,
+                "not a multicast address (224.0.0.0/4 or ff00::/8)",
+            ));
+        }
+        let interface = match group {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        };
+        Ok(MulticastConfig {
+            group,
+            port,
+            interface,
+            ttl: 1,
+            loopback: true,
+            unicast: true,
+            clean: true,
+            session: Duration::from_secs(60),
+            timeout: Duration::from_secs(1),
+            failback: FailbackConfig::default(),
+        })
+    }
+
+    /// Reads `multicast://<group>[:port]?interface=…&ttl=…&loopback=…&unicast=…&clean=…&session=…&timeout=…`.
+    pub fn from_url(url: &Url) -> Result<MulticastConfig> {
+        let invalid = |reason: String| Error::invalid("registry url", url, reason);
+        if url.protocol() != crate::SCHEME {
+            return Err(invalid(format!(
+                "the multicast backend serves {}:// only",
+                crate::SCHEME
+            )));
+        }
+        let host = url.host();
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let group: IpAddr = bare.parse().map_err(|_| {
+            invalid(format!(
+                "host {host:?} is not an IP multicast group address"
+            ))
+        })?;
+        if !group.is_multicast() {
+            return Err(invalid(format!(
+                "host {host:?} is not a multicast group address (224.0.0.0/4 or ff00::/8)"
+            )));
+        }
+        let port = if url.port() == 0 {
+            DEFAULT_PORT
+        } else {
+            url.port()
+        };
+        let mut config = MulticastConfig::new(group, port)?;
+        if let Some(interface) = url.param("interface").filter(|s| !s.is_empty()) {
+            let bare = interface.trim_start_matches('[').trim_end_matches(']');
+            let address: IpAddr = bare
+                .parse()
+                .map_err(|_| invalid(format!("interface {interface:?} is not an IP address")))?;
+            if address.is_ipv4() != group.is_ipv4() {
+                return Err(invalid(format!(
+                    "interface {interface} and group {group} are of different IP versions"
+                )));
+            }
+            config.interface = address;
+        }
+        let ttl = url.param_u64("ttl", 1)?;
+        if !(1..=255).contains(&ttl) {
+            return Err(invalid(format!("ttl {ttl} is outside 1..=255")));
+        }
+        config.ttl = ttl as u32;
+        config.loopback = url.param_bool("loopback", true)?;
+        config.unicast = url.param_bool("unicast", true)?;
+        config.clean = url.param_bool("clean", true)?;
+        config.session = url.param_duration("session", config.session)?;
+        config.timeout = url.param_duration("timeout", config.timeout)?;
+        if config.session.is_zero() {
+            return Err(invalid("session must be > 0".to_owned()));
+        }
+        config.failback = FailbackConfig::from_url(url)?;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(s: &str) -> Result<MulticastConfig> {
+        MulticastConfig::from_url(&Url::parse(s).unwrap())
+    }
+
+    #[test]
+    fn defaults_follow_java_and_stay_on_loopback() {
+        let c = config("multicast://224.5.6.7").unwrap();
+        assert_eq!(c.port, 1234);
+        assert_eq!(c.interface, IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert_eq!(
+            (c.ttl, c.loopback, c.unicast, c.clean),
+            (1, true, true, true)
+        );
+        assert_eq!(c.session, Duration::from_secs(60));
+        assert_eq!(c.timeout, Duration::from_secs(1));
+        let v6 = config("multicast://[ff02::1234]:5000").unwrap();
+        assert_eq!(v6.interface, IpAddr::V6(Ipv6Addr::LOCALHOST));
+        assert_eq!(v6.port, 5000);
+    }
+
+    #[test]
+    fn parameters() {
+        let c = config("multicast://239.1.2.3:4000?interface=127.0.0.1&ttl=4&loopback=false&unicast=false&clean=false&session=250&timeout=2s").unwrap();
+        assert_eq!(c.ttl, 4);
+        assert!(!c.loopback && !c.unicast && !c.clean);
+        assert_eq!(c.session, Duration::from_millis(250));
+        assert_eq!(c.timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn refuses_what_cannot_work() {
+        for (bad, needle) in [
+            ("multicast://10.0.0.1:1234", "not a multicast group"),
+            ("multicast://example.com", "not an IP multicast group"),
+            ("multicast://224.5.6.7?interface=eth0", "not an IP address"),
+            (
+                "multicast://224.5.6.7?interface=::1",
+                "different IP versions",
+            ),
+            ("multicast://224.5.6.7?ttl=0", "ttl"),
+            ("multicast://224.5.6.7?session=0", "session"),
+            ("multicast://224.5.6.7?loopback=maybe", "loopback"),
+            ("zookeeper://224.5.6.7", "multicast:// only"),
+        ] {
+            let err = config(bad).unwrap_err().to_string();
+            assert!(err.contains(needle), "{bad}: {err}");
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! The conformance suite on the multicast backend, on loopback: every pair of handles gets
+//! its own free group port, joined and sent on 127.0.0.1.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: failures panic.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use srpc_registry::Registry;
+use srpc_tests::conformance::Factory;
+
+struct Multicast;
+
+#[async_trait]
+impl Factory for Multicast {
+    async fn pair(&self) -> (Arc<dyn Registry>, Arc<dyn Registry>) {
+        let url = srpc_tests::multicast_url("timeout=300");
+        let provider = srpc::registry::connect(&url).await.unwrap();
+        let consumer = srpc::registry::connect(&url).await.unwrap();
+        (provider, consumer)
+    }
+
+    fn max_url_len(&self) -> usize {
+        srpc_registry_multicast::wire::MAX_URL_LEN
+    }
+}
+
+srpc_tests::conformance_suite!(Multicast);
