@@ -164,7 +164,8 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_message() {
-        let cases: &[(&[u8], fn(&DecodeError) -> bool)] = &[
+        type IsExpected = fn(&DecodeError) -> bool;
+        let cases: &[(&[u8], IsExpected)] = &[
             (b"", |e| *e == DecodeError::Empty),
             (b"\0\0\0 \n", |e| *e == DecodeError::Empty),
             (
