@@ -1,0 +1,296 @@
+//! Protocol tests: the test plays the Java side with raw UDP datagrams built from
+//! `shared/reference/dubbo.md` §4, on loopback, with a free group port per test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: failures panic.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use srpc_registry::{Error, Registry, Subscription, Url};
+use srpc_registry_multicast::{MulticastRegistry, connect};
+use tokio::net::UdpSocket;
+
+const GROUP: Ipv4Addr = Ipv4Addr::new(239, 255, 77, 78);
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// A Java process as the network sees it: a socket on the group port, sending from `ip`.
+struct JavaPeer {
+    socket: UdpSocket,
+    port: u16,
+}
+
+impl JavaPeer {
+    /// A peer bound to `ip:port`. Bound to 0.0.0.0 it also receives the group's datagrams.
+    fn new(ip: Ipv4Addr, port: u16) -> JavaPeer {
+        let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+        socket.set_reuse_address(true).unwrap();
+        socket.set_reuse_port(true).unwrap();
+        socket.bind(&SocketAddr::from((ip, port)).into()).unwrap();
+        if ip.is_unspecified() {
+            socket
+                .join_multicast_v4(&GROUP, &Ipv4Addr::LOCALHOST)
+                .unwrap();
+        }
+        socket.set_multicast_if_v4(&Ipv4Addr::LOCALHOST).unwrap();
+        socket.set_multicast_loop_v4(true).unwrap();
+        socket.set_nonblocking(true).unwrap();
+        JavaPeer {
+            socket: UdpSocket::from_std(socket.into()).unwrap(),
+            port,
+        }
+    }
+
+    async fn send(&self, datagram: &[u8]) {
+        self.socket
+            .send_to(datagram, (GROUP, self.port))
+            .await
+            .unwrap();
+    }
+
+    /// The next datagram whose text starts with `verb `, skipping others (the group also
+    /// carries the peers' own subscribes).
+    async fn expect(&self, verb: &str) -> (String, SocketAddr) {
+        let mut buf = vec![0u8; 65536];
+        tokio::time::timeout(DEADLINE, async {
+            loop {
+                let (len, from) = self.socket.recv_from(&mut buf).await.unwrap();
+                let text = String::from_utf8_lossy(&buf[..len]).into_owned();
+                if text.starts_with(&format!("{verb} ")) {
+                    return (text, from);
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no {verb} datagram within {DEADLINE:?}"))
+    }
+
+    /// Whether a datagram is already waiting (without waiting for one).
+    fn has_pending(&self) -> bool {
+        let mut buf = [0u8; 16];
+        self.socket.try_recv_from(&mut buf).is_ok()
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::UdpSocket::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn registry(port: u16, extra: &str) -> MulticastRegistry {
+    let url = format!("multicast://{GROUP}:{port}?interface=127.0.0.1&timeout=200&{extra}");
+    connect(&Url::parse(&url).unwrap()).await.unwrap()
+}
+
+fn url(s: &str) -> Url {
+    Url::parse(s).unwrap()
+}
+
+/// A provider URL exactly as Java Dubbo 3 writes it (reference §1.5).
+const JAVA_PROVIDER: &str = "dubbo://127.0.0.1:20880/com.acme.Echo?anyhost=true&application=echo-provider&deprecated=false&dubbo=2.0.2&dynamic=true&generic=false&interface=com.acme.Echo&methods=echo,ping&pid=4242&release=3.3.0&service-name-mapping=true&side=provider&timestamp=1700000000000";
+
+async fn subscribe_echo(registry: &MulticastRegistry) -> Subscription {
+    registry
+        .subscribe(&url(
+            "consumer://127.0.0.1/com.acme.Echo?application=rust-consumer&category=providers",
+        ))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_java_provider_announcing_is_seen_and_its_unregister_removes_it() {
+    let port = free_port();
+    let consumer = registry(port, "").await;
+    let mut sub = subscribe_echo(&consumer).await;
+    let java = JavaPeer::new(Ipv4Addr::UNSPECIFIED, port);
+    java.send(format!("register {JAVA_PROVIDER}\n").as_bytes())
+        .await;
+    let snapshot = sub.wait_for(|s| s.len() == 1, DEADLINE).await.unwrap();
+    let provider = &snapshot.providers()[0];
+    assert_eq!(provider.to_full_string(), JAVA_PROVIDER);
+    assert_eq!(provider.param("methods"), Some("echo,ping"));
+
+    java.send(format!("unregister {JAVA_PROVIDER}\n").as_bytes())
+        .await;
+    sub.wait_for(|s| s.is_empty(), DEADLINE).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_java_consumer_subscribing_gets_a_unicast_answer() {
+    let port = free_port();
+    let provider = registry(port, "").await;
+    let mine = url("dubbo://127.0.0.1:20881/com.acme.Echo?side=provider&version=1.0");
+    provider.register(&mine).await.unwrap();
+    // A consumer on "another host": its datagrams come from 127.0.0.2.
+    let java = JavaPeer::new(Ipv4Addr::new(127, 0, 0, 2), port);
+    java.send(b"subscribe consumer://127.0.0.2/com.acme.Echo?category=providers&version=1.0\n")
+        .await;
+    let (datagram, from) = java.expect("register").await;
+    assert_eq!(datagram, format!("register {}\n", mine.to_full_string()));
+    assert_eq!(
+        from.port(),
+        port,
+        "answers leave from the group port, as Java's do"
+    );
+}
+
+#[tokio::test]
+async fn a_java_consumer_with_unicast_false_gets_a_multicast_answer() {
+    let port = free_port();
+    let provider = registry(port, "").await;
+    let group_listener = JavaPeer::new(Ipv4Addr::UNSPECIFIED, port);
+    let mine = url("dubbo://127.0.0.1:20882/com.acme.Echo?side=provider");
+    provider.register(&mine).await.unwrap();
+    // The provider's own announcement reaches the listener first; skip it.
+    group_listener.expect("register").await;
+    let java = JavaPeer::new(Ipv4Addr::new(127, 0, 0, 2), port);
+    java.send(b"subscribe consumer://127.0.0.2/com.acme.Echo?category=providers&unicast=false\n")
+        .await;
+    let (datagram, _) = group_listener.expect("register").await;
+    assert_eq!(datagram, format!("register {}\n", mine.to_full_string()));
+    assert!(
+        !java.has_pending(),
+        "unicast=false must not be answered by unicast"
+    );
+}
+
+#[tokio::test]
+async fn non_matching_subscribes_get_no_answer() {
+    let port = free_port();
+    let provider = registry(port, "").await;
+    provider
+        .register(&url("dubbo://127.0.0.1:20883/com.acme.Echo?version=1.0"))
+        .await
+        .unwrap();
+    provider
+        .register(&url("dubbo://127.0.0.1:20884/com.acme.Other"))
+        .await
+        .unwrap();
+    let java = JavaPeer::new(Ipv4Addr::new(127, 0, 0, 2), port);
+    java.send(b"subscribe consumer://127.0.0.2/com.acme.Echo?version=2.0\n")
+        .await;
+    java.send(b"subscribe consumer://127.0.0.2/com.acme.Other\n")
+        .await;
+    let (datagram, _) = java.expect("register").await;
+    assert!(
+        datagram.contains("com.acme.Other"),
+        "only the matching one answers: {datagram}"
+    );
+    assert!(!java.has_pending());
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_datagrams_are_skipped_and_disturb_nothing() {
+    let port = free_port();
+    let consumer = registry(port, "").await;
+    let mut sub = subscribe_echo(&consumer).await;
+    let java = JavaPeer::new(Ipv4Addr::UNSPECIFIED, port);
+    let first = "dubbo://127.0.0.1:20890/com.acme.Echo?side=provider";
+    java.send(format!("register {first}\n").as_bytes()).await;
+    sub.wait_for(|s| s.len() == 1, DEADLINE).await.unwrap();
+
+    let junk: Vec<Vec<u8>> = vec![
+        b"".to_vec(),
+        b"\0\0\0\0".to_vec(),
+        b"hello world".to_vec(),
+        b"register".to_vec(),
+        b"register dubbo://127.0.0.1:99999/com.acme.Echo".to_vec(),
+        b"register dubbo://fe80::1/com.acme.Echo".to_vec(),
+        b"unregister ://nothing".to_vec(),
+        vec![0xff; 300],
+        [b"register ".as_slice(), &vec![b'x'; 3000]].concat(),
+    ];
+    for datagram in &junk {
+        java.send(datagram).await;
+    }
+    // Lenient forms of a valid message still work, including one larger than Java's buffer.
+    let big = format!(
+        "dubbo://127.0.0.1:20892/com.acme.Echo?methods={}",
+        "m".repeat(3000)
+    );
+    java.send(
+        format!("  register\tdubbo://127.0.0.1:20891/com.acme.Echo?side=provider\r\n\0\0")
+            .as_bytes(),
+    )
+    .await;
+    java.send(format!("register {big}\n").as_bytes()).await;
+    let snapshot = sub.wait_for(|s| s.len() >= 3, DEADLINE).await.unwrap();
+    let ports: Vec<u16> = snapshot.providers().iter().map(Url::port).collect();
+    assert_eq!(ports, [20890, 20891, 20892], "{snapshot:?}");
+    assert_eq!(snapshot.providers()[0].to_full_string(), first);
+}
+
+#[tokio::test]
+async fn registrations_too_long_for_java_are_refused_and_never_sent() {
+    let port = free_port();
+    let provider = registry(port, "").await;
+    let listener = JavaPeer::new(Ipv4Addr::UNSPECIFIED, port);
+    let long = url(&format!(
+        "dubbo://127.0.0.1:20893/com.acme.Echo?methods={}",
+        "m".repeat(2100)
+    ));
+    let err = provider.register(&long).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
+    assert!(err.to_string().contains("2048"), "{err}");
+    let barrier = url("dubbo://127.0.0.1:20894/com.acme.Echo");
+    provider.register(&barrier).await.unwrap();
+    let (datagram, _) = listener.expect("register").await;
+    assert_eq!(datagram, format!("register {}\n", barrier.to_full_string()));
+}
+
+#[tokio::test]
+async fn close_says_unregister_for_dynamic_registrations_only() {
+    let port = free_port();
+    let provider = registry(port, "").await;
+    let listener = JavaPeer::new(Ipv4Addr::UNSPECIFIED, port);
+    let persistent = url("dubbo://127.0.0.1:20895/com.acme.Echo?dynamic=false");
+    let dynamic = url("dubbo://127.0.0.1:20896/com.acme.Echo");
+    provider.register(&persistent).await.unwrap();
+    provider.register(&dynamic).await.unwrap();
+    provider.close().await.unwrap();
+    let (datagram, _) = listener.expect("unregister").await;
+    assert_eq!(
+        datagram,
+        format!("unregister {}\n", dynamic.to_full_string())
+    );
+}
+
+#[tokio::test]
+async fn providers_that_stop_accepting_connections_are_dropped_unless_clean_is_false() {
+    let port = free_port();
+    let cleaning = registry(port, "session=100").await;
+    let keeping = registry(port, "session=100&clean=false").await;
+    let mut sub = subscribe_echo(&cleaning).await;
+    let mut kept = subscribe_echo(&keeping).await;
+    let alive = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let alive_url = format!(
+        "dubbo://127.0.0.1:{}/com.acme.Echo?side=provider",
+        alive.local_addr().unwrap().port()
+    );
+    let dead_url = format!(
+        "dubbo://127.0.0.1:{}/com.acme.Echo?side=provider",
+        dead.local_addr().unwrap().port()
+    );
+    let java = JavaPeer::new(Ipv4Addr::UNSPECIFIED, port);
+    java.send(format!("register {alive_url}\n").as_bytes())
+        .await;
+    java.send(format!("register {dead_url}\n").as_bytes()).await;
+    sub.wait_for(|s| s.len() == 2, DEADLINE).await.unwrap();
+    kept.wait_for(|s| s.len() == 2, DEADLINE).await.unwrap();
+
+    // The "killed" provider: its port stops accepting, and it never says unregister.
+    drop(dead);
+    let snapshot = sub.wait_for(|s| s.len() == 1, DEADLINE).await.unwrap();
+    assert_eq!(
+        snapshot.providers()[0].to_full_string(),
+        alive_url,
+        "the live one stays"
+    );
+    assert_eq!(kept.snapshot().len(), 2, "clean=false keeps what it heard");
+    drop(alive);
+}
