@@ -1,14 +1,19 @@
-//! The `srpc` command-line tool: the URL toolbox for reading what registries hold.
+//! The `srpc` command-line tool: the URL toolbox, and `list`, `watch` and `register` against
+//! any registry srpc can connect to.
 //!
 //! Exit status: 0 on success (and for `url match` when the URLs match), 1 when `url match`
-//! says they do not, 2 for invalid input or usage.
+//! says they do not or a registry operation failed, 2 for invalid input or usage.
+//! Logs go to stderr; `RUST_LOG=debug` shows what the backends do.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use futures_util::StreamExt;
 use serde::Serialize;
+use srpc::registry::{Change, Registry};
 use srpc::url::{self, Url};
 
 /// srpc: service registration, discovery and load balancing that speaks Dubbo's formats.
@@ -24,6 +29,38 @@ enum Command {
     /// Work with Dubbo URLs, the records every registry holds.
     #[command(subcommand)]
     Url(UrlCommand),
+    /// Print the providers of a service, one full URL per line, sorted.
+    List {
+        /// The registry, e.g. `multicast://224.5.6.7:1234?interface=127.0.0.1`.
+        registry: String,
+        /// The service key: `[group/]interface[:version]`; `*` works for group and version.
+        service: String,
+        /// Wait up to this long for at least one provider (e.g. `2s`, `500ms`).
+        #[arg(long, value_parser = parse_duration, default_value = "0s")]
+        wait: Duration,
+    },
+    /// Print `+ <url>` and `- <url>` as the providers of a service change, until interrupted.
+    Watch {
+        /// The registry URL.
+        registry: String,
+        /// The service key: `[group/]interface[:version]`.
+        service: String,
+    },
+    /// Register a URL and keep it registered until SIGINT/SIGTERM or `--for` has passed, then
+    /// unregister it and exit.
+    Register {
+        /// The registry URL.
+        registry: String,
+        /// The URL to register, e.g. `dubbo://127.0.0.1:20880/com.acme.Echo?version=1.0`.
+        url: String,
+        /// Stay registered this long (e.g. `30s`); without it, until interrupted.
+        #[arg(long = "for", value_parser = parse_duration)]
+        duration: Option<Duration>,
+        /// Also accept TCP connections on the URL's host:port while registered, so that
+        /// liveness probes (multicast `clean`) see a stand-in provider alive.
+        #[arg(long)]
+        listen: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -84,11 +121,14 @@ struct Outcome {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging();
     match run(cli.command) {
         Ok(outcome) => {
-            let mut stdout = io::stdout().lock();
-            // A closed pipe (`srpc … | head`) is not worth an error message.
-            let _ = writeln!(stdout, "{}", outcome.output).and_then(|()| stdout.flush());
+            if !outcome.output.is_empty() {
+                let mut stdout = io::stdout().lock();
+                // A closed pipe (`srpc … | head`) is not worth an error message.
+                let _ = writeln!(stdout, "{}", outcome.output).and_then(|()| stdout.flush());
+            }
             ExitCode::from(outcome.status)
         }
         Err(message) => {
@@ -98,10 +138,223 @@ fn main() -> ExitCode {
     }
 }
 
+/// What went wrong, and which exit status says so.
+enum Failure {
+    /// Bad input or usage: exit 2.
+    Invalid(String),
+    /// The registry failed: exit 1.
+    Registry(String),
+}
+
 fn run(command: Command) -> Result<Outcome, String> {
-    match command {
-        Command::Url(command) => run_url(command),
+    let registry_command = match command {
+        Command::Url(command) => return run_url(command),
+        other => other,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    match runtime.block_on(run_registry(registry_command)) {
+        Ok(()) => Ok(Outcome {
+            output: String::new(),
+            status: 0,
+        }),
+        Err(Failure::Invalid(message)) => Err(message),
+        Err(Failure::Registry(message)) => {
+            let _ = writeln!(io::stderr().lock(), "srpc: {message}");
+            Ok(Outcome {
+                output: String::new(),
+                status: 1,
+            })
+        }
     }
+}
+
+async fn run_registry(command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Url(_) => Ok(()),
+        Command::List {
+            registry,
+            service,
+            wait,
+        } => {
+            let query = service_query(&service)?;
+            let registry = connect(&registry).await?;
+            let mut sub = registry.subscribe(&query).await.map_err(registry_failure)?;
+            if !wait.is_zero() {
+                // Not finding one in time is an answer too: print what there is.
+                let _ = sub.wait_for(|s| !s.providers().is_empty(), wait).await;
+            }
+            let snapshot = sub.snapshot();
+            let mut lines: Vec<String> = snapshot
+                .providers()
+                .iter()
+                .map(Url::to_full_string)
+                .collect();
+            lines.sort();
+            let mut out = io::stdout().lock();
+            for line in lines {
+                let _ = writeln!(out, "{line}");
+            }
+            let _ = out.flush();
+            drop(sub);
+            registry.close().await.map_err(registry_failure)
+        }
+        Command::Watch { registry, service } => {
+            let query = service_query(&service)?;
+            let registry = connect(&registry).await?;
+            let sub = registry.subscribe(&query).await.map_err(registry_failure)?;
+            let mut changes = Box::pin(sub.changes());
+            let shutdown = shutdown_signal(None);
+            tokio::pin!(shutdown);
+            loop {
+                tokio::select! {
+                    change = changes.next() => {
+                        let line = match change {
+                            Some(Change::Insert(url)) => format!("+ {url}"),
+                            Some(Change::Remove(url)) => format!("- {url}"),
+                            Some(_) => continue,
+                            None => break,
+                        };
+                        let mut out = io::stdout().lock();
+                        if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+                            break; // The reader went away.
+                        }
+                    }
+                    () = &mut shutdown => break,
+                }
+            }
+            drop(changes);
+            registry.close().await.map_err(registry_failure)
+        }
+        Command::Register {
+            registry,
+            url,
+            duration,
+            listen,
+        } => {
+            let url = Url::parse(&url).map_err(|e| Failure::Invalid(e.to_string()))?;
+            let listener = if listen {
+                let host = url.host().trim_start_matches('[').trim_end_matches(']');
+                let listener = tokio::net::TcpListener::bind((host, url.port()))
+                    .await
+                    .map_err(|e| {
+                        Failure::Registry(format!("cannot listen on {}: {e}", url.address()))
+                    })?;
+                Some(tokio::spawn(async move {
+                    // Accept and drop: the connection itself is the liveness answer.
+                    while listener.accept().await.is_ok() {}
+                }))
+            } else {
+                None
+            };
+            let registry = connect(&registry).await?;
+            registry.register(&url).await.map_err(registry_failure)?;
+            let _ = writeln!(io::stderr().lock(), "srpc: registered {url}");
+            shutdown_signal(duration).await;
+            let closed = registry.close().await.map_err(registry_failure);
+            if let Some(listener) = listener {
+                listener.abort();
+            }
+            closed
+        }
+    }
+}
+
+async fn connect(registry: &str) -> Result<std::sync::Arc<dyn Registry>, Failure> {
+    srpc::registry::connect(registry)
+        .await
+        .map_err(|e| match e {
+            srpc::registry::Error::Url(_)
+            | srpc::registry::Error::InvalidInput { .. }
+            | srpc::registry::Error::Unsupported { .. } => Failure::Invalid(e.to_string()),
+            other => Failure::Registry(other.to_string()),
+        })
+}
+
+fn registry_failure(e: srpc::registry::Error) -> Failure {
+    match e {
+        srpc::registry::Error::Url(_) | srpc::registry::Error::InvalidInput { .. } => {
+            Failure::Invalid(e.to_string())
+        }
+        other => Failure::Registry(other.to_string()),
+    }
+}
+
+/// The subscription query for a service key `[group/]interface[:version]`.
+fn service_query(service: &str) -> Result<Url, Failure> {
+    let (group, rest) = match service.split_once('/') {
+        Some((group, rest)) => (Some(group), rest),
+        None => (None, service),
+    };
+    let (interface, version) = match rest.split_once(':') {
+        Some((interface, version)) => (interface, Some(version)),
+        None => (rest, None),
+    };
+    if interface.is_empty() || group == Some("") || version == Some("") {
+        return Err(Failure::Invalid(format!(
+            "invalid service key {service:?}: expected [group/]interface[:version]"
+        )));
+    }
+    let mut builder = Url::builder("consumer")
+        .host("127.0.0.1")
+        .path(interface)
+        .param("interface", interface)
+        .param("category", "providers")
+        .param("side", "consumer");
+    if let Some(group) = group {
+        builder = builder.param("group", group);
+    }
+    if let Some(version) = version {
+        builder = builder.param("version", version);
+    }
+    builder
+        .build()
+        .map_err(|e| Failure::Invalid(format!("invalid service key {service:?}: {e}")))
+}
+
+/// Resolves on SIGINT or SIGTERM, or after `limit`.
+async fn shutdown_signal(limit: Option<Duration>) {
+    let limit = async {
+        match limit {
+            Some(limit) => tokio::time::sleep(limit).await,
+            None => std::future::pending().await,
+        }
+    };
+    let terminate = async {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match signal(SignalKind::terminate()) {
+                Ok(mut sigterm) => {
+                    sigterm.recv().await;
+                }
+                Err(_) => std::future::pending().await,
+            }
+        }
+        #[cfg(not(unix))]
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+        () = limit => {}
+    }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("invalid duration {text:?} ({e}); write e.g. 500ms, 2s, 1m"))
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .try_init();
 }
 
 fn run_url(command: UrlCommand) -> Result<Outcome, String> {

@@ -1,0 +1,178 @@
+//! `srpc list`, `watch` and `register` as separate processes, over multicast on loopback.
+//! Every child process is stopped by its PID before the test ends.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: failures panic.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const DEADLINE: Duration = Duration::from_secs(15);
+
+fn srpc() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_srpc"))
+}
+
+fn registry_url() -> String {
+    let port = std::net::UdpSocket::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("multicast://239.255.77.79:{port}?interface=127.0.0.1&timeout=300")
+}
+
+/// A child process that is killed (by PID) if the test did not stop it.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Running {
+    fn spawn(args: &[&str]) -> Running {
+        let mut child = srpc()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running { child, lines }
+    }
+
+    fn next_line(&self) -> String {
+        self.lines
+            .recv_timeout(DEADLINE)
+            .expect("a line on stdout in time")
+    }
+
+    /// Sends SIGTERM and returns the exit status.
+    fn terminate(mut self) -> i32 {
+        let pid = self.child.id().to_string();
+        let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(killed.success());
+        let status = self.child.wait().unwrap();
+        status.code().unwrap_or(-1)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run(args: &[&str]) -> Output {
+    srpc().args(args).output().unwrap()
+}
+
+/// Waits until `srpc list` prints what `expected` says, re-running it (each run is a fresh
+/// subscriber that asks the group), within the deadline.
+fn list_until(registry: &str, service: &str, expected: &str) {
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        let out = run(&["list", registry, service, "--wait", "2s"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        if stdout == expected {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "list printed {stdout:?}, wanted {expected:?}"
+        );
+    }
+}
+
+#[test]
+fn register_then_list_then_unregister_on_sigterm() {
+    let registry = registry_url();
+    let a = "dubbo://127.0.0.1:20901/com.acme.Echo?side=provider&version=1.0";
+    let b = "dubbo://127.0.0.1:20902/com.acme.Echo?side=provider&version=1.0";
+    let other = "dubbo://127.0.0.1:20903/com.acme.Echo?side=provider&version=2.0";
+    let pa = Running::spawn(&["register", &registry, a]);
+    let pb = Running::spawn(&["register", &registry, b, "--for", "60s"]);
+    let po = Running::spawn(&["register", &registry, other]);
+    list_until(&registry, "com.acme.Echo:1.0", &format!("{a}\n{b}\n"));
+    list_until(&registry, "com.acme.Echo:2.0", &format!("{other}\n"));
+    assert_eq!(pa.terminate(), 0, "register exits 0 after unregistering");
+    list_until(&registry, "com.acme.Echo:1.0", &format!("{b}\n"));
+    assert_eq!(pb.terminate(), 0);
+    assert_eq!(po.terminate(), 0);
+}
+
+#[test]
+fn register_for_a_duration_exits_by_itself() {
+    let registry = registry_url();
+    let out = run(&[
+        "register",
+        &registry,
+        "dubbo://127.0.0.1:20904/com.acme.Echo",
+        "--for",
+        "100ms",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("registered dubbo://127.0.0.1:20904/com.acme.Echo")
+    );
+}
+
+#[test]
+fn watch_prints_plus_and_minus_lines() {
+    let registry = registry_url();
+    let watch = Running::spawn(&["watch", &registry, "g/com.acme.Watched"]);
+    let url = "dubbo://127.0.0.1:20905/com.acme.Watched?group=g&side=provider";
+    // Whichever process is first, the watcher hears the provider: from its announcement, or
+    // from its answer to the watcher's `subscribe`.
+    let provider = Running::spawn(&["register", &registry, url]);
+    assert_eq!(watch.next_line(), format!("+ {url}"));
+    assert_eq!(provider.terminate(), 0);
+    assert_eq!(watch.next_line(), format!("- {url}"));
+    assert_eq!(watch.terminate(), 0);
+}
+
+#[test]
+fn bad_registry_or_service_exits_2() {
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["list", "multicast://10.0.0.1:1234", "a.B"],
+            "not a multicast group",
+        ),
+        (
+            &["list", "gopher://h:1", "a.B"],
+            "unsupported registry scheme \"gopher\"",
+        ),
+        (&["list", "inprocess://x", "g/"], "invalid service key"),
+        (
+            &["register", "inprocess://x", "empty://h/a.B"],
+            "empty:// is a marker",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+}
