@@ -74,8 +74,10 @@ fn test() -> Result<(), String> {
 }
 
 fn integration(tally: &mut Tally) -> Result<(), String> {
-    // No backend of this version needs a real server yet; the ZooKeeper and etcd backends add
-    // their servers here. The ignored tests still run, so none is silently lost.
+    // The two-host multicast test makes network namespaces with iproute2 (as root).
+    step("tools for real-server tests", || {
+        ensure_installed(&[("ip", "iproute2")])
+    })?;
     let mut ignored = Tally::default();
     let result = step("real-server tests (ignored by plain cargo test)", || {
         cargo_test(
@@ -113,6 +115,45 @@ fn bench(extra: &[String]) -> Result<(), String> {
         })?;
     }
     Ok(())
+}
+
+/// Installs the Debian package of every command that is missing (CI runs as root on a fresh
+/// machine).
+fn ensure_installed(tools: &[(&str, &str)]) -> Result<(), String> {
+    let missing: Vec<&str> = tools
+        .iter()
+        .filter(|(command, _)| !on_path(command))
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    say(&format!("installing {}", missing.join(" ")));
+    run("apt-get", &["update", "-q"])?;
+    let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
+    args.extend(&missing);
+    run("apt-get", &args)
+}
+
+fn on_path(command: &str) -> bool {
+    env::var_os("PATH")
+        .is_some_and(|paths| env::split_paths(&paths).any(|dir| dir.join(command).is_file()))
+}
+
+fn run(program: &str, args: &[&str]) -> Result<(), String> {
+    let status = Command::new(program)
+        .args(args)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{program} {}` exited with {status}",
+            args.join(" ")
+        ))
+    }
 }
 
 fn step(name: &str, run: impl FnOnce() -> Result<(), String>) -> Result<(), String> {

@@ -212,11 +212,8 @@ async fn malformed_and_oversized_datagrams_are_skipped_and_disturb_nothing() {
         "dubbo://127.0.0.1:20892/com.acme.Echo?methods={}",
         "m".repeat(3000)
     );
-    java.send(
-        format!("  register\tdubbo://127.0.0.1:20891/com.acme.Echo?side=provider\r\n\0\0")
-            .as_bytes(),
-    )
-    .await;
+    java.send(b"  register\tdubbo://127.0.0.1:20891/com.acme.Echo?side=provider\r\n\0\0")
+        .await;
     java.send(format!("register {big}\n").as_bytes()).await;
     let snapshot = sub.wait_for(|s| s.len() >= 3, DEADLINE).await.unwrap();
     let ports: Vec<u16> = snapshot.providers().iter().map(Url::port).collect();
@@ -293,4 +290,16 @@ async fn providers_that_stop_accepting_connections_are_dropped_unless_clean_is_f
     );
     assert_eq!(kept.snapshot().len(), 2, "clean=false keeps what it heard");
     drop(alive);
+}
+
+#[tokio::test]
+async fn an_interface_address_this_machine_lacks_is_a_clear_error() {
+    // 192.0.2.1 is TEST-NET-1: documentation only, never a local address. Nothing is sent.
+    let url = Url::parse("multicast://239.255.77.78:1234?interface=192.0.2.1").unwrap();
+    let err = connect(&url).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("no local network interface has address 192.0.2.1"),
+        "{err}"
+    );
 }

@@ -1,0 +1,168 @@
+//! Multicast between two "hosts": a provider and a consumer in two network namespaces joined
+//! by a veth pair with link-local addresses, made and deleted by this test. Needs root.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: failures panic.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const DEADLINE: Duration = Duration::from_secs(20);
+const ADDR_A: &str = "169.254.77.1";
+const ADDR_B: &str = "169.254.77.2";
+
+/// Two namespaces and the veth pair between them; deleted on drop.
+struct Hosts {
+    a: String,
+    b: String,
+}
+
+fn ip(args: &[&str]) {
+    let status = Command::new("ip").args(args).status().unwrap();
+    assert!(status.success(), "ip {args:?} failed");
+}
+
+impl Hosts {
+    fn new() -> Hosts {
+        let id = std::process::id() % 100_000;
+        let hosts = Hosts {
+            a: format!("srpc-a-{id}"),
+            b: format!("srpc-b-{id}"),
+        };
+        let (va, vb) = (format!("sa{id}"), format!("sb{id}"));
+        ip(&["netns", "add", &hosts.a]);
+        ip(&["netns", "add", &hosts.b]);
+        ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb]);
+        ip(&["link", "set", &va, "netns", &hosts.a]);
+        ip(&["link", "set", &vb, "netns", &hosts.b]);
+        ip(&[
+            "-n",
+            &hosts.a,
+            "addr",
+            "add",
+            &format!("{ADDR_A}/24"),
+            "dev",
+            &va,
+        ]);
+        ip(&[
+            "-n",
+            &hosts.b,
+            "addr",
+            "add",
+            &format!("{ADDR_B}/24"),
+            "dev",
+            &vb,
+        ]);
+        for (ns, dev) in [(&hosts.a, &va), (&hosts.b, &vb)] {
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+        }
+        hosts
+    }
+
+    /// Runs `srpc args…` inside namespace `ns`. `ip netns exec` execs, so the PID is srpc's.
+    fn srpc(&self, ns: &str, args: &[&str]) -> Running {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_srpc")])
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running { child, lines }
+    }
+}
+
+impl Drop for Hosts {
+    fn drop(&mut self) {
+        // Deleting a namespace deletes the veth end inside it, and so the pair.
+        for ns in [&self.a, &self.b] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Running {
+    fn next_line(&self) -> String {
+        self.lines
+            .recv_timeout(DEADLINE)
+            .expect("a line on stdout in time")
+    }
+
+    fn signal(mut self, signal: &str) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args([signal, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        self.child.wait().unwrap().code()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+#[ignore = "needs root and network namespaces: cargo xtask integration"]
+fn discovery_unregister_and_offline_detection_across_two_hosts() {
+    let hosts = Hosts::new();
+    let group = "multicast://239.255.77.80:1234";
+    let provider_registry = format!("{group}?interface={ADDR_A}");
+    let consumer_registry = format!("{group}?interface={ADDR_B}&session=200&timeout=500");
+    let killed = format!("dubbo://{ADDR_A}:20910/com.acme.Echo?side=provider");
+    let leaving = format!("dubbo://{ADDR_A}:20911/com.acme.Echo?side=provider");
+
+    let watch = hosts.srpc(&hosts.b, &["watch", &consumer_registry, "com.acme.Echo"]);
+    let first = hosts.srpc(
+        &hosts.a,
+        &["register", &provider_registry, &killed, "--listen"],
+    );
+    assert_eq!(
+        watch.next_line(),
+        format!("+ {killed}"),
+        "discovery across hosts"
+    );
+
+    let second = hosts.srpc(
+        &hosts.a,
+        &["register", &provider_registry, &leaving, "--listen"],
+    );
+    assert_eq!(watch.next_line(), format!("+ {leaving}"));
+    assert_eq!(second.signal("-TERM"), Some(0));
+    assert_eq!(
+        watch.next_line(),
+        format!("- {leaving}"),
+        "unregister across hosts"
+    );
+
+    // Killed without a word: only the consumer's probes can find out.
+    assert_eq!(first.signal("-KILL"), None);
+    assert_eq!(
+        watch.next_line(),
+        format!("- {killed}"),
+        "offline detection"
+    );
+    assert_eq!(watch.signal("-TERM"), Some(0));
+    drop(hosts);
+}
