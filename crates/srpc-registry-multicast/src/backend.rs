@@ -47,8 +47,9 @@ struct Inner {
     catalog: Arc<Catalog>,
     /// What this handle registered: it answers `subscribe` messages with these.
     registered: Mutex<HashSet<Url>>,
-    /// What this handle subscribed to: the prober checks only providers these select.
-    queries: Mutex<HashMap<Url, usize>>,
+    /// What this handle subscribed to: the prober checks only providers these select. A
+    /// set, because `Backend::unsubscribe` comes once, when the last equal query goes.
+    queries: Mutex<HashSet<Url>>,
     /// Counts `register` messages received, so `subscribe` can wait for answers.
     arrivals: watch::Sender<u64>,
 }
@@ -197,7 +198,7 @@ impl Inner {
         self.registered.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn queries(&self) -> MutexGuard<'_, HashMap<Url, usize>> {
+    fn queries(&self) -> MutexGuard<'_, HashSet<Url>> {
         self.queries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -342,7 +343,7 @@ impl Inner {
     /// Providers heard on the group that some subscription selects, that are not this
     /// handle's own, and that have a port to probe.
     fn probe_candidates(&self) -> Vec<Url> {
-        let queries: Vec<Url> = self.queries().keys().cloned().collect();
+        let queries: Vec<Url> = self.queries().iter().cloned().collect();
         if queries.is_empty() {
             return Vec::new();
         }
@@ -421,20 +422,12 @@ impl Backend for MulticastBackend {
         if query.to_full_string().len() > MAX_URL_LEN {
             return Err(too_long(query));
         }
-        *self.inner.queries().entry(query.clone()).or_insert(0) += 1;
+        self.inner.queries().insert(query.clone());
         self.inner.ask(query).await
     }
 
     async fn unsubscribe(&self, query: &Url) -> Result<()> {
-        {
-            let mut queries = self.inner.queries();
-            if let Some(count) = queries.get_mut(query) {
-                *count -= 1;
-                if *count == 0 {
-                    queries.remove(query);
-                }
-            }
-        }
+        self.inner.queries().remove(query);
         self.inner
             .send(&Message::Unsubscribe(query.clone()), self.inner.group)
             .await

@@ -303,3 +303,32 @@ async fn an_interface_address_this_machine_lacks_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_handle_stops_probing_when_its_last_equal_subscription_is_dropped() {
+    let port = free_port();
+    let probing = registry(port, "session=100").await;
+    let idle = registry(port, "session=100").await;
+    let mut sub = subscribe_echo(&probing).await;
+    // Two equal subscriptions on the idle handle, both dropped again.
+    drop((subscribe_echo(&idle).await, subscribe_echo(&idle).await));
+    let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead_url = format!(
+        "dubbo://127.0.0.1:{}/com.acme.Echo",
+        dead.local_addr().unwrap().port()
+    );
+    drop(dead);
+    let java = JavaPeer::new(Ipv4Addr::UNSPECIFIED, port);
+    java.send(format!("register {dead_url}\n").as_bytes()).await;
+    sub.wait_for(|s| s.len() == 1, DEADLINE).await.unwrap();
+    // The probing handle drops it after two failed probes; by then the idle handle would
+    // have too, had it still been probing.
+    sub.wait_for(|s| s.is_empty(), DEADLINE).await.unwrap();
+    let query = url("consumer://127.0.0.1/com.acme.Echo?category=providers");
+    let still_known = idle.catalog().lookup(&query);
+    assert_eq!(
+        still_known.len(),
+        1,
+        "an idle handle must not probe: {still_known:?}"
+    );
+}
