@@ -3,12 +3,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: failures panic.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+mod support;
 
-const DEADLINE: Duration = Duration::from_secs(15);
+use std::process::{Command, Output};
+
+use support::{DEADLINE, Running};
 
 fn srpc() -> Command {
     Command::new(env!("CARGO_BIN_EXE_srpc"))
@@ -23,53 +22,10 @@ fn registry_url() -> String {
     format!("multicast://239.255.77.79:{port}?interface=127.0.0.1&timeout=300")
 }
 
-/// A child process that is killed (by PID) if the test did not stop it.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Running {
-    fn spawn(args: &[&str]) -> Running {
-        let mut child = srpc()
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Running { child, lines }
-    }
-
-    fn next_line(&self) -> String {
-        self.lines
-            .recv_timeout(DEADLINE)
-            .expect("a line on stdout in time")
-    }
-
-    /// Sends SIGTERM and returns the exit status.
-    fn terminate(mut self) -> i32 {
-        let pid = self.child.id().to_string();
-        let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(killed.success());
-        let status = self.child.wait().unwrap();
-        status.code().unwrap_or(-1)
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn spawn(args: &[&str]) -> Running {
+    let mut command = srpc();
+    command.args(args);
+    Running::spawn(command)
 }
 
 fn run(args: &[&str]) -> Output {
@@ -105,15 +61,19 @@ fn register_then_list_then_unregister_on_sigterm() {
     let a = "dubbo://127.0.0.1:20901/com.acme.Echo?side=provider&version=1.0";
     let b = "dubbo://127.0.0.1:20902/com.acme.Echo?side=provider&version=1.0";
     let other = "dubbo://127.0.0.1:20903/com.acme.Echo?side=provider&version=2.0";
-    let pa = Running::spawn(&["register", &registry, a]);
-    let pb = Running::spawn(&["register", &registry, b, "--for", "60s"]);
-    let po = Running::spawn(&["register", &registry, other]);
+    let pa = spawn(&["register", &registry, a]);
+    let pb = spawn(&["register", &registry, b, "--for", "60s"]);
+    let po = spawn(&["register", &registry, other]);
     list_until(&registry, "com.acme.Echo:1.0", &format!("{a}\n{b}\n"));
     list_until(&registry, "com.acme.Echo:2.0", &format!("{other}\n"));
-    assert_eq!(pa.terminate(), 0, "register exits 0 after unregistering");
+    assert_eq!(
+        pa.signal("-TERM"),
+        Some(0),
+        "register exits 0 after unregistering"
+    );
     list_until(&registry, "com.acme.Echo:1.0", &format!("{b}\n"));
-    assert_eq!(pb.terminate(), 0);
-    assert_eq!(po.terminate(), 0);
+    assert_eq!(pb.signal("-TERM"), Some(0));
+    assert_eq!(po.signal("-TERM"), Some(0));
 }
 
 #[test]
@@ -141,15 +101,15 @@ fn register_for_a_duration_exits_by_itself() {
 #[test]
 fn watch_prints_plus_and_minus_lines() {
     let registry = registry_url();
-    let watch = Running::spawn(&["watch", &registry, "g/com.acme.Watched"]);
+    let watch = spawn(&["watch", &registry, "g/com.acme.Watched"]);
     let url = "dubbo://127.0.0.1:20905/com.acme.Watched?group=g&side=provider";
     // Whichever process is first, the watcher hears the provider: from its announcement, or
     // from its answer to the watcher's `subscribe`.
-    let provider = Running::spawn(&["register", &registry, url]);
+    let provider = spawn(&["register", &registry, url]);
     assert_eq!(watch.next_line(), format!("+ {url}"));
-    assert_eq!(provider.terminate(), 0);
+    assert_eq!(provider.signal("-TERM"), Some(0));
     assert_eq!(watch.next_line(), format!("- {url}"));
-    assert_eq!(watch.terminate(), 0);
+    assert_eq!(watch.signal("-TERM"), Some(0));
 }
 
 #[test]

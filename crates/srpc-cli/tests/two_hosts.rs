@@ -3,12 +3,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: failures panic.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+mod support;
 
-const DEADLINE: Duration = Duration::from_secs(20);
+use std::process::Command;
+
+use support::Running;
 const ADDR_A: &str = "169.254.77.1";
 const ADDR_B: &str = "169.254.77.2";
 
@@ -63,22 +62,11 @@ impl Hosts {
 
     /// Runs `srpc args…` inside namespace `ns`. `ip netns exec` execs, so the PID is srpc's.
     fn srpc(&self, ns: &str, args: &[&str]) -> Running {
-        let mut child = Command::new("ip")
+        let mut command = Command::new("ip");
+        command
             .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_srpc")])
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Running { child, lines }
+            .args(args);
+        Running::spawn(command)
     }
 }
 
@@ -88,38 +76,6 @@ impl Drop for Hosts {
         for ns in [&self.a, &self.b] {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
-    }
-}
-
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Running {
-    fn next_line(&self) -> String {
-        self.lines
-            .recv_timeout(DEADLINE)
-            .expect("a line on stdout in time")
-    }
-
-    fn signal(mut self, signal: &str) -> Option<i32> {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args([signal, &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        self.child.wait().unwrap().code()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -1,0 +1,59 @@
+//! Helpers shared by the CLI tests: a child process whose stdout lines can be awaited, and
+//! which is stopped by its PID when the test is done with it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How long a test waits for a line.
+pub(crate) const DEADLINE: Duration = Duration::from_secs(20);
+
+/// A running child; killed and reaped on drop if the test did not stop it.
+pub(crate) struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Running {
+    /// Starts `command` with stdout captured line by line (stderr goes to the test's).
+    pub(crate) fn spawn(mut command: Command) -> Running {
+        let mut child = command.stdout(Stdio::piped()).spawn().expect("spawn");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running { child, lines }
+    }
+
+    /// The next stdout line, waiting at most [`DEADLINE`].
+    pub(crate) fn next_line(&self) -> String {
+        self.lines
+            .recv_timeout(DEADLINE)
+            .expect("a line on stdout in time")
+    }
+
+    /// Sends `signal` (e.g. `-TERM`) to the child's PID and returns its exit code (`None`
+    /// when a signal ended it).
+    pub(crate) fn signal(mut self, signal: &str) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill {signal} {pid}");
+        self.child.wait().expect("wait").code()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
