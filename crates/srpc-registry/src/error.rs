@@ -74,6 +74,16 @@ impl Error {
         }
     }
 
+    /// Whether trying the same thing again later may succeed: true for connection, timeout
+    /// and backend failures, false for input the backend refused, unsupported schemes, and a
+    /// closed registry. Background retries (`check=false`) are only made for these.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Error::NotConnected { .. } | Error::Timeout { .. } | Error::Backend { .. }
+        )
+    }
+
     /// An [`Error::InvalidInput`].
     pub fn invalid(what: &'static str, value: impl ToString, reason: impl Into<String>) -> Error {
         Error::InvalidInput {

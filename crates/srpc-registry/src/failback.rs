@@ -398,7 +398,7 @@ impl<B: Backend> Registry for FailbackRegistry<B> {
                 debug!(backend, %url, "registered");
                 Ok(())
             }
-            Err(error) if check => {
+            Err(error) if check || !error.is_transient() => {
                 shared.book().registered.remove(url);
                 Err(error)
             }
@@ -426,7 +426,7 @@ impl<B: Backend> Registry for FailbackRegistry<B> {
                 debug!(backend, %url, "unregistered");
                 Ok(())
             }
-            Err(error) if shared.check(url)? => Err(error),
+            Err(error) if shared.check(url)? || !error.is_transient() => Err(error),
             Err(error) => {
                 warn!(backend, %url, %error, "unregister failed; retrying in the background (check=false)");
                 if let Some(handle) = shared.spawn_retry(Op::Unregister(url.clone()), false) {
@@ -457,7 +457,7 @@ impl<B: Backend> Registry for FailbackRegistry<B> {
                 shared.catalog.mark_listed(id, true);
                 debug!(backend, %query, "subscribed");
             }
-            Err(error) if check => return Err(error),
+            Err(error) if check || !error.is_transient() => return Err(error),
             Err(error) => {
                 warn!(backend, %query, %error, "subscribe failed; retrying in the background (check=false)");
                 let handle = shared.spawn_retry(Op::Subscribe(id, query.clone()), false);
@@ -615,10 +615,19 @@ mod tests {
         ctx: Context,
         store: watch::Sender<HashSet<Url>>,
         failures: AtomicUsize,
+        /// Refuse every call as invalid input, as a backend refuses what it cannot carry.
+        refuse: AtomicBool,
     }
 
     impl Flaky {
         fn fail(&self) -> Result<()> {
+            if self.refuse.load(Ordering::SeqCst) {
+                return Err(Error::invalid(
+                    "registration",
+                    "x",
+                    "refused by the backend",
+                ));
+            }
             let left = self.failures.load(Ordering::SeqCst);
             if left > 0 {
                 self.failures.store(left - 1, Ordering::SeqCst);
@@ -681,6 +690,7 @@ mod tests {
             ctx,
             store: tx,
             failures: AtomicUsize::new(0),
+            refuse: AtomicBool::new(false),
         });
         (registry, rx)
     }
@@ -841,6 +851,26 @@ mod tests {
         ));
         assert!(registry.subscribe(&url("consumer://c")).await.is_err());
         assert!(store.borrow().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refused_input_is_returned_even_with_check_false() {
+        let (registry, _store) = registry(false);
+        registry.backend().refuse.store(true, Ordering::SeqCst);
+        let err = registry
+            .register(&url("dubbo://h:1/a.B"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
+        assert!(
+            registry.registered().is_empty(),
+            "nothing is booked for a retry"
+        );
+        let err = registry
+            .subscribe(&url("consumer://c/a.B"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
     }
 
     #[test]
