@@ -13,6 +13,8 @@ Commands:
                 tests, then the real-server tests (`integration`)
   integration   the tests marked #[ignore = \"needs …\"], against real servers on loopback
   bench         the benchmarks (criterion), e.g. dubbo-url parse + format
+  servers       start the real servers on loopback for manual work (ZooKeeper); prints
+                their addresses; stops them when you press Ctrl-D
   help          this text
 ";
 
@@ -26,6 +28,7 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("integration") => integration(&mut Tally::default()),
         Some("bench") => bench(&args[1..]),
+        Some("servers") => servers(),
         Some(other) => Err(format!("unknown command {other:?}\n\n{HELP}")),
     };
     match result {
@@ -74,17 +77,18 @@ fn test() -> Result<(), String> {
 }
 
 fn integration(tally: &mut Tally) -> Result<(), String> {
-    // The two-host multicast test makes network namespaces with iproute2 (as root).
-    step("tools for real-server tests", || {
-        ensure_installed(&[("ip", "iproute2")])
-    })?;
+    step("tools for real-server tests", install_server_tools)?;
+    let mut servers = Servers::start()?;
     let mut ignored = Tally::default();
     let result = step("real-server tests (ignored by plain cargo test)", || {
-        cargo_test(
-            &["test", "--workspace", "--all-features", "--", "--ignored"],
-            &mut ignored,
-        )
+        let args = ["test", "--workspace", "--all-features", "--", "--ignored"];
+        let mut command = cargo_command(&args);
+        for (name, value) in &servers.env {
+            command.env(name, value);
+        }
+        cargo_test_command(command, &args, &mut ignored)
     });
+    servers.stop();
     // Tests counted as ignored in the first run and run here are not skipped.
     tally.ignored = tally
         .ignored
@@ -92,6 +96,119 @@ fn integration(tally: &mut Tally) -> Result<(), String> {
     tally.passed += ignored.passed;
     tally.failed += ignored.failed;
     result
+}
+
+/// What the real-server tests need on the machine: ZooKeeper (Debian), iproute2 for the
+/// two-host multicast test, and kazoo (PyPI) as a third-party ZooKeeper peer.
+fn install_server_tools() -> Result<(), String> {
+    let mut packages = Vec::new();
+    if !Path::new("/usr/share/java/zookeeper.jar").is_file() {
+        packages.push("zookeeper");
+    }
+    if !on_path("ip") {
+        packages.push("iproute2");
+    }
+    if !on_path("python3") {
+        packages.push("python3");
+        packages.push("python3-pip");
+    }
+    if !packages.is_empty() {
+        say(&format!("installing {}", packages.join(" ")));
+        run("apt-get", &["update", "-q"])?;
+        let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
+        args.extend(&packages);
+        run("apt-get", &args)?;
+    }
+    let has_kazoo = Command::new("python3")
+        .args(["-c", "import kazoo"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_kazoo {
+        say("installing kazoo");
+        run("python3", &["-m", "pip", "install", "-q", "kazoo"])?;
+    }
+    Ok(())
+}
+
+/// The shared real servers, run by the `srpc-test-servers` binary of `srpc-tests`, which
+/// stops them (by PID) when its standard input closes.
+struct Servers {
+    child: Option<std::process::Child>,
+    env: Vec<(String, String)>,
+}
+
+impl Servers {
+    fn start() -> Result<Servers, String> {
+        say("==> starting real servers on loopback");
+        let mut child = cargo_command(&[
+            "run",
+            "--quiet",
+            "-p",
+            "srpc-tests",
+            "--bin",
+            "srpc-test-servers",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start srpc-test-servers: {e}"))?;
+        let mut env = Vec::new();
+        if let Some(stdout) = child.stdout.take() {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line == "ready" {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once('=') {
+                    say(&format!("    {name}={value}"));
+                    env.push((name.to_owned(), value.to_owned()));
+                }
+            }
+        }
+        let mut servers = Servers {
+            child: Some(child),
+            env,
+        };
+        if servers.env.is_empty() {
+            servers.stop();
+            return Err("srpc-test-servers started no server".into());
+        }
+        Ok(servers)
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // Closing its standard input tells it to stop the servers.
+            drop(child.stdin.take());
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn servers() -> Result<(), String> {
+    install_server_tools()?;
+    say("Servers run until you press Ctrl-D.");
+    let status = cargo_command(&[
+        "run",
+        "--quiet",
+        "-p",
+        "srpc-tests",
+        "--bin",
+        "srpc-test-servers",
+    ])
+    .status()
+    .map_err(|e| format!("cannot start srpc-test-servers: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("srpc-test-servers exited with {status}"))
+    }
 }
 
 /// The criterion benchmarks: (package, bench target). Extra arguments go to criterion,
@@ -115,24 +232,6 @@ fn bench(extra: &[String]) -> Result<(), String> {
         })?;
     }
     Ok(())
-}
-
-/// Installs the Debian package of every command that is missing (CI runs as root on a fresh
-/// machine).
-fn ensure_installed(tools: &[(&str, &str)]) -> Result<(), String> {
-    let missing: Vec<&str> = tools
-        .iter()
-        .filter(|(command, _)| !on_path(command))
-        .map(|(_, package)| *package)
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    say(&format!("installing {}", missing.join(" ")));
-    run("apt-get", &["update", "-q"])?;
-    let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
-    args.extend(&missing);
-    run("apt-get", &args)
 }
 
 fn on_path(command: &str) -> bool {
@@ -180,7 +279,15 @@ fn cargo(args: &[&str]) -> Result<(), String> {
 
 /// Runs `cargo test …`, echoing its output while counting its `test result:` lines.
 fn cargo_test(args: &[&str], tally: &mut Tally) -> Result<(), String> {
-    let mut child = cargo_command(args)
+    cargo_test_command(cargo_command(args), args, tally)
+}
+
+fn cargo_test_command(
+    mut command: Command,
+    args: &[&str],
+    tally: &mut Tally,
+) -> Result<(), String> {
+    let mut child = command
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run cargo: {e}"))?;

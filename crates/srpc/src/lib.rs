@@ -28,6 +28,8 @@
 //! - `inprocess` (default): `inprocess://<hub-name>`, the in-memory registry.
 //! - `multicast`: `multicast://224.5.6.7:1234?interface=<address>`, Dubbo's multicast
 //!   registry (UDP, no server).
+//! - `zookeeper`: `zookeeper://127.0.0.1:2181`, ZooKeeper in Dubbo's node layout (or rpcx's
+//!   with `layout=rpcx&base=…`).
 
 /// The Dubbo URL model ([`dubbo_url`]).
 pub use dubbo_url as url;

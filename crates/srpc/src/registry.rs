@@ -23,6 +23,11 @@ const SCHEMES: &[Scheme] = &[
         feature: "multicast",
         enabled: cfg!(feature = "multicast"),
     },
+    Scheme {
+        name: "zookeeper",
+        feature: "zookeeper",
+        enabled: cfg!(feature = "zookeeper"),
+    },
 ];
 
 /// The registry schemes this build can [`connect`] to.
@@ -64,6 +69,8 @@ async fn open(url: &Url) -> Result<Arc<dyn Registry>> {
         "inprocess" => Ok(Arc::new(srpc_registry_inprocess::connect(url)?)),
         #[cfg(feature = "multicast")]
         "multicast" => Ok(Arc::new(srpc_registry_multicast::connect(url).await?)),
+        #[cfg(feature = "zookeeper")]
+        "zookeeper" => Ok(Arc::new(srpc_registry_zookeeper::connect(url).await?)),
         scheme => Err(Error::Unsupported {
             scheme: scheme.to_owned(),
             feature: None,

@@ -1,0 +1,647 @@
+//! [`ZookeeperBackend`]: the ZooKeeper client and its sessions, writes in Dubbo's (or
+//! rpcx's) layout, and watches that re-arm with the listing they come with.
+
+use std::collections::{HashMap, HashSet};
+use std::net::UdpSocket;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use srpc_registry::{Backend, Catalog, Context, Error, Result, Url};
+use tokio::task::AbortHandle;
+use tracing::{debug, info, warn};
+use zookeeper_client::{
+    Acls, AddWatchMode, Client, CreateMode, CreateOptions, Error as ZkError, EventType,
+    SessionState,
+};
+
+use crate::config::{Layout, ZookeeperConfig};
+use crate::layout;
+
+const BACKEND: &str = crate::SCHEME;
+
+/// The ZooKeeper [`Backend`].
+#[derive(Debug)]
+pub struct ZookeeperBackend {
+    inner: Arc<Inner>,
+    supervisor: AbortHandle,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: ZookeeperConfig,
+    /// The current session's client; replaced after an expiry, taken on close.
+    client: RwLock<Option<Client>>,
+    ctx: Context,
+    /// Node data of Dubbo registrations: the creator's IP, as Curator writes it for Java.
+    creator_ip: Vec<u8>,
+    /// Watched directories (and roots, for `*` queries), with the queries that need them.
+    watches: Mutex<HashMap<String, Watch>>,
+}
+
+#[derive(Debug)]
+struct Watch {
+    task: AbortHandle,
+    queries: HashSet<Url>,
+}
+
+impl ZookeeperBackend {
+    /// Connects (waiting at most the configured `timeout`) and starts the session supervisor.
+    pub async fn connect(config: ZookeeperConfig, ctx: Context) -> Result<ZookeeperBackend> {
+        let client = new_client(&config).await?;
+        info!(
+            backend = BACKEND,
+            servers = %config.connect_string(),
+            session_id = client.session_id().0,
+            timeout = ?client.session_timeout(),
+            "connected"
+        );
+        let creator_ip = creator_ip(&config.servers).into_bytes();
+        let inner = Arc::new(Inner {
+            config,
+            client: RwLock::new(Some(client)),
+            ctx,
+            creator_ip,
+            watches: Mutex::default(),
+        });
+        let supervisor = tokio::spawn(inner.clone().supervise()).abort_handle();
+        Ok(ZookeeperBackend { inner, supervisor })
+    }
+
+    /// The current session id (it changes after an expiry).
+    pub fn session_id(&self) -> Option<i64> {
+        self.inner.client().ok().map(|c| c.session_id().0)
+    }
+
+    /// The current session's id and password, e.g. for tests that expire it on purpose.
+    pub fn session(&self) -> Option<zookeeper_client::SessionInfo> {
+        self.inner.client().ok().map(|c| c.session().clone())
+    }
+}
+
+async fn new_client(config: &ZookeeperConfig) -> Result<Client> {
+    let mut connector = Client::connector()
+        .with_session_timeout(config.session)
+        .with_connection_timeout(config.timeout);
+    if let Some(digest) = &config.digest {
+        connector = connector.with_auth("digest", digest.as_bytes());
+    }
+    let servers = config.connect_string();
+    match tokio::time::timeout(config.timeout, connector.connect(&servers)).await {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(error)) => Err(Error::NotConnected {
+            backend: BACKEND,
+            detail: format!("cannot open a session with {servers}: {error}"),
+        }),
+        Err(_) => Err(Error::Timeout {
+            backend: BACKEND,
+            doing: format!("opening a session with {servers}"),
+            after: config.timeout,
+        }),
+    }
+}
+
+/// The address this host uses to reach the first server, found by routing a UDP socket
+/// (nothing is sent); loopback when that fails.
+fn creator_ip(servers: &[String]) -> String {
+    servers
+        .first()
+        .and_then(|server| {
+            let socket = UdpSocket::bind("0.0.0.0:0").ok()?;
+            socket.connect(server.as_str()).ok()?;
+            Some(socket.local_addr().ok()?.ip().to_string())
+        })
+        .unwrap_or_else(|| "127.0.0.1".to_owned())
+}
+
+fn zk_error(doing: &str, path: &str, error: ZkError) -> Error {
+    match error {
+        ZkError::ConnectionLoss
+        | ZkError::SessionExpired
+        | ZkError::NoHosts
+        | ZkError::Timeout
+        | ZkError::ClientClosed => Error::NotConnected {
+            backend: BACKEND,
+            detail: format!("{doing} {path}: {error}"),
+        },
+        other => Error::backend(BACKEND, format!("{doing} {path}: {other}")),
+    }
+}
+
+fn backoff() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(10))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+impl Inner {
+    fn client(&self) -> Result<Client> {
+        self.client
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or(Error::Closed)
+    }
+
+    fn watches(&self) -> MutexGuard<'_, HashMap<String, Watch>> {
+        self.watches.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn acls(&self) -> Acls<'static> {
+        if self.config.digest.is_some() {
+            Acls::creator_all()
+        } else {
+            Acls::anyone_all()
+        }
+    }
+
+    fn dir_options(&self) -> CreateOptions<'static> {
+        CreateMode::Persistent.with_acls(self.acls())
+    }
+
+    /// Follows the session: disconnects mark snapshots stale, reconnects re-list, and an
+    /// expired session is replaced by a new one after which everything is restored.
+    async fn supervise(self: Arc<Self>) {
+        loop {
+            let Ok(client) = self.client() else { return };
+            let mut states = client.state_watcher();
+            drop(client);
+            loop {
+                match states.changed().await {
+                    SessionState::Disconnected => {
+                        warn!(
+                            backend = BACKEND,
+                            "disconnected; keeping the last known providers until reconnected"
+                        );
+                        self.ctx.set_connected(false);
+                    }
+                    SessionState::SyncConnected | SessionState::ConnectedReadOnly => {
+                        info!(
+                            backend = BACKEND,
+                            "reconnected in the same session; re-listing"
+                        );
+                        self.ctx.set_connected(true);
+                        self.ctx.recover();
+                    }
+                    SessionState::Closed => return,
+                    terminal => {
+                        warn!(backend = BACKEND, state = ?terminal, "session ended; opening a new one");
+                        break;
+                    }
+                }
+            }
+            self.ctx.set_connected(false);
+            let mut delays = backoff();
+            let client = loop {
+                match new_client(&self.config).await {
+                    Ok(client) => break client,
+                    Err(error) => {
+                        warn!(backend = BACKEND, %error, "cannot open a new session yet");
+                        tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(10))).await;
+                    }
+                }
+            };
+            info!(
+                backend = BACKEND,
+                session_id = client.session_id().0,
+                "new session; restoring registrations and re-listing"
+            );
+            {
+                let mut slot = self.client.write().unwrap_or_else(|p| p.into_inner());
+                if slot.is_none() {
+                    return; // Closed meanwhile.
+                }
+                *slot = Some(client);
+            }
+            self.ctx.set_connected(true);
+            self.ctx.recover();
+        }
+    }
+
+    async fn create_ignoring_exists(&self, client: &Client, path: &str, data: &[u8]) -> Result<()> {
+        match client.create(path, data, &self.dir_options()).await {
+            Ok(_) | Err(ZkError::NodeExists) => Ok(()),
+            Err(e) => Err(zk_error("create", path, e)),
+        }
+    }
+
+    /// Creates `path` with `data`: ephemeral unless `persistent`. An ephemeral node that
+    /// already exists is kept when this session owns it, and replaced when a dead session
+    /// left it behind (it would vanish with that session later).
+    async fn write_node(&self, path: &str, data: &[u8], persistent: bool) -> Result<()> {
+        let client = self.client()?;
+        let Some((parent, _)) = path.rsplit_once('/') else {
+            return Err(Error::invalid("registration", path, "no parent node"));
+        };
+        if !parent.is_empty() {
+            client
+                .mkdir(parent, &self.dir_options())
+                .await
+                .map_err(|e| zk_error("create parents of", path, e))?;
+        }
+        let mode = if persistent {
+            CreateMode::Persistent
+        } else {
+            CreateMode::Ephemeral
+        };
+        let options = mode.with_acls(self.acls());
+        for _ in 0..3 {
+            match client.create(path, data, &options).await {
+                Ok(_) => return Ok(()),
+                Err(ZkError::NodeExists) => {}
+                Err(e) => return Err(zk_error("create", path, e)),
+            }
+            let stat = match client.check_stat(path).await {
+                Ok(Some(stat)) => stat,
+                Ok(None) => continue,
+                Err(e) => return Err(zk_error("stat", path, e)),
+            };
+            let ours = stat.ephemeral_owner == client.session_id().0;
+            let stale_ephemeral = !persistent && !ours;
+            if !stale_ephemeral {
+                // Ours already, or persistent: make sure the data is current (rpcx metadata).
+                let (current, _) = client
+                    .get_data(path)
+                    .await
+                    .map_err(|e| zk_error("read", path, e))?;
+                if current != data {
+                    client
+                        .set_data(path, data, None)
+                        .await
+                        .map_err(|e| zk_error("update", path, e))?;
+                }
+                return Ok(());
+            }
+            info!(backend = BACKEND, %path, owner = stat.ephemeral_owner, "replacing a node left by another session");
+            match client.delete(path, None).await {
+                Ok(()) | Err(ZkError::NoNode) => {}
+                Err(e) => return Err(zk_error("delete stale", path, e)),
+            }
+        }
+        Err(Error::backend(
+            BACKEND,
+            format!("node {path} keeps reappearing; another writer owns it"),
+        ))
+    }
+
+    fn node_of(&self, url: &Url) -> String {
+        match &self.config.layout {
+            Layout::Dubbo { root } => layout::dubbo_node(root, url),
+            Layout::Rpcx { base } => layout::rpcx_node(base, url),
+        }
+    }
+
+    /// Reads one directory's registrations; a missing directory is created (as Java
+    /// consumers do) and is empty.
+    async fn list_dir(&self, client: &Client, dir: &str) -> Result<Vec<Url>> {
+        let children = match client.list_children(dir).await {
+            Ok(children) => children,
+            Err(ZkError::NoNode) => {
+                client
+                    .mkdir(dir, &self.dir_options())
+                    .await
+                    .map_err(|e| zk_error("create", dir, e))?;
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(zk_error("list", dir, e)),
+        };
+        self.parse_children(client, dir, &children).await
+    }
+
+    async fn parse_children(
+        &self,
+        client: &Client,
+        dir: &str,
+        children: &[String],
+    ) -> Result<Vec<Url>> {
+        let mut urls = Vec::with_capacity(children.len());
+        match &self.config.layout {
+            Layout::Dubbo { .. } => {
+                // `<root>/<encode(interface)>/<category>`: the interface is two levels up.
+                let interface = dir.rsplit('/').nth(1).unwrap_or("");
+                for name in children {
+                    match layout::parse_dubbo_child(name, interface) {
+                        Ok(url) => urls.push(url),
+                        Err(error) => {
+                            warn!(backend = BACKEND, %dir, node = %name, %error, "skipping unreadable node")
+                        }
+                    }
+                }
+            }
+            Layout::Rpcx { .. } => {
+                let service = dir.rsplit('/').next().unwrap_or("");
+                for name in children {
+                    let path = format!("{dir}/{name}");
+                    let data = match client.get_data(&path).await {
+                        Ok((data, _)) => data,
+                        Err(ZkError::NoNode) => continue,
+                        Err(e) => return Err(zk_error("read", &path, e)),
+                    };
+                    match layout::parse_rpcx_child(service, name, &String::from_utf8_lossy(&data)) {
+                        Ok(url) => urls.push(url),
+                        Err(error) => {
+                            warn!(backend = BACKEND, %path, %error, "skipping unreadable node")
+                        }
+                    }
+                }
+            }
+        }
+        Ok(urls)
+    }
+
+    /// The directories below a root (the interfaces or services present).
+    async fn list_root(&self, client: &Client, root: &str) -> Result<Vec<String>> {
+        match client.list_children(root).await {
+            Ok(children) => Ok(children),
+            Err(ZkError::NoNode) => Ok(Vec::new()),
+            Err(e) => Err(zk_error("list", root, e)),
+        }
+    }
+
+    fn root(&self) -> &str {
+        match &self.config.layout {
+            Layout::Dubbo { root } => root,
+            Layout::Rpcx { base } => base,
+        }
+    }
+
+    /// The directories of one interface that `query` selects (for `*` queries).
+    fn dirs_of_interface(&self, encoded_interface: &str, query: &Url) -> Vec<String> {
+        match &self.config.layout {
+            Layout::Dubbo { root } => layout::query_categories(query)
+                .iter()
+                .map(|c| format!("{}/{c}", layout::join(root, encoded_interface)))
+                .collect(),
+            Layout::Rpcx { base } => vec![layout::join(base, encoded_interface)],
+        }
+    }
+
+    /// Every directory `query` needs, listing the root for `*` queries.
+    async fn dirs_of(&self, client: &Client, query: &Url) -> Result<Vec<String>> {
+        match layout::query_dirs(&self.config.layout, query) {
+            Some(dirs) => Ok(dirs),
+            None => {
+                let mut dirs = Vec::new();
+                for child in self.list_root(client, self.root()).await? {
+                    dirs.extend(self.dirs_of_interface(&child, query));
+                }
+                Ok(dirs)
+            }
+        }
+    }
+
+    fn ensure_watch(self: &Arc<Self>, key: &str, query: &Url, root: bool) {
+        let mut watches = self.watches();
+        if let Some(watch) = watches.get_mut(key) {
+            watch.queries.insert(query.clone());
+            return;
+        }
+        let task = if root {
+            tokio::spawn(self.clone().watch_root(key.to_owned())).abort_handle()
+        } else if matches!(self.config.layout, Layout::Rpcx { .. }) {
+            tokio::spawn(self.clone().watch_recursive(key.to_owned())).abort_handle()
+        } else {
+            tokio::spawn(self.clone().watch_dir(key.to_owned())).abort_handle()
+        };
+        watches.insert(
+            key.to_owned(),
+            Watch {
+                task,
+                queries: HashSet::from([query.clone()]),
+            },
+        );
+    }
+
+    /// Dubbo directories: list with a one-shot children watch, publish, wait for the watch,
+    /// repeat. Each listing re-arms the watch in the same request, so no change falls
+    /// between two watches.
+    async fn watch_dir(self: Arc<Self>, dir: String) {
+        let mut delays = backoff();
+        loop {
+            let Ok(client) = self.client() else { return };
+            match client.list_and_watch_children(&dir).await {
+                Ok((children, watcher)) => {
+                    delays = backoff();
+                    match self.parse_children(&client, &dir, &children).await {
+                        Ok(urls) => self.ctx.catalog().replace(&dir, urls),
+                        Err(error) => debug!(backend = BACKEND, %dir, %error, "listing failed"),
+                    }
+                    drop(client);
+                    let event = watcher.changed().await;
+                    debug!(backend = BACKEND, %dir, event = ?event.event_type, "watch fired");
+                }
+                Err(ZkError::NoNode) => {
+                    if let Err(error) = client.mkdir(&dir, &self.dir_options()).await {
+                        debug!(backend = BACKEND, %dir, %error, "cannot create directory yet");
+                        tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(10))).await;
+                    }
+                }
+                Err(error) => {
+                    debug!(backend = BACKEND, %dir, %error, "cannot list yet");
+                    tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(10))).await;
+                }
+            }
+        }
+    }
+
+    /// rpcx directories: a persistent recursive watch (ZooKeeper 3.6+) so that metadata
+    /// edits (node data) are seen as well as nodes coming and going. The watch is added
+    /// before listing, so nothing is missed in between.
+    async fn watch_recursive(self: Arc<Self>, dir: String) {
+        let mut delays = backoff();
+        loop {
+            let Ok(client) = self.client() else { return };
+            if let Err(error) = client.mkdir(&dir, &self.dir_options()).await {
+                debug!(backend = BACKEND, %dir, %error, "cannot create directory yet");
+                tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(10))).await;
+                continue;
+            }
+            let mut watcher = match client.watch(&dir, AddWatchMode::PersistentRecursive).await {
+                Ok(watcher) => watcher,
+                Err(error) => {
+                    debug!(backend = BACKEND, %dir, %error, "cannot watch yet");
+                    tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(10))).await;
+                    continue;
+                }
+            };
+            delays = backoff();
+            loop {
+                match self.list_dir(&client, &dir).await {
+                    Ok(urls) => self.ctx.catalog().replace(&dir, urls),
+                    Err(error) => debug!(backend = BACKEND, %dir, %error, "listing failed"),
+                }
+                let event = watcher.changed().await;
+                if event.event_type == EventType::Session && event.session_state.is_terminated() {
+                    break; // The session is gone, and the watch with it: add it again.
+                }
+            }
+        }
+    }
+
+    /// `*` queries: watch the root's children and follow every interface that appears.
+    async fn watch_root(self: Arc<Self>, root: String) {
+        let mut delays = backoff();
+        loop {
+            let Ok(client) = self.client() else { return };
+            let watched = match client.list_and_watch_children(&root).await {
+                Ok((children, watcher)) => Some((children, watcher)),
+                Err(ZkError::NoNode) => {
+                    if let Err(error) = client.mkdir(&root, &self.dir_options()).await {
+                        debug!(backend = BACKEND, %root, %error, "cannot create root yet");
+                    }
+                    None
+                }
+                Err(error) => {
+                    debug!(backend = BACKEND, %root, %error, "cannot list root yet");
+                    None
+                }
+            };
+            let Some((children, watcher)) = watched else {
+                tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(10))).await;
+                continue;
+            };
+            delays = backoff();
+            let queries: Vec<Url> = self
+                .watches()
+                .get(&root)
+                .map(|w| w.queries.iter().cloned().collect())
+                .unwrap_or_default();
+            for child in &children {
+                for query in &queries {
+                    for dir in self.dirs_of_interface(child, query) {
+                        self.ensure_watch(&dir, query, false);
+                    }
+                }
+            }
+            drop(client);
+            let _ = watcher.changed().await;
+        }
+    }
+}
+
+#[async_trait]
+impl Backend for ZookeeperBackend {
+    fn name(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn register(&self, url: &Url) -> Result<()> {
+        let inner = &self.inner;
+        let path = inner.node_of(url);
+        let persistent = !url.param_bool("dynamic", true)?;
+        let data = match &inner.config.layout {
+            Layout::Dubbo { .. } => inner.creator_ip.clone(),
+            Layout::Rpcx { base } => {
+                // rpcx marks its directories with data: the base with "rpcx_path", a
+                // service with its name.
+                let client = inner.client()?;
+                if let Some((parent, _)) = base.rsplit_once('/') {
+                    if !parent.is_empty() {
+                        client
+                            .mkdir(parent, &inner.dir_options())
+                            .await
+                            .map_err(|e| zk_error("create", parent, e))?;
+                    }
+                }
+                if base != "/" {
+                    inner
+                        .create_ignoring_exists(&client, base, b"rpcx_path")
+                        .await?;
+                }
+                let service = url.service_interface();
+                inner
+                    .create_ignoring_exists(
+                        &client,
+                        &layout::join(base, service),
+                        service.as_bytes(),
+                    )
+                    .await?;
+                layout::rpcx_metadata(url).into_bytes()
+            }
+        };
+        inner.write_node(&path, &data, persistent).await?;
+        debug!(backend = BACKEND, %path, persistent, "node written");
+        Ok(())
+    }
+
+    async fn unregister(&self, url: &Url) -> Result<()> {
+        let path = self.inner.node_of(url);
+        let client = self.inner.client()?;
+        match client.delete(&path, None).await {
+            Ok(()) | Err(ZkError::NoNode) => Ok(()),
+            Err(e) => Err(zk_error("delete", &path, e)),
+        }
+    }
+
+    async fn subscribe(&self, query: &Url) -> Result<()> {
+        let inner = &self.inner;
+        let client = inner.client()?;
+        let dirs = inner.dirs_of(&client, query).await?;
+        for dir in &dirs {
+            let urls = inner.list_dir(&client, dir).await?;
+            inner.ctx.catalog().replace(dir, urls);
+        }
+        for dir in &dirs {
+            inner.ensure_watch(dir, query, false);
+        }
+        if layout::query_dirs(&inner.config.layout, query).is_none() {
+            inner.ensure_watch(inner.root(), query, true);
+        }
+        Ok(())
+    }
+
+    async fn unsubscribe(&self, query: &Url) -> Result<()> {
+        let mut released = Vec::new();
+        self.inner.watches().retain(|key, watch| {
+            watch.queries.remove(query);
+            if watch.queries.is_empty() {
+                watch.task.abort();
+                released.push(key.clone());
+                false
+            } else {
+                true
+            }
+        });
+        let catalog: &Catalog = self.inner.ctx.catalog();
+        for key in released {
+            catalog.clear_scope(&key);
+        }
+        Ok(())
+    }
+
+    async fn lookup(&self, query: &Url) -> Result<Vec<Url>> {
+        let client = self.inner.client()?;
+        let mut urls = Vec::new();
+        for dir in self.inner.dirs_of(&client, query).await? {
+            urls.extend(self.inner.list_dir(&client, &dir).await?);
+        }
+        Ok(urls)
+    }
+
+    async fn close(&self) -> Result<()> {
+        self.supervisor.abort();
+        for (_, watch) in self.inner.watches().drain() {
+            watch.task.abort();
+        }
+        // Dropping the last client closes the session; ephemeral nodes go at once.
+        self.inner
+            .client
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        Ok(())
+    }
+}
+
+impl Drop for ZookeeperBackend {
+    fn drop(&mut self) {
+        self.supervisor.abort();
+        for (_, watch) in self.inner.watches().drain() {
+            watch.task.abort();
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! [`ZookeeperConfig`]: everything a `zookeeper://` registry URL can say.
+
+use std::time::Duration;
+
+use srpc_registry::{Error, FailbackConfig, Result, Url};
+
+/// The client port ZooKeeper listens on by default.
+pub const DEFAULT_PORT: u16 = 2181;
+
+/// Which node layout the registry reads and writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Layout {
+    /// Apache Dubbo's: `/<root>/<encode(interface)>/<category>/<encode(url)>`.
+    Dubbo {
+        /// The root node, `/dubbo` by default (the registry URL's `group`).
+        root: String,
+    },
+    /// rpcx's: `<base>/<Service>/<network>@<host:port>` with the metadata as node data.
+    Rpcx {
+        /// The base path, e.g. `/rpcx_test`.
+        base: String,
+    },
+}
+
+/// Settings of a ZooKeeper registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ZookeeperConfig {
+    /// The servers, `host:port` each.
+    pub servers: Vec<String>,
+    /// Session timeout asked of the server (`session`, default 60 s; the server may bound it).
+    pub session: Duration,
+    /// How long connecting may take (`timeout`, default 5 s).
+    pub timeout: Duration,
+    /// `user:password` for digest authentication; created nodes then get creator-only ACLs.
+    pub digest: Option<String>,
+    /// The node layout.
+    pub layout: Layout,
+    /// Retry and `check` settings.
+    pub failback: FailbackConfig,
+}
+
+impl ZookeeperConfig {
+    /// Reads `zookeeper://[user:password@]host:port[,host2:port2…][?backup=…&group=…&session=…&timeout=…&layout=dubbo|rpcx&base=…]`.
+    pub fn from_url(url: &Url) -> Result<ZookeeperConfig> {
+        let invalid = |reason: String| Error::invalid("registry url", url, reason);
+        if url.protocol() != crate::SCHEME {
+            return Err(invalid(format!(
+                "the zookeeper backend serves {}:// only",
+                crate::SCHEME
+            )));
+        }
+        let servers = url.backup_addresses(DEFAULT_PORT);
+        if servers.is_empty() || url.host().is_empty() {
+            return Err(invalid(
+                "name at least one server: zookeeper://host:port".to_owned(),
+            ));
+        }
+        if servers.iter().any(|s| s.contains(['/', '@', ' '])) {
+            return Err(invalid(format!(
+                "server list {servers:?} is not host:port,host:port"
+            )));
+        }
+        let layout = match url.param_or("layout", "dubbo") {
+            "dubbo" => Layout::Dubbo {
+                root: normalize_root(url.param_or("group", "dubbo")),
+            },
+            "rpcx" => {
+                let base = url.param("base").filter(|b| !b.is_empty()).ok_or_else(|| {
+                    invalid("layout=rpcx needs base=<path>, e.g. base=/rpcx_test".to_owned())
+                })?;
+                Layout::Rpcx {
+                    base: normalize_root(base),
+                }
+            }
+            other => {
+                return Err(invalid(format!(
+                    "unknown layout {other:?}: use dubbo or rpcx"
+                )));
+            }
+        };
+        let digest =
+            (!url.username().is_empty()).then(|| format!("{}:{}", url.username(), url.password()));
+        let session = url.param_duration("session", Duration::from_secs(60))?;
+        let timeout = url.param_duration("timeout", Duration::from_secs(5))?;
+        if session.is_zero() || timeout.is_zero() {
+            return Err(invalid("session and timeout must be > 0".to_owned()));
+        }
+        Ok(ZookeeperConfig {
+            servers,
+            session,
+            timeout,
+            digest,
+            layout,
+            failback: FailbackConfig::from_url(url)?,
+        })
+    }
+
+    /// The connect string: `host:port,host:port`.
+    pub fn connect_string(&self) -> String {
+        self.servers.join(",")
+    }
+}
+
+/// `dubbo` → `/dubbo`, `/a/b/` → `/a/b`, `/` stays `/`.
+fn normalize_root(root: &str) -> String {
+    let trimmed = root.trim_end_matches('/');
+    if trimmed.is_empty() {
+        "/".to_owned()
+    } else if trimmed.starts_with('/') {
+        trimmed.to_owned()
+    } else {
+        format!("/{trimmed}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(s: &str) -> Result<ZookeeperConfig> {
+        ZookeeperConfig::from_url(&Url::parse(s).unwrap())
+    }
+
+    #[test]
+    fn servers_from_host_list_and_backup() {
+        assert_eq!(config("zookeeper://a:2181").unwrap().servers, ["a:2181"]);
+        assert_eq!(config("zookeeper://a").unwrap().servers, ["a:2181"]);
+        assert_eq!(
+            config("zookeeper://a:1,b:2").unwrap().connect_string(),
+            "a:1,b:2"
+        );
+        assert_eq!(
+            config("zookeeper://a:1?backup=b:2,c")
+                .unwrap()
+                .connect_string(),
+            "a:1,b:2,c:2181"
+        );
+    }
+
+    #[test]
+    fn layout_root_and_parameters() {
+        let c = config("zookeeper://u:p@a:1?group=srpc/&session=10s&timeout=2000").unwrap();
+        assert_eq!(
+            c.layout,
+            Layout::Dubbo {
+                root: "/srpc".into()
+            }
+        );
+        assert_eq!(c.session, Duration::from_secs(10));
+        assert_eq!(c.timeout, Duration::from_secs(2));
+        assert_eq!(c.digest.as_deref(), Some("u:p"));
+        assert_eq!(
+            config("zookeeper://a:1").unwrap().layout,
+            Layout::Dubbo {
+                root: "/dubbo".into()
+            }
+        );
+        assert_eq!(
+            config("zookeeper://a:1?group=/").unwrap().layout,
+            Layout::Dubbo { root: "/".into() }
+        );
+        assert_eq!(
+            config("zookeeper://a:1?layout=rpcx&base=/rpcx_test")
+                .unwrap()
+                .layout,
+            Layout::Rpcx {
+                base: "/rpcx_test".into()
+            }
+        );
+    }
+
+    #[test]
+    fn refuses_what_cannot_work() {
+        for (bad, needle) in [
+            ("zookeeper:///x", "name at least one server"),
+            ("zookeeper://a:1?layout=rpcx", "needs base"),
+            ("zookeeper://a:1?layout=etcd", "unknown layout"),
+            ("zookeeper://a:1?session=0", "must be > 0"),
+            ("etcd://a:1", "zookeeper:// only"),
+        ] {
+            let err = config(bad).unwrap_err().to_string();
+            assert!(err.contains(needle), "{bad}: {err}");
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! Real servers for tests, on loopback only: ZooKeeper (standalone or an ensemble), started
+//! from the Debian packages (`apt-get install zookeeper`; `cargo xtask integration` installs
+//! it) with a fresh data directory, and stopped by PID when dropped.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long a server may take to start serving.
+const START_DEADLINE: Duration = Duration::from_secs(60);
+
+/// One ZooKeeper server process on 127.0.0.1.
+#[derive(Debug)]
+pub struct ZooKeeper {
+    child: Option<Child>,
+    port: u16,
+    config: PathBuf,
+    dir: PathBuf,
+    main_class: &'static str,
+    owns_dir: bool,
+}
+
+/// A free TCP port on loopback (nothing listens on it when this returns).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free TCP port on loopback")
+}
+
+fn fresh_dir(kind: &str) -> io::Result<PathBuf> {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "srpc-{kind}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+impl ZooKeeper {
+    /// Whether the ZooKeeper server jar is installed.
+    pub fn is_installed() -> bool {
+        Path::new("/usr/share/java/zookeeper.jar").is_file()
+    }
+
+    /// A standalone server on a free loopback port with a fresh data directory, ready to
+    /// serve when this returns.
+    pub fn start() -> io::Result<ZooKeeper> {
+        let dir = fresh_dir("zk")?;
+        let port = free_port();
+        let config = dir.join("zoo.cfg");
+        std::fs::write(&config, base_config(&dir.join("data"), port))?;
+        let mut server = ZooKeeper {
+            child: None,
+            port,
+            config,
+            dir,
+            main_class: "org.apache.zookeeper.server.ZooKeeperServerMain",
+            owns_dir: true,
+        };
+        server.launch()?;
+        Ok(server)
+    }
+
+    /// An ensemble of `n` servers on loopback, each ready when this returns.
+    pub fn ensemble(n: usize) -> io::Result<Vec<ZooKeeper>> {
+        let root = fresh_dir("zk-ensemble")?;
+        let ports: Vec<(u16, u16, u16)> = (0..n)
+            .map(|_| (free_port(), free_port(), free_port()))
+            .collect();
+        let peers: String = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, quorum, election))| {
+                format!("server.{}=127.0.0.1:{quorum}:{election}\n", i + 1)
+            })
+            .collect();
+        let mut servers = Vec::new();
+        for (i, (client, _, _)) in ports.iter().enumerate() {
+            let dir = root.join(format!("s{}", i + 1));
+            let data = dir.join("data");
+            std::fs::create_dir_all(&data)?;
+            std::fs::write(data.join("myid"), format!("{}\n", i + 1))?;
+            let config = dir.join("zoo.cfg");
+            std::fs::write(
+                &config,
+                format!(
+                    "{}initLimit=10\nsyncLimit=5\n{peers}",
+                    base_config(&data, *client)
+                ),
+            )?;
+            let mut server = ZooKeeper {
+                child: None,
+                port: *client,
+                config,
+                dir,
+                main_class: "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+                owns_dir: false,
+            };
+            server.spawn()?;
+            servers.push(server);
+        }
+        for server in &servers {
+            server.wait_ready()?;
+        }
+        Ok(servers)
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The PID of the running server process.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Whether this server currently leads its ensemble (`Mode: leader`).
+    pub fn is_leader(&self) -> bool {
+        srvr(self.port).is_ok_and(|s| s.contains("Mode: leader"))
+    }
+
+    /// Stops the server with SIGTERM and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the server with SIGKILL (a crash) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and data directory.
+    pub fn restart(&mut self) -> io::Result<()> {
+        self.stop();
+        self.launch()
+    }
+
+    /// Starts a stopped or killed server again, as it was.
+    pub fn launch(&mut self) -> io::Result<()> {
+        self.spawn()?;
+        self.wait_ready()
+    }
+
+    fn spawn(&mut self) -> io::Result<()> {
+        let log = std::fs::File::create(self.dir.join("server.log"))?;
+        let child = Command::new("java")
+            .args([
+                "-Xmx256m",
+                "-Dzookeeper.admin.enableServer=false",
+                "-cp",
+                "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar",
+                self.main_class,
+            ])
+            .arg(&self.config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    fn wait_ready(&self) -> io::Result<()> {
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            if srvr(self.port).is_ok_and(|s| s.contains("Mode:")) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+                return Err(io::Error::other(format!(
+                    "ZooKeeper on port {} did not start within {START_DEADLINE:?}; log:\n{log}",
+                    self.port
+                )));
+            }
+            // Polling a server that is still starting: there is nothing to wait on but time.
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for ZooKeeper {
+    fn drop(&mut self) {
+        self.kill();
+        if self.owns_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn base_config(data: &Path, port: u16) -> String {
+    format!(
+        "tickTime=500\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
+         minSessionTimeout=1000\nmaxSessionTimeout=60000\nadmin.enableServer=false\n\
+         4lw.commands.whitelist=ruok,srvr,stat,mntr,cons,envi\n",
+        data.display()
+    )
+}
+
+/// Sends the `srvr` four-letter word and returns the answer.
+fn srvr(port: u16) -> io::Result<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.write_all(b"srvr")?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    Ok(answer)
+}
+
+/// The address of the shared ZooKeeper that `cargo xtask integration` started, from
+/// `SRPC_ZOOKEEPER`. Tests that need one fail with a message saying how to run them.
+pub fn shared_zookeeper() -> String {
+    std::env::var("SRPC_ZOOKEEPER").unwrap_or_else(|_| {
+        panic!("SRPC_ZOOKEEPER is not set: run the ZooKeeper tests with `cargo xtask integration`")
+    })
+}
+
+/// Reads lines from a child's stdout until one starts with `prefix`, and returns the rest.
+pub fn read_until_prefix(reader: impl Read, prefix: &str) -> io::Result<String> {
+    for line in BufReader::new(reader).lines() {
+        let line = line?;
+        if let Some(rest) = line.strip_prefix(prefix) {
+            return Ok(rest.to_owned());
+        }
+    }
+    Err(io::Error::other(format!(
+        "no line starting with {prefix:?}"
+    )))
+}
