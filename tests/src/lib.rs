@@ -15,6 +15,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: failures panic.
 
 pub mod conformance;
+pub mod proxy;
 pub mod servers;
 
 /// A multicast registry URL on loopback with a group port no other socket uses right now,

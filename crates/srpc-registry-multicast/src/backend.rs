@@ -244,7 +244,7 @@ impl Inner {
         debug!(backend = crate::SCHEME, verb = message.verb(), %from, url = %message.url(), "received");
         match message {
             Message::Register(url) => {
-                if let Err(error) = url.validate() {
+                if let Err(error) = srpc_registry::validate_registration(&url) {
                     warn!(backend = crate::SCHEME, %from, %error, "skipping unusable registration");
                     return;
                 }

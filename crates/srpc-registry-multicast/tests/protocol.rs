@@ -201,6 +201,8 @@ async fn malformed_and_oversized_datagrams_are_skipped_and_disturb_nothing() {
         b"register dubbo://127.0.0.1:99999/com.acme.Echo".to_vec(),
         b"register dubbo://fe80::1/com.acme.Echo".to_vec(),
         b"unregister ://nothing".to_vec(),
+        b"register just-a-host".to_vec(),
+        b"register empty://127.0.0.1/com.acme.Echo?category=providers".to_vec(),
         vec![0xff; 300],
         [b"register ".as_slice(), &vec![b'x'; 3000]].concat(),
     ];

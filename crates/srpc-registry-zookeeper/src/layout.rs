@@ -75,7 +75,8 @@ pub(crate) fn parse_dubbo_child(name: &str, interface_dir_name: &str) -> Result<
         };
         url.set_param("interface", interface);
     }
-    url.validate().map_err(|e| e.to_string())?;
+    // Only what could have been registered: a protocol, a host, an interface.
+    srpc_registry::validate_registration(&url).map_err(|e| e.to_string())?;
     Ok(url)
 }
 
@@ -108,7 +109,7 @@ pub(crate) fn parse_rpcx_child(service: &str, name: &str, metadata: &str) -> Res
         format!("{network}://{address}/{service}?{}", metadata.trim())
     };
     let url = Url::parse_decoded(&text).map_err(|e| e.to_string())?;
-    url.validate().map_err(|e| e.to_string())?;
+    srpc_registry::validate_registration(&url).map_err(|e| e.to_string())?;
     Ok(url)
 }
 
@@ -194,6 +195,13 @@ mod tests {
         let bare = parse_dubbo_child("tri%3A%2F%2F127.0.0.1%3A50051", "org.example.Other").unwrap();
         assert_eq!(bare.service_interface(), "org.example.Other");
         assert!(parse_dubbo_child("not a url at all %", "x").is_err());
+        assert!(
+            parse_dubbo_child("garbage%ZZ", "x").is_err(),
+            "no protocol: not a registration"
+        );
+        assert!(
+            parse_dubbo_child("empty%3A%2F%2F0.0.0.0%2Fx%3Fcategory%3Dproviders", "x").is_err()
+        );
         assert!(parse_dubbo_child("dubbo%3A%2F%2Ffe80%3A%3A1%2Fx", "x").is_err());
     }
 

@@ -1,0 +1,154 @@
+//! ZooKeeper failures: a session that expires, a server that crashes and comes back, and an
+//! ensemble that loses its leader. Real servers, on loopback.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: failures panic.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use srpc_registry::{Registry, Subscription, Url};
+use srpc_registry_zookeeper::{ZookeeperRegistry, connect};
+use srpc_tests::proxy::TcpProxy;
+use srpc_tests::servers::{ZooKeeper, shared_zookeeper};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+async fn registry(servers: &str, params: &str) -> ZookeeperRegistry {
+    connect(&Url::parse(&format!("zookeeper://{servers}?{params}")).unwrap())
+        .await
+        .unwrap()
+}
+
+fn provider_url(port: u16) -> Url {
+    Url::parse(&format!(
+        "dubbo://127.0.0.1:{port}/com.acme.Faults?side=provider"
+    ))
+    .unwrap()
+}
+
+async fn subscribe(registry: &ZookeeperRegistry) -> Subscription {
+    registry
+        .subscribe(&Url::parse("consumer://127.0.0.1/com.acme.Faults").unwrap())
+        .await
+        .unwrap()
+}
+
+/// Records the number of providers of every snapshot a subscription publishes.
+fn record(sub: &Subscription) -> Arc<Mutex<Vec<(usize, bool)>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut rx = sub.watch();
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while rx.changed().await.is_ok() {
+            let s = rx.borrow_and_update().clone();
+            log.lock()
+                .unwrap()
+                .push((s.providers().len(), s.is_connected()));
+        }
+    });
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ZooKeeper: cargo xtask integration"]
+async fn an_expired_session_is_replaced_and_registrations_come_back() {
+    let root = format!("group=/srpc-expiry-{}", std::process::id());
+    // The provider reaches ZooKeeper through a proxy the test can cut; the consumer does not.
+    let proxy = TcpProxy::start(shared_zookeeper().parse().unwrap())
+        .await
+        .unwrap();
+    let provider = registry(&proxy.addr().to_string(), &format!("{root}&session=2000")).await;
+    let consumer = registry(&shared_zookeeper(), &root).await;
+    let mut sub = subscribe(&consumer).await;
+    provider.register(&provider_url(20920)).await.unwrap();
+    sub.wait_for(|s| s.len() == 1, DEADLINE).await.unwrap();
+    let before = provider.backend().session_id().unwrap();
+
+    // A partition longer than the session timeout: the server expires the session and
+    // deletes its ephemeral node, which the consumer sees truthfully.
+    proxy.cut();
+    sub.wait_for(|s| s.is_empty(), DEADLINE).await.unwrap();
+    proxy.restore();
+    // The provider learns its session expired, opens a new one and registers again.
+    let s = sub.wait_for(|s| s.len() == 1, DEADLINE).await.unwrap();
+    assert_eq!(s.providers()[0], provider_url(20920));
+    assert_ne!(
+        provider.backend().session_id().unwrap(),
+        before,
+        "a new session"
+    );
+    provider.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ZooKeeper: cargo xtask integration"]
+async fn a_server_restart_never_shows_consumers_an_empty_list() {
+    let mut server = ZooKeeper::start().unwrap();
+    let provider = registry(&server.address(), "session=20000").await;
+    let consumer = registry(&server.address(), "session=20000").await;
+    let mut sub = subscribe(&consumer).await;
+    provider.register(&provider_url(20921)).await.unwrap();
+    sub.wait_for(|s| s.len() == 1 && s.is_connected(), DEADLINE)
+        .await
+        .unwrap();
+    let seen = record(&sub);
+
+    server.kill();
+    let s = sub.wait_for(|s| !s.is_connected(), DEADLINE).await.unwrap();
+    assert_eq!(
+        s.len(),
+        1,
+        "the last known provider stays while disconnected"
+    );
+    server.launch().unwrap();
+    sub.wait_for(|s| s.is_connected() && s.len() == 1, DEADLINE)
+        .await
+        .unwrap();
+
+    // And the registry works again: a new provider shows up.
+    provider.register(&provider_url(20922)).await.unwrap();
+    sub.wait_for(|s| s.len() == 2, DEADLINE).await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.iter().all(|(n, _)| *n >= 1),
+        "an empty list was published: {seen:?}"
+    );
+    assert!(
+        seen.iter().any(|(_, connected)| !connected),
+        "the outage was visible: {seen:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ZooKeeper: cargo xtask integration"]
+async fn an_ensemble_that_loses_its_leader_keeps_registrations() {
+    let mut servers = ZooKeeper::ensemble(3).unwrap();
+    let all: Vec<String> = servers.iter().map(ZooKeeper::address).collect();
+    let connect_string = all.join(",");
+    let provider = registry(&connect_string, "session=20000").await;
+    let consumer = registry(&connect_string, "session=20000").await;
+    let mut sub = subscribe(&consumer).await;
+    provider.register(&provider_url(20923)).await.unwrap();
+    sub.wait_for(|s| s.len() == 1, DEADLINE).await.unwrap();
+
+    let leader = servers
+        .iter()
+        .position(ZooKeeper::is_leader)
+        .expect("one server leads");
+    servers[leader].kill();
+
+    // A registration during the election: with check=false it is retried until a server
+    // takes it. After the election the first registration is still there too.
+    let during = provider_url(20924).with_param("check", "false");
+    provider.register(&during).await.unwrap();
+    let s = sub
+        .wait_for(|s| s.is_connected() && s.len() == 2, DEADLINE)
+        .await
+        .unwrap();
+    assert!(s.contains(&provider_url(20923)) && s.contains(&during));
+    let looked_up = consumer
+        .lookup(&Url::parse("consumer://127.0.0.1/com.acme.Faults").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(looked_up.len(), 2);
+}
