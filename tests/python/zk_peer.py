@@ -11,6 +11,8 @@ usage:
   zk_peer.py HOSTS set-data PATH DATA
   zk_peer.py HOSTS read DIR            -> one line per child: <name>\t<data>
   zk_peer.py HOSTS delete PATH
+  zk_peer.py HOSTS acl PATH [USER:PASS] -> the node's ACL schemes, e.g. "digest", or "denied"
+  zk_peer.py HOSTS try-delete PATH     -> "denied" or "deleted"
 """
 import sys
 from urllib.parse import quote_plus
@@ -57,6 +59,22 @@ def main():
                 print(f"{child}\t{data.decode()}")
         elif command == "delete":
             zk.delete(args[0], recursive=True)
+        elif command == "acl":
+            from kazoo.exceptions import NoAuthError
+            if len(args) > 1:
+                zk.add_auth("digest", args[1])
+            try:
+                acls, _ = zk.get_acls(args[0])
+                print(",".join(sorted({acl.id.scheme for acl in acls})))
+            except NoAuthError:
+                print("denied")
+        elif command == "try-delete":
+            from kazoo.exceptions import NoAuthError
+            try:
+                zk.delete(args[0])
+                print("deleted")
+            except NoAuthError:
+                print("denied")
         else:
             sys.exit(f"unknown command {command}")
     finally:

@@ -121,3 +121,96 @@ async fn we_read_what_java_and_python_dubbo_write() {
     consumer.close().await.unwrap();
     peer(&["delete", &root]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ZooKeeper and kazoo: cargo xtask integration"]
+async fn rpcx_layout_reads_and_writes_rpcx_nodes_and_follows_metadata_edits() {
+    let base = fresh_root();
+    let url = Url::parse(&format!(
+        "zookeeper://{}?layout=rpcx&base={base}",
+        shared_zookeeper()
+    ))
+    .unwrap();
+    let provider = srpc_registry_zookeeper::connect(&url).await.unwrap();
+    let consumer = srpc_registry_zookeeper::connect(&url).await.unwrap();
+    // rpcx metadata `group=…` is a group, as rpcx clients use it: select every group.
+    let mut arith = consumer
+        .subscribe(&Url::parse("consumer://127.0.0.1/Arith?group=*").unwrap())
+        .await
+        .unwrap();
+
+    // Ours, as rpcx writes it: <base>/<Service>/<network>@<host:port>, metadata as data.
+    let ours = Url::parse("tcp://127.0.0.1:8972/Arith?weight=10&group=test").unwrap();
+    provider.register(&ours).await.unwrap();
+    assert_eq!(
+        peer(&["read", &format!("{base}/Arith")]),
+        "tcp@127.0.0.1:8972\tgroup=test&weight=10\n"
+    );
+    // rpcx's directory markers.
+    let markers = peer(&["read", &base]);
+    assert_eq!(markers, "Arith\tArith\n");
+
+    // A Go rpcx server's node, written by the third-party peer.
+    let theirs = format!("{base}/Arith/tcp@127.0.0.1:8973");
+    peer(&["write-raw", &theirs, "weight=5"]);
+    let s = arith.wait_for(|s| s.len() == 2, DEADLINE).await.unwrap();
+    assert!(s.contains(&ours));
+    assert!(s.contains(&Url::parse("tcp://127.0.0.1:8973/Arith?weight=5").unwrap()));
+
+    // An operator edits the metadata: consumers follow.
+    peer(&["set-data", &theirs, "weight=50&state=inactive"]);
+    let s = arith
+        .wait_for(
+            |s| s.urls().any(|u| u.param("weight") == Some("50")),
+            DEADLINE,
+        )
+        .await
+        .unwrap();
+    let edited = s.providers().iter().find(|u| u.port() == 8973).unwrap();
+    assert_eq!(edited.param("state"), Some("inactive"));
+
+    drop(arith);
+    consumer.close().await.unwrap();
+    provider.close().await.unwrap();
+    peer(&["delete", &base]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ZooKeeper and kazoo: cargo xtask integration"]
+async fn digest_credentials_protect_created_nodes() {
+    let root = fresh_root();
+    let url = Url::parse(&format!(
+        "zookeeper://srpc:s3cret@{}?group={root}",
+        shared_zookeeper()
+    ))
+    .unwrap();
+    let provider = srpc_registry_zookeeper::connect(&url).await.unwrap();
+    let mine = Url::parse("dubbo://127.0.0.1:20930/com.acme.Secure?side=provider").unwrap();
+    provider.register(&mine).await.unwrap();
+    let node = format!(
+        "{root}/com.acme.Secure/providers/{}",
+        mine.to_encoded_string()
+    );
+    assert_eq!(
+        peer(&["acl", &node]).trim(),
+        "denied",
+        "anonymous peers cannot even read the ACL"
+    );
+    assert_eq!(
+        peer(&["acl", &node, "srpc:s3cret"]).trim(),
+        "digest",
+        "creator-only digest ACL"
+    );
+    assert_eq!(
+        peer(&["try-delete", &node]).trim(),
+        "denied",
+        "others cannot remove it"
+    );
+    // The owner still reads its own registrations.
+    let found = provider
+        .lookup(&Url::parse("consumer://127.0.0.1/com.acme.Secure").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(found, [mine]);
+    provider.close().await.unwrap();
+}

@@ -222,6 +222,38 @@ impl Inner {
         }
     }
 
+    /// Creates a watched directory if missing. Dubbo directories are empty; rpcx marks its
+    /// base with `rpcx_path` and a service directory with the service name, so whoever
+    /// creates them first (provider or consumer) writes the markers.
+    async fn ensure_dir(&self, client: &Client, dir: &str) -> Result<()> {
+        match &self.config.layout {
+            Layout::Dubbo { .. } => client
+                .mkdir(dir, &self.dir_options())
+                .await
+                .map_err(|e| zk_error("create", dir, e)),
+            Layout::Rpcx { base } => {
+                if let Some((parent, _)) = base.rsplit_once('/') {
+                    if !parent.is_empty() {
+                        client
+                            .mkdir(parent, &self.dir_options())
+                            .await
+                            .map_err(|e| zk_error("create", parent, e))?;
+                    }
+                }
+                if base != "/" {
+                    self.create_ignoring_exists(client, base, b"rpcx_path")
+                        .await?;
+                }
+                if dir != base {
+                    let service = dir.rsplit('/').next().unwrap_or("");
+                    self.create_ignoring_exists(client, dir, service.as_bytes())
+                        .await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
     async fn create_ignoring_exists(&self, client: &Client, path: &str, data: &[u8]) -> Result<()> {
         match client.create(path, data, &self.dir_options()).await {
             Ok(_) | Err(ZkError::NodeExists) => Ok(()),
@@ -301,10 +333,7 @@ impl Inner {
         let children = match client.list_children(dir).await {
             Ok(children) => children,
             Err(ZkError::NoNode) => {
-                client
-                    .mkdir(dir, &self.dir_options())
-                    .await
-                    .map_err(|e| zk_error("create", dir, e))?;
+                self.ensure_dir(client, dir).await?;
                 return Ok(Vec::new());
             }
             Err(e) => return Err(zk_error("list", dir, e)),
@@ -435,7 +464,7 @@ impl Inner {
                     debug!(backend = BACKEND, %dir, event = ?event.event_type, "watch fired");
                 }
                 Err(ZkError::NoNode) => {
-                    if let Err(error) = client.mkdir(&dir, &self.dir_options()).await {
+                    if let Err(error) = self.ensure_dir(&client, &dir).await {
                         debug!(backend = BACKEND, %dir, %error, "cannot create directory yet");
                         tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(10))).await;
                     }
@@ -455,7 +484,7 @@ impl Inner {
         let mut delays = backoff();
         loop {
             let Ok(client) = self.client() else { return };
-            if let Err(error) = client.mkdir(&dir, &self.dir_options()).await {
+            if let Err(error) = self.ensure_dir(&client, &dir).await {
                 debug!(backend = BACKEND, %dir, %error, "cannot create directory yet");
                 tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(10))).await;
                 continue;
@@ -536,30 +565,9 @@ impl Backend for ZookeeperBackend {
         let data = match &inner.config.layout {
             Layout::Dubbo { .. } => inner.creator_ip.clone(),
             Layout::Rpcx { base } => {
-                // rpcx marks its directories with data: the base with "rpcx_path", a
-                // service with its name.
                 let client = inner.client()?;
-                if let Some((parent, _)) = base.rsplit_once('/') {
-                    if !parent.is_empty() {
-                        client
-                            .mkdir(parent, &inner.dir_options())
-                            .await
-                            .map_err(|e| zk_error("create", parent, e))?;
-                    }
-                }
-                if base != "/" {
-                    inner
-                        .create_ignoring_exists(&client, base, b"rpcx_path")
-                        .await?;
-                }
-                let service = url.service_interface();
-                inner
-                    .create_ignoring_exists(
-                        &client,
-                        &layout::join(base, service),
-                        service.as_bytes(),
-                    )
-                    .await?;
+                let dir = layout::join(base, url.service_interface());
+                inner.ensure_dir(&client, &dir).await?;
                 layout::rpcx_metadata(url).into_bytes()
             }
         };
