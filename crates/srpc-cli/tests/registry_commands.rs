@@ -136,3 +136,23 @@ fn bad_registry_or_service_exits_2() {
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+#[ignore = "needs ZooKeeper: cargo xtask integration"]
+fn register_list_and_watch_work_on_zookeeper() {
+    let server =
+        std::env::var("SRPC_ZOOKEEPER").expect("SRPC_ZOOKEEPER, set by cargo xtask integration");
+    let registry = format!(
+        "zookeeper://{server}?group=/srpc-cli-{}",
+        std::process::id()
+    );
+    let url = "dubbo://127.0.0.1:20940/com.acme.Zk?side=provider";
+    let watch = spawn(&["watch", &registry, "com.acme.Zk"]);
+    let provider = spawn(&["register", &registry, url]);
+    assert_eq!(watch.next_line(), format!("+ {url}"));
+    list_until(&registry, "com.acme.Zk", &format!("{url}\n"));
+    assert_eq!(provider.signal("-TERM"), Some(0));
+    assert_eq!(watch.next_line(), format!("- {url}"));
+    list_until(&registry, "com.acme.Zk", "");
+    assert_eq!(watch.signal("-TERM"), Some(0));
+}
