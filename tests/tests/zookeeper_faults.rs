@@ -152,3 +152,47 @@ async fn an_ensemble_that_loses_its_leader_keeps_registrations() {
         .unwrap();
     assert_eq!(looked_up.len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ZooKeeper: cargo xtask integration"]
+async fn an_ephemeral_node_of_another_session_is_replaced_not_adopted() {
+    // The node a dead session left behind would vanish when that session is reaped, taking
+    // the provider with it (apache/dubbo#5125); registering again must make it ours.
+    let root = format!("group=/srpc-stale-{}", std::process::id());
+    let old = registry(&shared_zookeeper(), &root).await;
+    let new = registry(&shared_zookeeper(), &root).await;
+    let url = provider_url(20925);
+    let node = format!(
+        "/srpc-stale-{}/com.acme.Faults/providers/{}",
+        std::process::id(),
+        url.to_encoded_string()
+    );
+    let observer = zookeeper_client::Client::connect(&shared_zookeeper())
+        .await
+        .unwrap();
+    let owner = || async {
+        observer
+            .check_stat(&node)
+            .await
+            .unwrap()
+            .unwrap()
+            .ephemeral_owner
+    };
+
+    old.register(&url).await.unwrap();
+    assert_eq!(owner().await, old.backend().session_id().unwrap());
+    new.register(&url).await.unwrap();
+    assert_eq!(
+        owner().await,
+        new.backend().session_id().unwrap(),
+        "replaced by the registering session"
+    );
+    // Registering again in the owning session leaves the node alone.
+    let before = observer.check_stat(&node).await.unwrap().unwrap().czxid;
+    new.register(&url).await.unwrap();
+    assert_eq!(
+        observer.check_stat(&node).await.unwrap().unwrap().czxid,
+        before,
+        "no flapping"
+    );
+}
