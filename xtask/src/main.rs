@@ -131,6 +131,16 @@ fn install_server_tools() -> Result<(), String> {
     Ok(())
 }
 
+/// How to run the `srpc-test-servers` binary of `srpc-tests`.
+const SERVERS_BIN: &[&str] = &[
+    "run",
+    "--quiet",
+    "-p",
+    "srpc-tests",
+    "--bin",
+    "srpc-test-servers",
+];
+
 /// The shared real servers, run by the `srpc-test-servers` binary of `srpc-tests`, which
 /// stops them (by PID) when its standard input closes.
 struct Servers {
@@ -141,18 +151,11 @@ struct Servers {
 impl Servers {
     fn start() -> Result<Servers, String> {
         say("==> starting real servers on loopback");
-        let mut child = cargo_command(&[
-            "run",
-            "--quiet",
-            "-p",
-            "srpc-tests",
-            "--bin",
-            "srpc-test-servers",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start srpc-test-servers: {e}"))?;
+        let mut child = cargo_command(SERVERS_BIN)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start srpc-test-servers: {e}"))?;
         let mut env = Vec::new();
         if let Some(stdout) = child.stdout.take() {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -194,16 +197,9 @@ impl Drop for Servers {
 fn servers() -> Result<(), String> {
     install_server_tools()?;
     say("Servers run until you press Ctrl-D.");
-    let status = cargo_command(&[
-        "run",
-        "--quiet",
-        "-p",
-        "srpc-tests",
-        "--bin",
-        "srpc-test-servers",
-    ])
-    .status()
-    .map_err(|e| format!("cannot start srpc-test-servers: {e}"))?;
+    let status = cargo_command(SERVERS_BIN)
+        .status()
+        .map_err(|e| format!("cannot start srpc-test-servers: {e}"))?;
     if status.success() {
         Ok(())
     } else {
