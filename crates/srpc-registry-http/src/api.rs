@@ -1,0 +1,84 @@
+//! The JSON bodies of the HTTP registry's API, shared by server and client.
+
+use serde::{Deserialize, Serialize};
+
+/// Response header carrying the revision a listing reflects; pass it back as `?index=`.
+pub const INDEX_HEADER: &str = "Srpc-Index";
+
+/// Header of the compatibility endpoint (`/srpc/registry`), as in the heartbeat protocol
+/// srpc started from.
+pub const SERVERS_HEADER: &str = "Srpc-servers";
+
+/// `POST /v1/register`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterRequest {
+    /// The instance: a Dubbo URL (decoded form).
+    pub url: String,
+    /// How long the instance lives without a heartbeat, in milliseconds (server default
+    /// when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_ms: Option<u64>,
+}
+
+/// `POST /v1/heartbeat` and `POST /v1/deregister`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceRequest {
+    /// The instance's URL, as registered.
+    pub url: String,
+}
+
+/// Answer to a registration or heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterResponse {
+    /// The service key the instance is listed under.
+    pub service: String,
+    /// The TTL in force, in milliseconds.
+    pub ttl_ms: u64,
+}
+
+/// `GET /v1/services/{key}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceResponse {
+    /// The service key.
+    pub service: String,
+    /// The service's revision.
+    pub revision: u64,
+    /// Its live instances, full URLs, sorted.
+    pub instances: Vec<String>,
+}
+
+/// `GET /v1/instances`: every live instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstancesResponse {
+    /// The registry's revision.
+    pub revision: u64,
+    /// Every live instance, full URLs, sorted.
+    pub instances: Vec<String>,
+}
+
+/// One entry of `GET /v1/services`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceSummary {
+    /// The service key.
+    pub service: String,
+    /// How many live instances it has.
+    pub instances: usize,
+    /// Its revision.
+    pub revision: u64,
+}
+
+/// `GET /v1/services`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServicesResponse {
+    /// The registry's revision.
+    pub revision: u64,
+    /// Services with at least one live instance, sorted by key.
+    pub services: Vec<ServiceSummary>,
+}
+
+/// Every error answer: `{"error": "…"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorResponse {
+    /// What was wrong, quoting the input.
+    pub error: String,
+}

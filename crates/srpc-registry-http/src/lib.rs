@@ -1,0 +1,50 @@
+//! The srpc HTTP registry: a registry server with no dependencies beyond the binary
+//! ([`HttpRegistryServer`], also `srpc registry serve`), and the backend that talks to it
+//! (`http://host:port`).
+//!
+//! Instances are Dubbo URLs under their service key, kept alive by heartbeats and removed when
+//! they stop; watchers long-poll (`?index=N&wait=30s`). The GeeRPC-style endpoint
+//! `/srpc/registry` (`Srpc-servers` header) is served too. See `docs/http-registry.md`.
+//!
+//! ```
+//! use std::time::Duration;
+//! use srpc_registry::Registry;
+//! use srpc_registry_http::{HttpRegistryServer, ServerConfig};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = HttpRegistryServer::bind(ServerConfig::new(([127, 0, 0, 1], 0).into())).await?;
+//! let registry_url = format!("http://{}?ttl=3s", server.local_addr());
+//! let registry = srpc_registry_http::connect(&registry_url.parse()?).await?;
+//!
+//! let mut sub = registry.subscribe(&"consumer://127.0.0.1/com.acme.Echo".parse()?).await?;
+//! registry.register(&"dubbo://127.0.0.1:20880/com.acme.Echo".parse()?).await?;
+//! sub.wait_for(|s| s.providers().len() == 1, Duration::from_secs(5)).await?;
+//!
+//! registry.close().await?;
+//! server.shutdown().await?;
+//! # Ok(()) }
+//! ```
+
+pub mod api;
+mod client;
+mod server;
+
+use srpc_registry::{FailbackRegistry, Result, Url};
+
+pub use crate::client::{HttpBackend, HttpConfig};
+pub use crate::server::{HttpRegistryServer, MAX_BODY, MAX_WAIT, MIN_TTL, ServerConfig, app};
+
+/// The URL scheme of the client backend.
+pub const SCHEME: &str = "http";
+
+/// A handle on an srpc HTTP registry.
+pub type HttpRegistry = FailbackRegistry<HttpBackend>;
+
+/// Opens a client from `http://host:port[?ttl=30s&wait=30s&token=…]`. No request is made
+/// until the registry is used.
+pub async fn connect(registry: &Url) -> Result<HttpRegistry> {
+    let config = HttpConfig::from_url(registry)?;
+    let failback = config.failback.clone();
+    FailbackRegistry::try_new(failback, |ctx| HttpBackend::new(config, ctx))
+}

@@ -1,0 +1,680 @@
+//! [`HttpRegistryServer`]: the srpc registry server (axum). Instances are Dubbo URLs under
+//! their service key, kept alive by heartbeats; watchers long-poll on revisions.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use srpc_registry::{Url, validate_registration};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::{debug, info};
+
+use crate::api::{
+    ErrorResponse, INDEX_HEADER, InstanceRequest, InstancesResponse, RegisterRequest,
+    RegisterResponse, SERVERS_HEADER, ServiceResponse, ServiceSummary, ServicesResponse,
+};
+
+/// The largest request body accepted (413 above it).
+pub const MAX_BODY: usize = 64 * 1024;
+/// The longest long-poll wait a watcher may ask for.
+pub const MAX_WAIT: Duration = Duration::from_secs(300);
+/// The shortest TTL an instance may ask for.
+pub const MIN_TTL: Duration = Duration::from_secs(1);
+/// How often expired instances are swept.
+const SWEEP: Duration = Duration::from_millis(200);
+
+/// Server settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Where to listen; loopback by default.
+    pub addr: SocketAddr,
+    /// TTL of compatibility-endpoint entries, and of instances that name none (default 5 min).
+    pub ttl: Duration,
+    /// Bearer token required for writes, when set.
+    pub token: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            addr: SocketAddr::from(([127, 0, 0, 1], 9999)),
+            ttl: Duration::from_secs(300),
+            token: None,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Defaults, listening on `addr`.
+    pub fn new(addr: SocketAddr) -> ServerConfig {
+        ServerConfig {
+            addr,
+            ..ServerConfig::default()
+        }
+    }
+
+    /// With another default TTL.
+    #[must_use]
+    pub fn with_ttl(mut self, ttl: Duration) -> ServerConfig {
+        self.ttl = ttl;
+        self
+    }
+
+    /// With a bearer token for writes.
+    #[must_use]
+    pub fn with_token(mut self, token: impl Into<String>) -> ServerConfig {
+        self.token = Some(token.into());
+        self
+    }
+}
+
+/// A running registry server. Dropping the handle leaves it running (until its runtime
+/// ends); [`HttpRegistryServer::shutdown`] stops it gracefully.
+#[derive(Debug)]
+pub struct HttpRegistryServer {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    serve: JoinHandle<std::io::Result<()>>,
+    sweeper: JoinHandle<()>,
+}
+
+impl HttpRegistryServer {
+    /// Binds `config.addr` and starts serving in the background.
+    pub async fn bind(config: ServerConfig) -> std::io::Result<HttpRegistryServer> {
+        let listener = TcpListener::bind(config.addr).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(Shared::new(config));
+        let sweeper = tokio::spawn(state.clone().sweep());
+        let (stop, mut stopped) = watch::channel(false);
+        let app = router(state);
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        });
+        let serve = tokio::spawn(server.into_future());
+        info!(backend = "http", %addr, "registry server listening");
+        Ok(HttpRegistryServer {
+            addr,
+            stop,
+            serve,
+            sweeper,
+        })
+    }
+
+    /// The address it listens on (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, lets requests in flight finish (long-polls answer at once), and
+    /// waits for the server to end.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        self.stop.send_replace(true);
+        let result = self
+            .serve
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        self.sweeper.abort();
+        result
+    }
+}
+
+/// Builds the axum router over fresh state (for embedding in another server).
+pub fn app(config: ServerConfig) -> Router {
+    let state = Arc::new(Shared::new(config));
+    tokio::spawn(state.clone().sweep());
+    router(state)
+}
+
+fn router(state: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/srpc/registry", get(compat_get).post(compat_post))
+        .route("/v1/register", post(register))
+        .route("/v1/heartbeat", post(heartbeat))
+        .route("/v1/deregister", post(deregister))
+        .route("/v1/services", get(list_services))
+        .route("/v1/services/{key}", get(get_service))
+        .route("/v1/instances", get(list_instances))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+struct Shared {
+    config: ServerConfig,
+    book: Mutex<Book>,
+    /// The global revision, for watchers of everything.
+    revision: watch::Sender<u64>,
+    registrations: AtomicU64,
+    heartbeats: AtomicU64,
+    expirations: AtomicU64,
+    watchers: AtomicU64,
+}
+
+#[derive(Default)]
+struct Book {
+    revision: u64,
+    services: BTreeMap<String, Service>,
+    /// Compatibility endpoint: address → expiry.
+    servers: BTreeMap<String, Instant>,
+}
+
+struct Service {
+    revision: watch::Sender<u64>,
+    instances: HashMap<Url, Instance>,
+}
+
+struct Instance {
+    url: Url,
+    ttl: Duration,
+    expires: Instant,
+}
+
+/// Counts a long-poll while it waits.
+struct Watching<'a>(&'a AtomicU64);
+
+impl Drop for Watching<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Shared {
+    fn new(config: ServerConfig) -> Shared {
+        Shared {
+            config,
+            book: Mutex::default(),
+            revision: watch::Sender::new(0),
+            registrations: AtomicU64::new(0),
+            heartbeats: AtomicU64::new(0),
+            expirations: AtomicU64::new(0),
+            watchers: AtomicU64::new(0),
+        }
+    }
+
+    fn book(&self) -> MutexGuard<'_, Book> {
+        self.book.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn authorize(&self, headers: &HeaderMap) -> Result<(), Response> {
+        let Some(token) = &self.config.token else {
+            return Ok(());
+        };
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if given == Some(token.as_str()) {
+            Ok(())
+        } else {
+            Err(error(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong bearer token".into(),
+            ))
+        }
+    }
+
+    /// Bumps the global revision and stamps `key` with it; wakes that service's and the
+    /// global watchers.
+    fn changed(&self, book: &mut Book, key: &str) {
+        book.revision += 1;
+        let revision = book.revision;
+        if let Some(service) = book.services.get(key) {
+            service.revision.send_replace(revision);
+        }
+        self.revision.send_replace(revision);
+    }
+
+    async fn sweep(self: Arc<Self>) {
+        let mut ticker = tokio::time::interval(SWEEP);
+        loop {
+            ticker.tick().await;
+            let now = Instant::now();
+            let mut book = self.book();
+            book.servers.retain(|_, expires| *expires > now);
+            let mut expired_keys = Vec::new();
+            for (key, service) in &mut book.services {
+                let before = service.instances.len();
+                service.instances.retain(|_, i| i.expires > now);
+                let gone = before - service.instances.len();
+                if gone > 0 {
+                    self.expirations.fetch_add(gone as u64, Ordering::Relaxed);
+                    expired_keys.push(key.clone());
+                }
+            }
+            for key in expired_keys {
+                info!(backend = "http", service = %key, "instances expired without heartbeat");
+                self.changed(&mut book, &key);
+            }
+        }
+    }
+}
+
+fn error(status: StatusCode, message: String) -> Response {
+    (status, json_body(&ErrorResponse { error: message })).into_response()
+}
+
+fn json_body(value: &impl serde::Serialize) -> ([(header::HeaderName, HeaderValue); 1], String) {
+    let body = serde_json::to_string(value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+}
+
+fn with_index(mut response: Response, revision: u64) -> Response {
+    if let Ok(value) = HeaderValue::from_str(&revision.to_string()) {
+        response.headers_mut().insert(INDEX_HEADER, value);
+    }
+    response
+}
+
+/// Reads a JSON body, answering 400 with a JSON error that says what is wrong.
+fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
+    serde_json::from_slice(body)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
+}
+
+fn parse_instance(text: &str) -> Result<Url, Response> {
+    let url = Url::parse(text).map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))?;
+    validate_registration(&url).map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))?;
+    Ok(url)
+}
+
+async fn register(State(state): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(rejection) = state.authorize(&headers) {
+        return rejection;
+    }
+    let request: RegisterRequest = match parse_body(&body) {
+        Ok(r) => r,
+        Err(rejection) => return rejection,
+    };
+    let url = match parse_instance(&request.url) {
+        Ok(url) => url,
+        Err(rejection) => return rejection,
+    };
+    let ttl = request
+        .ttl_ms
+        .map_or(state.config.ttl, Duration::from_millis);
+    if ttl < MIN_TTL {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "ttl_ms {} is below {} ms",
+                ttl.as_millis(),
+                MIN_TTL.as_millis()
+            ),
+        );
+    }
+    // Everything is checked: from here on nothing can fail half-way.
+    let key = url.service_key();
+    let mut book = state.book();
+    let service = book.services.entry(key.clone()).or_insert_with(|| Service {
+        revision: watch::Sender::new(0),
+        instances: HashMap::new(),
+    });
+    let fresh = Instance {
+        url: url.clone(),
+        ttl,
+        expires: Instant::now() + ttl,
+    };
+    let changed = match service.instances.get(&url) {
+        // Equal URLs may still differ in their timestamp: keep the newest form.
+        Some(old) => old.url.to_full_string() != url.to_full_string(),
+        None => true,
+    };
+    service.instances.insert(url.clone(), fresh);
+    if changed {
+        state.changed(&mut book, &key);
+    }
+    drop(book);
+    state.registrations.fetch_add(1, Ordering::Relaxed);
+    debug!(backend = "http", service = %key, %url, "registered");
+    (
+        StatusCode::OK,
+        json_body(&RegisterResponse {
+            service: key,
+            ttl_ms: ttl.as_millis() as u64,
+        }),
+    )
+        .into_response()
+}
+
+async fn heartbeat(State(state): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(rejection) = state.authorize(&headers) {
+        return rejection;
+    }
+    let request: InstanceRequest = match parse_body(&body) {
+        Ok(r) => r,
+        Err(rejection) => return rejection,
+    };
+    let url = match parse_instance(&request.url) {
+        Ok(url) => url,
+        Err(rejection) => return rejection,
+    };
+    let key = url.service_key();
+    let mut book = state.book();
+    let Some(instance) = book
+        .services
+        .get_mut(&key)
+        .and_then(|s| s.instances.get_mut(&url))
+    else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("unknown instance {url}: register it again"),
+        );
+    };
+    instance.expires = Instant::now() + instance.ttl;
+    let ttl_ms = instance.ttl.as_millis() as u64;
+    drop(book);
+    state.heartbeats.fetch_add(1, Ordering::Relaxed);
+    (
+        StatusCode::OK,
+        json_body(&RegisterResponse {
+            service: key,
+            ttl_ms,
+        }),
+    )
+        .into_response()
+}
+
+async fn deregister(State(state): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(rejection) = state.authorize(&headers) {
+        return rejection;
+    }
+    let request: InstanceRequest = match parse_body(&body) {
+        Ok(r) => r,
+        Err(rejection) => return rejection,
+    };
+    let url = match Url::parse(&request.url) {
+        Ok(url) => url,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let key = url.service_key();
+    let mut book = state.book();
+    let removed = book
+        .services
+        .get_mut(&key)
+        .is_some_and(|s| s.instances.remove(&url).is_some());
+    if removed {
+        state.changed(&mut book, &key);
+        debug!(backend = "http", service = %key, %url, "deregistered");
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `?index=N&wait=30s`.
+#[derive(Debug, Deserialize)]
+struct WatchParams {
+    index: Option<u64>,
+    wait: Option<String>,
+}
+
+impl WatchParams {
+    fn wait(&self) -> Result<Option<(u64, Duration)>, Response> {
+        let Some(index) = self.index else {
+            return Ok(None);
+        };
+        let wait = match &self.wait {
+            None => Duration::from_secs(30),
+            Some(text) => match text.parse::<u64>() {
+                Ok(ms) => Duration::from_millis(ms),
+                Err(_) => humantime::parse_duration(text).map_err(|e| {
+                    error(
+                        StatusCode::BAD_REQUEST,
+                        format!("invalid wait {text:?}: {e}"),
+                    )
+                })?,
+            },
+        };
+        Ok(Some((index, wait.min(MAX_WAIT))))
+    }
+}
+
+/// Waits until `revision` passes `index` (or went backwards: a restarted server), for at
+/// most `wait`.
+async fn long_poll(
+    state: &Shared,
+    mut revision: watch::Receiver<u64>,
+    watch: Option<(u64, Duration)>,
+) {
+    let Some((index, wait)) = watch else { return };
+    if *revision.borrow() != index {
+        return;
+    }
+    state.watchers.fetch_add(1, Ordering::Relaxed);
+    let _watching = Watching(&state.watchers);
+    let _ = tokio::time::timeout(wait, revision.wait_for(|r| *r != index)).await;
+}
+
+async fn get_service(
+    State(state): State<Arc<Shared>>,
+    Path(key): Path<String>,
+    Query(params): Query<WatchParams>,
+) -> Response {
+    let watch = match params.wait() {
+        Ok(w) => w,
+        Err(rejection) => return rejection,
+    };
+    let revision = {
+        let mut book = state.book();
+        book.services
+            .entry(key.clone())
+            .or_insert_with(|| Service {
+                revision: watch::Sender::new(0),
+                instances: HashMap::new(),
+            })
+            .revision
+            .subscribe()
+    };
+    long_poll(&state, revision, watch).await;
+    let book = state.book();
+    let (revision, instances) = match book.services.get(&key) {
+        Some(service) => (
+            *service.revision.borrow(),
+            sorted(service.instances.values()),
+        ),
+        None => (0, Vec::new()),
+    };
+    drop(book);
+    let body = json_body(&ServiceResponse {
+        service: key,
+        revision,
+        instances,
+    });
+    with_index((StatusCode::OK, body).into_response(), revision)
+}
+
+async fn list_instances(
+    State(state): State<Arc<Shared>>,
+    Query(params): Query<WatchParams>,
+) -> Response {
+    let watch = match params.wait() {
+        Ok(w) => w,
+        Err(rejection) => return rejection,
+    };
+    long_poll(&state, state.revision.subscribe(), watch).await;
+    let book = state.book();
+    let revision = book.revision;
+    let instances = sorted(book.services.values().flat_map(|s| s.instances.values()));
+    drop(book);
+    with_index(
+        (
+            StatusCode::OK,
+            json_body(&InstancesResponse {
+                revision,
+                instances,
+            }),
+        )
+            .into_response(),
+        revision,
+    )
+}
+
+async fn list_services(
+    State(state): State<Arc<Shared>>,
+    Query(params): Query<WatchParams>,
+) -> Response {
+    let watch = match params.wait() {
+        Ok(w) => w,
+        Err(rejection) => return rejection,
+    };
+    long_poll(&state, state.revision.subscribe(), watch).await;
+    let book = state.book();
+    let revision = book.revision;
+    let services = book
+        .services
+        .iter()
+        .filter(|(_, s)| !s.instances.is_empty())
+        .map(|(key, s)| ServiceSummary {
+            service: key.clone(),
+            instances: s.instances.len(),
+            revision: *s.revision.borrow(),
+        })
+        .collect();
+    drop(book);
+    with_index(
+        (
+            StatusCode::OK,
+            json_body(&ServicesResponse { revision, services }),
+        )
+            .into_response(),
+        revision,
+    )
+}
+
+fn sorted<'a>(instances: impl Iterator<Item = &'a Instance>) -> Vec<String> {
+    let mut urls: Vec<String> = instances.map(|i| i.url.to_full_string()).collect();
+    urls.sort();
+    urls
+}
+
+/// `GET /srpc/registry`: the alive addresses, comma-joined and sorted, in `Srpc-servers`.
+async fn compat_get(State(state): State<Arc<Shared>>) -> Response {
+    let now = Instant::now();
+    let mut book = state.book();
+    book.servers.retain(|_, expires| *expires > now);
+    let alive: Vec<&str> = book.servers.keys().map(String::as_str).collect();
+    let joined = alive.join(",");
+    drop(book);
+    match HeaderValue::from_str(&joined) {
+        Ok(value) => {
+            let mut response = StatusCode::OK.into_response();
+            response.headers_mut().insert(SERVERS_HEADER, value);
+            response
+        }
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "stored address is not a header value".into(),
+        ),
+    }
+}
+
+/// `POST /srpc/registry` with `Srpc-servers: <addr>`: registers or refreshes it.
+async fn compat_post(State(state): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if let Err(rejection) = state.authorize(&headers) {
+        return rejection;
+    }
+    let Some(addr) = headers
+        .get(SERVERS_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+    else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("missing header {SERVERS_HEADER}: <address>"),
+        );
+    };
+    if addr.is_empty() || addr.contains(',') || addr.len() > 1024 {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("invalid address {addr:?} in {SERVERS_HEADER}"),
+        );
+    }
+    let expires = Instant::now() + state.config.ttl;
+    state.book().servers.insert(addr.to_owned(), expires);
+    state.heartbeats.fetch_add(1, Ordering::Relaxed);
+    StatusCode::OK.into_response()
+}
+
+/// Prometheus text format.
+async fn metrics(State(state): State<Arc<Shared>>) -> Response {
+    let book = state.book();
+    let services = book
+        .services
+        .values()
+        .filter(|s| !s.instances.is_empty())
+        .count();
+    let instances: usize = book.services.values().map(|s| s.instances.len()).sum();
+    let servers = book.servers.len();
+    drop(book);
+    let mut text = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+        let _ = writeln!(
+            text,
+            "# HELP srpc_registry_{name} {help}\n# TYPE srpc_registry_{name} {kind}\nsrpc_registry_{name} {value}"
+        );
+    };
+    metric(
+        "services",
+        "gauge",
+        "Services with at least one live instance.",
+        services as u64,
+    );
+    metric(
+        "instances",
+        "gauge",
+        "Live instances of the JSON API.",
+        instances as u64,
+    );
+    metric(
+        "compat_servers",
+        "gauge",
+        "Live addresses of the /srpc/registry endpoint.",
+        servers as u64,
+    );
+    metric(
+        "registrations_total",
+        "counter",
+        "Accepted registrations.",
+        state.registrations.load(Ordering::Relaxed),
+    );
+    metric(
+        "heartbeats_total",
+        "counter",
+        "Accepted heartbeats (both APIs).",
+        state.heartbeats.load(Ordering::Relaxed),
+    );
+    metric(
+        "expirations_total",
+        "counter",
+        "Instances removed for missing heartbeats.",
+        state.expirations.load(Ordering::Relaxed),
+    );
+    metric(
+        "watchers",
+        "gauge",
+        "Long-polls waiting now.",
+        state.watchers.load(Ordering::Relaxed),
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
