@@ -46,6 +46,9 @@ enum Command {
         /// The service key: `[group/]interface[:version]`.
         service: String,
     },
+    /// Run a registry server.
+    #[command(subcommand)]
+    Registry(RegistryCommand),
     /// Register a URL and keep it registered until SIGINT/SIGTERM or `--for` has passed, then
     /// unregister it and exit.
     Register {
@@ -60,6 +63,23 @@ enum Command {
         /// liveness probes (multicast `clean`) see a stand-in provider alive.
         #[arg(long)]
         listen: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RegistryCommand {
+    /// Serve the srpc HTTP registry until SIGINT/SIGTERM, then shut down gracefully.
+    Serve {
+        /// Where to listen. Loopback unless you say otherwise.
+        #[arg(long, default_value = "127.0.0.1:9999")]
+        addr: std::net::SocketAddr,
+        /// Lifetime of entries without a heartbeat: compatibility-endpoint addresses, and
+        /// instances that ask for no TTL of their own.
+        #[arg(long, value_parser = parse_duration, default_value = "5m")]
+        ttl: Duration,
+        /// Require `Authorization: Bearer <TOKEN>` on every write.
+        #[arg(long, env = "SRPC_REGISTRY_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
 }
 
@@ -174,6 +194,27 @@ fn run(command: Command) -> Result<Outcome, String> {
 async fn run_registry(command: Command) -> Result<(), Failure> {
     match command {
         Command::Url(_) => Ok(()),
+        Command::Registry(RegistryCommand::Serve { addr, ttl, token }) => {
+            use srpc::http::{HttpRegistryServer, ServerConfig};
+            let mut config = ServerConfig::new(addr).with_ttl(ttl);
+            if let Some(token) = token {
+                config = config.with_token(token);
+            }
+            let server = HttpRegistryServer::bind(config)
+                .await
+                .map_err(|e| Failure::Registry(format!("cannot listen on {addr}: {e}")))?;
+            let _ = writeln!(
+                io::stderr().lock(),
+                "srpc: registry listening on http://{}",
+                server.local_addr()
+            );
+            shutdown_signal(None).await;
+            let _ = writeln!(io::stderr().lock(), "srpc: shutting down");
+            server
+                .shutdown()
+                .await
+                .map_err(|e| Failure::Registry(format!("shutdown: {e}")))
+        }
         Command::List {
             registry,
             service,

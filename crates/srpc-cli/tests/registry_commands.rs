@@ -156,3 +156,34 @@ fn register_list_and_watch_work_on_zookeeper() {
     list_until(&registry, "com.acme.Zk", "");
     assert_eq!(watch.signal("-TERM"), Some(0));
 }
+
+#[test]
+fn registry_serve_then_register_list_and_watch_over_http() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut serve = srpc();
+    serve.args(["registry", "serve", "--addr", &addr, "--ttl", "30s"]);
+    let server = Running::spawn(serve);
+    let registry = format!("http://{addr}?ttl=3s&wait=2s");
+    // The server is up once a list answers (an empty listing is an answer).
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while run(&["list", &registry, "com.acme.Http"]).status.code() != Some(0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the registry server did not come up"
+        );
+    }
+    let url = "dubbo://127.0.0.1:20970/com.acme.Http?side=provider";
+    let watch = spawn(&["watch", &registry, "com.acme.Http"]);
+    let provider = spawn(&["register", &registry, url]);
+    assert_eq!(watch.next_line(), format!("+ {url}"));
+    list_until(&registry, "com.acme.Http", &format!("{url}\n"));
+    assert_eq!(provider.signal("-TERM"), Some(0));
+    assert_eq!(watch.next_line(), format!("- {url}"));
+    assert_eq!(watch.signal("-TERM"), Some(0));
+    assert_eq!(server.signal("-TERM"), Some(0), "graceful shutdown exits 0");
+}

@@ -101,7 +101,8 @@ impl HttpRegistryServer {
         let addr = listener.local_addr()?;
         let state = Arc::new(Shared::new(config));
         let sweeper = tokio::spawn(state.clone().sweep());
-        let (stop, mut stopped) = watch::channel(false);
+        let stop = state.stop.clone();
+        let mut stopped = stop.subscribe();
         let app = router(state);
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = stopped.wait_for(|s| *s).await;
@@ -158,6 +159,8 @@ fn router(state: Arc<Shared>) -> Router {
 
 struct Shared {
     config: ServerConfig,
+    /// Set on shutdown: parked long-polls answer at once instead of holding it up.
+    stop: watch::Sender<bool>,
     book: Mutex<Book>,
     /// The global revision, for watchers of everything.
     revision: watch::Sender<u64>,
@@ -199,6 +202,7 @@ impl Shared {
     fn new(config: ServerConfig) -> Shared {
         Shared {
             config,
+            stop: watch::Sender::new(false),
             book: Mutex::default(),
             revision: watch::Sender::new(0),
             registrations: AtomicU64::new(0),
@@ -212,7 +216,7 @@ impl Shared {
         self.book.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn authorize(&self, headers: &HeaderMap) -> Result<(), Response> {
+    fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         let Some(token) = &self.config.token else {
             return Ok(());
         };
@@ -266,8 +270,19 @@ impl Shared {
     }
 }
 
-fn error(status: StatusCode, message: String) -> Response {
-    (status, json_body(&ErrorResponse { error: message })).into_response()
+/// A refused request: its status and a message quoting the bad input, sent as
+/// `{"error": "…"}`.
+#[derive(Debug)]
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, json_body(&ErrorResponse { error: self.1 })).into_response()
+    }
+}
+
+fn error(status: StatusCode, message: String) -> ApiError {
+    ApiError(status, message)
 }
 
 fn json_body(value: &impl serde::Serialize) -> ([(header::HeaderName, HeaderValue); 1], String) {
@@ -289,41 +304,37 @@ fn with_index(mut response: Response, revision: u64) -> Response {
 }
 
 /// Reads a JSON body, answering 400 with a JSON error that says what is wrong.
-fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
+fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body)
         .map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
 }
 
-fn parse_instance(text: &str) -> Result<Url, Response> {
+fn parse_instance(text: &str) -> Result<Url, ApiError> {
     let url = Url::parse(text).map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))?;
     validate_registration(&url).map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))?;
     Ok(url)
 }
 
-async fn register(State(state): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(rejection) = state.authorize(&headers) {
-        return rejection;
-    }
-    let request: RegisterRequest = match parse_body(&body) {
-        Ok(r) => r,
-        Err(rejection) => return rejection,
-    };
-    let url = match parse_instance(&request.url) {
-        Ok(url) => url,
-        Err(rejection) => return rejection,
-    };
+async fn register(
+    State(state): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    state.authorize(&headers)?;
+    let request: RegisterRequest = parse_body(&body)?;
+    let url = parse_instance(&request.url)?;
     let ttl = request
         .ttl_ms
         .map_or(state.config.ttl, Duration::from_millis);
     if ttl < MIN_TTL {
-        return error(
+        return Err(error(
             StatusCode::BAD_REQUEST,
             format!(
                 "ttl_ms {} is below {} ms",
                 ttl.as_millis(),
                 MIN_TTL.as_millis()
             ),
-        );
+        ));
     }
     // Everything is checked: from here on nothing can fail half-way.
     let key = url.service_key();
@@ -349,28 +360,24 @@ async fn register(State(state): State<Arc<Shared>>, headers: HeaderMap, body: By
     drop(book);
     state.registrations.fetch_add(1, Ordering::Relaxed);
     debug!(backend = "http", service = %key, %url, "registered");
-    (
+    Ok((
         StatusCode::OK,
         json_body(&RegisterResponse {
             service: key,
             ttl_ms: ttl.as_millis() as u64,
         }),
     )
-        .into_response()
+        .into_response())
 }
 
-async fn heartbeat(State(state): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(rejection) = state.authorize(&headers) {
-        return rejection;
-    }
-    let request: InstanceRequest = match parse_body(&body) {
-        Ok(r) => r,
-        Err(rejection) => return rejection,
-    };
-    let url = match parse_instance(&request.url) {
-        Ok(url) => url,
-        Err(rejection) => return rejection,
-    };
+async fn heartbeat(
+    State(state): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    state.authorize(&headers)?;
+    let request: InstanceRequest = parse_body(&body)?;
+    let url = parse_instance(&request.url)?;
     let key = url.service_key();
     let mut book = state.book();
     let Some(instance) = book
@@ -378,37 +385,34 @@ async fn heartbeat(State(state): State<Arc<Shared>>, headers: HeaderMap, body: B
         .get_mut(&key)
         .and_then(|s| s.instances.get_mut(&url))
     else {
-        return error(
+        return Err(error(
             StatusCode::NOT_FOUND,
             format!("unknown instance {url}: register it again"),
-        );
+        ));
     };
     instance.expires = Instant::now() + instance.ttl;
     let ttl_ms = instance.ttl.as_millis() as u64;
     drop(book);
     state.heartbeats.fetch_add(1, Ordering::Relaxed);
-    (
+    Ok((
         StatusCode::OK,
         json_body(&RegisterResponse {
             service: key,
             ttl_ms,
         }),
     )
-        .into_response()
+        .into_response())
 }
 
-async fn deregister(State(state): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(rejection) = state.authorize(&headers) {
-        return rejection;
-    }
-    let request: InstanceRequest = match parse_body(&body) {
-        Ok(r) => r,
-        Err(rejection) => return rejection,
-    };
-    let url = match Url::parse(&request.url) {
-        Ok(url) => url,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
-    };
+async fn deregister(
+    State(state): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    state.authorize(&headers)?;
+    let request: InstanceRequest = parse_body(&body)?;
+    let url =
+        Url::parse(&request.url).map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))?;
     let key = url.service_key();
     let mut book = state.book();
     let removed = book
@@ -419,7 +423,7 @@ async fn deregister(State(state): State<Arc<Shared>>, headers: HeaderMap, body: 
         state.changed(&mut book, &key);
         debug!(backend = "http", service = %key, %url, "deregistered");
     }
-    StatusCode::NO_CONTENT.into_response()
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `?index=N&wait=30s`.
@@ -430,7 +434,7 @@ struct WatchParams {
 }
 
 impl WatchParams {
-    fn wait(&self) -> Result<Option<(u64, Duration)>, Response> {
+    fn wait(&self) -> Result<Option<(u64, Duration)>, ApiError> {
         let Some(index) = self.index else {
             return Ok(None);
         };
@@ -463,18 +467,19 @@ async fn long_poll(
     }
     state.watchers.fetch_add(1, Ordering::Relaxed);
     let _watching = Watching(&state.watchers);
-    let _ = tokio::time::timeout(wait, revision.wait_for(|r| *r != index)).await;
+    let mut stop = state.stop.subscribe();
+    tokio::select! {
+        _ = tokio::time::timeout(wait, revision.wait_for(|r| *r != index)) => {}
+        _ = stop.wait_for(|stopping| *stopping) => {}
+    }
 }
 
 async fn get_service(
     State(state): State<Arc<Shared>>,
     Path(key): Path<String>,
     Query(params): Query<WatchParams>,
-) -> Response {
-    let watch = match params.wait() {
-        Ok(w) => w,
-        Err(rejection) => return rejection,
-    };
+) -> Result<Response, ApiError> {
+    let watch = params.wait()?;
     let revision = {
         let mut book = state.book();
         book.services
@@ -501,23 +506,20 @@ async fn get_service(
         revision,
         instances,
     });
-    with_index((StatusCode::OK, body).into_response(), revision)
+    Ok(with_index((StatusCode::OK, body).into_response(), revision))
 }
 
 async fn list_instances(
     State(state): State<Arc<Shared>>,
     Query(params): Query<WatchParams>,
-) -> Response {
-    let watch = match params.wait() {
-        Ok(w) => w,
-        Err(rejection) => return rejection,
-    };
+) -> Result<Response, ApiError> {
+    let watch = params.wait()?;
     long_poll(&state, state.revision.subscribe(), watch).await;
     let book = state.book();
     let revision = book.revision;
     let instances = sorted(book.services.values().flat_map(|s| s.instances.values()));
     drop(book);
-    with_index(
+    Ok(with_index(
         (
             StatusCode::OK,
             json_body(&InstancesResponse {
@@ -527,17 +529,14 @@ async fn list_instances(
         )
             .into_response(),
         revision,
-    )
+    ))
 }
 
 async fn list_services(
     State(state): State<Arc<Shared>>,
     Query(params): Query<WatchParams>,
-) -> Response {
-    let watch = match params.wait() {
-        Ok(w) => w,
-        Err(rejection) => return rejection,
-    };
+) -> Result<Response, ApiError> {
+    let watch = params.wait()?;
     long_poll(&state, state.revision.subscribe(), watch).await;
     let book = state.book();
     let revision = book.revision;
@@ -552,14 +551,14 @@ async fn list_services(
         })
         .collect();
     drop(book);
-    with_index(
+    Ok(with_index(
         (
             StatusCode::OK,
             json_body(&ServicesResponse { revision, services }),
         )
             .into_response(),
         revision,
-    )
+    ))
 }
 
 fn sorted<'a>(instances: impl Iterator<Item = &'a Instance>) -> Vec<String> {
@@ -569,7 +568,7 @@ fn sorted<'a>(instances: impl Iterator<Item = &'a Instance>) -> Vec<String> {
 }
 
 /// `GET /srpc/registry`: the alive addresses, comma-joined and sorted, in `Srpc-servers`.
-async fn compat_get(State(state): State<Arc<Shared>>) -> Response {
+async fn compat_get(State(state): State<Arc<Shared>>) -> Result<Response, ApiError> {
     let now = Instant::now();
     let mut book = state.book();
     book.servers.retain(|_, expires| *expires > now);
@@ -580,40 +579,41 @@ async fn compat_get(State(state): State<Arc<Shared>>) -> Response {
         Ok(value) => {
             let mut response = StatusCode::OK.into_response();
             response.headers_mut().insert(SERVERS_HEADER, value);
-            response
+            Ok(response)
         }
-        Err(_) => error(
+        Err(_) => Err(error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "stored address is not a header value".into(),
-        ),
+        )),
     }
 }
 
 /// `POST /srpc/registry` with `Srpc-servers: <addr>`: registers or refreshes it.
-async fn compat_post(State(state): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    if let Err(rejection) = state.authorize(&headers) {
-        return rejection;
-    }
+async fn compat_post(
+    State(state): State<Arc<Shared>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    state.authorize(&headers)?;
     let Some(addr) = headers
         .get(SERVERS_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
     else {
-        return error(
+        return Err(error(
             StatusCode::BAD_REQUEST,
             format!("missing header {SERVERS_HEADER}: <address>"),
-        );
+        ));
     };
     if addr.is_empty() || addr.contains(',') || addr.len() > 1024 {
-        return error(
+        return Err(error(
             StatusCode::BAD_REQUEST,
             format!("invalid address {addr:?} in {SERVERS_HEADER}"),
-        );
+        ));
     }
     let expires = Instant::now() + state.config.ttl;
     state.book().servers.insert(addr.to_owned(), expires);
     state.heartbeats.fetch_add(1, Ordering::Relaxed);
-    StatusCode::OK.into_response()
+    Ok(StatusCode::OK.into_response())
 }
 
 /// Prometheus text format.

@@ -30,11 +30,17 @@
 //!   registry (UDP, no server).
 //! - `zookeeper`: `zookeeper://127.0.0.1:2181`, ZooKeeper in Dubbo's node layout (or rpcx's
 //!   with `layout=rpcx&base=…`).
+//! - `http`: `http://127.0.0.1:9999`, the srpc HTTP registry (heartbeats, long-poll), and
+//!   [`http`] re-exports its embeddable server.
 
 /// The Dubbo URL model ([`dubbo_url`]).
 pub use dubbo_url as url;
 
 pub mod registry;
+
+/// The srpc HTTP registry: its embeddable server and client backend.
+#[cfg(feature = "http")]
+pub use srpc_registry_http as http;
 
 /// The README's example, compiled and run as a doc test so that it stays true.
 #[cfg(doctest)]

@@ -28,6 +28,11 @@ const SCHEMES: &[Scheme] = &[
         feature: "zookeeper",
         enabled: cfg!(feature = "zookeeper"),
     },
+    Scheme {
+        name: "http",
+        feature: "http",
+        enabled: cfg!(feature = "http"),
+    },
 ];
 
 /// The registry schemes this build can [`connect`] to.
@@ -71,6 +76,8 @@ async fn open(url: &Url) -> Result<Arc<dyn Registry>> {
         "multicast" => Ok(Arc::new(srpc_registry_multicast::connect(url).await?)),
         #[cfg(feature = "zookeeper")]
         "zookeeper" => Ok(Arc::new(srpc_registry_zookeeper::connect(url).await?)),
+        #[cfg(feature = "http")]
+        "http" => Ok(Arc::new(srpc_registry_http::connect(url).await?)),
         scheme => Err(Error::Unsupported {
             scheme: scheme.to_owned(),
             feature: None,

@@ -1,0 +1,432 @@
+//! The server's HTTP protocol, spoken with raw HTTP/1.1 over a TCP stream, as any client in
+//! any language would.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: failures panic.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use srpc_registry_http::{HttpRegistryServer, ServerConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A parsed HTTP response.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+async fn raw(addr: SocketAddr, request: &str) -> Reply {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes).await.unwrap();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    Reply {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &str,
+) -> Reply {
+    let mut text = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for h in headers {
+        text.push_str(h);
+        text.push_str("\r\n");
+    }
+    if !body.is_empty() || method == "POST" {
+        text.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    text.push_str("\r\n");
+    text.push_str(body);
+    raw(addr, &text).await
+}
+
+async fn server(config: ServerConfig) -> HttpRegistryServer {
+    HttpRegistryServer::bind(config).await.unwrap()
+}
+
+fn loopback() -> ServerConfig {
+    ServerConfig::new(([127, 0, 0, 1], 0).into())
+}
+
+#[tokio::test]
+async fn compat_endpoint_registers_lists_sorted_and_checks_methods() {
+    let s = server(loopback()).await;
+    let addr = s.local_addr();
+    for server in [
+        "tcp@127.0.0.1:9002",
+        "tcp@127.0.0.1:9001",
+        "tcp@127.0.0.1:9002",
+    ] {
+        let r = request(
+            addr,
+            "POST",
+            "/srpc/registry",
+            &[&format!("Srpc-servers: {server}")],
+            "",
+        )
+        .await;
+        assert_eq!(r.status, 200);
+    }
+    let r = request(addr, "GET", "/srpc/registry", &[], "").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("Srpc-servers"),
+        Some("tcp@127.0.0.1:9001,tcp@127.0.0.1:9002")
+    );
+
+    let r = request(addr, "POST", "/srpc/registry", &[], "").await;
+    assert_eq!(r.status, 400, "a POST without the header");
+    assert!(r.body.contains("Srpc-servers"), "{}", r.body);
+    for method in ["PUT", "DELETE", "PATCH"] {
+        let r = request(addr, method, "/srpc/registry", &[], "").await;
+        assert_eq!(r.status, 405, "{method}");
+    }
+    s.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn compat_entries_expire_after_the_ttl() {
+    let s = server(loopback().with_ttl(Duration::from_secs(1))).await;
+    let addr = s.local_addr();
+    request(
+        addr,
+        "POST",
+        "/srpc/registry",
+        &["Srpc-servers: tcp@127.0.0.1:9003"],
+        "",
+    )
+    .await;
+    let registered = Instant::now();
+    // The endpoint has no long-poll: poll it, at a modest pace, until a deadline.
+    let mut poll = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        poll.tick().await;
+        let r = request(addr, "GET", "/srpc/registry", &[], "").await;
+        if r.header("Srpc-servers") == Some("") {
+            break;
+        }
+        assert!(
+            registered.elapsed() < Duration::from_secs(3),
+            "still listed: {:?}",
+            r.headers
+        );
+    }
+    assert!(
+        registered.elapsed() >= Duration::from_secs(1),
+        "gone before its TTL"
+    );
+}
+
+#[tokio::test]
+async fn json_api_register_list_heartbeat_deregister() {
+    let s = server(loopback()).await;
+    let addr = s.local_addr();
+    let url = "dubbo://127.0.0.1:20950/com.acme.Echo?group=g&version=1.0";
+    let r = request(
+        addr,
+        "POST",
+        "/v1/register",
+        &[],
+        &format!(r#"{{"url":"{url}","ttl_ms":30000}}"#),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body,
+        r#"{"service":"g/com.acme.Echo:1.0","ttl_ms":30000}"#
+    );
+
+    let r = request(addr, "GET", "/v1/services/g%2Fcom.acme.Echo%3A1.0", &[], "").await;
+    assert_eq!(r.status, 200);
+    let revision = r.header("Srpc-Index").unwrap().to_owned();
+    assert_eq!(
+        r.body,
+        format!(
+            r#"{{"service":"g/com.acme.Echo:1.0","revision":{revision},"instances":["{url}"]}}"#
+        )
+    );
+    let r = request(addr, "GET", "/v1/services", &[], "").await;
+    assert!(
+        r.body
+            .contains(r#"{"service":"g/com.acme.Echo:1.0","instances":1"#),
+        "{}",
+        r.body
+    );
+
+    let r = request(
+        addr,
+        "POST",
+        "/v1/heartbeat",
+        &[],
+        &format!(r#"{{"url":"{url}"}}"#),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let r = request(
+        addr,
+        "POST",
+        "/v1/deregister",
+        &[],
+        &format!(r#"{{"url":"{url}"}}"#),
+    )
+    .await;
+    assert_eq!(r.status, 204);
+    let r = request(
+        addr,
+        "POST",
+        "/v1/heartbeat",
+        &[],
+        &format!(r#"{{"url":"{url}"}}"#),
+    )
+    .await;
+    assert_eq!(
+        r.status, 404,
+        "a forgotten instance: the client must register again"
+    );
+    assert!(
+        r.body.starts_with(r#"{"error":"unknown instance"#),
+        "{}",
+        r.body
+    );
+}
+
+#[tokio::test]
+async fn long_poll_returns_when_the_revision_passes_the_index_or_at_the_wait() {
+    let s = server(loopback()).await;
+    let addr = s.local_addr();
+    let r = request(addr, "GET", "/v1/services/com.acme.Watched", &[], "").await;
+    let index: u64 = r.header("Srpc-Index").unwrap().parse().unwrap();
+
+    // Nothing changes: answered at the wait, with the same index.
+    let started = Instant::now();
+    let r = request(
+        addr,
+        "GET",
+        &format!("/v1/services/com.acme.Watched?index={index}&wait=300ms"),
+        &[],
+        "",
+    )
+    .await;
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(r.header("Srpc-Index").unwrap(), index.to_string());
+
+    // A registration wakes the watcher early.
+    let poll = tokio::spawn(async move {
+        request(
+            addr,
+            "GET",
+            &format!("/v1/services/com.acme.Watched?index={index}&wait=30s"),
+            &[],
+            "",
+        )
+        .await
+    });
+    let url = "dubbo://127.0.0.1:20951/com.acme.Watched";
+    // The watcher counts as waiting before the registration is made.
+    loop {
+        let m = request(addr, "GET", "/metrics", &[], "").await;
+        if m.body.contains("srpc_registry_watchers 1") {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    request(
+        addr,
+        "POST",
+        "/v1/register",
+        &[],
+        &format!(r#"{{"url":"{url}"}}"#),
+    )
+    .await;
+    let r = tokio::time::timeout(Duration::from_secs(5), poll)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(r.header("Srpc-Index").unwrap().parse::<u64>().unwrap() > index);
+    assert!(r.body.contains(url));
+    // An index from another life of the server (larger than now) answers at once.
+    let started = Instant::now();
+    request(
+        addr,
+        "GET",
+        "/v1/services/com.acme.Watched?index=999999&wait=30s",
+        &[],
+        "",
+    )
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_with_json_errors_and_change_nothing() {
+    let s = server(loopback()).await;
+    let addr = s.local_addr();
+    let cases = [
+        ("not json", "invalid JSON body"),
+        (r#"{"nope":1}"#, "invalid JSON body"),
+        (r#"{"url":"dubbo://h:99999/x"}"#, "invalid port"),
+        (r#"{"url":"dubbo://fe80::1/x"}"#, "bare IPv6"),
+        (r#"{"url":"empty://h/a.B"}"#, "empty:// is a marker"),
+        (r#"{"url":"dubbo://h:1"}"#, "service interface"),
+        (r#"{"url":"dubbo://h:1/a.B","ttl_ms":10}"#, "below"),
+    ];
+    for (body, needle) in cases {
+        let r = request(addr, "POST", "/v1/register", &[], body).await;
+        assert_eq!(r.status, 400, "{body}");
+        assert_eq!(r.header("content-type"), Some("application/json"), "{body}");
+        assert!(
+            r.body.starts_with(r#"{"error":""#) && r.body.contains(needle),
+            "{body}: {}",
+            r.body
+        );
+    }
+    let big = format!(r#"{{"url":"dubbo://h:1/a.B?m={}"}}"#, "x".repeat(70 * 1024));
+    let r = request(addr, "POST", "/v1/register", &[], &big).await;
+    assert_eq!(r.status, 413, "bodies over 64 KiB");
+    let r = request(addr, "GET", "/v1/instances", &[], "").await;
+    assert!(
+        r.body.ends_with(r#""instances":[]}"#),
+        "nothing was written: {}",
+        r.body
+    );
+}
+
+#[tokio::test]
+async fn writes_need_the_token_when_one_is_set() {
+    let s = server(loopback().with_token("s3cret")).await;
+    let addr = s.local_addr();
+    let body = r#"{"url":"dubbo://127.0.0.1:20952/com.acme.Echo"}"#;
+    let r = request(addr, "POST", "/v1/register", &[], body).await;
+    assert_eq!(r.status, 401);
+    let r = request(
+        addr,
+        "POST",
+        "/v1/register",
+        &["Authorization: Bearer wrong"],
+        body,
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    let r = request(
+        addr,
+        "POST",
+        "/srpc/registry",
+        &["Srpc-servers: tcp@127.0.0.1:1"],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 401, "the compatibility endpoint writes too");
+    let r = request(
+        addr,
+        "POST",
+        "/v1/register",
+        &["Authorization: Bearer s3cret"],
+        body,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let r = request(addr, "GET", "/v1/instances", &[], "").await;
+    assert_eq!(r.status, 200, "reads are open");
+    assert!(r.body.contains("20952"));
+}
+
+#[tokio::test]
+async fn health_and_metrics() {
+    let s = server(loopback()).await;
+    let addr = s.local_addr();
+    assert_eq!(request(addr, "GET", "/healthz", &[], "").await.body, "ok\n");
+    request(
+        addr,
+        "POST",
+        "/v1/register",
+        &[],
+        r#"{"url":"dubbo://127.0.0.1:20953/com.acme.M"}"#,
+    )
+    .await;
+    request(
+        addr,
+        "POST",
+        "/v1/heartbeat",
+        &[],
+        r#"{"url":"dubbo://127.0.0.1:20953/com.acme.M"}"#,
+    )
+    .await;
+    let m = request(addr, "GET", "/metrics", &[], "").await;
+    assert_eq!(m.header("content-type"), Some("text/plain; version=0.0.4"));
+    for line in [
+        "# TYPE srpc_registry_services gauge",
+        "srpc_registry_services 1",
+        "srpc_registry_instances 1",
+        "srpc_registry_registrations_total 1",
+        "srpc_registry_heartbeats_total 1",
+        "srpc_registry_expirations_total 0",
+        "srpc_registry_watchers 0",
+    ] {
+        assert!(
+            m.body.lines().any(|l| l == line),
+            "missing {line:?} in\n{}",
+            m.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn shutdown_answers_parked_long_polls_at_once() {
+    let s = server(loopback()).await;
+    let addr = s.local_addr();
+    let poll = tokio::spawn(async move {
+        request(addr, "GET", "/v1/instances?index=0&wait=60s", &[], "").await
+    });
+    loop {
+        let m = request(addr, "GET", "/metrics", &[], "").await;
+        if m.body.contains("srpc_registry_watchers 1") {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let started = Instant::now();
+    s.shutdown().await.unwrap();
+    let r = poll.await.unwrap();
+    assert_eq!(r.status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "shutdown waited for the long-poll"
+    );
+}

@@ -1,0 +1,117 @@
+//! The HTTP registry: the conformance suite against a server started in the test, expiry of
+//! instances whose heartbeats stop, and a server restart repopulated by heartbeats.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: failures panic.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use srpc_registry::{Registry, Url};
+use srpc_registry_http::{HttpRegistryServer, ServerConfig};
+use srpc_tests::conformance::Factory;
+
+async fn server() -> HttpRegistryServer {
+    HttpRegistryServer::bind(ServerConfig::new(([127, 0, 0, 1], 0).into()))
+        .await
+        .unwrap()
+}
+
+struct Http;
+
+#[async_trait]
+impl Factory for Http {
+    async fn pair(&self) -> (Arc<dyn Registry>, Arc<dyn Registry>) {
+        // A server per pair; dropping the handle leaves it serving until the test ends.
+        let url = format!("http://{}?ttl=5s&wait=5s", server().await.local_addr());
+        let provider = srpc::registry::connect(&url).await.unwrap();
+        let consumer = srpc::registry::connect(&url).await.unwrap();
+        (provider, consumer)
+    }
+}
+
+srpc_tests::conformance_suite!(Http);
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+fn echo(port: u16) -> Url {
+    Url::parse(&format!(
+        "dubbo://127.0.0.1:{port}/com.acme.Http?side=provider"
+    ))
+    .unwrap()
+}
+
+fn query() -> Url {
+    Url::parse("consumer://127.0.0.1/com.acme.Http").unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_whose_heartbeats_stop_is_gone_within_ttl_plus_a_second() {
+    let s = server().await;
+    let ttl = Duration::from_secs(2);
+    let url = format!("http://{}?ttl=2s&wait=5s", s.local_addr());
+    let provider = srpc::registry::connect(&url).await.unwrap();
+    let consumer = srpc::registry::connect(&url).await.unwrap();
+    let mut sub = consumer.subscribe(&query()).await.unwrap();
+    provider.register(&echo(20960)).await.unwrap();
+    sub.wait_for(|s| s.len() == 1, DEADLINE).await.unwrap();
+    // Heartbeats keep it alive well past its TTL: it must not disappear for 2 × TTL.
+    let vanished = sub.clone().wait_for(|s| s.is_empty(), ttl * 2).await;
+    assert!(vanished.is_err(), "expired although heartbeats went on");
+    // …then the provider dies without deregistering: its heartbeats stop.
+    drop(provider);
+    let died = Instant::now();
+    sub.wait_for(|s| s.is_empty(), DEADLINE).await.unwrap();
+    assert!(
+        died.elapsed() <= ttl + Duration::from_secs(1),
+        "gone after {:?}",
+        died.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_server_is_repopulated_by_heartbeats_and_consumers_keep_their_list() {
+    let first = server().await;
+    let addr: SocketAddr = first.local_addr();
+    let url = format!("http://{addr}?ttl=1500ms&wait=5s");
+    let heartbeat = Duration::from_millis(500);
+    let provider = srpc::registry::connect(&url).await.unwrap();
+    let consumer = srpc::registry::connect(&url).await.unwrap();
+    let mut sub = consumer.subscribe(&query()).await.unwrap();
+    provider.register(&echo(20961)).await.unwrap();
+    sub.wait_for(|s| s.len() == 1 && s.is_connected(), DEADLINE)
+        .await
+        .unwrap();
+
+    first.shutdown().await.unwrap();
+    let s = sub.wait_for(|s| !s.is_connected(), DEADLINE).await.unwrap();
+    assert_eq!(
+        s.len(),
+        1,
+        "the last known provider stays while the registry is down"
+    );
+    assert_eq!(
+        consumer.lookup(&query()).await.ok(),
+        None,
+        "the registry is really down"
+    );
+
+    // A new, empty server on the same address.
+    let second = HttpRegistryServer::bind(ServerConfig::new(addr))
+        .await
+        .unwrap();
+    let restarted = Instant::now();
+    let s = sub
+        .wait_for(|s| s.is_connected() && s.len() == 1, DEADLINE)
+        .await
+        .unwrap();
+    assert_eq!(s.providers()[0], echo(20961));
+    let repopulated = restarted.elapsed();
+    // One heartbeat period, plus scheduling slack for a loaded machine.
+    assert!(
+        repopulated <= heartbeat + Duration::from_secs(1),
+        "repopulated after {repopulated:?}"
+    );
+    drop(second);
+}
