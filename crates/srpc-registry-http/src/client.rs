@@ -5,7 +5,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use backon::{BackoffBuilder, ExponentialBuilder};
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use srpc_registry::{Backend, Context, Error, FailbackConfig, Result, Url};
@@ -99,12 +98,7 @@ fn scope_of(query: &Url) -> String {
 }
 
 fn backoff() -> impl Iterator<Item = Duration> {
-    ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(100))
-        .with_max_delay(Duration::from_secs(5))
-        .with_jitter()
-        .without_max_times()
-        .build()
+    srpc_registry::retry_delays(Duration::from_millis(100), Duration::from_secs(5))
 }
 
 impl HttpBackend {

@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use backon::{BackoffBuilder, ExponentialBuilder};
 use srpc_registry::{Backend, Catalog, Context, Error, Result, Url};
 use tokio::task::AbortHandle;
 use tracing::{debug, info, warn};
@@ -130,12 +129,7 @@ fn zk_error(doing: &str, path: &str, error: ZkError) -> Error {
 }
 
 fn backoff() -> impl Iterator<Item = Duration> {
-    ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(100))
-        .with_max_delay(Duration::from_secs(10))
-        .with_jitter()
-        .without_max_times()
-        .build()
+    srpc_registry::retry_delays(Duration::from_millis(100), Duration::from_secs(10))
 }
 
 impl Inner {

@@ -284,13 +284,7 @@ impl<B: Backend> Shared<B> {
     fn spawn_retry(self: &Arc<Self>, op: Op, immediate: bool) -> Option<AbortHandle> {
         let runtime = tokio::runtime::Handle::try_current().ok()?;
         let weak = Arc::downgrade(self);
-        let mut delays = ExponentialBuilder::default()
-            .with_min_delay(self.config.retry_min)
-            .with_max_delay(self.config.retry_max)
-            .with_factor(2.0)
-            .with_jitter()
-            .without_max_times()
-            .build();
+        let mut delays = retry_delays(self.config.retry_min, self.config.retry_max);
         let max = self.config.retry_max;
         let task = runtime.spawn(async move {
             let mut first = true;
@@ -557,6 +551,18 @@ impl fmt::Display for Op {
             Op::Subscribe(_, query) => write!(f, "subscribe {query}"),
         }
     }
+}
+
+/// Delays for retrying forever: exponential from `min` (doubling, with jitter) up to `max`.
+/// Every retry loop of srpc uses this, so they all back off alike.
+pub fn retry_delays(min: Duration, max: Duration) -> impl Iterator<Item = Duration> + Send {
+    ExponentialBuilder::default()
+        .with_min_delay(min)
+        .with_max_delay(max)
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+        .build()
 }
 
 /// Checks that `url` can be registered: it reads back unchanged, has a protocol and a host,

@@ -32,7 +32,8 @@ pub use dubbo_url::Url;
 pub use crate::catalog::{Catalog, SubscriptionId};
 pub use crate::error::{Error, Result};
 pub use crate::failback::{
-    Backend, Context, FailbackConfig, FailbackRegistry, validate_query, validate_registration,
+    Backend, Context, FailbackConfig, FailbackRegistry, retry_delays, validate_query,
+    validate_registration,
 };
 pub use crate::registry::Registry;
 pub use crate::snapshot::{Change, Snapshot};
