@@ -1,0 +1,315 @@
+//! [`Client`]: one TCP connection carrying many concurrent calls, matched by sequence number.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::AbortHandle;
+use tracing::debug;
+
+use crate::codec::Codec;
+use crate::error::{Error, Result};
+use crate::frame::{self, ACCEPTED, DEFAULT_MAX_FRAME, Frame, MAGIC, VERSION, preface};
+
+/// Connection settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientOptions {
+    /// Codec named in the preface (default JSON).
+    pub codec: Codec,
+    /// How long opening the connection and exchanging prefaces may take (default 3 s).
+    pub connect_timeout: Duration,
+    /// Largest frame accepted from the server (default 16 MiB).
+    pub max_frame: u32,
+}
+
+impl Default for ClientOptions {
+    fn default() -> ClientOptions {
+        ClientOptions {
+            codec: Codec::Json,
+            connect_timeout: Duration::from_secs(3),
+            max_frame: DEFAULT_MAX_FRAME,
+        }
+    }
+}
+
+impl ClientOptions {
+    /// With another codec.
+    #[must_use]
+    pub fn with_codec(mut self, codec: Codec) -> ClientOptions {
+        self.codec = codec;
+        self
+    }
+
+    /// With another connect timeout.
+    #[must_use]
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> ClientOptions {
+        self.connect_timeout = timeout;
+        self
+    }
+}
+
+/// A connection to one srpc server. Cheap to clone; every clone shares the connection. The
+/// connection closes when the last clone is dropped.
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    addr: String,
+    codec: Codec,
+    tx: mpsc::Sender<Vec<u8>>,
+    /// Calls waiting for their reply, shared with the reader task.
+    pending: Arc<Pending>,
+    next_seq: AtomicU64,
+    in_flight: AtomicUsize,
+    /// Set by the I/O tasks when the connection ends.
+    closed: Arc<AtomicBool>,
+    tasks: [AbortHandle; 2],
+}
+
+type Pending = Mutex<HashMap<u64, oneshot::Sender<Result<Vec<u8>>>>>;
+
+impl Client {
+    /// Opens a connection to `addr` (`host:port`) and exchanges prefaces.
+    pub async fn connect(addr: &str, options: ClientOptions) -> Result<Client> {
+        let connecting = async {
+            let mut stream = TcpStream::connect(addr)
+                .await
+                .map_err(|source| Error::Connect {
+                    addr: addr.to_owned(),
+                    source,
+                })?;
+            let _ = stream.set_nodelay(true);
+            stream
+                .write_all(&preface(options.codec))
+                .await
+                .map_err(|e| closed(addr, &e.to_string()))?;
+            let mut answer = [0u8; 8];
+            stream
+                .read_exact(&mut answer)
+                .await
+                .map_err(|e| closed(addr, &format!("no preface answer: {e}")))?;
+            if &answer[..4] != MAGIC || answer[4] != VERSION {
+                return Err(Error::Protocol(format!(
+                    "{addr} is not an srpc server (answer {answer:?})"
+                )));
+            }
+            if answer[6] != ACCEPTED {
+                return Err(Error::Protocol(format!(
+                    "{addr} refused the preface (status {})",
+                    answer[6]
+                )));
+            }
+            Ok(stream)
+        };
+        let stream = tokio::time::timeout(options.connect_timeout, connecting)
+            .await
+            .map_err(|_| Error::ConnectTimeout {
+                addr: addr.to_owned(),
+                after: options.connect_timeout,
+            })??;
+        Ok(Client::start(stream, addr.to_owned(), options))
+    }
+
+    fn start(stream: TcpStream, addr: String, options: ClientOptions) -> Client {
+        let (mut reader, mut writer) = stream.into_split();
+        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(1024);
+        let pending: Arc<Pending> = Arc::default();
+        let closed_flag = Arc::new(AtomicBool::new(false));
+
+        let write_closed = closed_flag.clone();
+        let write_pending = pending.clone();
+        let write_addr = addr.clone();
+        let write = tokio::spawn(async move {
+            while let Some(bytes) = rx.recv().await {
+                if let Err(error) = frame::write_bytes(&mut writer, &bytes).await {
+                    write_closed.store(true, Ordering::Release);
+                    fail_all(
+                        &write_pending,
+                        &write_addr,
+                        &format!("write failed: {error}"),
+                    );
+                    return;
+                }
+            }
+        });
+
+        let read_closed = closed_flag.clone();
+        let read_pending = pending.clone();
+        let read_addr = addr.clone();
+        let max = options.max_frame;
+        let read = tokio::spawn(async move {
+            let reason = loop {
+                match frame::read_frame(&mut reader, max).await {
+                    Ok(Some(Frame::Response { seq, body })) => {
+                        deliver(&read_pending, seq, Ok(body))
+                    }
+                    Ok(Some(Frame::Error {
+                        seq: 0, message, ..
+                    })) => break format!("server closed the connection: {message}"),
+                    Ok(Some(Frame::Error { seq, code, message })) => deliver(
+                        &read_pending,
+                        seq,
+                        Err(Error::Remote {
+                            method: String::new(),
+                            code,
+                            message,
+                        }),
+                    ),
+                    Ok(Some(Frame::Request { .. })) => break "server sent a request".to_owned(),
+                    Ok(None) => break "server closed the connection".to_owned(),
+                    Err(error) => break error.to_string(),
+                }
+            };
+            read_closed.store(true, Ordering::Release);
+            fail_all(&read_pending, &read_addr, &reason);
+            debug!(addr = %read_addr, %reason, "connection ended");
+        });
+
+        Client {
+            inner: Arc::new(Inner {
+                addr,
+                codec: options.codec,
+                tx,
+                pending,
+                next_seq: AtomicU64::new(1),
+                in_flight: AtomicUsize::new(0),
+                closed: closed_flag,
+                tasks: [write.abort_handle(), read.abort_handle()],
+            }),
+        }
+    }
+
+    /// The address this client is connected to.
+    pub fn addr(&self) -> &str {
+        &self.inner.addr
+    }
+
+    /// The codec of the connection.
+    pub fn codec(&self) -> Codec {
+        self.inner.codec
+    }
+
+    /// Calls in flight on this connection now.
+    pub fn in_flight(&self) -> usize {
+        self.inner.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Whether the connection has ended (a new one must be opened).
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire) || self.inner.tx.is_closed()
+    }
+
+    /// Calls `method` with `request`, waiting at most `deadline` (also sent to the server,
+    /// which stops the handler when it passes).
+    pub async fn call<Req, Resp>(
+        &self,
+        method: &str,
+        request: &Req,
+        deadline: Duration,
+    ) -> Result<Resp>
+    where
+        Req: Serialize + ?Sized,
+        Resp: DeserializeOwned,
+    {
+        let inner = &self.inner;
+        let body = inner.codec.encode(request)?;
+        let seq = inner.next_seq.fetch_add(1, Ordering::Relaxed);
+        let timeout_ms = u32::try_from(deadline.as_millis())
+            .unwrap_or(u32::MAX)
+            .max(1);
+        let frame = Frame::Request {
+            seq,
+            timeout_ms,
+            method: method.to_owned(),
+            body,
+        };
+        let (reply_tx, reply_rx) = oneshot::channel();
+        inner.pending().insert(seq, reply_tx);
+        inner.in_flight.fetch_add(1, Ordering::Relaxed);
+        let _in_flight = InFlight(&inner.in_flight);
+        if inner.tx.send(frame.encode()).await.is_err() {
+            inner.pending().remove(&seq);
+            return Err(closed(&inner.addr, "connection is closed"));
+        }
+        let reply = match tokio::time::timeout(deadline, reply_rx).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(_)) => Err(closed(&inner.addr, "connection ended before the reply")),
+            Err(_) => {
+                inner.pending().remove(&seq);
+                return Err(Error::Timeout {
+                    method: method.to_owned(),
+                    after: deadline,
+                });
+            }
+        };
+        match reply {
+            Ok(bytes) => inner.codec.decode(&bytes),
+            Err(Error::Remote { code, message, .. }) => Err(Error::Remote {
+                method: method.to_owned(),
+                code,
+                message,
+            }),
+            Err(other) => Err(other),
+        }
+    }
+}
+
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Inner {
+    fn pending(&self) -> MutexGuard<'_, HashMap<u64, oneshot::Sender<Result<Vec<u8>>>>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+fn deliver(pending: &Pending, seq: u64, reply: Result<Vec<u8>>) {
+    let sender = pending
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&seq);
+    if let Some(sender) = sender {
+        let _ = sender.send(reply);
+    }
+}
+
+fn fail_all(pending: &Pending, addr: &str, reason: &str) {
+    let waiting: Vec<_> = pending
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .drain()
+        .collect();
+    for (_, sender) in waiting {
+        let _ = sender.send(Err(closed(addr, reason)));
+    }
+}
+
+fn closed(addr: &str, reason: &str) -> Error {
+    Error::Closed {
+        addr: addr.to_owned(),
+        reason: reason.to_owned(),
+    }
+}

@@ -1,0 +1,152 @@
+//! The error type of srpc calls.
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+/// Why a call failed, and so whether trying another endpoint can help.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The TCP connection could not be opened.
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        /// The address.
+        addr: String,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// Opening the connection took longer than the connect timeout.
+    #[error("connecting to {addr} timed out after {after:?}")]
+    ConnectTimeout {
+        /// The address.
+        addr: String,
+        /// The connect timeout.
+        after: Duration,
+    },
+    /// The connection closed (or broke) before the answer came.
+    #[error("connection to {addr} closed: {reason}")]
+    Closed {
+        /// The peer's address.
+        addr: String,
+        /// What ended it.
+        reason: String,
+    },
+    /// The call's deadline passed.
+    #[error("{method} timed out after {after:?}")]
+    Timeout {
+        /// The method.
+        method: String,
+        /// The deadline.
+        after: Duration,
+    },
+    /// The argument could not be encoded or the reply decoded.
+    #[error("codec: {0}")]
+    Codec(String),
+    /// The server answered with an error.
+    #[error("{method}: remote {code} error: {message}")]
+    Remote {
+        /// The method.
+        method: String,
+        /// What kind of error.
+        code: RemoteCode,
+        /// The server's message.
+        message: String,
+    },
+    /// The peer broke the protocol (bad preface, malformed or oversized frame).
+    #[error("protocol error: {0}")]
+    Protocol(String),
+}
+
+/// The kinds of error a server sends in an error frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RemoteCode {
+    /// No handler is registered under that name.
+    NotFound,
+    /// The argument could not be decoded.
+    BadRequest,
+    /// The handler itself returned an error.
+    Handler,
+    /// The handler did not finish within the call's deadline.
+    DeadlineExceeded,
+    /// The server failed otherwise.
+    Internal,
+    /// The server is shutting down and takes no new calls.
+    ShuttingDown,
+    /// A code this version does not know.
+    Other(u16),
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Whether the call may succeed on another endpoint, or on a new connection: connection
+    /// failures, broken connections, protocol errors and a server shutting down. Errors
+    /// returned by a handler, bad arguments and deadlines are not.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Connect { .. }
+            | Error::ConnectTimeout { .. }
+            | Error::Closed { .. }
+            | Error::Protocol(_) => true,
+            Error::Remote { code, .. } => matches!(code, RemoteCode::ShuttingDown),
+            Error::Timeout { .. } | Error::Codec(_) => false,
+        }
+    }
+
+    /// Whether the error was returned by the remote handler (an application error).
+    pub fn is_handler_error(&self) -> bool {
+        matches!(
+            self,
+            Error::Remote {
+                code: RemoteCode::Handler,
+                ..
+            }
+        )
+    }
+}
+
+impl RemoteCode {
+    /// The number on the wire.
+    pub fn to_wire(self) -> u16 {
+        match self {
+            RemoteCode::NotFound => 1,
+            RemoteCode::BadRequest => 2,
+            RemoteCode::Handler => 3,
+            RemoteCode::DeadlineExceeded => 4,
+            RemoteCode::Internal => 5,
+            RemoteCode::ShuttingDown => 6,
+            RemoteCode::Other(n) => n,
+        }
+    }
+
+    /// The code of a number on the wire.
+    pub fn from_wire(n: u16) -> RemoteCode {
+        match n {
+            1 => RemoteCode::NotFound,
+            2 => RemoteCode::BadRequest,
+            3 => RemoteCode::Handler,
+            4 => RemoteCode::DeadlineExceeded,
+            5 => RemoteCode::Internal,
+            6 => RemoteCode::ShuttingDown,
+            n => RemoteCode::Other(n),
+        }
+    }
+}
+
+impl fmt::Display for RemoteCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RemoteCode::NotFound => f.write_str("not-found"),
+            RemoteCode::BadRequest => f.write_str("bad-request"),
+            RemoteCode::Handler => f.write_str("handler"),
+            RemoteCode::DeadlineExceeded => f.write_str("deadline-exceeded"),
+            RemoteCode::Internal => f.write_str("internal"),
+            RemoteCode::ShuttingDown => f.write_str("shutting-down"),
+            RemoteCode::Other(n) => write!(f, "code-{n}"),
+        }
+    }
+}
