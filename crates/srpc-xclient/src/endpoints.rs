@@ -1,0 +1,251 @@
+//! Endpoints and the immutable snapshot selectors read.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use arc_swap::ArcSwapOption;
+use dubbo_url::Url;
+use srpc_core::{Client, ClientOptions};
+use tokio::sync::Mutex;
+use tracing::{debug, warn};
+
+/// The weight of an endpoint without a `weight` parameter (Dubbo's default).
+pub const DEFAULT_WEIGHT: u32 = 100;
+/// Virtual nodes per endpoint on the consistent-hash ring.
+const VIRTUAL_NODES: u32 = 64;
+/// Longest smooth-weighted sequence kept; larger totals are scaled down.
+const MAX_SEQUENCE: u64 = 1 << 16;
+
+/// One provider: its URL, address, weight, load and (lazily) its connection.
+#[derive(Debug)]
+pub struct Endpoint {
+    url: Url,
+    addr: String,
+    weight: u32,
+    in_flight: AtomicUsize,
+    client: ArcSwapOption<Client>,
+    connecting: Mutex<()>,
+}
+
+impl Endpoint {
+    pub(crate) fn new(url: Url) -> Endpoint {
+        let weight = match url.param("weight") {
+            None => DEFAULT_WEIGHT,
+            Some(w) => w.trim().parse().unwrap_or_else(|_| {
+                warn!(%url, weight = w, "unreadable weight; using the default");
+                DEFAULT_WEIGHT
+            }),
+        };
+        let addr = url.address();
+        Endpoint {
+            url,
+            addr,
+            weight,
+            in_flight: AtomicUsize::new(0),
+            client: ArcSwapOption::empty(),
+            connecting: Mutex::new(()),
+        }
+    }
+
+    /// The provider's URL.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// `host:port`.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// The weight (from `weight`, default 100; 0 takes no share in weighted selection).
+    pub fn weight(&self) -> u32 {
+        self.weight
+    }
+
+    /// Calls in flight through this XClient now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn begin(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(&self.in_flight)
+    }
+
+    /// The connection, opened on first use and again after it broke. Concurrent callers
+    /// share one attempt.
+    pub(crate) async fn client(&self, options: ClientOptions) -> srpc_core::Result<Arc<Client>> {
+        if let Some(client) = self.client.load_full().filter(|c| !c.is_closed()) {
+            return Ok(client);
+        }
+        let _connecting = self.connecting.lock().await;
+        if let Some(client) = self.client.load_full().filter(|c| !c.is_closed()) {
+            return Ok(client);
+        }
+        debug!(addr = %self.addr, "connecting");
+        let client = Arc::new(Client::connect(&self.addr, options).await?);
+        self.client.store(Some(client.clone()));
+        Ok(client)
+    }
+
+    /// Whether a connection is open now.
+    pub fn is_connected(&self) -> bool {
+        self.client.load().as_ref().is_some_and(|c| !c.is_closed())
+    }
+}
+
+/// Counts a call in flight.
+pub(crate) struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// An immutable set of endpoints with everything selectors precompute.
+#[derive(Debug, Default)]
+pub struct Endpoints {
+    pub(crate) list: Vec<Arc<Endpoint>>,
+    /// Smooth weighted round-robin: the exact pick sequence of one cycle.
+    pub(crate) weighted: Vec<u32>,
+    /// Consistent hashing: (point, endpoint index), sorted.
+    pub(crate) ring: Vec<(u64, u32)>,
+}
+
+impl Endpoints {
+    /// Builds a snapshot, reusing `previous` endpoints (and their connections) for URLs that
+    /// stayed.
+    pub(crate) fn build(urls: Vec<Url>, previous: &Endpoints) -> Endpoints {
+        let mut old: HashMap<String, &Arc<Endpoint>> = previous
+            .list
+            .iter()
+            .map(|e| (e.url.to_full_string(), e))
+            .collect();
+        let mut list: Vec<Arc<Endpoint>> = urls
+            .into_iter()
+            .map(|url| match old.remove(&url.to_full_string()) {
+                Some(kept) => kept.clone(),
+                None => Arc::new(Endpoint::new(url)),
+            })
+            .collect();
+        list.sort_by(|a, b| a.url.to_full_string().cmp(&b.url.to_full_string()));
+        let weighted = smooth_weighted_sequence(&list.iter().map(|e| e.weight).collect::<Vec<_>>());
+        let ring = ring(&list);
+        Endpoints {
+            list,
+            weighted,
+            ring,
+        }
+    }
+
+    /// The endpoints.
+    pub fn list(&self) -> &[Arc<Endpoint>] {
+        &self.list
+    }
+}
+
+/// nginx's smooth weighted round-robin, run for one full cycle: each step adds every weight
+/// to its current value, picks the largest, and takes the total off it. The result spreads
+/// picks evenly (5,1,1 gives a,a,b,a,c,a,a). Totals above 65536 are scaled down; a total
+/// of 0 gives an empty sequence (selection then falls back to round-robin).
+pub(crate) fn smooth_weighted_sequence(weights: &[u32]) -> Vec<u32> {
+    let total: u64 = weights.iter().map(|w| u64::from(*w)).sum();
+    if total == 0 {
+        return Vec::new();
+    }
+    let weights: Vec<i64> = if total > MAX_SEQUENCE {
+        weights
+            .iter()
+            .map(|w| {
+                if *w == 0 {
+                    0
+                } else {
+                    (u64::from(*w) * MAX_SEQUENCE / total).max(1) as i64
+                }
+            })
+            .collect()
+    } else {
+        weights.iter().map(|w| i64::from(*w)).collect()
+    };
+    let total: i64 = weights.iter().sum();
+    let mut current = vec![0i64; weights.len()];
+    let mut sequence = Vec::with_capacity(total as usize);
+    for _ in 0..total {
+        let mut best = 0;
+        for (i, w) in weights.iter().enumerate() {
+            current[i] += w;
+            if current[i] > current[best] {
+                best = i;
+            }
+        }
+        current[best] -= total;
+        sequence.push(best as u32);
+    }
+    sequence
+}
+
+fn ring(list: &[Arc<Endpoint>]) -> Vec<(u64, u32)> {
+    let mut ring: Vec<(u64, u32)> = list
+        .iter()
+        .enumerate()
+        .flat_map(|(i, e)| {
+            (0..VIRTUAL_NODES).map(move |v| (fnv1a(format!("{}#{v}", e.addr).as_bytes()), i as u32))
+        })
+        .collect();
+    ring.sort_unstable();
+    ring
+}
+
+/// FNV-1a, 64 bit: stable across runs and platforms, as a hash ring must be.
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in bytes {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    // Mix the bits so that nearby keys land far apart on the ring.
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    hash ^ (hash >> 33)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smooth_weighted_round_robin_is_nginxs() {
+        let names = ["a", "b", "c"];
+        let picks: String = smooth_weighted_sequence(&[5, 1, 1])
+            .iter()
+            .map(|i| names[*i as usize])
+            .collect();
+        assert_eq!(picks, "aabacaa");
+        assert_eq!(smooth_weighted_sequence(&[1, 1]), [0, 1]);
+        assert_eq!(smooth_weighted_sequence(&[0, 3]), [1, 1, 1]);
+        assert!(
+            smooth_weighted_sequence(&[0, 0]).is_empty(),
+            "total 0: no crash, no sequence"
+        );
+        let big = smooth_weighted_sequence(&[u32::MAX, 1, u32::MAX]);
+        assert!(
+            big.len() as u64 <= MAX_SEQUENCE + 3 && big.contains(&1),
+            "scaled, and weight 1 keeps a share"
+        );
+    }
+
+    #[test]
+    fn endpoints_keep_their_identity_across_rebuilds() {
+        let url = |p: u16| Url::parse(&format!("srpc://127.0.0.1:{p}/Foo?weight=7")).unwrap();
+        let first = Endpoints::build(vec![url(1), url(2)], &Endpoints::default());
+        let second = Endpoints::build(vec![url(2), url(3)], &first);
+        assert!(
+            Arc::ptr_eq(&first.list[1], &second.list[0]),
+            "the endpoint that stayed is the same"
+        );
+        assert_eq!(second.list[0].weight(), 7);
+        assert_eq!(second.ring.len(), 2 * VIRTUAL_NODES as usize);
+    }
+}

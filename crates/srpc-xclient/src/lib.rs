@@ -1,0 +1,36 @@
+//! Client-side load balancing for srpc: endpoints from any registry subscription (or a static
+//! list), filters, selectors, fail modes, and `call` / `broadcast` / `fork`.
+//!
+//! ```
+//! use std::time::Duration;
+//! use srpc_core::{HandlerError, Server};
+//! use srpc_xclient::{Discovery, FailMode, Options, Selector, XClient};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = Server::new()
+//!     .handle("Foo.Sum", |(a, b): (i64, i64)| async move { Ok::<_, HandlerError>(a + b) })
+//!     .bind("127.0.0.1:0")
+//!     .await?;
+//! let addr = server.local_addr().to_string();
+//! let (discovery, _list) = Discovery::servers([addr.as_str()])?;
+//! let options = Options::default()
+//!     .with_selector(Selector::RoundRobin)
+//!     .with_fail_mode(FailMode::Failover, 2);
+//! let xclient = XClient::new(discovery, options);
+//! let sum: i64 = xclient.call("Foo.Sum", &(1, 1)).await?;
+//! assert_eq!(sum, 2);
+//! # Ok(()) }
+//! ```
+
+mod discovery;
+mod endpoints;
+mod error;
+mod selector;
+mod xclient;
+
+pub use crate::discovery::{Discovery, StaticList};
+pub use crate::endpoints::{DEFAULT_WEIGHT, Endpoint, Endpoints};
+pub use crate::error::{Error, Result};
+pub use crate::selector::Selector;
+pub use crate::xclient::{CallOptions, FailMode, Options, XClient};

@@ -1,0 +1,455 @@
+//! [`XClient`]: picks an endpoint per call (or all of them), with fail modes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use dubbo_url::Url;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use srpc_core::ClientOptions;
+use tokio::task::AbortHandle;
+use tracing::{debug, info};
+
+use crate::discovery::{Discovery, Kind};
+use crate::endpoints::{Endpoint, Endpoints};
+use crate::error::{Error, Result};
+use crate::selector::{Picker, Selector};
+
+/// What to do when a call fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum FailMode {
+    /// Return the first error.
+    #[default]
+    Failfast,
+    /// Retry on a different endpoint (never the one that just failed while another exists),
+    /// up to `retries` times.
+    Failover,
+    /// Retry on the same endpoint, up to `retries` times.
+    Failtry,
+    /// Hedge: if no answer comes within `backup_delay`, send the same call to a second
+    /// endpoint; the first success wins.
+    Failbackup,
+}
+
+/// XClient settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Options {
+    /// How endpoints are picked.
+    pub selector: Selector,
+    /// What failures do.
+    pub fail_mode: FailMode,
+    /// Extra attempts for `Failover` and `Failtry` (default 2).
+    pub retries: u32,
+    /// Deadline of each request (default 10 s).
+    pub timeout: Duration,
+    /// `Failbackup`: how long before the second request (default 10 ms).
+    pub backup_delay: Duration,
+    /// Only endpoints whose `group` parameter equals this.
+    pub group: Option<String>,
+    /// Connection settings (codec, connect timeout).
+    pub client: ClientOptions,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            selector: Selector::Random,
+            fail_mode: FailMode::Failfast,
+            retries: 2,
+            timeout: Duration::from_secs(10),
+            backup_delay: Duration::from_millis(10),
+            group: None,
+            client: ClientOptions::default(),
+        }
+    }
+}
+
+impl Options {
+    /// With a selector.
+    #[must_use]
+    pub fn with_selector(mut self, selector: Selector) -> Options {
+        self.selector = selector;
+        self
+    }
+
+    /// With a fail mode and its retry count.
+    #[must_use]
+    pub fn with_fail_mode(mut self, fail_mode: FailMode, retries: u32) -> Options {
+        self.fail_mode = fail_mode;
+        self.retries = retries;
+        self
+    }
+
+    /// With a per-request deadline.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Options {
+        self.timeout = timeout;
+        self
+    }
+
+    /// With a group filter.
+    #[must_use]
+    pub fn with_group(mut self, group: impl Into<String>) -> Options {
+        self.group = Some(group.into());
+        self
+    }
+
+    /// With connection settings.
+    #[must_use]
+    pub fn with_client(mut self, client: ClientOptions) -> Options {
+        self.client = client;
+        self
+    }
+
+    /// With a hedging delay for `Failbackup`.
+    #[must_use]
+    pub fn with_backup_delay(mut self, delay: Duration) -> Options {
+        self.backup_delay = delay;
+        self
+    }
+}
+
+/// Per-call settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CallOptions {
+    /// The key for `ConsistentHash`.
+    pub key: Option<Vec<u8>>,
+    /// A deadline for this call instead of the XClient's.
+    pub timeout: Option<Duration>,
+}
+
+impl CallOptions {
+    /// With a consistent-hash key.
+    #[must_use]
+    pub fn with_key(mut self, key: impl Into<Vec<u8>>) -> CallOptions {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// With a deadline.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> CallOptions {
+        self.timeout = Some(timeout);
+        self
+    }
+}
+
+/// A load-balancing client over the endpoints a [`Discovery`] offers.
+///
+/// Endpoints are held in an immutable snapshot that selection reads without a lock; it is
+/// replaced whenever discovery changes. Each endpoint has one connection, opened on first use,
+/// shared by every call, and closed when the endpoint leaves.
+#[derive(Debug)]
+pub struct XClient {
+    shared: Arc<Shared>,
+    follower: AbortHandle,
+}
+
+#[derive(Debug)]
+struct Shared {
+    options: Options,
+    endpoints: ArcSwap<Endpoints>,
+    picker: Picker,
+}
+
+impl XClient {
+    /// Starts following `discovery`. Must run inside a tokio runtime.
+    pub fn new(discovery: Discovery, options: Options) -> XClient {
+        let shared = Arc::new(Shared {
+            options,
+            endpoints: ArcSwap::from_pointee(Endpoints::default()),
+            picker: Picker::default(),
+        });
+        let follower = match discovery.kind {
+            Kind::Subscription(mut sub) => {
+                shared.apply(sub.snapshot().providers().to_vec());
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    while let Ok(snapshot) = sub.changed().await {
+                        shared.apply(snapshot.providers().to_vec());
+                    }
+                })
+            }
+            Kind::Static(mut rx) => {
+                shared.apply(rx.borrow_and_update().clone());
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    while rx.changed().await.is_ok() {
+                        let urls = rx.borrow_and_update().clone();
+                        shared.apply(urls);
+                    }
+                })
+            }
+        }
+        .abort_handle();
+        XClient { shared, follower }
+    }
+
+    /// The current endpoints.
+    pub fn endpoints(&self) -> Arc<Endpoints> {
+        self.shared.endpoints.load_full()
+    }
+
+    /// Calls `method` on one endpoint, by the selector and fail mode.
+    pub async fn call<Req, Resp>(&self, method: &str, request: &Req) -> Result<Resp>
+    where
+        Req: Serialize + Sync + ?Sized,
+        Resp: DeserializeOwned + Send,
+    {
+        self.call_with(method, request, &CallOptions::default())
+            .await
+    }
+
+    /// [`XClient::call`] with per-call options (hash key, deadline).
+    pub async fn call_with<Req, Resp>(
+        &self,
+        method: &str,
+        request: &Req,
+        call: &CallOptions,
+    ) -> Result<Resp>
+    where
+        Req: Serialize + Sync + ?Sized,
+        Resp: DeserializeOwned + Send,
+    {
+        let shared = &self.shared;
+        let options = &shared.options;
+        let timeout = call.timeout.unwrap_or(options.timeout);
+        let key = call.key.as_deref();
+        let snapshot = shared.endpoints.load_full();
+        let pick = |exclude: &[usize]| {
+            shared
+                .picker
+                .pick(options.selector, &snapshot, key, exclude)
+        };
+        let Some(first) = pick(&[]) else {
+            return Err(Error::NoEndpoints);
+        };
+        match options.fail_mode {
+            FailMode::Failfast => {
+                let endpoint = &snapshot.list[first];
+                shared
+                    .attempt(endpoint, method, request, timeout)
+                    .await
+                    .map_err(|e| failed(method, endpoint, 1, e))
+            }
+            FailMode::Failover | FailMode::Failtry => {
+                let mut tried: Vec<usize> = Vec::new();
+                let mut index = first;
+                let mut attempts = 0;
+                loop {
+                    let endpoint = &snapshot.list[index];
+                    attempts += 1;
+                    match shared.attempt(endpoint, method, request, timeout).await {
+                        Ok(reply) => return Ok(reply),
+                        Err(error) if !error.is_retryable() || attempts > options.retries => {
+                            return Err(failed(method, endpoint, attempts, error));
+                        }
+                        Err(error) => {
+                            debug!(%method, addr = %endpoint.addr(), %error, attempts, "retrying");
+                            if options.fail_mode == FailMode::Failover {
+                                tried.push(index);
+                                index = pick(&tried).unwrap_or(index);
+                            }
+                        }
+                    }
+                }
+            }
+            FailMode::Failbackup => {
+                self.hedged(&snapshot, first, method, request, timeout, key)
+                    .await
+            }
+        }
+    }
+
+    async fn hedged<Req, Resp>(
+        &self,
+        snapshot: &Endpoints,
+        first: usize,
+        method: &str,
+        request: &Req,
+        timeout: Duration,
+        key: Option<&[u8]>,
+    ) -> Result<Resp>
+    where
+        Req: Serialize + Sync + ?Sized,
+        Resp: DeserializeOwned + Send,
+    {
+        let shared = &self.shared;
+        let primary = &snapshot.list[first];
+        let mut calls = FuturesUnordered::new();
+        calls.push(tagged(
+            first,
+            shared.attempt(primary, method, request, timeout),
+        ));
+        let mut attempts = 1;
+        let mut backup_sent = false;
+        let mut last_error = None;
+        let backup = tokio::time::sleep(shared.options.backup_delay);
+        tokio::pin!(backup);
+        loop {
+            tokio::select! {
+                done = calls.next() => match done {
+                    Some((_, Ok(reply))) => return Ok(reply),
+                    Some((index, Err(error))) => {
+                        let endpoint = &snapshot.list[index];
+                        if !error.is_retryable() || backup_sent {
+                            last_error = Some(failed(method, endpoint, attempts, error));
+                            if calls.is_empty() {
+                                break;
+                            }
+                            continue;
+                        }
+                        // The first request failed outright: send the backup now.
+                        last_error = Some(failed(method, endpoint, attempts, error));
+                        backup_sent = true;
+                        if let Some(second) = shared.picker.pick(shared.options.selector, snapshot, key, &[index]) {
+                            attempts += 1;
+                            calls.push(tagged(second, shared.attempt(&snapshot.list[second], method, request, timeout)));
+                        } else if calls.is_empty() {
+                            break;
+                        }
+                    }
+                    None => break,
+                },
+                () = &mut backup, if !backup_sent => {
+                    backup_sent = true;
+                    if let Some(second) = shared.picker.pick(shared.options.selector, snapshot, key, &[first]) {
+                        if second != first {
+                            attempts += 1;
+                            calls.push(tagged(second, shared.attempt(&snapshot.list[second], method, request, timeout)));
+                        }
+                    }
+                }
+            }
+        }
+        Err(match last_error {
+            Some(Error::Call {
+                method,
+                endpoint,
+                source,
+                ..
+            }) => Error::Call {
+                method,
+                endpoint,
+                attempts,
+                source,
+            },
+            other => other.unwrap_or(Error::NoEndpoints),
+        })
+    }
+
+    /// Calls `method` on every endpoint at once. The first error cancels the calls still
+    /// running and is returned; otherwise every reply, in the order they came.
+    pub async fn broadcast<Req, Resp>(&self, method: &str, request: &Req) -> Result<Vec<Resp>>
+    where
+        Req: Serialize + Sync + ?Sized,
+        Resp: DeserializeOwned + Send,
+    {
+        let snapshot = self.shared.endpoints.load_full();
+        if snapshot.list.is_empty() {
+            return Err(Error::NoEndpoints);
+        }
+        let timeout = self.shared.options.timeout;
+        let mut calls: FuturesUnordered<_> = snapshot
+            .list
+            .iter()
+            .enumerate()
+            .map(|(i, e)| tagged(i, self.shared.attempt(e, method, request, timeout)))
+            .collect();
+        let attempts = snapshot.list.len() as u32;
+        let mut replies = Vec::with_capacity(snapshot.list.len());
+        while let Some((index, result)) = calls.next().await {
+            match result {
+                Ok(reply) => replies.push(reply),
+                // Returning drops `calls`, which cancels the rest.
+                Err(error) => return Err(failed(method, &snapshot.list[index], attempts, error)),
+            }
+        }
+        Ok(replies)
+    }
+
+    /// Calls `method` on every endpoint at once; the first success wins and cancels the rest.
+    /// Fails only if every endpoint failed (with the last error).
+    pub async fn fork<Req, Resp>(&self, method: &str, request: &Req) -> Result<Resp>
+    where
+        Req: Serialize + Sync + ?Sized,
+        Resp: DeserializeOwned + Send,
+    {
+        let snapshot = self.shared.endpoints.load_full();
+        let timeout = self.shared.options.timeout;
+        let mut calls: FuturesUnordered<_> = snapshot
+            .list
+            .iter()
+            .enumerate()
+            .map(|(i, e)| tagged(i, self.shared.attempt(e, method, request, timeout)))
+            .collect();
+        let attempts = snapshot.list.len() as u32;
+        let mut last = Error::NoEndpoints;
+        while let Some((index, result)) = calls.next().await {
+            match result {
+                Ok(reply) => return Ok(reply),
+                Err(error) => last = failed(method, &snapshot.list[index], attempts, error),
+            }
+        }
+        Err(last)
+    }
+}
+
+impl Drop for XClient {
+    fn drop(&mut self) {
+        self.follower.abort();
+    }
+}
+
+impl Shared {
+    /// Installs a new endpoint snapshot from discovery, after the filters.
+    fn apply(&self, urls: Vec<Url>) {
+        let group = self.options.group.as_deref();
+        let usable: Vec<Url> = urls
+            .into_iter()
+            .filter(|u| group.is_none_or(|g| u.param("group") == Some(g)))
+            .filter(|u| u.param("state") != Some("inactive"))
+            .filter(|u| u.param_bool("enabled", true).unwrap_or(true))
+            .filter(|u| u.port() > 0)
+            .collect();
+        let previous = self.endpoints.load();
+        let next = Endpoints::build(usable, &previous);
+        info!(endpoints = next.list.len(), "endpoints updated");
+        self.endpoints.store(Arc::new(next));
+    }
+
+    async fn attempt<Req, Resp>(
+        &self,
+        endpoint: &Arc<Endpoint>,
+        method: &str,
+        request: &Req,
+        timeout: Duration,
+    ) -> srpc_core::Result<Resp>
+    where
+        Req: Serialize + Sync + ?Sized,
+        Resp: DeserializeOwned + Send,
+    {
+        let _load = endpoint.begin();
+        let client = endpoint.client(self.options.client).await?;
+        client.call(method, request, timeout).await
+    }
+}
+
+async fn tagged<T>(index: usize, call: impl Future<Output = T>) -> (usize, T) {
+    (index, call.await)
+}
+
+fn failed(method: &str, endpoint: &Endpoint, attempts: u32, source: srpc_core::Error) -> Error {
+    Error::Call {
+        method: method.to_owned(),
+        endpoint: endpoint.addr().to_owned(),
+        attempts,
+        source,
+    }
+}
