@@ -24,6 +24,7 @@ pub struct Endpoint {
     addr: String,
     weight: u32,
     in_flight: AtomicUsize,
+    opened: AtomicUsize,
     client: ArcSwapOption<Client>,
     connecting: Mutex<()>,
 }
@@ -43,6 +44,7 @@ impl Endpoint {
             addr,
             weight,
             in_flight: AtomicUsize::new(0),
+            opened: AtomicUsize::new(0),
             client: ArcSwapOption::empty(),
             connecting: Mutex::new(()),
         }
@@ -85,8 +87,14 @@ impl Endpoint {
         }
         debug!(addr = %self.addr, "connecting");
         let client = Arc::new(Client::connect(&self.addr, options).await?);
+        self.opened.fetch_add(1, Ordering::Relaxed);
         self.client.store(Some(client.clone()));
         Ok(client)
+    }
+
+    /// How many connections were opened to this endpoint (1 while one stays healthy).
+    pub fn connections_opened(&self) -> usize {
+        self.opened.load(Ordering::Relaxed)
     }
 
     /// Whether a connection is open now.
@@ -130,7 +138,7 @@ impl Endpoints {
                 None => Arc::new(Endpoint::new(url)),
             })
             .collect();
-        list.sort_by(|a, b| a.url.to_full_string().cmp(&b.url.to_full_string()));
+        list.sort_by_cached_key(|e| e.url.to_full_string());
         let weighted = smooth_weighted_sequence(&list.iter().map(|e| e.weight).collect::<Vec<_>>());
         let ring = ring(&list);
         Endpoints {

@@ -156,6 +156,8 @@ struct Shared {
     options: Options,
     endpoints: ArcSwap<Endpoints>,
     picker: Picker,
+    /// Bumped on every new snapshot, for [`XClient::wait_for_endpoints`].
+    updates: tokio::sync::watch::Sender<u64>,
 }
 
 impl XClient {
@@ -165,6 +167,7 @@ impl XClient {
             options,
             endpoints: ArcSwap::from_pointee(Endpoints::default()),
             picker: Picker::default(),
+            updates: tokio::sync::watch::Sender::new(0),
         });
         let follower = match discovery.kind {
             Kind::Subscription(mut sub) => {
@@ -194,6 +197,33 @@ impl XClient {
     /// The current endpoints.
     pub fn endpoints(&self) -> Arc<Endpoints> {
         self.shared.endpoints.load_full()
+    }
+
+    /// Waits until the endpoints satisfy `predicate` (discovery changes are applied in the
+    /// background, a moment after the registry or [`crate::StaticList::update`] reports
+    /// them), for at most `deadline`. Returns whether they did.
+    pub async fn wait_for_endpoints(
+        &self,
+        mut predicate: impl FnMut(&Endpoints) -> bool,
+        deadline: Duration,
+    ) -> bool {
+        let mut updates = self.shared.updates.subscribe();
+        let shared = &self.shared;
+        let waiting = updates.wait_for(|_| predicate(&shared.endpoints.load()));
+        matches!(tokio::time::timeout(deadline, waiting).await, Ok(Ok(_)))
+    }
+
+    /// The endpoint the selector picks now for a call with `call`'s key: which endpoint owns
+    /// a key under `ConsistentHash`, for instance. It is a real pick: round-robin advances.
+    pub fn select(&self, call: &CallOptions) -> Option<Arc<Endpoint>> {
+        let snapshot = self.shared.endpoints.load_full();
+        let index = self.shared.picker.pick(
+            self.shared.options.selector,
+            &snapshot,
+            call.key.as_deref(),
+            &[],
+        )?;
+        snapshot.list.get(index).cloned()
     }
 
     /// Calls `method` on one endpoint, by the selector and fail mode.
@@ -422,6 +452,7 @@ impl Shared {
         let next = Endpoints::build(usable, &previous);
         info!(endpoints = next.list.len(), "endpoints updated");
         self.endpoints.store(Arc::new(next));
+        self.updates.send_modify(|n| *n += 1);
     }
 
     async fn attempt<Req, Resp>(

@@ -1,0 +1,305 @@
+//! The XClient against real srpc servers on loopback.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: failures panic.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use srpc_core::{HandlerError, RunningServer, Server};
+use srpc_registry::{Registry, Url};
+use srpc_xclient::{CallOptions, Discovery, Error, FailMode, Options, Selector, XClient};
+
+/// A server whose `Svc.Name` answers its name after `delay`, counting its calls.
+struct Node {
+    server: RunningServer,
+    calls: Arc<AtomicUsize>,
+}
+
+async fn node(name: &str, delay: Duration) -> Node {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let name = name.to_owned();
+    let server = Server::new()
+        .handle("Svc.Name", move |(): ()| {
+            let name = name.clone();
+            let calls = counted.clone();
+            async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(delay).await;
+                Ok::<_, HandlerError>(name)
+            }
+        })
+        .handle("Svc.Fail", |(): ()| async move {
+            Err::<(), _>(HandlerError::from("no"))
+        })
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    Node { server, calls }
+}
+
+impl Node {
+    fn addr(&self) -> String {
+        self.server.local_addr().to_string()
+    }
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+/// An address where nothing listens.
+fn dead_addr() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+fn xclient(addrs: &[&str], options: Options) -> XClient {
+    XClient::new(
+        Discovery::servers(addrs.iter().copied()).unwrap().0,
+        options,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follows_a_registry_subscription_and_drops_endpoints_that_leave() {
+    let (a, b) = (
+        node("a", Duration::ZERO).await,
+        node("b", Duration::ZERO).await,
+    );
+    let registry = srpc_registry_inprocess::open("xclient-follow");
+    let url = |n: &Node| Url::parse(&format!("srpc://{}/Svc", n.addr())).unwrap();
+    registry.register(&url(&a)).await.unwrap();
+    registry.register(&url(&b)).await.unwrap();
+    let mut sub = registry
+        .subscribe(&Url::parse("consumer://127.0.0.1/Svc").unwrap())
+        .await
+        .unwrap();
+    sub.wait_for(|s| s.len() == 2, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let x = XClient::new(
+        sub.clone().into(),
+        Options::default().with_selector(Selector::RoundRobin),
+    );
+    let mut names = Vec::new();
+    for _ in 0..4 {
+        names.push(x.call::<_, String>("Svc.Name", &()).await.unwrap());
+    }
+    names.sort();
+    assert_eq!(names, ["a", "a", "b", "b"]);
+
+    // b leaves: its endpoint, and with it its connection, is dropped.
+    let gone = x
+        .endpoints()
+        .list()
+        .iter()
+        .find(|e| e.addr() == b.addr())
+        .map(Arc::downgrade)
+        .unwrap();
+    registry.unregister(&url(&b)).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gone.upgrade().is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the endpoint that left is still held"
+        );
+        tokio::task::yield_now().await;
+    }
+    for _ in 0..4 {
+        assert_eq!(x.call::<_, String>("Svc.Name", &()).await.unwrap(), "a");
+    }
+}
+
+#[tokio::test]
+async fn static_lists_can_be_replaced_and_filters_apply() {
+    let (a, b) = (
+        node("a", Duration::ZERO).await,
+        node("b", Duration::ZERO).await,
+    );
+    let (discovery, list) = Discovery::servers([a.addr().as_str()]).unwrap();
+    let x = XClient::new(discovery, Options::default());
+    assert_eq!(x.call::<_, String>("Svc.Name", &()).await.unwrap(), "a");
+    list.update([b.addr().as_str()]).unwrap();
+    let b_addr = b.addr();
+    assert!(
+        x.wait_for_endpoints(
+            |e| e.list().iter().all(|e| e.addr() == b_addr),
+            Duration::from_secs(5)
+        )
+        .await
+    );
+    assert_eq!(x.call::<_, String>("Svc.Name", &()).await.unwrap(), "b");
+
+    let urls = [
+        format!("srpc://{}/Svc?group=g", a.addr()),
+        format!("srpc://{}/Svc?group=h", b.addr()),
+        format!("srpc://{}/Svc?group=g&state=inactive", dead_addr()),
+        format!("srpc://{}/Svc?group=g&enabled=false", dead_addr()),
+    ];
+    let x = xclient(
+        &urls.iter().map(String::as_str).collect::<Vec<_>>(),
+        Options::default().with_group("g"),
+    );
+    assert_eq!(
+        x.endpoints().list().len(),
+        1,
+        "group, state=inactive and enabled=false filter"
+    );
+    assert_eq!(x.call::<_, String>("Svc.Name", &()).await.unwrap(), "a");
+    let none = xclient(&[], Options::default());
+    assert!(matches!(
+        none.call::<_, String>("Svc.Name", &()).await,
+        Err(Error::NoEndpoints)
+    ));
+}
+
+#[tokio::test]
+async fn failover_moves_to_another_endpoint_and_counts_attempts() {
+    let a = node("a", Duration::ZERO).await;
+    let dead = dead_addr();
+    let options = Options::default()
+        .with_selector(Selector::RoundRobin)
+        .with_fail_mode(FailMode::Failover, 2);
+    let x = xclient(&[&a.addr(), &dead], options.clone());
+    for _ in 0..10 {
+        assert_eq!(x.call::<_, String>("Svc.Name", &()).await.unwrap(), "a");
+    }
+    // Only dead endpoints: every attempt is counted.
+    let (d1, d2) = (dead_addr(), dead_addr());
+    let x = xclient(&[&d1, &d2], options.clone());
+    let err = x.call::<_, String>("Svc.Name", &()).await.unwrap_err();
+    assert_eq!(err.attempts(), 3, "{err}");
+    // A handler error is the application's answer: never retried.
+    let x = xclient(&[&a.addr(), &a.addr()], options);
+    let before = a.calls();
+    let err = x.call::<_, ()>("Svc.Fail", &()).await.unwrap_err();
+    assert_eq!(err.attempts(), 1);
+    assert!(err.source_error().unwrap().is_handler_error());
+    assert_eq!(a.calls(), before, "Svc.Fail does not count as Svc.Name");
+    let fast = xclient(&[&d1], Options::default());
+    assert_eq!(
+        fast.call::<_, String>("Svc.Name", &())
+            .await
+            .unwrap_err()
+            .attempts(),
+        1,
+        "failfast"
+    );
+}
+
+#[tokio::test]
+async fn failtry_retries_the_same_endpoint() {
+    let dead = dead_addr();
+    let a = node("a", Duration::ZERO).await;
+    let options = Options::default()
+        .with_selector(Selector::ConsistentHash)
+        .with_fail_mode(FailMode::Failtry, 3);
+    let x = xclient(&[&dead, &a.addr()], options);
+    // A key that consistent hashing sends to the dead endpoint.
+    let key = (0..1000u32)
+        .map(|k| CallOptions::default().with_key(k.to_string()))
+        .find(|call| x.select(call).is_some_and(|e| e.addr() == dead))
+        .unwrap();
+    let err = x
+        .call_with::<_, String>("Svc.Name", &(), &key)
+        .await
+        .unwrap_err();
+    assert_eq!(err.attempts(), 4, "{err}");
+    assert!(
+        err.to_string().contains(&dead),
+        "every attempt on the same endpoint: {err}"
+    );
+    assert_eq!(a.calls(), 0, "failtry never moved to the live endpoint");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failbackup_hedges_a_slow_endpoint() {
+    let slow = node("slow", Duration::from_secs(5)).await;
+    let fast = node("fast", Duration::ZERO).await;
+    let x = xclient(
+        &[&slow.addr(), &fast.addr()],
+        Options::default()
+            .with_selector(Selector::RoundRobin)
+            .with_fail_mode(FailMode::Failbackup, 0)
+            .with_backup_delay(Duration::from_millis(50)),
+    );
+    let started = Instant::now();
+    for _ in 0..2 {
+        // Whichever is picked first, the fast one answers.
+        assert_eq!(x.call::<_, String>("Svc.Name", &()).await.unwrap(), "fast");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "hedged calls did not wait for the slow endpoint"
+    );
+    assert!(
+        slow.calls() >= 1,
+        "the slow endpoint was tried first at least once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcast_reaches_everyone_and_the_first_error_cancels_the_rest() {
+    let (a, b) = (
+        node("a", Duration::ZERO).await,
+        node("b", Duration::ZERO).await,
+    );
+    let x = xclient(&[&a.addr(), &b.addr()], Options::default());
+    let mut names: Vec<String> = x.broadcast("Svc.Name", &()).await.unwrap();
+    names.sort();
+    assert_eq!(names, ["a", "b"]);
+
+    let slow = node("slow", Duration::from_secs(5)).await;
+    let x = xclient(&[&slow.addr(), &dead_addr()], Options::default());
+    let started = Instant::now();
+    let err = x.broadcast::<_, String>("Svc.Name", &()).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the error did not cancel the slow call"
+    );
+    assert!(err.source_error().unwrap().is_retryable(), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fork_returns_the_first_success() {
+    let slow = node("slow", Duration::from_secs(5)).await;
+    let fast = node("fast", Duration::from_millis(10)).await;
+    let x = xclient(
+        &[&slow.addr(), &fast.addr(), &dead_addr()],
+        Options::default(),
+    );
+    let started = Instant::now();
+    assert_eq!(x.fork::<_, String>("Svc.Name", &()).await.unwrap(), "fast");
+    assert!(started.elapsed() < Duration::from_secs(4));
+    let all_dead = xclient(&[&dead_addr(), &dead_addr()], Options::default());
+    assert_eq!(
+        all_dead
+            .fork::<_, String>("Svc.Name", &())
+            .await
+            .unwrap_err()
+            .attempts(),
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connection_per_endpoint_is_reused_by_every_call() {
+    let a = node("a", Duration::ZERO).await;
+    let x = Arc::new(xclient(&[&a.addr()], Options::default()));
+    let calls = (0..50).map(|_| {
+        let x = x.clone();
+        tokio::spawn(async move { x.call::<_, String>("Svc.Name", &()).await.unwrap() })
+    });
+    for call in calls {
+        call.await.unwrap();
+    }
+    let endpoints = x.endpoints();
+    let endpoint = &endpoints.list()[0];
+    assert!(endpoint.is_connected());
+    assert_eq!(
+        endpoint.connections_opened(),
+        1,
+        "50 concurrent calls, one connection"
+    );
+}
