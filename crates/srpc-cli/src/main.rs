@@ -5,6 +5,8 @@
 //! says they do not or a registry operation failed, 2 for invalid input or usage.
 //! Logs go to stderr; `RUST_LOG=debug` shows what the backends do.
 
+mod demo;
+
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -45,6 +47,13 @@ enum Command {
         registry: String,
         /// The service key: `[group/]interface[:version]`.
         service: String,
+    },
+    /// Run the load-balancing demo: two srpc servers offering Foo.Sum and Foo.Sleep register
+    /// with a registry; an XClient calls and broadcasts to them.
+    Demo {
+        /// The registry to use; by default an embedded HTTP registry on a free loopback port.
+        #[arg(long)]
+        registry: Option<String>,
     },
     /// Run a registry server.
     #[command(subcommand)]
@@ -194,6 +203,9 @@ fn run(command: Command) -> Result<Outcome, String> {
 async fn run_registry(command: Command) -> Result<(), Failure> {
     match command {
         Command::Url(_) => Ok(()),
+        Command::Demo { registry } => demo::run(registry.as_deref())
+            .await
+            .map_err(Failure::Registry),
         Command::Registry(RegistryCommand::Serve { addr, ttl, token }) => {
             use srpc::http::{HttpRegistryServer, ServerConfig};
             let mut config = ServerConfig::new(addr).with_ttl(ttl);

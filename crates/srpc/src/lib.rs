@@ -38,6 +38,11 @@ pub use dubbo_url as url;
 
 pub mod registry;
 
+/// The srpc RPC protocol: server, client, codecs ([`srpc_core`]).
+pub use srpc_core as rpc;
+/// Client-side load balancing over discovered endpoints ([`srpc_xclient`]).
+pub use srpc_xclient as xclient;
+
 /// The srpc HTTP registry: its embeddable server and client backend.
 #[cfg(feature = "http")]
 pub use srpc_registry_http as http;

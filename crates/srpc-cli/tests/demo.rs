@@ -1,0 +1,87 @@
+//! `srpc demo`, run as a user runs it, over the embedded registry and other backends.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: failures panic.
+
+use std::process::Command;
+
+fn demo(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_srpc"))
+        .arg("demo")
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn check(stdout: &str) {
+    let count = |prefix: &str| stdout.lines().filter(|l| l.starts_with(prefix)).count();
+    assert_eq!(count("call Foo.Sum success: "), 5, "{stdout}");
+    for i in 1..=5 {
+        let line = format!("call Foo.Sum success: {i} + {} = {}", i * i, i + i * i);
+        assert!(
+            stdout.lines().any(|l| l == line),
+            "missing {line:?} in\n{stdout}"
+        );
+    }
+    assert_eq!(count("broadcast Foo.Sum success: "), 5, "{stdout}");
+    // Sleeps of 0..4 s against a 2 s deadline.
+    assert!(
+        stdout.contains("broadcast Foo.Sleep success: slept 0 s"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("broadcast Foo.Sleep success: slept 1 s"),
+        "{stdout}"
+    );
+    let errors = count("broadcast Foo.Sleep error: ");
+    assert!(
+        (2..=3).contains(&errors),
+        "{errors} Sleep broadcasts timed out:\n{stdout}"
+    );
+    assert_eq!(count("broadcast Foo.Sleep "), 5);
+}
+
+#[test]
+fn demo_with_the_embedded_http_registry() {
+    let stdout = demo(&[]);
+    assert!(
+        stdout.starts_with("registry: http://127.0.0.1:"),
+        "{stdout}"
+    );
+    check(&stdout);
+}
+
+#[test]
+fn demo_over_inprocess_and_multicast() {
+    check(&demo(&["--registry", "inprocess://demo"]));
+    let port = std::net::UdpSocket::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    check(&demo(&[
+        "--registry",
+        &format!("multicast://239.255.77.81:{port}?interface=127.0.0.1&timeout=300"),
+    ]));
+}
+
+#[test]
+#[ignore = "needs ZooKeeper: cargo xtask integration"]
+fn demo_over_zookeeper() {
+    let server =
+        std::env::var("SRPC_ZOOKEEPER").expect("SRPC_ZOOKEEPER, set by cargo xtask integration");
+    check(&demo(&[
+        "--registry",
+        &format!(
+            "zookeeper://{server}?group=/srpc-demo-{}",
+            std::process::id()
+        ),
+    ]));
+}
