@@ -207,9 +207,15 @@ fn servers() -> Result<(), String> {
     }
 }
 
-/// The criterion benchmarks: (package, bench target). Extra arguments go to criterion,
-/// e.g. `cargo xtask bench -- --measurement-time 2`.
-const BENCHES: &[(&str, &str)] = &[("dubbo-url", "parse_format")];
+/// The benchmarks: (package, bench target). `parse_format` is criterion (extra arguments go
+/// to it, e.g. `cargo xtask bench -- --measurement-time 2`); `rpc` (srpc against tarpc) and
+/// `selectors` are timed loops that print their own tables (`SRPC_BENCH_SECS` sets the time
+/// of each rpc run).
+const BENCHES: &[(&str, &str)] = &[
+    ("dubbo-url", "parse_format"),
+    ("srpc-xclient", "selectors"),
+    ("srpc-core", "rpc"),
+];
 
 fn bench(extra: &[String]) -> Result<(), String> {
     let extra: Vec<&str> = extra

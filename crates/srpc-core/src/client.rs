@@ -121,7 +121,8 @@ impl Client {
     }
 
     fn start(stream: TcpStream, addr: String, options: ClientOptions) -> Client {
-        let (mut reader, mut writer) = stream.into_split();
+        let (reader, writer) = stream.into_split();
+        let mut reader = tokio::io::BufReader::with_capacity(64 * 1024, reader);
         let (tx, mut rx) = mpsc::channel::<Vec<u8>>(1024);
         let pending: Arc<Pending> = Arc::default();
         let closed_flag = Arc::new(AtomicBool::new(false));
@@ -130,16 +131,13 @@ impl Client {
         let write_pending = pending.clone();
         let write_addr = addr.clone();
         let write = tokio::spawn(async move {
-            while let Some(bytes) = rx.recv().await {
-                if let Err(error) = frame::write_bytes(&mut writer, &bytes).await {
-                    write_closed.store(true, Ordering::Release);
-                    fail_all(
-                        &write_pending,
-                        &write_addr,
-                        &format!("write failed: {error}"),
-                    );
-                    return;
-                }
+            if let Err(error) = frame::write_loop(writer, &mut rx).await {
+                write_closed.store(true, Ordering::Release);
+                fail_all(
+                    &write_pending,
+                    &write_addr,
+                    &format!("write failed: {error}"),
+                );
             }
         });
 

@@ -181,12 +181,22 @@ pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, max: u32) -> Resul
     Frame::decode(&bytes).map(Some)
 }
 
-/// Writes encoded frame bytes.
-pub async fn write_bytes<W: AsyncWrite + Unpin>(
-    writer: &mut W,
-    bytes: &[u8],
+/// The writer half of a connection: takes encoded frames from `frames` and writes them
+/// through a buffer, draining every frame already queued before one flush, so that a burst of
+/// calls costs one system call instead of one each.
+pub async fn write_loop<W: AsyncWrite + Unpin>(
+    writer: W,
+    frames: &mut tokio::sync::mpsc::Receiver<Vec<u8>>,
 ) -> std::io::Result<()> {
-    writer.write_all(bytes).await
+    let mut writer = tokio::io::BufWriter::with_capacity(64 * 1024, writer);
+    while let Some(bytes) = frames.recv().await {
+        writer.write_all(&bytes).await?;
+        while let Ok(more) = frames.try_recv() {
+            writer.write_all(&more).await?;
+        }
+        writer.flush().await?;
+    }
+    writer.shutdown().await
 }
 
 #[cfg(test)]

@@ -161,7 +161,7 @@ impl Server {
         mut stopping: watch::Receiver<bool>,
     ) {
         let (mut reader, mut writer) = stream.into_split();
-        // The preface names the codec.
+        // The preface names the codec; it is answered before any frame is buffered.
         let mut preface = [0u8; 8];
         if reader.read_exact(&mut preface).await.is_err() {
             return;
@@ -184,14 +184,12 @@ impl Server {
             return;
         };
 
+        let mut reader = tokio::io::BufReader::with_capacity(64 * 1024, reader);
         let (tx, mut rx) = mpsc::channel::<Vec<u8>>(1024);
         let write = tokio::spawn(async move {
-            while let Some(bytes) = rx.recv().await {
-                if frame::write_bytes(&mut writer, &bytes).await.is_err() {
-                    break;
-                }
+            if let Err(error) = frame::write_loop(writer, &mut rx).await {
+                debug!(%error, "write failed");
             }
-            let _ = writer.shutdown().await;
         });
         let mut calls = JoinSet::new();
         loop {
