@@ -22,11 +22,19 @@
 //! assert_eq!(sum, 2);
 //! # Ok(()) }
 //! ```
+//!
+//! ## Feature flags
+//!
+//! - `tower`: [`tower::discover`] turns a registry subscription into a
+//!   `tower::discover::Discover` whose services report their load, for
+//!   `tower::balance::p2c::Balance` (see `examples/tower_p2c.rs`).
 
 mod discovery;
 mod endpoints;
 mod error;
 mod selector;
+#[cfg(feature = "tower")]
+pub mod tower;
 mod xclient;
 
 pub use crate::discovery::{Discovery, StaticList};

@@ -32,6 +32,7 @@
 //!   with `layout=rpcx&base=…`).
 //! - `http`: `http://127.0.0.1:9999`, the srpc HTTP registry (heartbeats, long-poll), and
 //!   [`http`] re-exports its embeddable server.
+//! - `tower`: `srpc::xclient::tower`, a `tower::discover::Discover` over any subscription.
 
 /// The Dubbo URL model ([`dubbo_url`]).
 pub use dubbo_url as url;
