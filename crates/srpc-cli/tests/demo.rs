@@ -85,3 +85,31 @@ fn demo_over_zookeeper() {
         ),
     ]));
 }
+
+#[test]
+fn demo_over_an_external_http_registry() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_srpc"))
+        .args(["registry", "serve", "--addr", &addr])
+        .spawn()
+        .unwrap();
+    // Serving once a TCP connection is accepted.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "registry server did not start"
+        );
+    }
+    let stdout = demo(&["--registry", &format!("http://{addr}?ttl=5s")]);
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    let _ = server.wait();
+    check(&stdout);
+}
