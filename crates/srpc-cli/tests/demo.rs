@@ -94,10 +94,22 @@ fn demo_over_an_external_http_registry() {
         .unwrap()
         .port();
     let addr = format!("127.0.0.1:{port}");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_srpc"))
-        .args(["registry", "serve", "--addr", &addr])
-        .spawn()
-        .unwrap();
+    /// Stops the server by PID however the test ends.
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.0.id().to_string()])
+                .status();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Stop(
+        Command::new(env!("CARGO_BIN_EXE_srpc"))
+            .args(["registry", "serve", "--addr", &addr])
+            .spawn()
+            .unwrap(),
+    );
     // Serving once a TCP connection is accepted.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while std::net::TcpStream::connect(&addr).is_err() {
