@@ -118,10 +118,5 @@ fn demo_over_an_external_http_registry() {
             "registry server did not start"
         );
     }
-    let stdout = demo(&["--registry", &format!("http://{addr}?ttl=5s")]);
-    let _ = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status();
-    let _ = server.wait();
-    check(&stdout);
+    check(&demo(&["--registry", &format!("http://{addr}?ttl=5s")]));
 }
