@@ -5,9 +5,11 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -215,7 +217,19 @@ impl Server {
                     };
                     let tx = tx.clone();
                     calls.spawn(async move {
-                        let call = handler(codec, body);
+                        // A panicking handler answers `internal` instead of leaving its caller
+                        // waiting for the deadline.
+                        let call =
+                            AssertUnwindSafe(handler(codec, body))
+                                .catch_unwind()
+                                .map(|outcome| {
+                                    outcome.unwrap_or_else(|_| {
+                                        Err((
+                                            RemoteCode::Internal,
+                                            "the handler panicked".to_owned(),
+                                        ))
+                                    })
+                                });
                         let reply = if timeout_ms == 0 {
                             call.await
                         } else {

@@ -37,6 +37,12 @@ async fn server() -> RunningServer {
         .handle("Foo.Fail", |_: ()| async move {
             Err::<(), _>(HandlerError::from("division by zero"))
         })
+        .handle("Foo.Panic", |_: ()| async move {
+            if true {
+                panic!("a bug in a handler");
+            }
+            Ok::<(), HandlerError>(())
+        })
         .bind("127.0.0.1:0")
         .await
         .unwrap()
@@ -125,6 +131,25 @@ async fn errors_are_typed_and_only_transport_errors_are_retryable() {
     assert!(
         matches!(err, Error::Connect { .. }) && err.is_retryable(),
         "{err}"
+    );
+    let started = std::time::Instant::now();
+    let err = c
+        .call::<_, ()>("Foo.Panic", &(), 10 * SECOND)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Remote {
+                code: RemoteCode::Internal,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < 5 * SECOND,
+        "a panicking handler answers at once"
     );
     // The connection still works after all of that.
     let echo: String = c.call("Foo.Echo", "still here", SECOND).await.unwrap();
