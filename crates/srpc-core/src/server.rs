@@ -85,6 +85,10 @@ impl Server {
 
     /// Registers an async handler under `method` (`"Service.Method"`). Arguments and replies
     /// are whatever serde types the handler takes; the connection's codec encodes them.
+    ///
+    /// A handler's future is polled once on the connection's reader, and gets a task of its
+    /// own only if it is not done then. This makes the common quick handler cheap. Do not
+    /// block in a handler: put CPU-heavy or blocking work in `tokio::task::spawn_blocking`.
     #[must_use]
     pub fn handle<Req, Resp, F, Fut>(mut self, method: &str, handler: F) -> Server
     where
@@ -216,7 +220,7 @@ impl Server {
                         continue;
                     };
                     let tx = tx.clone();
-                    calls.spawn(async move {
+                    let mut task = Box::pin(async move {
                         // A panicking handler answers `internal` instead of leaving its caller
                         // waiting for the deadline.
                         let call =
@@ -249,6 +253,15 @@ impl Server {
                         };
                         let _ = tx.send(frame.encode()).await;
                     });
+                    // Most handlers answer without waiting: poll once here, and spawn a task
+                    // only for those that are not done. That saves a task and a wake-up per
+                    // call. Futures re-register their waker on every poll, so moving a once
+                    // polled future into a task is sound.
+                    let mut cx =
+                        std::task::Context::from_waker(futures_util::task::noop_waker_ref());
+                    if task.as_mut().poll(&mut cx).is_pending() {
+                        calls.spawn(task);
+                    }
                 }
                 Ok(Some(other)) => {
                     self.refuse(
