@@ -262,6 +262,11 @@ impl Shared {
                     expired_keys.push(key.clone());
                 }
             }
+            // Entries made by GETs of unknown keys, or left by services that went away, are
+            // dropped once nobody watches them, so that such requests cannot grow the map.
+            book.services.retain(|_, service| {
+                !service.instances.is_empty() || service.revision.receiver_count() > 0
+            });
             for key in expired_keys {
                 info!(backend = "http", service = %key, "instances expired without heartbeat");
                 self.changed(&mut book, &key);
@@ -626,6 +631,7 @@ async fn metrics(State(state): State<Arc<Shared>>) -> Response {
         .count();
     let instances: usize = book.services.values().map(|s| s.instances.len()).sum();
     let servers = book.servers.len();
+    let entries = book.services.len();
     drop(book);
     let mut text = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
@@ -645,6 +651,12 @@ async fn metrics(State(state): State<Arc<Shared>>) -> Response {
         "gauge",
         "Live instances of the JSON API.",
         instances as u64,
+    );
+    metric(
+        "service_entries",
+        "gauge",
+        "Service entries kept (with instances or watchers).",
+        entries as u64,
     );
     metric(
         "compat_servers",

@@ -430,3 +430,32 @@ async fn shutdown_answers_parked_long_polls_at_once() {
         "shutdown waited for the long-poll"
     );
 }
+
+#[tokio::test]
+async fn lookups_of_unknown_services_leave_nothing_behind() {
+    let s = server(loopback()).await;
+    let addr = s.local_addr();
+    for i in 0..50 {
+        let r = request(addr, "GET", &format!("/v1/services/nobody.{i}"), &[], "").await;
+        assert_eq!(r.status, 200);
+        assert!(r.body.ends_with(r#""instances":[]}"#));
+    }
+    // The sweep drops the empty, unwatched entries; the listing never showed them anyway.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut poll = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        poll.tick().await;
+        let m = request(addr, "GET", "/metrics", &[], "").await;
+        if m.body
+            .lines()
+            .any(|l| l == "srpc_registry_service_entries 0")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "entries of unknown services stayed:\n{}",
+            m.body
+        );
+    }
+}
