@@ -10,6 +10,8 @@ use std::process::Command;
 use support::Running;
 const ADDR_A: &str = "169.254.77.1";
 const ADDR_B: &str = "169.254.77.2";
+const ADDR6_A: &str = "fd77::1";
+const ADDR6_B: &str = "fd77::2";
 
 /// Two namespaces and the veth pair between them; deleted on drop.
 struct Hosts {
@@ -24,7 +26,10 @@ fn ip(args: &[&str]) {
 
 impl Hosts {
     fn new() -> Hosts {
-        let id = std::process::id() % 100_000;
+        // Unique per test, so that tests can run side by side.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let id = (std::process::id() % 10_000) * 10
+            + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 10;
         let hosts = Hosts {
             a: format!("srpc-a-{id}"),
             b: format!("srpc-b-{id}"),
@@ -56,6 +61,19 @@ impl Hosts {
         for (ns, dev) in [(&hosts.a, &va), (&hosts.b, &vb)] {
             ip(&["-n", ns, "link", "set", dev, "up"]);
             ip(&["-n", ns, "link", "set", "lo", "up"]);
+        }
+        // IPv6 as well; `nodad` makes the addresses usable at once.
+        for (ns, addr, dev) in [(&hosts.a, ADDR6_A, &va), (&hosts.b, ADDR6_B, &vb)] {
+            ip(&[
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{addr}/64"),
+                "dev",
+                dev,
+                "nodad",
+            ]);
         }
         hosts
     }
@@ -118,6 +136,31 @@ fn discovery_unregister_and_offline_detection_across_two_hosts() {
         watch.next_line(),
         format!("- {killed}"),
         "offline detection"
+    );
+    assert_eq!(watch.signal("-TERM"), Some(0));
+    drop(hosts);
+}
+
+#[test]
+#[ignore = "needs root and network namespaces: cargo xtask integration"]
+fn an_ipv6_group_works_across_two_hosts() {
+    let hosts = Hosts::new();
+    let group = "multicast://[ff15::7777]:1234";
+    let provider_registry = format!("{group}?interface={ADDR6_A}");
+    let consumer_registry = format!("{group}?interface={ADDR6_B}&session=200&timeout=500");
+    let url = format!("dubbo://[{ADDR6_A}]:20912/com.acme.Echo?side=provider");
+
+    let watch = hosts.srpc(&hosts.b, &["watch", &consumer_registry, "com.acme.Echo"]);
+    let provider = hosts.srpc(
+        &hosts.a,
+        &["register", &provider_registry, &url, "--listen"],
+    );
+    assert_eq!(watch.next_line(), format!("+ {url}"), "discovery over IPv6");
+    assert_eq!(provider.signal("-KILL"), None);
+    assert_eq!(
+        watch.next_line(),
+        format!("- {url}"),
+        "offline detection over IPv6"
     );
     assert_eq!(watch.signal("-TERM"), Some(0));
     drop(hosts);
