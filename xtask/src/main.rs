@@ -9,8 +9,8 @@ const HELP: &str = "\
 cargo xtask <command>
 
 Commands:
-  test          what CI runs: fmt check, clippy -D warnings, all unit, integration and doc
-                tests, then the real-server tests (`integration`)
+  test          what CI runs: fmt check, clippy -D warnings, rustdoc without broken links, all
+                unit, integration and doc tests, then the real-server tests (`integration`)
   integration   the tests marked #[ignore = \"needs …\"], against real servers on loopback
   bench         the benchmarks (criterion), e.g. dubbo-url parse + format
   servers       start the real servers on loopback for manual work (ZooKeeper); prints
@@ -61,6 +61,26 @@ fn test() -> Result<(), String> {
                 ]
                 .concat(),
             )
+        })?;
+        step("rustdoc (no broken links)", || {
+            let status = cargo_command(&[
+                "doc",
+                "--workspace",
+                "--all-features",
+                "--no-deps",
+                "--quiet",
+            ])
+            .env(
+                "RUSTDOCFLAGS",
+                "-D rustdoc::broken_intra_doc_links -D warnings",
+            )
+            .status()
+            .map_err(|e| format!("cannot run cargo doc: {e}"))?;
+            if status.success() {
+                Ok(())
+            } else {
+                Err(format!("cargo doc exited with {status}"))
+            }
         })?;
         step("tests (unit, integration, doc)", || {
             cargo_test(&["test", "--workspace", "--all-features"], &mut tally)
