@@ -111,64 +111,39 @@ async fn srpc(codec: Codec, duration: Duration) -> Run {
     run
 }
 
-async fn tarpc_json(duration: Duration) -> Run {
-    let mut listener = tarpc::serde_transport::tcp::listen("127.0.0.1:0", Json::default)
+/// The same workload on tarpc, over its TCP serde transport with the codec `$codec`
+/// (`Json::default` or `Bincode::default`). A macro because the two codecs are different
+/// types and tarpc's transport bounds would be longer than the body.
+macro_rules! tarpc_run {
+    ($codec:expr, $duration:expr) => {{
+        let mut listener = tarpc::serde_transport::tcp::listen("127.0.0.1:0", $codec)
+            .await
+            .unwrap();
+        let addr = listener.local_addr();
+        listener.config_mut().max_frame_length(usize::MAX);
+        tokio::spawn(
+            listener
+                .filter_map(|r| async { r.ok() })
+                .for_each(|transport| async {
+                    tokio::spawn(
+                        BaseChannel::with_defaults(transport)
+                            .execute(BenchServer.serve())
+                            .for_each(|f| async {
+                                tokio::spawn(f);
+                            }),
+                    );
+                }),
+        );
+        let transport = tarpc::serde_transport::tcp::connect(addr, $codec)
+            .await
+            .unwrap();
+        let client = BenchClient::new(client::Config::default(), transport).spawn();
+        measure($duration, move |i| {
+            let client = client.clone();
+            async move { client.sum(context::current(), i, 1).await.unwrap() }
+        })
         .await
-        .unwrap();
-    let addr = listener.local_addr();
-    listener.config_mut().max_frame_length(usize::MAX);
-    tokio::spawn(
-        listener
-            .filter_map(|r| async { r.ok() })
-            .for_each(|transport| async {
-                tokio::spawn(
-                    BaseChannel::with_defaults(transport)
-                        .execute(BenchServer.serve())
-                        .for_each(|f| async {
-                            tokio::spawn(f);
-                        }),
-                );
-            }),
-    );
-    let transport = tarpc::serde_transport::tcp::connect(addr, Json::default)
-        .await
-        .unwrap();
-    let client = BenchClient::new(client::Config::default(), transport).spawn();
-    measure(duration, move |i| {
-        let client = client.clone();
-        async move { client.sum(context::current(), i, 1).await.unwrap() }
-    })
-    .await
-}
-
-async fn tarpc_bincode(duration: Duration) -> Run {
-    let mut listener = tarpc::serde_transport::tcp::listen("127.0.0.1:0", Bincode::default)
-        .await
-        .unwrap();
-    let addr = listener.local_addr();
-    listener.config_mut().max_frame_length(usize::MAX);
-    tokio::spawn(
-        listener
-            .filter_map(|r| async { r.ok() })
-            .for_each(|transport| async {
-                tokio::spawn(
-                    BaseChannel::with_defaults(transport)
-                        .execute(BenchServer.serve())
-                        .for_each(|f| async {
-                            tokio::spawn(f);
-                        }),
-                );
-            }),
-    );
-    let transport = tarpc::serde_transport::tcp::connect(addr, Bincode::default)
-        .await
-        .unwrap();
-    let client = BenchClient::new(client::Config::default(), transport).spawn();
-    measure(duration, move |i| {
-        let client = client.clone();
-        async move { client.sum(context::current(), i, 1).await.unwrap() }
-    })
-    .await
+    }};
 }
 
 fn report(name: &str, run: &Run) {
@@ -196,9 +171,9 @@ fn main() {
         report("srpc json", &srpc_json);
         let srpc_binary = srpc(Codec::Binary, duration).await;
         report("srpc binary (postcard)", &srpc_binary);
-        let tarpc_json = tarpc_json(duration).await;
+        let tarpc_json = tarpc_run!(Json::default, duration);
         report("tarpc json", &tarpc_json);
-        let tarpc_bincode = tarpc_bincode(duration).await;
+        let tarpc_bincode = tarpc_run!(Bincode::default, duration);
         report("tarpc bincode", &tarpc_bincode);
         println!("srpc/tarpc throughput ratio, json: {:.2}", srpc_json.calls_per_sec / tarpc_json.calls_per_sec);
         println!("srpc/tarpc throughput ratio, binary: {:.2}", srpc_binary.calls_per_sec / tarpc_bincode.calls_per_sec);
