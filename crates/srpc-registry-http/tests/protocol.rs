@@ -77,6 +77,11 @@ async fn request(
     raw(addr, &text).await
 }
 
+/// A JSON `POST` without extra headers.
+async fn post(addr: SocketAddr, path: &str, body: &str) -> Reply {
+    request(addr, "POST", path, &[], body).await
+}
+
 async fn server(config: ServerConfig) -> HttpRegistryServer {
     HttpRegistryServer::bind(config).await.unwrap()
 }
@@ -159,11 +164,9 @@ async fn json_api_register_list_heartbeat_deregister() {
     let s = server(loopback()).await;
     let addr = s.local_addr();
     let url = "dubbo://127.0.0.1:20950/com.acme.Echo?group=g&version=1.0";
-    let r = request(
+    let r = post(
         addr,
-        "POST",
         "/v1/register",
-        &[],
         &format!(r#"{{"url":"{url}","ttl_ms":30000}}"#),
     )
     .await;
@@ -190,32 +193,11 @@ async fn json_api_register_list_heartbeat_deregister() {
         r.body
     );
 
-    let r = request(
-        addr,
-        "POST",
-        "/v1/heartbeat",
-        &[],
-        &format!(r#"{{"url":"{url}"}}"#),
-    )
-    .await;
+    let r = post(addr, "/v1/heartbeat", &format!(r#"{{"url":"{url}"}}"#)).await;
     assert_eq!(r.status, 200);
-    let r = request(
-        addr,
-        "POST",
-        "/v1/deregister",
-        &[],
-        &format!(r#"{{"url":"{url}"}}"#),
-    )
-    .await;
+    let r = post(addr, "/v1/deregister", &format!(r#"{{"url":"{url}"}}"#)).await;
     assert_eq!(r.status, 204);
-    let r = request(
-        addr,
-        "POST",
-        "/v1/heartbeat",
-        &[],
-        &format!(r#"{{"url":"{url}"}}"#),
-    )
-    .await;
+    let r = post(addr, "/v1/heartbeat", &format!(r#"{{"url":"{url}"}}"#)).await;
     assert_eq!(
         r.status, 404,
         "a forgotten instance: the client must register again"
@@ -267,14 +249,7 @@ async fn long_poll_returns_when_the_revision_passes_the_index_or_at_the_wait() {
         }
         tokio::task::yield_now().await;
     }
-    request(
-        addr,
-        "POST",
-        "/v1/register",
-        &[],
-        &format!(r#"{{"url":"{url}"}}"#),
-    )
-    .await;
+    post(addr, "/v1/register", &format!(r#"{{"url":"{url}"}}"#)).await;
     let r = tokio::time::timeout(Duration::from_secs(5), poll)
         .await
         .unwrap()
@@ -308,7 +283,7 @@ async fn bad_requests_are_refused_with_json_errors_and_change_nothing() {
         (r#"{"url":"dubbo://h:1/a.B","ttl_ms":10}"#, "below"),
     ];
     for (body, needle) in cases {
-        let r = request(addr, "POST", "/v1/register", &[], body).await;
+        let r = post(addr, "/v1/register", body).await;
         assert_eq!(r.status, 400, "{body}");
         assert_eq!(r.header("content-type"), Some("application/json"), "{body}");
         assert!(
@@ -318,7 +293,7 @@ async fn bad_requests_are_refused_with_json_errors_and_change_nothing() {
         );
     }
     let big = format!(r#"{{"url":"dubbo://h:1/a.B?m={}"}}"#, "x".repeat(70 * 1024));
-    let r = request(addr, "POST", "/v1/register", &[], &big).await;
+    let r = post(addr, "/v1/register", &big).await;
     assert_eq!(r.status, 413, "bodies over 64 KiB");
     let r = request(addr, "GET", "/v1/instances", &[], "").await;
     assert!(
@@ -333,7 +308,7 @@ async fn writes_need_the_token_when_one_is_set() {
     let s = server(loopback().with_token("s3cret")).await;
     let addr = s.local_addr();
     let body = r#"{"url":"dubbo://127.0.0.1:20952/com.acme.Echo"}"#;
-    let r = request(addr, "POST", "/v1/register", &[], body).await;
+    let r = post(addr, "/v1/register", body).await;
     assert_eq!(r.status, 401);
     let r = request(
         addr,
@@ -372,19 +347,15 @@ async fn health_and_metrics() {
     let s = server(loopback()).await;
     let addr = s.local_addr();
     assert_eq!(request(addr, "GET", "/healthz", &[], "").await.body, "ok\n");
-    request(
+    post(
         addr,
-        "POST",
         "/v1/register",
-        &[],
         r#"{"url":"dubbo://127.0.0.1:20953/com.acme.M"}"#,
     )
     .await;
-    request(
+    post(
         addr,
-        "POST",
         "/v1/heartbeat",
-        &[],
         r#"{"url":"dubbo://127.0.0.1:20953/com.acme.M"}"#,
     )
     .await;
