@@ -193,8 +193,8 @@ impl Catalog {
                 .into_iter()
                 .filter(|u| !u.is_empty_protocol())
                 .collect();
-            // A re-registration with a new timestamp is equal but not identical: replace it
-            // so the newest parameters win.
+            // URLs equal apart from `timestamp` count as unchanged. The scope keeps the newest
+            // copy, but subscriptions keep the copy they first saw.
             gone.extend(set.iter().filter(|u| !fresh.contains(*u)).cloned());
             new.extend(fresh.iter().filter(|u| !set.contains(*u)).cloned());
             *set = fresh;
