@@ -53,7 +53,7 @@ type Reply = Result<Vec<u8>, (RemoteCode, String)>;
 type Handler = Arc<dyn Fn(Codec, Vec<u8>) -> BoxFuture<'static, Reply> + Send + Sync>;
 
 /// A set of handlers, ready to serve.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Server {
     handlers: HashMap<String, Handler>,
     max_frame: u32,
@@ -65,6 +65,13 @@ pub struct RunningServer {
     addr: SocketAddr,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+}
+
+impl Default for Server {
+    /// The same as [`Server::new`]: the default maximum frame, not a maximum of zero.
+    fn default() -> Server {
+        Server::new()
+    }
 }
 
 impl Server {

@@ -266,3 +266,19 @@ async fn graceful_shutdown_finishes_calls_in_flight() {
         "no new connections"
     );
 }
+
+#[tokio::test]
+async fn a_default_server_accepts_ordinary_frames() {
+    // `Server::default()` once set the maximum frame to 0, refusing every call.
+    let s = Server::default()
+        .handle("Foo.Echo", |text: String| async move {
+            Ok::<_, HandlerError>(text)
+        })
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let c = client(&s, Codec::Json).await;
+    let echoed: String = c.call("Foo.Echo", &"hello", 5 * SECOND).await.unwrap();
+    assert_eq!(echoed, "hello");
+    s.shutdown().await;
+}

@@ -6,13 +6,14 @@ use std::fmt::Write as _;
 use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -22,6 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tower_http::limit::RequestBodyLimitLayer;
 use tracing::{debug, info};
 
 use crate::api::{
@@ -100,7 +102,7 @@ impl HttpRegistryServer {
         let listener = TcpListener::bind(config.addr).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(Shared::new(config));
-        let sweeper = tokio::spawn(state.clone().sweep());
+        let sweeper = tokio::spawn(sweep(Arc::downgrade(&state)));
         let stop = state.stop.clone();
         let mut stopped = stop.subscribe();
         let app = router(state);
@@ -135,10 +137,12 @@ impl HttpRegistryServer {
     }
 }
 
-/// Builds the axum router over fresh state (for embedding in another server).
+/// Builds the axum router over fresh state (for embedding in another server). Its expiry
+/// sweep runs on the current tokio runtime for as long as the router (or a clone of it)
+/// exists, and stops when the last one is dropped.
 pub fn app(config: ServerConfig) -> Router {
     let state = Arc::new(Shared::new(config));
-    tokio::spawn(state.clone().sweep());
+    tokio::spawn(sweep(Arc::downgrade(&state)));
     router(state)
 }
 
@@ -153,8 +157,65 @@ fn router(state: Arc<Shared>) -> Router {
         .route("/v1/instances", get(list_instances))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .fallback(no_route)
+        // One limit for every route, enforced before any handler runs, whether or not the
+        // handler reads the body; axum's own per-extractor limit is replaced by it.
+        .layer(DefaultBodyLimit::disable())
+        .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        // Outermost: every error leaves as `{"error": "…"}`, including those made by axum
+        // and tower-http (405, 413, rejected query strings).
+        .layer(middleware::from_fn(json_errors))
         .with_state(state)
+}
+
+/// Unknown routes: 404 naming the method and path.
+async fn no_route(request: Request) -> ApiError {
+    error(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no route {} {}: see docs/http-registry.md",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}
+
+/// Turns every error response that is not JSON yet into `{"error": "…"}`, keeping its status
+/// and headers (`Allow` on 405). The message is the original body, or the status and route.
+async fn json_errors(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let reason = status
+        .canonical_reason()
+        .unwrap_or("error")
+        .to_ascii_lowercase();
+    let message = if text.is_empty() {
+        format!("{reason}: {method} {path}")
+    } else {
+        format!("{reason}: {text}")
+    };
+    let body = serde_json::to_string(&ErrorResponse { error: message })
+        .unwrap_or_else(|_| format!("{{\"error\":\"{reason}\"}}"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, Body::from(body))
 }
 
 struct Shared {
@@ -245,33 +306,41 @@ impl Shared {
         self.revision.send_replace(revision);
     }
 
-    async fn sweep(self: Arc<Self>) {
-        let mut ticker = tokio::time::interval(SWEEP);
-        loop {
-            ticker.tick().await;
-            let now = Instant::now();
-            let mut book = self.book();
-            book.servers.retain(|_, expires| *expires > now);
-            let mut expired_keys = Vec::new();
-            for (key, service) in &mut book.services {
-                let before = service.instances.len();
-                service.instances.retain(|_, i| i.expires > now);
-                let gone = before - service.instances.len();
-                if gone > 0 {
-                    self.expirations.fetch_add(gone as u64, Ordering::Relaxed);
-                    expired_keys.push(key.clone());
-                }
-            }
-            // Entries made by GETs of unknown keys, or left by services that went away, are
-            // dropped once nobody watches them, so that such requests cannot grow the map.
-            book.services.retain(|_, service| {
-                !service.instances.is_empty() || service.revision.receiver_count() > 0
-            });
-            for key in expired_keys {
-                info!(backend = "http", service = %key, "instances expired without heartbeat");
-                self.changed(&mut book, &key);
+    /// Drops expired instances and compatibility entries, and service entries nobody needs.
+    fn sweep_once(&self) {
+        let now = Instant::now();
+        let mut book = self.book();
+        book.servers.retain(|_, expires| *expires > now);
+        let mut expired_keys = Vec::new();
+        for (key, service) in &mut book.services {
+            let before = service.instances.len();
+            service.instances.retain(|_, i| i.expires > now);
+            let gone = before - service.instances.len();
+            if gone > 0 {
+                self.expirations.fetch_add(gone as u64, Ordering::Relaxed);
+                expired_keys.push(key.clone());
             }
         }
+        // Entries made by GETs of unknown keys, or left by services that went away, are
+        // dropped once nobody watches them, so that such requests cannot grow the map.
+        book.services.retain(|_, service| {
+            !service.instances.is_empty() || service.revision.receiver_count() > 0
+        });
+        for key in expired_keys {
+            info!(backend = "http", service = %key, "instances expired without heartbeat");
+            self.changed(&mut book, &key);
+        }
+    }
+}
+
+/// Expires instances every [`SWEEP`] until the server state is gone (the server shut down,
+/// or the router of [`app`] was dropped).
+async fn sweep(state: Weak<Shared>) {
+    let mut ticker = tokio::time::interval(SWEEP);
+    loop {
+        ticker.tick().await;
+        let Some(state) = state.upgrade() else { return };
+        state.sweep_once();
     }
 }
 

@@ -430,3 +430,59 @@ async fn lookups_of_unknown_services_leave_nothing_behind() {
         );
     }
 }
+
+#[tokio::test]
+async fn every_route_enforces_the_body_limit_and_every_error_is_json() {
+    let s = server(loopback()).await;
+    let addr = s.local_addr();
+    let json = |r: &Reply| {
+        r.header("content-type") == Some("application/json") && r.body.starts_with(r#"{"error":""#)
+    };
+
+    // The compatibility endpoint does not read its body, and still refuses a large one.
+    let big = "x".repeat(200 * 1024);
+    let r = request(
+        addr,
+        "POST",
+        "/srpc/registry",
+        &["Srpc-servers: tcp@127.0.0.1:9003"],
+        &big,
+    )
+    .await;
+    assert_eq!(r.status, 413, "a 200 KB body to /srpc/registry");
+    assert!(json(&r), "{r:?}");
+    let r = request(addr, "GET", "/srpc/registry", &[], "").await;
+    assert_eq!(r.header("Srpc-servers"), Some(""), "nothing was registered");
+
+    let big = format!(r#"{{"url":"dubbo://h:1/a.B?m={}"}}"#, "x".repeat(70 * 1024));
+    let r = post(addr, "/v1/register", &big).await;
+    assert_eq!(r.status, 413);
+    assert!(json(&r), "{r:?}");
+
+    let r = request(addr, "GET", "/v1/instances?index=abc", &[], "").await;
+    assert_eq!(r.status, 400, "a non-numeric index");
+    assert!(json(&r) && r.body.contains("index"), "{r:?}");
+
+    let r = request(addr, "GET", "/v2/nothing", &[], "").await;
+    assert_eq!(r.status, 404, "an unknown route");
+    assert!(json(&r) && r.body.contains("/v2/nothing"), "{r:?}");
+
+    let r = request(addr, "DELETE", "/v1/register", &[], "").await;
+    assert_eq!(r.status, 405);
+    assert!(json(&r) && r.body.contains("DELETE"), "{r:?}");
+    s.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_sweep_of_an_embedded_app_stops_when_the_router_is_dropped() {
+    let tasks = || tokio::runtime::Handle::current().metrics().num_alive_tasks();
+    let before = tasks();
+    let router = srpc_registry_http::app(loopback());
+    assert_eq!(tasks(), before + 1, "the app sweeps expired instances");
+    drop(router);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while tasks() > before {
+        assert!(Instant::now() < deadline, "the sweep task outlived its router");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
