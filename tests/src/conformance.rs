@@ -488,6 +488,8 @@ pub async fn invalid_input_is_an_error(f: &impl Factory) {
         url("dubbo://127.0.0.1:20090"),
         url(&format!("dubbo:///{svc}")),
         provider(&svc, 20091, "").with_param("a", "b&c"),
+        // One rule for every backend: a `dynamic` that is not a boolean is refused.
+        provider(&svc, 20092, "dynamic=maybe"),
     ];
     for u in &bad {
         let err = p.register(u).await.expect_err(&u.to_full_string());

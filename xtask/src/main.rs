@@ -9,8 +9,9 @@ const HELP: &str = "\
 cargo xtask <command>
 
 Commands:
-  test          what CI runs: fmt check, clippy -D warnings, rustdoc without broken links, all
-                unit, integration and doc tests, then the real-server tests (`integration`)
+  test          what CI runs: fmt check, clippy -D warnings, every cargo feature of srpc and
+                srpc-cli built alone, rustdoc without broken links, all unit, integration and
+                doc tests, then the real-server tests (`integration`)
   integration   the tests marked #[ignore = \"needs …\"], against real servers on loopback
   bench         the benchmarks (criterion), e.g. dubbo-url parse + format
   servers       start the real servers on loopback for manual work (ZooKeeper); prints
@@ -62,6 +63,7 @@ fn test() -> Result<(), String> {
                 .concat(),
             )
         })?;
+        step("every cargo feature builds alone", feature_builds)?;
         step("rustdoc (no broken links)", || {
             let status = cargo_command(&[
                 "doc",
@@ -94,6 +96,62 @@ fn test() -> Result<(), String> {
         tally.passed, tally.failed, tally.ignored
     ));
     outcome
+}
+
+/// The packages whose features must each build alone (`--no-default-features` plus one).
+const FEATURE_PACKAGES: &[&str] = &["srpc", "srpc-cli"];
+
+/// `cargo check` of each package with no features, then with each of its features alone, as
+/// listed in its manifest's `[features]` table.
+fn feature_builds() -> Result<(), String> {
+    for package in FEATURE_PACKAGES {
+        let manifest = project_root()
+            .join("crates")
+            .join(package)
+            .join("Cargo.toml");
+        let text = std::fs::read_to_string(&manifest)
+            .map_err(|e| format!("cannot read {}: {e}", manifest.display()))?;
+        let mut sets = vec![String::new()];
+        sets.extend(manifest_features(&text));
+        for features in &sets {
+            say(&format!(
+                "    {package} --no-default-features --features {:?}",
+                features
+            ));
+            cargo(&[
+                "check",
+                "--quiet",
+                "-p",
+                package,
+                "--no-default-features",
+                "--features",
+                features,
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+/// The feature names of a manifest's `[features]` table, but `default`.
+fn manifest_features(manifest: &str) -> Vec<String> {
+    let mut in_features = false;
+    let mut features = Vec::new();
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_features = line == "[features]";
+            continue;
+        }
+        if !in_features || line.starts_with('#') {
+            continue;
+        }
+        if let Some((name, _)) = line.split_once('=') {
+            let name = name.trim();
+            if !name.is_empty() && name != "default" {
+                features.push(name.to_owned());
+            }
+        }
+    }
+    features
 }
 
 fn integration(tally: &mut Tally) -> Result<(), String> {
@@ -364,6 +422,12 @@ fn project_root() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_the_features_of_a_manifest() {
+        let manifest = "[package]\nname = \"x\"\n\n[features]\ndefault = [\"a\"]\n## Doc.\na = [\"dep:a\"]\nb = []\n\n[dependencies]\nc = \"1\"\n";
+        assert_eq!(manifest_features(manifest), ["a", "b"]);
+    }
 
     #[test]
     fn counts_test_result_lines() {

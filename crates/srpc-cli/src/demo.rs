@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use srpc::http::{HttpRegistryServer, ServerConfig};
 use srpc::registry::Url;
 use srpc::rpc::{HandlerError, RunningServer, Server};
 use srpc::xclient::{Discovery, Options, Selector, XClient};
@@ -16,18 +15,12 @@ const DEADLINE: Duration = Duration::from_secs(2);
 /// Runs the demo against `registry` (or an embedded HTTP registry) and prints one line per
 /// result.
 pub(crate) async fn run(registry: Option<&str>) -> Result<(), String> {
-    let embedded = match registry {
-        Some(_) => None,
-        None => Some(
-            HttpRegistryServer::bind(ServerConfig::new(([127, 0, 0, 1], 0).into()))
-                .await
-                .map_err(|e| format!("cannot start the embedded registry: {e}"))?,
-        ),
-    };
-    let registry_url = match (&embedded, registry) {
-        (Some(server), _) => format!("http://{}?ttl=5s", server.local_addr()),
-        (None, Some(url)) => url.to_owned(),
-        (None, None) => return Err("no registry".into()),
+    let (embedded, registry_url) = match registry {
+        Some(url) => (None, url.to_owned()),
+        None => {
+            let (embedded, url) = Embedded::start().await?;
+            (Some(embedded), url)
+        }
     };
     say(&format!("registry: {registry_url}"));
 
@@ -120,10 +113,48 @@ pub(crate) async fn run(registry: Option<&str>) -> Result<(), String> {
     for server in servers {
         server.shutdown().await;
     }
-    if let Some(server) = embedded {
-        server.shutdown().await.map_err(|e| e.to_string())?;
+    if let Some(embedded) = embedded {
+        embedded.stop().await?;
     }
     Ok(())
+}
+
+/// The registry of a demo run without `--registry`: an HTTP registry server on a free
+/// loopback port, or with the `http` feature off, an in-process hub.
+struct Embedded {
+    #[cfg(feature = "http")]
+    server: srpc::http::HttpRegistryServer,
+}
+
+impl Embedded {
+    #[cfg(feature = "http")]
+    async fn start() -> Result<(Embedded, String), String> {
+        use srpc::http::{HttpRegistryServer, ServerConfig};
+        let server = HttpRegistryServer::bind(ServerConfig::new(([127, 0, 0, 1], 0).into()))
+            .await
+            .map_err(|e| format!("cannot start the embedded registry: {e}"))?;
+        let url = format!("http://{}?ttl=5s", server.local_addr());
+        Ok((Embedded { server }, url))
+    }
+
+    #[cfg(not(feature = "http"))]
+    async fn start() -> Result<(Embedded, String), String> {
+        if srpc::registry::enabled_schemes().any(|s| s == "inprocess") {
+            Ok((Embedded {}, "inprocess://srpc-demo".to_owned()))
+        } else {
+            Err(
+                "this build has no embedded registry (features http and inprocess are off): \
+                 pass --registry <url>"
+                    .to_owned(),
+            )
+        }
+    }
+
+    async fn stop(self) -> Result<(), String> {
+        #[cfg(feature = "http")]
+        self.server.shutdown().await.map_err(|e| e.to_string())?;
+        Ok(())
+    }
 }
 
 async fn foo_server() -> Result<RunningServer, String> {

@@ -56,6 +56,7 @@ enum Command {
         registry: Option<String>,
     },
     /// Run a registry server.
+    #[cfg(feature = "http")]
     #[command(subcommand)]
     Registry(RegistryCommand),
     /// Register a URL and keep it registered until SIGINT/SIGTERM or `--for` has passed, then
@@ -75,6 +76,7 @@ enum Command {
     },
 }
 
+#[cfg(feature = "http")]
 #[derive(Debug, Subcommand)]
 enum RegistryCommand {
     /// Serve the srpc HTTP registry until SIGINT/SIGTERM, then shut down gracefully.
@@ -206,6 +208,7 @@ async fn run_registry(command: Command) -> Result<(), Failure> {
         Command::Demo { registry } => demo::run(registry.as_deref())
             .await
             .map_err(Failure::Registry),
+        #[cfg(feature = "http")]
         Command::Registry(RegistryCommand::Serve { addr, ttl, token }) => {
             use srpc::http::{HttpRegistryServer, ServerConfig};
             let mut config = ServerConfig::new(addr).with_ttl(ttl);

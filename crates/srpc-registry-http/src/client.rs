@@ -1,15 +1,18 @@
 //! [`HttpBackend`]: registers with heartbeats that never give up, and watches by long-poll.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
-use srpc_registry::{Backend, Context, Error, FailbackConfig, Result, Url};
-use tokio::task::AbortHandle;
-use tracing::{debug, info, warn};
+use srpc_registry::{
+    Backend, Context, Error, FailbackConfig, Keepalive, RegistryParams, Renew, Renewal, Result,
+    Url, WatchScope, Watches,
+};
+use tracing::warn;
 
 use crate::api::{
     ErrorResponse, InstanceRequest, InstancesResponse, RegisterRequest, ServiceResponse,
@@ -34,27 +37,20 @@ pub struct HttpConfig {
 }
 
 impl HttpConfig {
-    /// Reads a registry URL.
+    /// Reads a registry URL (its scheme was checked by whoever chose this backend).
     pub fn from_url(url: &Url) -> Result<HttpConfig> {
-        let invalid = |reason: String| Error::invalid("registry url", url, reason);
-        if url.protocol() != crate::SCHEME {
-            return Err(invalid(format!(
-                "the http backend serves {}:// only",
-                crate::SCHEME
-            )));
-        }
+        let params = RegistryParams::new(url);
         if url.host().is_empty() || url.port() == 0 {
-            return Err(invalid("name the server: http://host:port".to_owned()));
+            return Err(params.invalid("name the server: http://host:port"));
         }
-        let ttl = url.param_duration("ttl", Duration::from_secs(30))?;
+        let ttl = params.positive_duration("ttl", Duration::from_secs(30))?;
         if ttl < crate::server::MIN_TTL {
-            return Err(invalid(format!(
-                "ttl must be at least {:?}",
-                crate::server::MIN_TTL
-            )));
+            return Err(
+                params.invalid(format!("ttl must be at least {:?}", crate::server::MIN_TTL))
+            );
         }
-        let wait = url
-            .param_duration("wait", Duration::from_secs(30))?
+        let wait = params
+            .positive_duration("wait", Duration::from_secs(30))?
             .min(crate::server::MAX_WAIT);
         Ok(HttpConfig {
             base: format!("http://{}", url.address()),
@@ -64,7 +60,7 @@ impl HttpConfig {
                 .param("token")
                 .filter(|t| !t.is_empty())
                 .map(str::to_owned),
-            failback: FailbackConfig::from_url(url)?,
+            failback: params.failback()?,
         })
     }
 }
@@ -80,8 +76,16 @@ struct Inner {
     config: HttpConfig,
     http: reqwest::Client,
     ctx: Context,
-    heartbeats: Mutex<HashMap<Url, AbortHandle>>,
-    watches: Mutex<HashMap<String, (AbortHandle, HashSet<Url>)>>,
+    /// One keepalive (heartbeats) per registration.
+    heartbeats: Mutex<HashMap<Url, Keepalive>>,
+    /// One long-poll per scope (a service key, or `all`).
+    watches: Watches,
+}
+
+/// The heartbeats of one registration.
+struct Heartbeat {
+    inner: Arc<Inner>,
+    url: Url,
 }
 
 /// What a watch follows: one service key, or every instance (for wildcard queries).
@@ -97,9 +101,9 @@ fn scope_of(query: &Url) -> String {
     }
 }
 
-fn backoff() -> impl Iterator<Item = Duration> {
-    srpc_registry::retry_delays(Duration::from_millis(100), Duration::from_secs(5))
-}
+/// The longest wait before a failed long-poll is tried again, whatever `retry.max.period`
+/// says: consumers should see a restarted registry soon.
+const WATCH_RETRY_CAP: Duration = Duration::from_secs(5);
 
 impl HttpBackend {
     /// A backend for `config`; no request is made until it is used.
@@ -109,25 +113,22 @@ impl HttpBackend {
             .no_proxy()
             .build()
             .map_err(|e| Error::backend(BACKEND, e))?;
+        let watches = Watches::with_retry(BACKEND, &ctx, ctx.retry().capped(WATCH_RETRY_CAP));
         Ok(HttpBackend {
             inner: Arc::new(Inner {
                 config,
                 http,
                 ctx,
                 heartbeats: Mutex::default(),
-                watches: Mutex::default(),
+                watches,
             }),
         })
     }
 }
 
 impl Inner {
-    fn heartbeats(&self) -> MutexGuard<'_, HashMap<Url, AbortHandle>> {
+    fn heartbeats(&self) -> MutexGuard<'_, HashMap<Url, Keepalive>> {
         self.heartbeats.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn watches(&self) -> MutexGuard<'_, HashMap<String, (AbortHandle, HashSet<Url>)>> {
-        self.watches.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// POSTs a JSON body; `Ok(None)` for 404.
@@ -143,7 +144,7 @@ impl Inner {
             .body(body)
             .send()
             .await
-            .map_err(|e| not_connected(&url, &e))?;
+            .map_err(|e| not_connected(&url, e))?;
         match response.status() {
             s if s.is_success() => Ok(Some(())),
             StatusCode::NOT_FOUND => Ok(None),
@@ -168,16 +169,20 @@ impl Inner {
             .timeout(timeout)
             .send()
             .await
-            .map_err(|e| not_connected(&url, &e))?;
+            .map_err(|e| not_connected(&url, e))?;
         if !response.status().is_success() {
             return Err(refusal(&url, response.status(), response).await);
         }
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| not_connected(&url, &e))?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| Error::backend(BACKEND, format!("invalid answer from {url}: {e}")))
+        let bytes = response.bytes().await.map_err(|e| not_connected(&url, e))?;
+        serde_json::from_slice(&bytes).map_err(|source| {
+            Error::backend(
+                BACKEND,
+                InvalidAnswer {
+                    url: url.clone(),
+                    source,
+                },
+            )
+        })
     }
 
     /// Lists a scope once: its revision and instances (unreadable ones skipped).
@@ -222,70 +227,35 @@ impl Inner {
         })
     }
 
-    /// Heartbeats every third of the TTL, forever: a failure is retried with backoff (not
-    /// after a full period), and a server that forgot the instance (restarted) gets it again.
-    async fn heartbeat(self: Arc<Self>, url: Url) {
-        let period = self.config.ttl / 3;
-        let request = InstanceRequest {
-            url: url.to_full_string(),
-        };
-        let mut delays = backoff();
-        let mut failing = false;
-        tokio::time::sleep(period).await;
+    /// Long-polls a scope until it fails, replacing the catalog scope with every answer. The
+    /// index to wait from is shared with the next run, so a restarted watch asks from where
+    /// it left off (an index the server no longer knows answers at once).
+    async fn watch(self: Arc<Self>, scope: WatchScope, index: Arc<AtomicU64>) -> Result<()> {
         loop {
-            let outcome = match self.post("/v1/heartbeat", &request).await {
-                Ok(Some(())) => Ok(()),
-                Ok(None) => {
-                    info!(backend = BACKEND, %url, "the registry forgot this instance; registering again");
-                    self.register_once(&url).await
-                }
-                Err(error) => Err(error),
-            };
-            match outcome {
-                Ok(()) => {
-                    if failing {
-                        info!(backend = BACKEND, %url, "heartbeats go through again");
-                    }
-                    failing = false;
-                    delays = backoff();
-                    tokio::time::sleep(period).await;
-                }
-                Err(error) => {
-                    if !failing {
-                        warn!(backend = BACKEND, %url, %error, "heartbeat failed; retrying until it goes through");
-                    }
-                    failing = true;
-                    tokio::time::sleep(delays.next().unwrap_or(period).min(period)).await;
-                }
-            }
+            let since = index.load(Ordering::Acquire);
+            let (revision, urls) = self
+                .list(scope.name(), Some((since, self.config.wait)))
+                .await?;
+            index.store(revision, Ordering::Release);
+            scope.replace(urls);
         }
     }
+}
 
-    /// Long-polls a scope forever, replacing its catalog scope with every answer. While the
-    /// server is unreachable the last state stays, marked not connected.
-    async fn watch(self: Arc<Self>, scope: String, mut index: u64) {
-        let mut delays = backoff();
-        loop {
-            match self.list(&scope, Some((index, self.config.wait))).await {
-                Ok((revision, urls)) => {
-                    if !self.ctx.catalog().is_connected() {
-                        info!(backend = BACKEND, %scope, "registry reachable again");
-                        self.ctx.set_connected(true);
-                    }
-                    delays = backoff();
-                    index = revision;
-                    self.ctx.catalog().replace(&scope, urls);
-                }
-                Err(error) => {
-                    if self.ctx.catalog().is_connected() {
-                        warn!(backend = BACKEND, %scope, %error, "registry unreachable; keeping the last known instances");
-                        self.ctx.set_connected(false);
-                    }
-                    debug!(backend = BACKEND, %scope, %error, "watch failed");
-                    tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(5))).await;
-                }
-            }
-        }
+#[async_trait]
+impl Renew for Heartbeat {
+    async fn renew(&self) -> Result<Renewal> {
+        let request = InstanceRequest {
+            url: self.url.to_full_string(),
+        };
+        Ok(match self.inner.post("/v1/heartbeat", &request).await? {
+            Some(()) => Renewal::Renewed,
+            None => Renewal::Lost,
+        })
+    }
+
+    async fn restore(&self) -> Result<()> {
+        self.inner.register_once(&self.url).await
     }
 }
 
@@ -294,11 +264,16 @@ fn encode_path_segment(text: &str) -> String {
     dubbo_url::encode(text).replace('+', "%20")
 }
 
-fn not_connected(url: &str, error: &reqwest::Error) -> Error {
-    Error::NotConnected {
-        backend: BACKEND,
-        detail: format!("{url}: {error}"),
-    }
+fn not_connected(url: &str, error: reqwest::Error) -> Error {
+    Error::not_connected_by(BACKEND, url, error)
+}
+
+/// A server answer that is not the JSON the API promises, with the parser's error.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid answer from {url}: {source}")]
+struct InvalidAnswer {
+    url: String,
+    source: serde_json::Error,
 }
 
 async fn refusal(url: &str, status: StatusCode, response: reqwest::Response) -> Error {
@@ -323,17 +298,18 @@ impl Backend for HttpBackend {
     async fn register(&self, url: &Url) -> Result<()> {
         let inner = &self.inner;
         inner.register_once(url).await?;
-        let task = tokio::spawn(inner.clone().heartbeat(url.clone())).abort_handle();
-        if let Some(old) = inner.heartbeats().insert(url.clone(), task) {
-            old.abort();
-        }
+        let heartbeat = Heartbeat {
+            inner: inner.clone(),
+            url: url.clone(),
+        };
+        let period = Keepalive::period_for(inner.config.ttl);
+        let keepalive = Keepalive::start(BACKEND, url.to_string(), &inner.ctx, period, heartbeat)?;
+        inner.heartbeats().insert(url.clone(), keepalive);
         Ok(())
     }
 
     async fn unregister(&self, url: &Url) -> Result<()> {
-        if let Some(task) = self.inner.heartbeats().remove(url) {
-            task.abort();
-        }
+        self.inner.heartbeats().remove(url);
         let request = InstanceRequest {
             url: url.to_full_string(),
         };
@@ -348,35 +324,16 @@ impl Backend for HttpBackend {
         let scope = scope_of(query);
         let (revision, urls) = inner.list(&scope, None).await?;
         inner.ctx.catalog().replace(&scope, urls);
-        let mut watches = inner.watches();
-        match watches.get_mut(&scope) {
-            Some((_, queries)) => {
-                queries.insert(query.clone());
-            }
-            None => {
-                let task =
-                    tokio::spawn(inner.clone().watch(scope.clone(), revision)).abort_handle();
-                watches.insert(scope, (task, HashSet::from([query.clone()])));
-            }
-        }
+        let index = Arc::new(AtomicU64::new(revision));
+        let watcher = inner.clone();
+        inner.watches.watch(&scope, query, move |scope| {
+            watcher.clone().watch(scope, index.clone())
+        })?;
         Ok(())
     }
 
     async fn unsubscribe(&self, query: &Url) -> Result<()> {
-        let mut released = Vec::new();
-        self.inner.watches().retain(|scope, (task, queries)| {
-            queries.remove(query);
-            if queries.is_empty() {
-                task.abort();
-                released.push(scope.clone());
-                false
-            } else {
-                true
-            }
-        });
-        for scope in released {
-            self.inner.ctx.catalog().clear_scope(&scope);
-        }
+        self.inner.watches.release(query);
         Ok(())
     }
 
@@ -385,24 +342,17 @@ impl Backend for HttpBackend {
     }
 
     async fn close(&self) -> Result<()> {
-        for (_, task) in self.inner.heartbeats().drain() {
-            task.abort();
-        }
-        for (_, (task, _)) in self.inner.watches().drain() {
-            task.abort();
-        }
+        self.inner.heartbeats().clear();
+        self.inner.watches.close();
         Ok(())
     }
 }
 
 impl Drop for HttpBackend {
     fn drop(&mut self) {
-        for (_, task) in self.inner.heartbeats().drain() {
-            task.abort();
-        }
-        for (_, (task, _)) in self.inner.watches().drain() {
-            task.abort();
-        }
+        // The tasks hold the inner state; stop them so it can go.
+        self.inner.heartbeats().clear();
+        self.inner.watches.close();
     }
 }
 
@@ -440,5 +390,26 @@ mod tests {
         assert!(HttpConfig::from_url(&url("http://127.0.0.1")).is_err());
         assert!(HttpConfig::from_url(&url("http://127.0.0.1:1?ttl=10")).is_err());
         assert_eq!(encode_path_segment("g/a.B:1 x"), "g%2Fa.B%3A1%20x");
+    }
+
+    #[tokio::test]
+    async fn connection_errors_keep_the_reqwest_error_as_their_source() {
+        use srpc_registry::Registry;
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = closed.local_addr().unwrap();
+        drop(closed);
+        let registry = crate::connect(&url(&format!("http://{addr}")))
+            .await
+            .unwrap();
+        let err = registry
+            .register(&url("dubbo://127.0.0.1:1/a.B"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::NotConnected { .. }), "{err}");
+        let source = std::error::Error::source(&err).expect("a typed source");
+        assert!(
+            source.downcast_ref::<reqwest::Error>().is_some(),
+            "{source:?}"
+        );
     }
 }

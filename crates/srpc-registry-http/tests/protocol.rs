@@ -475,14 +475,21 @@ async fn every_route_enforces_the_body_limit_and_every_error_is_json() {
 
 #[tokio::test]
 async fn the_sweep_of_an_embedded_app_stops_when_the_router_is_dropped() {
-    let tasks = || tokio::runtime::Handle::current().metrics().num_alive_tasks();
+    let tasks = || {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    };
     let before = tasks();
     let router = srpc_registry_http::app(loopback());
     assert_eq!(tasks(), before + 1, "the app sweeps expired instances");
     drop(router);
     let deadline = Instant::now() + Duration::from_secs(5);
     while tasks() > before {
-        assert!(Instant::now() < deadline, "the sweep task outlived its router");
+        assert!(
+            Instant::now() < deadline,
+            "the sweep task outlived its router"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

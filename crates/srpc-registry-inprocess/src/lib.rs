@@ -30,7 +30,8 @@ use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
 
 use async_trait::async_trait;
 use srpc_registry::{
-    Backend, Catalog, Context, Error, FailbackConfig, FailbackRegistry, Result, Url,
+    Backend, Catalog, Context, FailbackConfig, FailbackRegistry, RegistryParams, Result, Url,
+    is_dynamic,
 };
 use tracing::debug;
 
@@ -74,24 +75,15 @@ pub fn open(name: &str) -> InprocessRegistry {
     })
 }
 
-/// Opens a handle from a registry URL `inprocess://<hub-name>[?check=…]`.
+/// Opens a handle from a registry URL `inprocess://<hub-name>[?check=…]` (its scheme was
+/// checked by whoever chose this backend).
 pub fn connect(registry: &Url) -> Result<InprocessRegistry> {
-    if registry.protocol() != SCHEME {
-        return Err(Error::invalid(
-            "registry url",
-            registry,
-            format!("the inprocess backend serves {SCHEME}:// only"),
-        ));
-    }
+    let params = RegistryParams::new(registry);
     let name = registry.host();
     if name.is_empty() {
-        return Err(Error::invalid(
-            "registry url",
-            registry,
-            "name the hub: inprocess://<hub-name>",
-        ));
+        return Err(params.invalid("name the hub: inprocess://<hub-name>"));
     }
-    let config = FailbackConfig::from_url(registry)?;
+    let config = params.failback()?;
     Ok(FailbackRegistry::new(config, |ctx| {
         InprocessBackend::join(name, ctx)
     }))
@@ -206,7 +198,8 @@ impl Drop for InprocessBackend {
             .iter_mut()
             .filter_map(|(url, owners)| {
                 owners.remove(&member);
-                let dynamic = url.param_bool("dynamic", true).unwrap_or(true);
+                // Registered URLs passed validation: `dynamic` reads.
+                let dynamic = !matches!(is_dynamic(url), Ok(false));
                 (owners.is_empty() && dynamic).then(|| url.clone())
             })
             .collect();
@@ -271,6 +264,5 @@ mod tests {
     fn connect_checks_the_url() {
         assert!(connect(&url("inprocess://named")).is_ok());
         assert!(connect(&url("inprocess:///nohub")).is_err());
-        assert!(connect(&url("zookeeper://h:1")).is_err());
     }
 }

@@ -354,7 +354,8 @@ impl Inner {
             .filter(|url| {
                 url.port() > 0
                     && url.category() == "providers"
-                    && url.param_bool("dynamic", true).unwrap_or(true)
+                    // Others' records: only an explicit dynamic=false is left unprobed.
+                    && !matches!(srpc_registry::is_dynamic(url), Ok(false))
                     && !matches!(url.protocol(), "consumer" | "route" | "override" | "empty")
                     && !own.contains(url)
                     && queries.iter().any(|q| is_match(q, url))

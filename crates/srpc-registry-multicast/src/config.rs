@@ -3,7 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use srpc_registry::{Error, FailbackConfig, Result, Url};
+use srpc_registry::{Error, FailbackConfig, RegistryParams, Result, Url};
 
 /// The port Java Dubbo uses when the registry URL has none.
 pub const DEFAULT_PORT: u16 = 1234;
@@ -66,13 +66,8 @@ impl MulticastConfig {
 
     /// Reads `multicast://<group>[:port]?interface=…&ttl=…&loopback=…&unicast=…&clean=…&session=…&timeout=…`.
     pub fn from_url(url: &Url) -> Result<MulticastConfig> {
-        let invalid = |reason: String| Error::invalid("registry url", url, reason);
-        if url.protocol() != crate::SCHEME {
-            return Err(invalid(format!(
-                "the multicast backend serves {}:// only",
-                crate::SCHEME
-            )));
-        }
+        let params = RegistryParams::new(url);
+        let invalid = |reason: String| params.invalid(reason);
         let host = url.host();
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let group: IpAddr = bare.parse().map_err(|_| {
@@ -116,7 +111,7 @@ impl MulticastConfig {
         if config.session.is_zero() {
             return Err(invalid("session must be > 0".to_owned()));
         }
-        config.failback = FailbackConfig::from_url(url)?;
+        config.failback = params.failback()?;
         Ok(config)
     }
 }
@@ -167,7 +162,6 @@ mod tests {
             ("multicast://224.5.6.7?ttl=0", "ttl"),
             ("multicast://224.5.6.7?session=0", "session"),
             ("multicast://224.5.6.7?loopback=maybe", "loopback"),
-            ("zookeeper://224.5.6.7", "multicast:// only"),
         ] {
             let err = config(bad).unwrap_err().to_string();
             assert!(err.contains(needle), "{bad}: {err}");

@@ -1,13 +1,12 @@
 //! [`ZookeeperBackend`]: the ZooKeeper client and its sessions, writes in Dubbo's (or
 //! rpcx's) layout, and watches that re-arm with the listing they come with.
 
-use std::collections::{HashMap, HashSet};
 use std::net::UdpSocket;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use srpc_registry::{Backend, Catalog, Context, Error, Result, Url};
+use srpc_registry::{Backend, Context, Error, Result, Url, WatchScope, Watches};
 use tokio::task::AbortHandle;
 use tracing::{debug, info, warn};
 use zookeeper_client::{
@@ -36,14 +35,21 @@ struct Inner {
     /// Node data of Dubbo registrations: the creator's IP, as Curator writes it for Java.
     creator_ip: Vec<u8>,
     /// Watched directories (and roots, for `*` queries), with the queries that need them.
-    watches: Mutex<HashMap<String, Watch>>,
+    watches: Watches,
 }
 
-#[derive(Debug)]
-struct Watch {
-    task: AbortHandle,
-    queries: HashSet<Url>,
+/// A ZooKeeper operation that failed, with the client's error kept as its source.
+#[derive(Debug, thiserror::Error)]
+#[error("{doing} {path}: {source}")]
+struct ZkOperation {
+    doing: String,
+    path: String,
+    source: ZkError,
 }
+
+/// The longest wait between attempts to open a session or restart a watch, whatever
+/// `retry.max.period` says: how soon the registry comes back is what users feel.
+const RETRY_CAP: Duration = Duration::from_secs(10);
 
 impl ZookeeperBackend {
     /// Connects (waiting at most the configured `timeout`) and starts the session supervisor.
@@ -57,12 +63,13 @@ impl ZookeeperBackend {
             "connected"
         );
         let creator_ip = creator_ip(&config.servers).into_bytes();
+        let watches = Watches::with_retry(BACKEND, &ctx, ctx.retry().capped(RETRY_CAP));
         let inner = Arc::new(Inner {
             config,
             client: RwLock::new(Some(client)),
             ctx,
             creator_ip,
-            watches: Mutex::default(),
+            watches,
         });
         let supervisor = tokio::spawn(inner.clone().supervise()).abort_handle();
         Ok(ZookeeperBackend { inner, supervisor })
@@ -89,10 +96,11 @@ async fn new_client(config: &ZookeeperConfig) -> Result<Client> {
     let servers = config.connect_string();
     match tokio::time::timeout(config.timeout, connector.connect(&servers)).await {
         Ok(Ok(client)) => Ok(client),
-        Ok(Err(error)) => Err(Error::NotConnected {
-            backend: BACKEND,
-            detail: format!("cannot open a session with {servers}: {error}"),
-        }),
+        Ok(Err(error)) => Err(Error::not_connected_by(
+            BACKEND,
+            format!("cannot open a session with {servers}"),
+            error,
+        )),
         Err(_) => Err(Error::Timeout {
             backend: BACKEND,
             doing: format!("opening a session with {servers}"),
@@ -114,22 +122,26 @@ fn creator_ip(servers: &[String]) -> String {
         .unwrap_or_else(|| "127.0.0.1".to_owned())
 }
 
+/// A failed ZooKeeper operation as a registry error, keeping the client's error as its
+/// source: connection trouble is [`Error::NotConnected`], anything else [`Error::Backend`].
 fn zk_error(doing: &str, path: &str, error: ZkError) -> Error {
     match error {
         ZkError::ConnectionLoss
         | ZkError::SessionExpired
         | ZkError::NoHosts
         | ZkError::Timeout
-        | ZkError::ClientClosed => Error::NotConnected {
-            backend: BACKEND,
-            detail: format!("{doing} {path}: {error}"),
-        },
-        other => Error::backend(BACKEND, format!("{doing} {path}: {other}")),
+        | ZkError::ClientClosed => {
+            Error::not_connected_by(BACKEND, format!("{doing} {path}"), error)
+        }
+        other => Error::backend(
+            BACKEND,
+            ZkOperation {
+                doing: doing.to_owned(),
+                path: path.to_owned(),
+                source: other,
+            },
+        ),
     }
-}
-
-fn backoff() -> impl Iterator<Item = Duration> {
-    srpc_registry::retry_delays(Duration::from_millis(100), Duration::from_secs(10))
 }
 
 impl Inner {
@@ -139,10 +151,6 @@ impl Inner {
             .unwrap_or_else(|p| p.into_inner())
             .clone()
             .ok_or(Error::Closed)
-    }
-
-    fn watches(&self) -> MutexGuard<'_, HashMap<String, Watch>> {
-        self.watches.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn acls(&self) -> Acls<'static> {
@@ -174,12 +182,14 @@ impl Inner {
                         self.ctx.set_connected(false);
                     }
                     SessionState::SyncConnected | SessionState::ConnectedReadOnly => {
+                        // The server kept the session, with its ephemeral nodes: nothing to
+                        // write again, but changes made meanwhile may have been missed.
                         info!(
                             backend = BACKEND,
                             "reconnected in the same session; re-listing"
                         );
                         self.ctx.set_connected(true);
-                        self.ctx.recover();
+                        self.ctx.relist();
                     }
                     SessionState::Closed => return,
                     terminal => {
@@ -189,13 +199,13 @@ impl Inner {
                 }
             }
             self.ctx.set_connected(false);
-            let mut delays = backoff();
+            let mut backoff = self.ctx.retry().capped(RETRY_CAP).backoff();
             let client = loop {
                 match new_client(&self.config).await {
                     Ok(client) => break client,
                     Err(error) => {
                         warn!(backend = BACKEND, %error, "cannot open a new session yet");
-                        tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(10))).await;
+                        backoff.wait().await;
                     }
                 }
             };
@@ -417,132 +427,106 @@ impl Inner {
         }
     }
 
-    fn ensure_watch(self: &Arc<Self>, key: &str, query: &Url, root: bool) {
-        let mut watches = self.watches();
-        if let Some(watch) = watches.get_mut(key) {
-            watch.queries.insert(query.clone());
-            return;
-        }
-        let task = if root {
-            tokio::spawn(self.clone().watch_root(key.to_owned())).abort_handle()
-        } else if matches!(self.config.layout, Layout::Rpcx { .. }) {
-            tokio::spawn(self.clone().watch_recursive(key.to_owned())).abort_handle()
-        } else {
-            tokio::spawn(self.clone().watch_dir(key.to_owned())).abort_handle()
-        };
-        watches.insert(
-            key.to_owned(),
-            Watch {
-                task,
-                queries: HashSet::from([query.clone()]),
-            },
-        );
+    /// Watches `dir` for `query` (a root for `*` queries), with the watch its layout needs.
+    fn ensure_watch(self: &Arc<Self>, dir: &str, query: &Url, root: bool) -> Result<()> {
+        let inner = self.clone();
+        let recursive = matches!(self.config.layout, Layout::Rpcx { .. });
+        self.watches.watch(dir, query, move |scope| {
+            let inner = inner.clone();
+            async move {
+                if root {
+                    inner.watch_root(scope).await
+                } else if recursive {
+                    inner.watch_recursive(scope).await
+                } else {
+                    inner.watch_dir(scope).await
+                }
+            }
+        })?;
+        Ok(())
     }
 
-    /// Dubbo directories: list with a one-shot children watch, publish, wait for the watch,
-    /// repeat. Each listing re-arms the watch in the same request, so no change falls
-    /// between two watches.
-    async fn watch_dir(self: Arc<Self>, dir: String) {
-        let mut delays = backoff();
-        loop {
-            let Ok(client) = self.client() else { return };
-            match client.list_and_watch_children(&dir).await {
+    /// Dubbo directories: lists with a one-shot children watch, publishes, and returns when
+    /// the watch fires, to be called again. Each listing re-arms the watch in the same
+    /// request, so no change falls between two watches.
+    async fn watch_dir(self: Arc<Self>, scope: WatchScope) -> Result<()> {
+        let dir = scope.name();
+        let client = self.client()?;
+        // A missing directory is created (as Java consumers do) and listed again; someone
+        // deleting it every time is a failure, retried with backoff.
+        for _ in 0..3 {
+            match client.list_and_watch_children(dir).await {
                 Ok((children, watcher)) => {
-                    delays = backoff();
-                    match self.parse_children(&client, &dir, &children).await {
-                        Ok(urls) => self.ctx.catalog().replace(&dir, urls),
-                        Err(error) => debug!(backend = BACKEND, %dir, %error, "listing failed"),
-                    }
+                    let urls = self.parse_children(&client, dir, &children).await?;
+                    scope.replace(urls);
                     drop(client);
                     let event = watcher.changed().await;
                     debug!(backend = BACKEND, %dir, event = ?event.event_type, "watch fired");
+                    return Ok(());
                 }
-                Err(ZkError::NoNode) => {
-                    if let Err(error) = self.ensure_dir(&client, &dir).await {
-                        debug!(backend = BACKEND, %dir, %error, "cannot create directory yet");
-                        tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(10))).await;
-                    }
-                }
-                Err(error) => {
-                    debug!(backend = BACKEND, %dir, %error, "cannot list yet");
-                    tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(10))).await;
-                }
+                Err(ZkError::NoNode) => self.ensure_dir(&client, dir).await?,
+                Err(error) => return Err(zk_error("list", dir, error)),
             }
         }
+        Err(Error::backend(
+            BACKEND,
+            format!("directory {dir} keeps disappearing"),
+        ))
     }
 
     /// rpcx directories: a persistent recursive watch (ZooKeeper 3.6+) so that metadata
     /// edits (node data) are seen as well as nodes coming and going. The watch is added
-    /// before listing, so nothing is missed in between.
-    async fn watch_recursive(self: Arc<Self>, dir: String) {
-        let mut delays = backoff();
+    /// before listing, so nothing is missed in between. Returns when the session is gone,
+    /// and the watch with it, to be added again.
+    async fn watch_recursive(self: Arc<Self>, scope: WatchScope) -> Result<()> {
+        let dir = scope.name();
+        let client = self.client()?;
+        self.ensure_dir(&client, dir).await?;
+        let mut watcher = client
+            .watch(dir, AddWatchMode::PersistentRecursive)
+            .await
+            .map_err(|e| zk_error("watch", dir, e))?;
         loop {
-            let Ok(client) = self.client() else { return };
-            if let Err(error) = self.ensure_dir(&client, &dir).await {
-                debug!(backend = BACKEND, %dir, %error, "cannot create directory yet");
-                tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(10))).await;
-                continue;
-            }
-            let mut watcher = match client.watch(&dir, AddWatchMode::PersistentRecursive).await {
-                Ok(watcher) => watcher,
-                Err(error) => {
-                    debug!(backend = BACKEND, %dir, %error, "cannot watch yet");
-                    tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(10))).await;
-                    continue;
-                }
-            };
-            delays = backoff();
-            loop {
-                match self.list_dir(&client, &dir).await {
-                    Ok(urls) => self.ctx.catalog().replace(&dir, urls),
-                    Err(error) => debug!(backend = BACKEND, %dir, %error, "listing failed"),
-                }
-                let event = watcher.changed().await;
-                if event.event_type == EventType::Session && event.session_state.is_terminated() {
-                    break; // The session is gone, and the watch with it: add it again.
-                }
+            scope.replace(self.list_dir(&client, dir).await?);
+            let event = watcher.changed().await;
+            if event.event_type == EventType::Session && event.session_state.is_terminated() {
+                return Ok(());
             }
         }
     }
 
-    /// `*` queries: watch the root's children and follow every interface that appears.
-    async fn watch_root(self: Arc<Self>, root: String) {
-        let mut delays = backoff();
-        loop {
-            let Ok(client) = self.client() else { return };
-            let watched = match client.list_and_watch_children(&root).await {
-                Ok((children, watcher)) => Some((children, watcher)),
-                Err(ZkError::NoNode) => {
-                    if let Err(error) = client.mkdir(&root, &self.dir_options()).await {
-                        debug!(backend = BACKEND, %root, %error, "cannot create root yet");
-                    }
-                    None
-                }
-                Err(error) => {
-                    debug!(backend = BACKEND, %root, %error, "cannot list root yet");
-                    None
-                }
-            };
-            let Some((children, watcher)) = watched else {
-                tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(10))).await;
-                continue;
-            };
-            delays = backoff();
-            let queries: Vec<Url> = self
-                .watches()
-                .get(&root)
-                .map(|w| w.queries.iter().cloned().collect())
-                .unwrap_or_default();
-            for child in &children {
-                for query in &queries {
-                    for dir in self.dirs_of_interface(child, query) {
-                        self.ensure_watch(&dir, query, false);
-                    }
+    /// `*` queries: watches the root's children and follows every interface that appears,
+    /// for every query that needs the root.
+    async fn watch_root(self: Arc<Self>, scope: WatchScope) -> Result<()> {
+        let root = scope.name();
+        let client = self.client()?;
+        let (children, watcher) = match client.list_and_watch_children(root).await {
+            Ok(listed) => listed,
+            Err(ZkError::NoNode) => {
+                client
+                    .mkdir(root, &self.dir_options())
+                    .await
+                    .map_err(|e| zk_error("create", root, e))?;
+                client
+                    .list_and_watch_children(root)
+                    .await
+                    .map_err(|e| zk_error("list", root, e))?
+            }
+            Err(error) => return Err(zk_error("list", root, error)),
+        };
+        let queries = scope.queries();
+        for child in &children {
+            for query in &queries {
+                for dir in self.dirs_of_interface(child, query) {
+                    self.ensure_watch(&dir, query, false)?;
                 }
             }
-            drop(client);
-            let _ = watcher.changed().await;
         }
+        // The root holds no registrations itself; it works.
+        scope.replace([]);
+        drop(client);
+        let _ = watcher.changed().await;
+        Ok(())
     }
 }
 
@@ -588,30 +572,16 @@ impl Backend for ZookeeperBackend {
             inner.ctx.catalog().replace(dir, urls);
         }
         for dir in &dirs {
-            inner.ensure_watch(dir, query, false);
+            inner.ensure_watch(dir, query, false)?;
         }
         if layout::query_dirs(&inner.config.layout, query).is_none() {
-            inner.ensure_watch(inner.root(), query, true);
+            inner.ensure_watch(inner.root(), query, true)?;
         }
         Ok(())
     }
 
     async fn unsubscribe(&self, query: &Url) -> Result<()> {
-        let mut released = Vec::new();
-        self.inner.watches().retain(|key, watch| {
-            watch.queries.remove(query);
-            if watch.queries.is_empty() {
-                watch.task.abort();
-                released.push(key.clone());
-                false
-            } else {
-                true
-            }
-        });
-        let catalog: &Catalog = self.inner.ctx.catalog();
-        for key in released {
-            catalog.clear_scope(&key);
-        }
+        self.inner.watches.release(query);
         Ok(())
     }
 
@@ -626,9 +596,7 @@ impl Backend for ZookeeperBackend {
 
     async fn close(&self) -> Result<()> {
         self.supervisor.abort();
-        for (_, watch) in self.inner.watches().drain() {
-            watch.task.abort();
-        }
+        self.inner.watches.close();
         // Dropping the last client closes the session; ephemeral nodes go at once.
         self.inner
             .client
@@ -641,9 +609,34 @@ impl Backend for ZookeeperBackend {
 
 impl Drop for ZookeeperBackend {
     fn drop(&mut self) {
+        // The watch tasks hold the inner state: stop them so that it (and the session) go.
         self.supervisor.abort();
-        for (_, watch) in self.inner.watches().drain() {
-            watch.task.abort();
-        }
+        self.inner.watches.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zookeeper_errors_keep_the_client_error_as_their_source() {
+        let err = zk_error("list", "/dubbo/a.B/providers", ZkError::ConnectionLoss);
+        assert!(matches!(err, Error::NotConnected { .. }), "{err}");
+        let source = std::error::Error::source(&err).expect("a typed source");
+        assert!(matches!(
+            source.downcast_ref::<ZkError>(),
+            Some(ZkError::ConnectionLoss)
+        ));
+
+        let err = zk_error("create", "/dubbo", ZkError::NoAuth);
+        assert!(matches!(err, Error::Backend { .. }), "{err}");
+        assert!(err.to_string().contains("create /dubbo"), "{err}");
+        let operation = std::error::Error::source(&err).expect("the operation");
+        let client = operation.source().expect("the client error");
+        assert!(matches!(
+            client.downcast_ref::<ZkError>(),
+            Some(ZkError::NoAuth)
+        ));
     }
 }

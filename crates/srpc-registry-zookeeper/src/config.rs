@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use srpc_registry::{Error, FailbackConfig, Result, Url};
+use srpc_registry::{FailbackConfig, RegistryParams, Result, Url};
 
 /// The client port ZooKeeper listens on by default.
 pub const DEFAULT_PORT: u16 = 2181;
@@ -44,24 +44,9 @@ pub struct ZookeeperConfig {
 impl ZookeeperConfig {
     /// Reads `zookeeper://[user:password@]host:port[,host2:port2…][?backup=…&group=…&session=…&timeout=…&layout=dubbo|rpcx&base=…]`.
     pub fn from_url(url: &Url) -> Result<ZookeeperConfig> {
-        let invalid = |reason: String| Error::invalid("registry url", url, reason);
-        if url.protocol() != crate::SCHEME {
-            return Err(invalid(format!(
-                "the zookeeper backend serves {}:// only",
-                crate::SCHEME
-            )));
-        }
-        let servers = url.backup_addresses(DEFAULT_PORT);
-        if servers.is_empty() || url.host().is_empty() {
-            return Err(invalid(
-                "name at least one server: zookeeper://host:port".to_owned(),
-            ));
-        }
-        if servers.iter().any(|s| s.contains(['/', '@', ' '])) {
-            return Err(invalid(format!(
-                "server list {servers:?} is not host:port,host:port"
-            )));
-        }
+        let params = RegistryParams::new(url);
+        let invalid = |reason: String| params.invalid(reason);
+        let servers = params.servers(DEFAULT_PORT, "zookeeper://host:port")?;
         let layout = match url.param_or("layout", "dubbo") {
             "dubbo" => Layout::Dubbo {
                 root: normalize_root(url.param_or("group", "dubbo")),
@@ -80,20 +65,18 @@ impl ZookeeperConfig {
                 )));
             }
         };
-        let digest =
-            (!url.username().is_empty()).then(|| format!("{}:{}", url.username(), url.password()));
-        let session = url.param_duration("session", Duration::from_secs(60))?;
-        let timeout = url.param_duration("timeout", Duration::from_secs(5))?;
-        if session.is_zero() || timeout.is_zero() {
-            return Err(invalid("session and timeout must be > 0".to_owned()));
-        }
+        let digest = params
+            .credentials()
+            .map(|(user, password)| format!("{user}:{password}"));
+        let session = params.positive_duration("session", Duration::from_secs(60))?;
+        let timeout = params.positive_duration("timeout", Duration::from_secs(5))?;
         Ok(ZookeeperConfig {
             servers,
             session,
             timeout,
             digest,
             layout,
-            failback: FailbackConfig::from_url(url)?,
+            failback: params.failback()?,
         })
     }
 
@@ -177,8 +160,14 @@ mod tests {
             ("zookeeper:///x", "name at least one server"),
             ("zookeeper://a:1?layout=rpcx", "needs base"),
             ("zookeeper://a:1?layout=etcd", "unknown layout"),
-            ("zookeeper://a:1?session=0", "must be > 0"),
-            ("etcd://a:1", "zookeeper:// only"),
+            (
+                "zookeeper://a:1?session=0",
+                "session must be greater than zero",
+            ),
+            (
+                "zookeeper://a:1?timeout=0ms",
+                "timeout must be greater than zero",
+            ),
         ] {
             let err = config(bad).unwrap_err().to_string();
             assert!(err.contains(needle), "{bad}: {err}");

@@ -1,6 +1,7 @@
 //! Where registrations live in ZooKeeper, and how node names and data map to URLs.
 
 use dubbo_url::{Url, decode, encode};
+use srpc_registry::{Error, Result};
 
 use crate::config::Layout;
 
@@ -66,17 +67,17 @@ pub(crate) fn dubbo_node(root: &str, url: &Url) -> String {
 /// but `*` escaped and `~` kept) and Apache's Python Dubbo's (`tri://host:port?service=X`,
 /// no path and no `interface`): a URL that names no interface gets `interface` from its
 /// `service` parameter, else from the directory it was found in.
-pub(crate) fn parse_dubbo_child(name: &str, interface_dir_name: &str) -> Result<Url, String> {
-    let mut url = Url::parse(name).map_err(|e| e.to_string())?;
+pub(crate) fn parse_dubbo_child(name: &str, interface_dir_name: &str) -> Result<Url> {
+    let mut url = Url::parse(name)?;
     if url.service_interface().is_empty() {
         let interface = match url.param("service").filter(|s| !s.is_empty()) {
             Some(service) => service.to_owned(),
-            None => decode(interface_dir_name).map_err(|e| e.to_string())?,
+            None => decode(interface_dir_name)?,
         };
         url.set_param("interface", interface);
     }
     // Only what could have been registered: a protocol, a host, an interface.
-    srpc_registry::validate_registration(&url).map_err(|e| e.to_string())?;
+    srpc_registry::validate_registration(&url)?;
     Ok(url)
 }
 
@@ -99,17 +100,17 @@ pub(crate) fn rpcx_metadata(url: &Url) -> String {
 }
 
 /// rpcx: reads `<network>@<host:port>` with its metadata as `network://host:port/<Service>?<metadata>`.
-pub(crate) fn parse_rpcx_child(service: &str, name: &str, metadata: &str) -> Result<Url, String> {
+pub(crate) fn parse_rpcx_child(service: &str, name: &str, metadata: &str) -> Result<Url> {
     let (network, address) = name
         .split_once('@')
-        .ok_or_else(|| format!("rpcx node {name:?} is not <network>@<host:port>"))?;
+        .ok_or_else(|| Error::invalid("rpcx node", name, "not <network>@<host:port>"))?;
     let text = if metadata.trim().is_empty() {
         format!("{network}://{address}/{service}")
     } else {
         format!("{network}://{address}/{service}?{}", metadata.trim())
     };
-    let url = Url::parse_decoded(&text).map_err(|e| e.to_string())?;
-    srpc_registry::validate_registration(&url).map_err(|e| e.to_string())?;
+    let url = Url::parse_decoded(&text)?;
+    srpc_registry::validate_registration(&url)?;
     Ok(url)
 }
 
@@ -195,6 +196,15 @@ mod tests {
         let bare = parse_dubbo_child("tri%3A%2F%2F127.0.0.1%3A50051", "org.example.Other").unwrap();
         assert_eq!(bare.service_interface(), "org.example.Other");
         assert!(parse_dubbo_child("not a url at all %", "x").is_err());
+        // Errors keep their type: the URL parser's own error, not a string.
+        assert!(matches!(
+            parse_dubbo_child("dubbo%3A%2F%2Fh%3A99999%2Fx", "x"),
+            Err(Error::Url(_))
+        ));
+        assert!(matches!(
+            parse_dubbo_child("empty%3A%2F%2F0.0.0.0%2Fx%3Fcategory%3Dproviders", "x"),
+            Err(Error::InvalidInput { .. })
+        ));
         assert!(
             parse_dubbo_child("garbage%ZZ", "x").is_err(),
             "no protocol: not a registration"
@@ -221,6 +231,9 @@ mod tests {
                 .to_full_string(),
             "tcp://127.0.0.1:8972/Arith"
         );
-        assert!(parse_rpcx_child("Arith", "no-at-sign", "").is_err());
+        assert!(matches!(
+            parse_rpcx_child("Arith", "no-at-sign", ""),
+            Err(Error::InvalidInput { .. })
+        ));
     }
 }

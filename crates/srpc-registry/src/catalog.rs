@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use dubbo_url::{Url, is_match};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::snapshot::Snapshot;
 
@@ -23,12 +23,25 @@ pub struct SubscriptionId(u64);
 /// the matching set ([`dubbo_url::is_match`]) and publishes one new [`Snapshot`]. Subscriptions
 /// whose selection did not change see nothing. `empty://` markers are never stored.
 ///
+/// A snapshot says `connected = true` only when all of these hold: its listing is in
+/// ([`Catalog::mark_listed`]); no handle-wide source is down ([`Catalog::set_connected`],
+/// [`Catalog::set_source_connected`]); and no scope that feeds its query is stale
+/// ([`Catalog::set_scope_connected`], with the feeds declared by [`Catalog::link`]). So one
+/// failing watch marks only the subscriptions it feeds. Whatever is down, snapshots keep their
+/// URLs (empty protection).
+///
 /// Every method is synchronous and holds a short lock, so backends may call it from any task
 /// or callback.
 #[derive(Debug, Default)]
 pub struct Catalog {
     state: Mutex<State>,
 }
+
+/// The receivers of [`crate::Subscription::history`]: every snapshot, uncoalesced.
+pub(crate) type Taps = Mutex<Vec<mpsc::UnboundedSender<Arc<Snapshot>>>>;
+
+/// The source [`Catalog::set_connected`] reports for: the backend's connection.
+const CONNECTION: &str = "connection";
 
 #[derive(Debug, Default)]
 struct State {
@@ -37,7 +50,12 @@ struct State {
     counts: HashMap<Url, usize>,
     subs: HashMap<SubscriptionId, Sub>,
     next_id: u64,
-    disconnected: bool,
+    /// Handle-wide sources that are down now (the connection, a failing keepalive).
+    down: HashSet<String>,
+    /// Scopes whose watch is failing: the subscriptions they feed are not connected.
+    stale: HashSet<String>,
+    /// Which queries each scope feeds.
+    links: HashMap<String, HashSet<Url>>,
     closed: bool,
 }
 
@@ -46,8 +64,11 @@ struct Sub {
     query: Url,
     members: HashSet<Url>,
     listed: bool,
+    /// The `connected` flag of the last published snapshot.
+    connected: bool,
     revision: u64,
     tx: watch::Sender<Arc<Snapshot>>,
+    taps: Arc<Taps>,
 }
 
 impl Catalog {
@@ -77,12 +98,19 @@ impl Catalog {
                     query,
                     members,
                     listed: false,
+                    connected: false,
                     revision: 1,
                     tx,
+                    taps: Arc::default(),
                 },
             );
         }
         (id, rx)
+    }
+
+    /// The taps of a subscription, for [`crate::Subscription::history`].
+    pub(crate) fn taps(&self, id: SubscriptionId) -> Option<Arc<Taps>> {
+        self.lock().subs.get(&id).map(|sub| sub.taps.clone())
     }
 
     /// Ends a subscription: its receivers see the channel close.
@@ -93,44 +121,86 @@ impl Catalog {
     /// Records whether a subscription's listing has been read from the registry.
     pub fn mark_listed(&self, id: SubscriptionId, listed: bool) {
         let mut state = self.lock();
-        let connected = !state.disconnected;
         if let Some(sub) = state.subs.get_mut(&id) {
-            if sub.listed != listed {
-                sub.listed = listed;
-                sub.publish(connected);
-            }
+            sub.listed = listed;
         }
+        state.refresh_connected();
     }
 
     /// Marks every subscription as needing a fresh listing (after a new session), keeping
     /// their URLs.
     pub fn mark_all_unlisted(&self) {
         let mut state = self.lock();
-        let connected = !state.disconnected;
         for sub in state.subs.values_mut() {
-            if sub.listed {
-                sub.listed = false;
-                sub.publish(connected);
-            }
+            sub.listed = false;
         }
+        state.refresh_connected();
     }
 
     /// Records whether the backend is connected to its registry. While it is not, every
     /// snapshot keeps its URLs and says `connected = false` (empty protection).
     pub fn set_connected(&self, connected: bool) {
+        self.set_source_connected(CONNECTION, connected);
+    }
+
+    /// Records whether one handle-wide `source` (such as the keepalive of a registration) is
+    /// working. While any source is down, every snapshot says `connected = false`.
+    pub fn set_source_connected(&self, source: &str, connected: bool) {
         let mut state = self.lock();
-        if state.disconnected != connected {
-            return;
-        }
-        state.disconnected = !connected;
-        for sub in state.subs.values_mut() {
-            sub.publish(connected);
+        let changed = if connected {
+            state.down.remove(source)
+        } else {
+            state.down.insert(source.to_owned())
+        };
+        if changed {
+            state.refresh_connected();
         }
     }
 
-    /// Whether the backend last said it is connected.
+    /// Records whether the watch behind `scope` is working. While it is not, the
+    /// subscriptions whose queries the scope feeds ([`Catalog::link`]) say
+    /// `connected = false`, and the others are unaffected.
+    pub fn set_scope_connected(&self, scope: &str, connected: bool) {
+        let mut state = self.lock();
+        let changed = if connected {
+            state.stale.remove(scope)
+        } else {
+            state.stale.insert(scope.to_owned())
+        };
+        if changed {
+            state.refresh_connected();
+        }
+    }
+
+    /// Declares that `scope` feeds the subscriptions of `query`, so that a stale scope marks
+    /// exactly those.
+    pub fn link(&self, scope: &str, query: &Url) {
+        let mut state = self.lock();
+        state
+            .links
+            .entry(scope.to_owned())
+            .or_default()
+            .insert(query.clone());
+        if state.stale.contains(scope) {
+            state.refresh_connected();
+        }
+    }
+
+    /// Undoes [`Catalog::link`].
+    pub fn unlink(&self, scope: &str, query: &Url) {
+        let mut state = self.lock();
+        if let Some(queries) = state.links.get_mut(scope) {
+            queries.remove(query);
+            if queries.is_empty() {
+                state.links.remove(scope);
+            }
+        }
+        state.refresh_connected();
+    }
+
+    /// Whether the backend's connection is up and no handle-wide source is down.
     pub fn is_connected(&self) -> bool {
-        !self.lock().disconnected
+        self.lock().down.is_empty()
     }
 
     /// Adds `url` to `scope`.
@@ -148,9 +218,14 @@ impl Catalog {
         self.apply(scope, urls.into_iter().collect(), Vec::new(), true);
     }
 
-    /// Drops a scope and everything only it held.
+    /// Drops a scope and everything only it held, with its stale mark and its links.
     pub fn clear_scope(&self, scope: &str) {
         self.apply(scope, Vec::new(), Vec::new(), true);
+        let mut state = self.lock();
+        let linked = state.links.remove(scope).is_some();
+        if state.stale.remove(scope) || linked {
+            state.refresh_connected();
+        }
     }
 
     /// Every URL the catalog holds that `query` selects, sorted by full string.
@@ -236,7 +311,6 @@ impl Catalog {
         if appeared.is_empty() && vanished.is_empty() {
             return;
         }
-        let connected = !state.disconnected;
         for sub in state.subs.values_mut() {
             let mut changed = false;
             for url in &vanished {
@@ -249,6 +323,7 @@ impl Catalog {
                 }
             }
             if changed {
+                let connected = sub.connected;
                 sub.publish(connected);
             }
         }
@@ -263,15 +338,52 @@ impl Catalog {
     }
 }
 
+impl State {
+    /// Recomputes every subscription's `connected` flag and publishes where it changed.
+    fn refresh_connected(&mut self) {
+        let State {
+            subs,
+            down,
+            stale,
+            links,
+            ..
+        } = self;
+        for sub in subs.values_mut() {
+            let fed_by_stale = stale.iter().any(|scope| {
+                links
+                    .get(scope)
+                    .is_some_and(|queries| queries.contains(&sub.query))
+            });
+            let connected = sub.listed && down.is_empty() && !fed_by_stale;
+            if connected != sub.connected {
+                sub.publish(connected);
+            }
+        }
+    }
+}
+
+impl Drop for Sub {
+    fn drop(&mut self) {
+        // Ends the history streams with the subscription.
+        self.taps.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
 impl Sub {
     fn publish(&mut self, connected: bool) {
         self.revision += 1;
-        let snapshot = Snapshot::build(
+        self.connected = connected;
+        let snapshot = Arc::new(Snapshot::build(
             self.revision,
-            connected && self.listed,
+            connected,
             self.members.iter().cloned(),
-        );
-        self.tx.send_replace(Arc::new(snapshot));
+        ));
+        let mut taps = self.taps.lock().unwrap_or_else(|p| p.into_inner());
+        if !taps.is_empty() {
+            taps.retain(|tap| tap.send(snapshot.clone()).is_ok());
+        }
+        drop(taps);
+        self.tx.send_replace(snapshot);
     }
 }
 
@@ -327,6 +439,54 @@ mod tests {
         assert_eq!(rx.borrow().len(), 1);
         catalog.set_connected(true);
         assert!(rx.borrow().is_connected());
+    }
+
+    #[test]
+    fn a_stale_scope_marks_only_the_subscriptions_it_feeds() {
+        let catalog = Catalog::new();
+        let (qa, qb) = (url("consumer://c/a.A"), url("consumer://c/a.B"));
+        let (a, rx_a) = catalog.subscribe(qa.clone());
+        let (b, rx_b) = catalog.subscribe(qb.clone());
+        catalog.mark_listed(a, true);
+        catalog.mark_listed(b, true);
+        catalog.link("dir-a", &qa);
+        catalog.link("dir-b", &qb);
+        catalog.insert("dir-a", url("dubbo://h:1/a.A"));
+        catalog.set_scope_connected("dir-a", false);
+        assert!(!rx_a.borrow().is_connected());
+        assert_eq!(rx_a.borrow().len(), 1, "a stale scope keeps its URLs");
+        assert!(rx_b.borrow().is_connected(), "b is fed by another scope");
+        catalog.set_scope_connected("dir-a", true);
+        assert!(rx_a.borrow().is_connected());
+        // Dropping the scope drops its stale mark too.
+        catalog.set_scope_connected("dir-a", false);
+        catalog.clear_scope("dir-a");
+        assert!(rx_a.borrow().is_connected() && rx_a.borrow().is_empty());
+    }
+
+    #[test]
+    fn every_handle_wide_source_must_be_up() {
+        let catalog = Catalog::new();
+        let (id, rx) = catalog.subscribe(url("consumer://c/a.B"));
+        catalog.mark_listed(id, true);
+        catalog.set_connected(false);
+        catalog.set_source_connected("keepalive", false);
+        catalog.set_connected(true);
+        assert!(!rx.borrow().is_connected(), "the keepalive is still down");
+        assert!(!catalog.is_connected());
+        catalog.set_source_connected("keepalive", true);
+        assert!(rx.borrow().is_connected());
+    }
+
+    #[test]
+    fn connectivity_changes_publish_only_when_the_flag_changes() {
+        let catalog = Catalog::new();
+        let (id, rx) = catalog.subscribe(url("consumer://c/a.B"));
+        catalog.mark_listed(id, true);
+        let revision = rx.borrow().revision();
+        catalog.set_connected(true);
+        catalog.set_scope_connected("unlinked", false);
+        assert_eq!(rx.borrow().revision(), revision);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The error type shared by every srpc registry backend.
 
+use std::fmt;
 use std::time::Duration;
 
 /// What a registry operation can fail with.
@@ -32,8 +33,12 @@ pub enum Error {
     NotConnected {
         /// Backend name, e.g. `zookeeper`.
         backend: &'static str,
-        /// What was being tried.
+        /// What was being tried, and what went wrong.
         detail: String,
+        /// The client library's error, when there is one, kept typed for callers that
+        /// inspect it (`std::error::Error::source`).
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// An operation took longer than allowed.
     #[error("{backend} registry timed out after {after:?} while {doing}")]
@@ -82,6 +87,28 @@ impl Error {
             self,
             Error::NotConnected { .. } | Error::Timeout { .. } | Error::Backend { .. }
         )
+    }
+
+    /// An [`Error::NotConnected`] with no underlying error.
+    pub fn not_connected(backend: &'static str, detail: impl Into<String>) -> Error {
+        Error::NotConnected {
+            backend,
+            detail: detail.into(),
+            source: None,
+        }
+    }
+
+    /// An [`Error::NotConnected`] caused by `source`, whose text ends `detail`.
+    pub fn not_connected_by(
+        backend: &'static str,
+        doing: impl fmt::Display,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Error {
+        Error::NotConnected {
+            backend,
+            detail: format!("{doing}: {source}"),
+            source: Some(Box::new(source)),
+        }
     }
 
     /// An [`Error::InvalidInput`].

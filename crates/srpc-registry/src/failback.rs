@@ -9,52 +9,17 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use backon::{BackoffBuilder, ExponentialBuilder};
 use dubbo_url::{Url, is_match};
 use tokio::task::AbortHandle;
 use tracing::{debug, info, warn};
 
+use crate::backend::{Backend, Context, Recover};
 use crate::catalog::{Catalog, SubscriptionId};
 use crate::error::{Error, Result};
 use crate::registry::Registry;
+use crate::retry::RetryPolicy;
+use crate::rules::{is_dynamic, validate_query, validate_registration};
 use crate::subscription::Subscription;
-
-/// What a backend implements: the raw operations against its registry. [`FailbackRegistry`]
-/// wraps it into a full [`Registry`] with bookkeeping, `check` semantics, retries and recovery.
-///
-/// A backend reports what it reads by feeding the [`Catalog`] it gets from its [`Context`].
-#[async_trait]
-pub trait Backend: Send + Sync + 'static {
-    /// Short name for logs and errors, e.g. `zookeeper`.
-    fn name(&self) -> &'static str;
-
-    /// Writes one registration to the registry.
-    async fn register(&self, url: &Url) -> Result<()>;
-
-    /// Deletes one registration from the registry.
-    async fn unregister(&self, url: &Url) -> Result<()>;
-
-    /// Starts (or renews, after a new session) watching what `query` needs, and puts the
-    /// current listing into the catalog **before returning**.
-    async fn subscribe(&self, query: &Url) -> Result<()>;
-
-    /// Stops watching what only `query` needed. Called when the last subscription with an
-    /// equal query is dropped.
-    async fn unsubscribe(&self, query: &Url) -> Result<()>;
-
-    /// Reads once everything `query` may select. The caller filters with `is_match`.
-    async fn lookup(&self, query: &Url) -> Result<Vec<Url>>;
-
-    /// Releases connections and tasks. Registrations were already removed by the caller.
-    async fn close(&self) -> Result<()>;
-}
-
-/// What a backend gets at construction: the catalog to feed and a way to ask for recovery.
-#[derive(Clone)]
-pub struct Context {
-    catalog: Arc<Catalog>,
-    owner: Arc<OnceLock<Weak<dyn Recover>>>,
-}
 
 /// Failback settings, usually read from the registry URL with [`FailbackConfig::from_url`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,48 +69,9 @@ enum Op {
     Subscribe(SubscriptionId, Url),
 }
 
-trait Recover: Send + Sync {
-    fn recover(self: Arc<Self>);
-}
-
 struct SubscriptionGuard<B: Backend> {
     shared: Arc<Shared<B>>,
     id: SubscriptionId,
-}
-
-impl Context {
-    /// The catalog this backend feeds.
-    pub fn catalog(&self) -> &Arc<Catalog> {
-        &self.catalog
-    }
-
-    /// Reports whether the backend is connected to its registry.
-    pub fn set_connected(&self, connected: bool) {
-        self.catalog.set_connected(connected);
-    }
-
-    /// Asks for every registration to be written again and every subscription to be
-    /// re-listed, now, with retries for what fails. Call it after a new session.
-    pub fn recover(&self) {
-        if let Some(owner) = self.owner.get().and_then(Weak::upgrade) {
-            owner.recover();
-        }
-    }
-
-    fn detached() -> (Context, Arc<OnceLock<Weak<dyn Recover>>>) {
-        let owner = Arc::new(OnceLock::new());
-        let ctx = Context {
-            catalog: Arc::new(Catalog::new()),
-            owner: owner.clone(),
-        };
-        (ctx, owner)
-    }
-}
-
-impl fmt::Debug for Context {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Context").finish_non_exhaustive()
-    }
 }
 
 impl Default for FailbackConfig {
@@ -159,6 +85,11 @@ impl Default for FailbackConfig {
 }
 
 impl FailbackConfig {
+    /// The retry policy these settings describe.
+    pub fn retry(&self) -> RetryPolicy {
+        RetryPolicy::new(self.retry_min, self.retry_max)
+    }
+
     /// Reads `check`, `retry.period` and `retry.max.period` from a registry URL.
     pub fn from_url(registry: &Url) -> Result<FailbackConfig> {
         let default = FailbackConfig::default();
@@ -184,7 +115,7 @@ impl<B: Backend> FailbackRegistry<B> {
         config: FailbackConfig,
         make_backend: impl FnOnce(Context) -> B,
     ) -> FailbackRegistry<B> {
-        let (ctx, owner) = Context::detached();
+        let (ctx, owner) = Context::detached(config.retry());
         let backend = make_backend(ctx.clone());
         FailbackRegistry::attach(config, ctx, owner, backend)
     }
@@ -194,7 +125,7 @@ impl<B: Backend> FailbackRegistry<B> {
         config: FailbackConfig,
         make_backend: impl FnOnce(Context) -> Result<B>,
     ) -> Result<FailbackRegistry<B>> {
-        let (ctx, owner) = Context::detached();
+        let (ctx, owner) = Context::detached(config.retry());
         let backend = make_backend(ctx.clone())?;
         Ok(FailbackRegistry::attach(config, ctx, owner, backend))
     }
@@ -207,7 +138,7 @@ impl<B: Backend> FailbackRegistry<B> {
     where
         F: Future<Output = Result<B>>,
     {
-        let (ctx, owner) = Context::detached();
+        let (ctx, owner) = Context::detached(config.retry());
         let backend = make_backend(ctx.clone()).await?;
         Ok(FailbackRegistry::attach(config, ctx, owner, backend))
     }
@@ -220,7 +151,7 @@ impl<B: Backend> FailbackRegistry<B> {
     ) -> FailbackRegistry<B> {
         let shared = Arc::new(Shared {
             backend,
-            catalog: ctx.catalog,
+            catalog: ctx.catalog().clone(),
             config,
             book: Mutex::new(Book::default()),
             closed: AtomicBool::new(false),
@@ -284,13 +215,12 @@ impl<B: Backend> Shared<B> {
     fn spawn_retry(self: &Arc<Self>, op: Op, immediate: bool) -> Option<AbortHandle> {
         let runtime = tokio::runtime::Handle::try_current().ok()?;
         let weak = Arc::downgrade(self);
-        let mut delays = retry_delays(self.config.retry_min, self.config.retry_max);
-        let max = self.config.retry_max;
+        let mut backoff = self.config.retry().backoff();
         let task = runtime.spawn(async move {
             let mut first = true;
             for attempt in 1u64.. {
                 if !(first && immediate) {
-                    tokio::time::sleep(delays.next().unwrap_or(max)).await;
+                    backoff.wait().await;
                 }
                 first = false;
                 let Some(shared) = weak.upgrade() else { return };
@@ -338,24 +268,10 @@ impl<B: Backend> Shared<B> {
     }
 }
 
-impl<B: Backend> Recover for Shared<B> {
-    fn recover(self: Arc<Self>) {
-        if self.closed.load(Ordering::Acquire) {
-            return;
-        }
-        info!(
-            backend = self.backend.name(),
-            "recovering: restoring registrations and re-listing subscriptions"
-        );
+impl<B: Backend> Shared<B> {
+    /// Re-lists every subscription (with retries), keeping their URLs meanwhile.
+    fn relist_subscriptions(self: &Arc<Self>, book: &mut Book) {
         self.catalog.mark_all_unlisted();
-        let mut book = self.book();
-        let registered: Vec<Url> = book.registered.keys().cloned().collect();
-        for url in registered {
-            let handle = self.spawn_retry(Op::Register(url.clone()), true);
-            if let Some(Some(old)) = book.registered.insert(url, handle) {
-                old.abort();
-            }
-        }
         let subscriptions: Vec<(SubscriptionId, Url)> = book
             .subscriptions
             .iter()
@@ -367,6 +283,36 @@ impl<B: Backend> Recover for Shared<B> {
                 old.abort();
             }
         }
+    }
+}
+
+impl<B: Backend> Recover for Shared<B> {
+    fn recover(self: Arc<Self>) {
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        info!(
+            backend = self.backend.name(),
+            "recovering: restoring registrations and re-listing subscriptions"
+        );
+        let mut book = self.book();
+        let registered: Vec<Url> = book.registered.keys().cloned().collect();
+        for url in registered {
+            let handle = self.spawn_retry(Op::Register(url.clone()), true);
+            if let Some(Some(old)) = book.registered.insert(url, handle) {
+                old.abort();
+            }
+        }
+        self.relist_subscriptions(&mut book);
+    }
+
+    fn relist(self: Arc<Self>) {
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        info!(backend = self.backend.name(), "re-listing subscriptions");
+        let mut book = self.book();
+        self.relist_subscriptions(&mut book);
     }
 }
 
@@ -460,7 +406,8 @@ impl<B: Backend> Registry for FailbackRegistry<B> {
                 }
             }
         }
-        Ok(Subscription::new(query.clone(), rx, guard))
+        let taps = shared.catalog.taps(id);
+        Ok(Subscription::new(query.clone(), rx, guard).with_taps(taps))
     }
 
     async fn lookup(&self, query: &Url) -> Result<Vec<Url>> {
@@ -491,9 +438,12 @@ impl<B: Backend> Registry for FailbackRegistry<B> {
             book.subscriptions.clear();
             book.registered.drain().map(|(url, _)| url).collect()
         };
+        // Everything is attempted; the first failure is what `close` returns, the others
+        // are logged.
         let mut first_error = None;
         for url in registered {
-            if !url.param_bool("dynamic", true).unwrap_or(true) {
+            // Booked URLs passed validation, so `dynamic` reads; persistent ones stay.
+            if matches!(is_dynamic(&url), Ok(false)) {
                 continue;
             }
             if let Err(error) = shared.backend.unregister(&url).await {
@@ -502,7 +452,10 @@ impl<B: Backend> Registry for FailbackRegistry<B> {
             }
         }
         shared.catalog.close();
-        shared.backend.close().await?;
+        if let Err(error) = shared.backend.close().await {
+            warn!(backend, %error, "closing the backend failed");
+            first_error.get_or_insert(error);
+        }
         info!(backend, "registry closed");
         first_error.map_or(Ok(()), Err)
     }
@@ -553,59 +506,6 @@ impl fmt::Display for Op {
     }
 }
 
-/// Delays for retrying forever: exponential from `min` (doubling, with jitter) up to `max`.
-/// Every retry loop of srpc uses this, so they all back off alike.
-pub fn retry_delays(min: Duration, max: Duration) -> impl Iterator<Item = Duration> + Send {
-    ExponentialBuilder::default()
-        .with_min_delay(min)
-        .with_max_delay(max)
-        .with_factor(2.0)
-        .with_jitter()
-        .without_max_times()
-        .build()
-}
-
-/// Checks that `url` can be registered: it reads back unchanged, has a protocol and a host,
-/// names one service, and is not an `empty://` marker.
-pub fn validate_registration(url: &Url) -> Result<()> {
-    url.validate()?;
-    let reason = if url.protocol().is_empty() {
-        "a registration needs a protocol"
-    } else if url.is_empty_protocol() {
-        "empty:// is a marker for an empty category, not a registration"
-    } else if url.host().is_empty() {
-        "a registration needs a host"
-    } else if url.service_interface().is_empty() {
-        "a registration needs a service interface (the path or the interface parameter)"
-    } else if url.service_interface() == dubbo_url::ANY_VALUE {
-        "a registration cannot be for interface *"
-    } else {
-        return Ok(());
-    };
-    Err(Error::invalid("registration", url, reason))
-}
-
-/// Checks that `query` can be subscribed to: it reads back unchanged and names a service
-/// interface (or `*`).
-pub fn validate_query(query: &Url) -> Result<()> {
-    query.validate()?;
-    if query.service_interface().is_empty() {
-        return Err(Error::invalid(
-            "subscription",
-            query,
-            "a subscription needs a service interface (the path or the interface parameter), or *",
-        ));
-    }
-    if query.is_empty_protocol() {
-        return Err(Error::invalid(
-            "subscription",
-            query,
-            "empty:// cannot be subscribed to",
-        ));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
@@ -623,6 +523,11 @@ mod tests {
         failures: AtomicUsize,
         /// Refuse every call as invalid input, as a backend refuses what it cannot carry.
         refuse: AtomicBool,
+        /// Make `close` fail.
+        close_fails: AtomicBool,
+        /// How many times `register` and `subscribe` reached the store.
+        registers: AtomicUsize,
+        subscribes: AtomicUsize,
     }
 
     impl Flaky {
@@ -637,10 +542,7 @@ mod tests {
             let left = self.failures.load(Ordering::SeqCst);
             if left > 0 {
                 self.failures.store(left - 1, Ordering::SeqCst);
-                return Err(Error::NotConnected {
-                    backend: "flaky",
-                    detail: "injected failure".into(),
-                });
+                return Err(Error::not_connected("flaky", "injected failure"));
             }
             Ok(())
         }
@@ -653,6 +555,7 @@ mod tests {
         }
         async fn register(&self, url: &Url) -> Result<()> {
             self.fail()?;
+            self.registers.fetch_add(1, Ordering::SeqCst);
             self.store.send_modify(|s| {
                 s.replace(url.clone());
             });
@@ -669,6 +572,7 @@ mod tests {
         }
         async fn subscribe(&self, _query: &Url) -> Result<()> {
             self.fail()?;
+            self.subscribes.fetch_add(1, Ordering::SeqCst);
             self.ctx
                 .catalog()
                 .replace("all", self.store.borrow().iter().cloned());
@@ -682,6 +586,9 @@ mod tests {
             Ok(self.store.borrow().iter().cloned().collect())
         }
         async fn close(&self) -> Result<()> {
+            if self.close_fails.load(Ordering::SeqCst) {
+                return Err(Error::backend("flaky", "close failed"));
+            }
             Ok(())
         }
     }
@@ -697,6 +604,9 @@ mod tests {
             store: tx,
             failures: AtomicUsize::new(0),
             refuse: AtomicBool::new(false),
+            close_fails: AtomicBool::new(false),
+            registers: AtomicUsize::new(0),
+            subscribes: AtomicUsize::new(0),
         });
         (registry, rx)
     }
@@ -835,6 +745,78 @@ mod tests {
             Err(Error::Closed)
         ));
         registry.close().await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn close_returns_its_first_error_and_still_closes_the_backend() {
+        let (registry, _store) = registry(true);
+        registry.register(&url("dubbo://h:1/a.B")).await.unwrap();
+        registry.backend().failures.store(1, Ordering::SeqCst);
+        registry.backend().close_fails.store(true, Ordering::SeqCst);
+        let err = registry.close().await.unwrap_err();
+        assert!(
+            matches!(err, Error::NotConnected { .. }),
+            "the unregister failed first: {err}"
+        );
+        assert!(matches!(
+            registry.register(&url("dubbo://h:1/a.B")).await,
+            Err(Error::Closed)
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn relist_lists_again_without_writing_registrations() {
+        let (registry, _store) = registry(true);
+        registry.register(&url("dubbo://h:1/a.B")).await.unwrap();
+        let mut sub = registry.subscribe(&url("consumer://c/a.B")).await.unwrap();
+        let backend = registry.backend();
+        assert_eq!(backend.registers.load(Ordering::SeqCst), 1);
+        assert_eq!(backend.subscribes.load(Ordering::SeqCst), 1);
+
+        backend.ctx.relist();
+        sub.wait_for(Snapshot::is_connected, LONG).await.unwrap();
+        let deadline = tokio::time::Instant::now() + LONG;
+        while backend.subscribes.load(Ordering::SeqCst) < 2 {
+            assert!(tokio::time::Instant::now() < deadline, "never re-listed");
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            backend.registers.load(Ordering::SeqCst),
+            1,
+            "relist writes nothing"
+        );
+
+        backend.ctx.recover();
+        while backend.registers.load(Ordering::SeqCst) < 2
+            || backend.subscribes.load(Ordering::SeqCst) < 3
+        {
+            assert!(tokio::time::Instant::now() < deadline, "never recovered");
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn history_sees_every_snapshot_uncoalesced() {
+        let (registry, _store) = registry(true);
+        let sub = registry.subscribe(&url("consumer://c/a.B")).await.unwrap();
+        let mut history = sub.history();
+        for port in 1..=3 {
+            registry
+                .register(&url(&format!("dubbo://h:{port}/a.B")))
+                .await
+                .unwrap();
+        }
+        let mut sizes = Vec::new();
+        for _ in 0..3 {
+            sizes.push(history.recv().await.unwrap().len());
+        }
+        assert_eq!(sizes, [1, 2, 3], "no snapshot was skipped");
+        registry.close().await.unwrap();
+        let drained = tokio::time::timeout(LONG, async { while history.recv().await.is_some() {} });
+        assert!(
+            drained.await.is_ok(),
+            "the history ends with the subscription"
+        );
     }
 
     #[tokio::test]

@@ -1,9 +1,13 @@
 //! The srpc `Registry` trait, latest-state subscriptions, and the machinery every backend
 //! shares: the catalog that matches and diffs, and failback with retry and recovery.
 //!
-//! Applications use [`Registry`] and [`Subscription`]; backend authors implement [`Backend`]
-//! and wrap it in [`FailbackRegistry`], which adds everything the contract promises beyond the
-//! raw operations.
+//! Applications use [`Registry`] and [`Subscription`]. Backend authors get a kit: they
+//! implement [`Backend`] (only their own protocol) and wrap it in [`FailbackRegistry`], which
+//! adds everything the contract promises beyond the raw operations (bookkeeping, `check`,
+//! retries, recovery). [`Watches`] runs one watch task per scope, [`Keepalive`] keeps a
+//! registration alive, [`Catalog`] turns listings into snapshots, [`RegistryParams`] reads
+//! the common parts of a registry URL, and [`RetryPolicy`] is how every loop backs off.
+//! `docs/registry.md` has the guide to writing a backend.
 //!
 //! ```
 //! use std::time::Duration;
@@ -20,21 +24,30 @@
 //! # Ok(()) }
 //! ```
 
+mod backend;
 mod catalog;
 mod error;
 mod failback;
+mod keepalive;
+mod params;
 mod registry;
+mod retry;
+mod rules;
 mod snapshot;
 mod subscription;
+mod watches;
 
 pub use dubbo_url::Url;
 
+pub use crate::backend::{Backend, Context};
 pub use crate::catalog::{Catalog, SubscriptionId};
 pub use crate::error::{Error, Result};
-pub use crate::failback::{
-    Backend, Context, FailbackConfig, FailbackRegistry, retry_delays, validate_query,
-    validate_registration,
-};
+pub use crate::failback::{FailbackConfig, FailbackRegistry};
+pub use crate::keepalive::{Keepalive, KeepaliveState, Renew, Renewal};
+pub use crate::params::RegistryParams;
 pub use crate::registry::Registry;
+pub use crate::retry::{Backoff, RetryPolicy, retry_delays};
+pub use crate::rules::{is_dynamic, validate_query, validate_registration};
 pub use crate::snapshot::{Change, Snapshot};
 pub use crate::subscription::Subscription;
+pub use crate::watches::{WatchScope, Watches};

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use dubbo_url::Url;
 use futures_util::Stream;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
+use crate::catalog::Taps;
 use crate::error::{Error, Result};
 use crate::snapshot::{Change, Snapshot};
 
@@ -24,6 +25,7 @@ use crate::snapshot::{Change, Snapshot};
 pub struct Subscription {
     query: Url,
     rx: watch::Receiver<Arc<Snapshot>>,
+    taps: Option<Arc<Taps>>,
     _guard: Arc<dyn Send + Sync>,
 }
 
@@ -38,8 +40,15 @@ impl Subscription {
         Subscription {
             query,
             rx,
+            taps: None,
             _guard: guard,
         }
+    }
+
+    /// Lets [`Subscription::history`] receive what the catalog publishes.
+    pub(crate) fn with_taps(mut self, taps: Option<Arc<Taps>>) -> Subscription {
+        self.taps = taps;
+        self
     }
 
     /// A subscription whose content never changes, e.g. for a fixed list of providers.
@@ -64,6 +73,20 @@ impl Subscription {
     pub fn watch(&self) -> watch::Receiver<Arc<Snapshot>> {
         let mut rx = self.rx.clone();
         rx.mark_unchanged();
+        rx
+    }
+
+    /// Every snapshot published from now on, in order and none coalesced — unlike
+    /// [`Subscription::changed`], which skips to the newest. For audits and tests that must
+    /// see each intermediate state (for example, that no empty snapshot was ever published
+    /// during an outage). The stream ends when the subscription does; a reader that falls
+    /// behind makes it grow, so read it or drop it. Subscriptions that do not come from a
+    /// catalog ([`Subscription::fixed`], custom backends) end it at once.
+    pub fn history(&self) -> mpsc::UnboundedReceiver<Arc<Snapshot>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        if let Some(taps) = &self.taps {
+            taps.lock().unwrap_or_else(|p| p.into_inner()).push(tx);
+        }
         rx
     }
 

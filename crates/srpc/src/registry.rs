@@ -2,42 +2,74 @@
 
 use std::sync::Arc;
 
+use futures_util::future::BoxFuture;
+
 pub use srpc_registry::*;
 
-/// A backend scheme, the cargo feature that enables it, and whether this build has it.
+/// Opens a registry of one backend from its URL.
+type Open = fn(&Url) -> BoxFuture<'_, Result<Arc<dyn Registry>>>;
+
+/// A backend scheme, the cargo feature that enables it, and its constructor when this build
+/// has it. The one place a scheme is checked: backends read the rest of the URL.
 struct Scheme {
     name: &'static str,
     feature: &'static str,
-    enabled: bool,
+    open: Option<Open>,
 }
 
-/// Every scheme this version of srpc has a backend for.
+/// Every scheme this version of srpc has a backend for, in the order of the docs.
 const SCHEMES: &[Scheme] = &[
     Scheme {
         name: "inprocess",
         feature: "inprocess",
-        enabled: cfg!(feature = "inprocess"),
+        #[cfg(feature = "inprocess")]
+        open: Some(|url| Box::pin(async move { Ok(arc(srpc_registry_inprocess::connect(url)?)) })),
+        #[cfg(not(feature = "inprocess"))]
+        open: None,
     },
     Scheme {
         name: "multicast",
         feature: "multicast",
-        enabled: cfg!(feature = "multicast"),
+        #[cfg(feature = "multicast")]
+        open: Some(|url| {
+            Box::pin(async move { Ok(arc(srpc_registry_multicast::connect(url).await?)) })
+        }),
+        #[cfg(not(feature = "multicast"))]
+        open: None,
     },
     Scheme {
         name: "zookeeper",
         feature: "zookeeper",
-        enabled: cfg!(feature = "zookeeper"),
+        #[cfg(feature = "zookeeper")]
+        open: Some(|url| {
+            Box::pin(async move { Ok(arc(srpc_registry_zookeeper::connect(url).await?)) })
+        }),
+        #[cfg(not(feature = "zookeeper"))]
+        open: None,
     },
     Scheme {
         name: "http",
         feature: "http",
-        enabled: cfg!(feature = "http"),
+        #[cfg(feature = "http")]
+        open: Some(|url| Box::pin(async move { Ok(arc(srpc_registry_http::connect(url).await?)) })),
+        #[cfg(not(feature = "http"))]
+        open: None,
     },
 ];
 
+#[cfg(any(
+    feature = "inprocess",
+    feature = "multicast",
+    feature = "zookeeper",
+    feature = "http"
+))]
+fn arc(registry: impl Registry) -> Arc<dyn Registry> {
+    Arc::new(registry)
+}
+
 /// The registry schemes this build can [`connect`] to.
 pub fn enabled_schemes() -> impl Iterator<Item = &'static str> {
-    SCHEMES.iter().filter(|s| s.enabled).map(|s| s.name)
+    SCHEMES.iter().filter(|s| s.open.is_some()).map(|s| s.name)
 }
 
 /// Opens a registry from its URL, e.g. `inprocess://my-hub`.
@@ -56,29 +88,14 @@ pub async fn connect(registry_url: &str) -> Result<Arc<dyn Registry>> {
 pub async fn connect_url(url: &Url) -> Result<Arc<dyn Registry>> {
     let scheme = url.protocol();
     match SCHEMES.iter().find(|s| s.name == scheme) {
-        Some(s) if s.enabled => open(url).await,
+        Some(Scheme {
+            open: Some(open), ..
+        }) => open(url).await,
         Some(s) => Err(Error::Unsupported {
             scheme: scheme.to_owned(),
             feature: Some(s.feature),
         }),
         None => Err(Error::Unsupported {
-            scheme: scheme.to_owned(),
-            feature: None,
-        }),
-    }
-}
-
-async fn open(url: &Url) -> Result<Arc<dyn Registry>> {
-    match url.protocol() {
-        #[cfg(feature = "inprocess")]
-        "inprocess" => Ok(Arc::new(srpc_registry_inprocess::connect(url)?)),
-        #[cfg(feature = "multicast")]
-        "multicast" => Ok(Arc::new(srpc_registry_multicast::connect(url).await?)),
-        #[cfg(feature = "zookeeper")]
-        "zookeeper" => Ok(Arc::new(srpc_registry_zookeeper::connect(url).await?)),
-        #[cfg(feature = "http")]
-        "http" => Ok(Arc::new(srpc_registry_http::connect(url).await?)),
-        scheme => Err(Error::Unsupported {
             scheme: scheme.to_owned(),
             feature: None,
         }),

@@ -1,0 +1,119 @@
+//! [`RegistryParams`]: the part of reading a registry URL that every backend shares.
+
+use std::time::Duration;
+
+use dubbo_url::Url;
+
+use crate::error::{Error, Result};
+use crate::failback::FailbackConfig;
+
+/// Reads the parameters every backend reads alike from its registry URL: `check` and the
+/// retry policy, the server list (`host:port` plus `backup=`), credentials, and positive
+/// durations, with errors that quote the URL and say what to write instead.
+///
+/// The scheme is not checked here: the facade's scheme table chose the backend by it.
+///
+/// ```
+/// use std::time::Duration;
+/// use srpc_registry::{RegistryParams, Url};
+///
+/// let url: Url = "zookeeper://u:p@a:2181?backup=b&session=30s&check=false".parse()?;
+/// let params = RegistryParams::new(&url);
+/// assert_eq!(params.servers(2181, "zookeeper://host:port")?, ["a:2181", "b:2181"]);
+/// assert_eq!(params.credentials(), Some(("u", "p")));
+/// assert_eq!(params.positive_duration("session", Duration::from_secs(60))?, Duration::from_secs(30));
+/// assert!(!params.failback()?.check);
+/// # Ok::<(), srpc_registry::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct RegistryParams<'a> {
+    url: &'a Url,
+}
+
+impl<'a> RegistryParams<'a> {
+    /// Reads `url`.
+    pub fn new(url: &'a Url) -> RegistryParams<'a> {
+        RegistryParams { url }
+    }
+
+    /// The registry URL.
+    pub fn url(&self) -> &'a Url {
+        self.url
+    }
+
+    /// An [`Error::InvalidInput`] about this registry URL.
+    pub fn invalid(&self, reason: impl Into<String>) -> Error {
+        Error::invalid("registry url", self.url, reason)
+    }
+
+    /// `check`, `retry.period` and `retry.max.period`.
+    pub fn failback(&self) -> Result<FailbackConfig> {
+        FailbackConfig::from_url(self.url)
+    }
+
+    /// The servers: the URL's `host[:port]` (which may itself be a comma list) and those of
+    /// `backup=`, each with `default_port` when it names none. At least one is required;
+    /// `example` shows the user the form, e.g. `zookeeper://host:port`.
+    pub fn servers(&self, default_port: u16, example: &str) -> Result<Vec<String>> {
+        let servers = self.url.backup_addresses(default_port);
+        if servers.is_empty() || self.url.host().is_empty() {
+            return Err(self.invalid(format!("name at least one server: {example}")));
+        }
+        if servers.iter().any(|s| s.contains(['/', '@', ' '])) {
+            return Err(self.invalid(format!(
+                "server list {servers:?} is not host:port,host:port"
+            )));
+        }
+        Ok(servers)
+    }
+
+    /// `user:password@`, when the URL has a user name.
+    pub fn credentials(&self) -> Option<(&'a str, &'a str)> {
+        let user = self.url.username();
+        (!user.is_empty()).then(|| (user, self.url.password()))
+    }
+
+    /// A duration parameter (`30s`, `1500ms`, or milliseconds as Java writes them) that must
+    /// be above zero.
+    pub fn positive_duration(&self, key: &str, default: Duration) -> Result<Duration> {
+        let value = self.url.param_duration(key, default)?;
+        if value.is_zero() {
+            return Err(self.invalid(format!("{key} must be greater than zero")));
+        }
+        Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn servers_need_a_host_and_refuse_junk() {
+        let u = url("etcd://?backup=b");
+        let err = RegistryParams::new(&u)
+            .servers(2379, "etcd://host:port")
+            .unwrap_err();
+        assert!(err.to_string().contains("etcd://host:port"), "{err}");
+        let u = url("zookeeper://a:1?backup=b/c");
+        assert!(RegistryParams::new(&u).servers(2181, "x").is_err());
+    }
+
+    #[test]
+    fn zero_durations_are_refused_by_name() {
+        let u = url("zookeeper://a:1?session=0");
+        let err = RegistryParams::new(&u)
+            .positive_duration("session", Duration::from_secs(1))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("session must be greater than zero"),
+            "{err}"
+        );
+        assert!(RegistryParams::new(&url("x://a")).credentials().is_none());
+    }
+}

@@ -1,0 +1,430 @@
+//! [`Watches`]: one long-running watch task per scope, with the queries that need it, written
+//! once for every backend.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use dubbo_url::Url;
+use tokio::task::AbortHandle;
+use tracing::{debug, info, warn};
+
+use crate::backend::Context;
+use crate::catalog::Catalog;
+use crate::error::{Error, Result};
+use crate::retry::RetryPolicy;
+
+/// The watch tasks of one backend handle, keyed by catalog scope (a ZooKeeper directory, an
+/// etcd prefix, a service key of the HTTP registry).
+///
+/// - [`Watches::watch`] starts the task of a scope on the first query that needs it and only
+///   records the query after that;
+/// - [`Watches::release`] (from `Backend::unsubscribe`) forgets a query, and stops the task of
+///   every scope no query needs any more, clearing that scope from the catalog;
+/// - a watch body that fails is started again after the next delay of the registry's
+///   [`RetryPolicy`]; meanwhile its scope is marked stale, so exactly the subscriptions it
+///   feeds say `connected = false` and keep their URLs;
+/// - [`Watches::close`], and dropping the `Watches`, abort every task.
+///
+/// A watch body is an async closure called with a [`WatchScope`]. It lists, feeds the catalog
+/// through the scope, and waits for the next change. It returns `Err` when it fails, and may
+/// return `Ok(())` after a one-shot watch fired, to be called again at once. A body that
+/// returns `Ok(())` without having fed anything is treated as a failure, so a broken body
+/// cannot spin.
+pub struct Watches {
+    inner: Arc<Inner>,
+}
+
+/// What a watch body gets: the name of its scope, and the catalog operations on it.
+///
+/// Writes through a scope whose task was stopped are ignored, so a task aborted half-way can
+/// never put back what [`Watches::release`] cleared.
+#[derive(Clone)]
+pub struct WatchScope {
+    name: Arc<str>,
+    generation: u64,
+    inner: Weak<Inner>,
+    catalog: Arc<Catalog>,
+    progress: Arc<AtomicBool>,
+    failing: Arc<AtomicBool>,
+}
+
+struct Inner {
+    backend: &'static str,
+    catalog: Arc<Catalog>,
+    retry: RetryPolicy,
+    tasks: Mutex<HashMap<String, Entry>>,
+    generations: AtomicU64,
+    closed: AtomicBool,
+}
+
+struct Entry {
+    task: AbortHandle,
+    generation: u64,
+    queries: HashSet<Url>,
+}
+
+impl Watches {
+    /// Watch tasks of `backend`, feeding `ctx`'s catalog and backing off with its retry policy.
+    pub fn new(backend: &'static str, ctx: &Context) -> Watches {
+        Watches::with_retry(backend, ctx, ctx.retry())
+    }
+
+    /// The same, with another retry policy for restarting failed watches (usually
+    /// `ctx.retry().capped(…)`, since how soon a watch comes back is what users feel).
+    pub fn with_retry(backend: &'static str, ctx: &Context, retry: RetryPolicy) -> Watches {
+        Watches {
+            inner: Arc::new(Inner {
+                backend,
+                catalog: ctx.catalog().clone(),
+                retry,
+                tasks: Mutex::default(),
+                generations: AtomicU64::new(0),
+                closed: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Records that `query` needs `scope`, starting the scope's task with `body` if it has
+    /// none. Returns whether a task was started. Fails with [`Error::Closed`] after
+    /// [`Watches::close`], and outside a tokio runtime.
+    pub fn watch<F, Fut>(&self, scope: &str, query: &Url, body: F) -> Result<bool>
+    where
+        F: FnMut(WatchScope) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<()>> + Send + 'static,
+    {
+        let inner = &self.inner;
+        let mut tasks = inner.tasks();
+        if inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        inner.catalog.link(scope, query);
+        if let Some(entry) = tasks.get_mut(scope) {
+            entry.queries.insert(query.clone());
+            return Ok(false);
+        }
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| Error::backend(inner.backend, "watches need a tokio runtime to run on"))?;
+        let generation = inner.generations.fetch_add(1, Ordering::Relaxed);
+        let handle = WatchScope {
+            name: Arc::from(scope),
+            generation,
+            inner: Arc::downgrade(inner),
+            catalog: inner.catalog.clone(),
+            progress: Arc::default(),
+            failing: Arc::default(),
+        };
+        let task = runtime.spawn(run(inner.backend, inner.retry, handle, body));
+        tasks.insert(
+            scope.to_owned(),
+            Entry {
+                task: task.abort_handle(),
+                generation,
+                queries: HashSet::from([query.clone()]),
+            },
+        );
+        debug!(backend = inner.backend, %scope, "watch started");
+        Ok(true)
+    }
+
+    /// Forgets `query` in every scope; the scopes no query needs any more have their task
+    /// stopped and are cleared from the catalog. Returns those scopes.
+    pub fn release(&self, query: &Url) -> Vec<String> {
+        let inner = &self.inner;
+        let mut tasks = inner.tasks();
+        let mut released = Vec::new();
+        tasks.retain(|scope, entry| {
+            if entry.queries.remove(query) {
+                inner.catalog.unlink(scope, query);
+            }
+            if entry.queries.is_empty() {
+                entry.task.abort();
+                released.push(scope.clone());
+                false
+            } else {
+                true
+            }
+        });
+        // Cleared while holding the task map, so no stopped task can write in between.
+        for scope in &released {
+            inner.catalog.clear_scope(scope);
+            debug!(backend = inner.backend, %scope, "watch stopped");
+        }
+        released
+    }
+
+    /// The queries that need `scope` now.
+    pub fn queries(&self, scope: &str) -> Vec<Url> {
+        self.inner.queries(scope)
+    }
+
+    /// The scopes watched now, sorted.
+    pub fn scopes(&self) -> Vec<String> {
+        let mut scopes: Vec<String> = self.inner.tasks().keys().cloned().collect();
+        scopes.sort();
+        scopes
+    }
+
+    /// Aborts every task and refuses new ones.
+    pub fn close(&self) {
+        self.inner.closed.store(true, Ordering::Release);
+        for (_, entry) in self.inner.tasks().drain() {
+            entry.task.abort();
+        }
+    }
+}
+
+impl Drop for Watches {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl fmt::Debug for Watches {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Watches")
+            .field("backend", &self.inner.backend)
+            .field("scopes", &self.scopes())
+            .finish()
+    }
+}
+
+impl Inner {
+    fn tasks(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn queries(&self, scope: &str) -> Vec<Url> {
+        self.tasks()
+            .get(scope)
+            .map(|entry| entry.queries.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+impl WatchScope {
+    /// The scope's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Replaces the scope with a fresh listing, and marks it working.
+    pub fn replace(&self, urls: impl IntoIterator<Item = Url>) {
+        self.write(|catalog, name| catalog.replace(name, urls));
+    }
+
+    /// Adds one URL (an event), and marks the scope working.
+    pub fn insert(&self, url: Url) {
+        self.write(|catalog, name| catalog.insert(name, url));
+    }
+
+    /// Removes one URL (an event), and marks the scope working.
+    pub fn remove(&self, url: &Url) {
+        self.write(|catalog, name| catalog.remove(name, url));
+    }
+
+    /// Marks the scope as not working (its subscriptions say `connected = false`), for a body
+    /// that knows before failing. [`Watches`] does this itself when a body returns `Err`.
+    pub fn set_stale(&self) {
+        self.catalog.set_scope_connected(&self.name, false);
+    }
+
+    /// The queries that need this scope now (for a body that watches a root and starts
+    /// watches for what appears under it).
+    pub fn queries(&self) -> Vec<Url> {
+        self.inner
+            .upgrade()
+            .map(|inner| inner.queries(&self.name))
+            .unwrap_or_default()
+    }
+
+    fn write(&self, change: impl FnOnce(&Catalog, &str)) {
+        let Some(inner) = self.inner.upgrade() else {
+            return;
+        };
+        let tasks = inner.tasks();
+        if tasks
+            .get(&*self.name)
+            .is_none_or(|entry| entry.generation != self.generation)
+        {
+            return; // Stopped: what it read belongs to nobody now.
+        }
+        change(&self.catalog, &self.name);
+        self.catalog.set_scope_connected(&self.name, true);
+        drop(tasks);
+        self.progress.store(true, Ordering::Release);
+        if self.failing.swap(false, Ordering::AcqRel) {
+            info!(backend = inner.backend, scope = %self.name, "watch works again");
+        }
+    }
+}
+
+impl fmt::Debug for WatchScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WatchScope")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs a watch body forever: again at once after `Ok` with progress, after the next delay
+/// otherwise, with the scope marked stale while it fails.
+async fn run<F, Fut>(backend: &'static str, retry: RetryPolicy, scope: WatchScope, mut body: F)
+where
+    F: FnMut(WatchScope) -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
+    let mut backoff = retry.backoff();
+    loop {
+        let outcome = body(scope.clone()).await;
+        if scope.progress.swap(false, Ordering::AcqRel) {
+            backoff.reset();
+            if outcome.is_ok() {
+                continue;
+            }
+        }
+        let error = match outcome {
+            Ok(()) => Error::backend(backend, "the watch ended without reading anything"),
+            Err(error) => error,
+        };
+        scope.set_stale();
+        if scope.failing.swap(true, Ordering::AcqRel) {
+            debug!(backend, scope = %scope.name, %error, "watch failed again");
+        } else {
+            warn!(backend, scope = %scope.name, %error, "watch failed; keeping the last known entries and retrying");
+        }
+        backoff.wait().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+
+    use tokio::sync::watch;
+
+    use super::*;
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
+    fn context() -> Context {
+        Context::detached(RetryPolicy::new(
+            Duration::from_millis(100),
+            Duration::from_secs(1),
+        ))
+        .0
+    }
+
+    const LONG: Duration = Duration::from_secs(3600);
+
+    /// A registry store the bodies read, and how often they were started.
+    struct Store {
+        urls: watch::Sender<Vec<Url>>,
+        fail: AtomicBool,
+        starts: AtomicUsize,
+    }
+
+    fn store() -> Arc<Store> {
+        Arc::new(Store {
+            urls: watch::Sender::new(Vec::new()),
+            fail: AtomicBool::new(false),
+            starts: AtomicUsize::new(0),
+        })
+    }
+
+    /// A body that lists, waits for a change, and fails while `fail` is set.
+    fn body(
+        store: Arc<Store>,
+    ) -> impl FnMut(WatchScope) -> futures_util::future::BoxFuture<'static, Result<()>> {
+        move |scope| {
+            let store = store.clone();
+            Box::pin(async move {
+                store.starts.fetch_add(1, Ordering::SeqCst);
+                let mut rx = store.urls.subscribe();
+                loop {
+                    if store.fail.load(Ordering::SeqCst) {
+                        return Err(Error::not_connected("test", "injected"));
+                    }
+                    scope.replace(rx.borrow_and_update().clone());
+                    if rx.changed().await.is_err() {
+                        return Ok(());
+                    }
+                }
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_task_per_scope_stopped_and_cleared_with_its_last_query() {
+        let ctx = context();
+        let watches = Watches::new("test", &ctx);
+        let store = store();
+        store.urls.send_replace(vec![url("dubbo://h:1/a.B")]);
+        let (q1, q2) = (url("consumer://c/a.B"), url("consumer://c/a.B?group=*"));
+        assert!(watches.watch("s", &q1, body(store.clone())).unwrap());
+        assert!(!watches.watch("s", &q2, body(store.clone())).unwrap());
+        let (id, mut rx) = ctx.catalog().subscribe(q1.clone());
+        ctx.catalog().mark_listed(id, true);
+        rx.wait_for(|s| s.len() == 1).await.unwrap();
+        assert_eq!(
+            store.starts.load(Ordering::SeqCst),
+            1,
+            "one task for both queries"
+        );
+        assert!(watches.release(&q1).is_empty(), "q2 still needs the scope");
+        assert_eq!(watches.release(&q2), ["s"]);
+        assert!(rx.borrow_and_update().is_empty(), "the scope was cleared");
+        // The stopped task writes nothing any more.
+        store.urls.send_replace(vec![url("dubbo://h:2/a.B")]);
+        tokio::time::sleep(LONG).await;
+        assert!(rx.borrow().is_empty());
+        assert!(watches.scopes().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_watch_marks_only_its_subscriptions_and_restarts() {
+        let ctx = context();
+        let watches = Watches::new("test", &ctx);
+        let (failing, healthy) = (store(), store());
+        failing.urls.send_replace(vec![url("dubbo://h:1/a.A")]);
+        let (qa, qb) = (url("consumer://c/a.A"), url("consumer://c/a.B"));
+        let (ida, mut rxa) = ctx.catalog().subscribe(qa.clone());
+        let (idb, rxb) = ctx.catalog().subscribe(qb.clone());
+        ctx.catalog().mark_listed(ida, true);
+        ctx.catalog().mark_listed(idb, true);
+        watches.watch("a", &qa, body(failing.clone())).unwrap();
+        watches.watch("b", &qb, body(healthy.clone())).unwrap();
+        rxa.wait_for(|s| s.is_connected() && s.len() == 1)
+            .await
+            .unwrap();
+
+        failing.fail.store(true, Ordering::SeqCst);
+        failing.urls.send_replace(vec![url("dubbo://h:1/a.A")]);
+        let s = rxa.wait_for(|s| !s.is_connected()).await.unwrap().clone();
+        assert_eq!(s.len(), 1, "the last known entries stay");
+        assert!(rxb.borrow().is_connected(), "the other scope is unaffected");
+
+        failing.fail.store(false, Ordering::SeqCst);
+        tokio::time::timeout(LONG, rxa.wait_for(|s| s.is_connected()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(failing.starts.load(Ordering::SeqCst) >= 2, "restarted");
+    }
+
+    #[tokio::test]
+    async fn close_refuses_new_watches() {
+        let ctx = context();
+        let watches = Watches::new("test", &ctx);
+        watches.close();
+        let err = watches
+            .watch("s", &url("consumer://c/a.B"), body(store()))
+            .unwrap_err();
+        assert!(matches!(err, Error::Closed));
+    }
+}
