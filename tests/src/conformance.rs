@@ -14,6 +14,8 @@ use futures_util::future::join_all;
 use srpc::url::is_match;
 use srpc_registry::{Error, Registry, Snapshot, Subscription, Url};
 
+use crate::proxy::TcpProxy;
+
 /// Makes registry handles for the suite.
 #[async_trait]
 pub trait Factory: Send + Sync {
@@ -30,6 +32,122 @@ pub trait Factory: Send + Sync {
     fn max_url_len(&self) -> usize {
         usize::MAX
     }
+
+    /// Handles whose connection to the registry a test can cut, for the outage contract
+    /// ([`outage_suite!`](crate::outage_suite)); `None` (the default) says the backend cannot
+    /// be cut (no server: inprocess, multicast).
+    async fn outage(&self) -> Option<Outage> {
+        None
+    }
+}
+
+/// A registry reached through a [`TcpProxy`] that the test cuts, and a handle that stays
+/// connected, made by [`Factory::outage`].
+pub struct Outage {
+    /// Provider side, reaching the registry through `proxy`.
+    pub provider: Arc<dyn Registry>,
+    /// Consumer side, reaching the registry through `proxy`.
+    pub consumer: Arc<dyn Registry>,
+    /// A third handle on the same registry that is never cut: it changes the registry during
+    /// the cut, and sees what the registry really holds.
+    pub bystander: Arc<dyn Registry>,
+    /// The proxy between the cut handles and the registry.
+    pub proxy: TcpProxy,
+    /// How long the registry keeps the registrations of a handle it cannot reach (session
+    /// timeout, TTL); the test waits until they are gone.
+    pub lost_after: Duration,
+    /// The longest wait between two attempts of the cut handles (their retry policy's cap):
+    /// lost registrations must be back within it after the cut heals.
+    pub retry_period: Duration,
+}
+
+/// What may come on top of a retry period on a loaded 2-core machine: connecting, the
+/// server's answer, the scheduler.
+const SCHEDULING_SLACK: Duration = Duration::from_secs(3);
+
+/// The outage contract: while the connection is cut, subscriptions keep their last providers
+/// with `connected = false` and no empty snapshot is ever published; changes made by another
+/// handle during the cut are seen after it heals; registrations the registry dropped during
+/// the cut are back within one retry period after it heals.
+pub async fn outage_keeps_the_last_providers_and_recovers(f: &impl Factory) {
+    let o = f
+        .outage()
+        .await
+        .expect("a backend that runs the outage contract gives a cuttable setup");
+    let svc = iface("outage");
+    let q = query(&svc, "");
+    let (a, b, c) = (
+        provider(&svc, 20100, ""),
+        provider(&svc, 20101, ""),
+        provider(&svc, 20102, ""),
+    );
+    o.bystander.register(&b).await.unwrap();
+    o.provider.register(&a).await.unwrap();
+    let mut sub = o.consumer.subscribe(&q).await.unwrap();
+    let mut truth = o.bystander.subscribe(&q).await.unwrap();
+    wait(&mut sub, f.deadline(), "both providers, connected", |s| {
+        s.is_connected() && s.contains(&a) && s.contains(&b)
+    })
+    .await;
+    // Every snapshot from here on, not only what a coalescing watch would show.
+    let mut history = sub.history();
+
+    o.proxy.cut();
+    let s = wait(&mut sub, f.deadline(), "the cut is noticed", |s| {
+        !s.is_connected()
+    })
+    .await;
+    assert!(
+        s.contains(&a) && s.contains(&b),
+        "the last providers stay while cut: {s:?}"
+    );
+    o.bystander.register(&c).await.unwrap();
+    wait(
+        &mut truth,
+        f.deadline() + o.lost_after,
+        "the registry drops the unreachable provider",
+        |s| !s.contains(&a) && s.contains(&c),
+    )
+    .await;
+    let s = sub.snapshot();
+    assert!(
+        !s.is_connected() && s.contains(&a) && s.contains(&b),
+        "still cut, still the last providers: {s:?}"
+    );
+
+    o.proxy.restore();
+    let healed = tokio::time::Instant::now();
+    wait(
+        &mut truth,
+        o.retry_period + SCHEDULING_SLACK,
+        "the lost registration is back within one retry period",
+        |s| s.contains(&a),
+    )
+    .await;
+    let back_after = healed.elapsed();
+    let s = wait(
+        &mut sub,
+        f.deadline() + o.retry_period,
+        "the consumer sees everything, connected",
+        |s| s.is_connected() && s.contains(&a) && s.contains(&b) && s.contains(&c),
+    )
+    .await;
+    assert_eq!(s.len(), 3, "{s:?}");
+
+    let mut published = 0;
+    while let Ok(snapshot) = history.try_recv() {
+        published += 1;
+        assert!(
+            !snapshot.is_empty() && snapshot.contains(&b),
+            "snapshot {} lost providers that never left: {snapshot:?}",
+            snapshot.revision()
+        );
+    }
+    assert!(published >= 2, "the cut and the heal were published");
+    for handle in [&o.provider, &o.consumer, &o.bystander] {
+        handle.close().await.unwrap();
+    }
+    eprintln!("outage: lost registration back {back_after:?} after the cut healed");
 }
 
 fn url(s: &str) -> Url {

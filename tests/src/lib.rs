@@ -29,6 +29,15 @@ pub fn multicast_url(extra: &str) -> String {
     format!("multicast://239.255.77.77:{port}?interface=127.0.0.1{sep}{extra}")
 }
 
+/// Expands the outage contract ([`conformance::outage_keeps_the_last_providers_and_recovers`])
+/// for a factory whose [`conformance::Factory::outage`] gives a cuttable setup.
+#[macro_export]
+macro_rules! outage_suite {
+    ($factory:expr $(, #[$attr:meta])* $(,)?) => {
+        $crate::conformance_suite!(@one $factory, [$(#[$attr])*], outage_keeps_the_last_providers_and_recovers);
+    };
+}
+
 /// Expands every contract test of [`conformance`] as a `#[tokio::test]` for one factory.
 /// Extra attributes (such as `#[ignore = "…"]`) are put on every test.
 #[macro_export]

@@ -11,7 +11,7 @@ use dubbo_url::is_match;
 use futures_util::future::join_all;
 use socket2::{Domain, Protocol, Socket, Type};
 use srpc_registry::Error as RegistryError;
-use srpc_registry::{Backend, Catalog, Context, Result, Url};
+use srpc_registry::{Backend, Catalog, Context, Result, RetryPolicy, Url};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
@@ -221,13 +221,22 @@ impl Inner {
 
     async fn receive_loop(self: Arc<Self>) {
         let mut buffer = vec![0u8; 65536];
+        // Do not spin on a persistent socket error.
+        let mut backoff =
+            RetryPolicy::new(Duration::from_millis(100), Duration::from_secs(5)).backoff();
+        let mut failing = false;
         loop {
             match self.socket.recv_from(&mut buffer).await {
-                Ok((len, from)) => self.handle(&buffer[..len], from).await,
+                Ok((len, from)) => {
+                    if std::mem::take(&mut failing) {
+                        backoff.reset();
+                    }
+                    self.handle(&buffer[..len], from).await;
+                }
                 Err(error) => {
                     warn!(backend = crate::SCHEME, %error, "receive failed");
-                    // Do not spin on a persistent socket error.
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    failing = true;
+                    backoff.wait().await;
                 }
             }
         }

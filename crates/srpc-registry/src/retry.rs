@@ -81,17 +81,18 @@ impl fmt::Debug for Backoff {
     }
 }
 
-/// Delays for retrying forever: exponential from `min` (doubling, with jitter) up to `max`.
-/// Every retry loop of srpc uses this (through [`RetryPolicy::backoff`]), so they all back off
-/// alike.
+/// Delays for retrying forever: exponential from `min`, doubling up to `max`, each then
+/// scaled by a random factor in [0.5, 1] ("equal jitter"), so that clients that failed
+/// together do not retry together, and no delay is ever longer than `max`. Every retry loop of
+/// srpc uses this (through [`RetryPolicy::backoff`]), so they all back off alike.
 pub fn retry_delays(min: Duration, max: Duration) -> impl Iterator<Item = Duration> + Send + Sync {
     ExponentialBuilder::default()
         .with_min_delay(min)
         .with_max_delay(max)
         .with_factor(2.0)
-        .with_jitter()
         .without_max_times()
         .build()
+        .map(|delay| delay.mul_f64(0.5 + fastrand::f64() * 0.5))
 }
 
 #[cfg(test)]
@@ -103,12 +104,11 @@ mod tests {
         let policy = RetryPolicy::new(Duration::from_millis(100), Duration::from_secs(1));
         let mut backoff = policy.backoff();
         let delays: Vec<Duration> = (0..20).map(|_| backoff.next_delay()).collect();
-        assert!(delays[0] >= policy.min);
-        // Jitter adds at most one more delay on top of the capped one.
-        assert!(delays.iter().all(|d| *d <= policy.max * 2), "{delays:?}");
-        assert!(delays[19] >= policy.max, "{delays:?}");
+        assert!(delays[0] >= policy.min / 2 && delays[0] <= policy.min);
+        assert!(delays.iter().all(|d| *d <= policy.max), "{delays:?}");
+        assert!(delays[19] >= policy.max / 2, "{delays:?}");
         backoff.reset();
-        assert!(backoff.next_delay() < policy.min * 2 + Duration::from_millis(1));
+        assert!(backoff.next_delay() <= policy.min);
     }
 
     #[test]
