@@ -239,6 +239,17 @@ pub fn shared_zookeeper() -> String {
     })
 }
 
+/// A ZooKeeper path no other test (in this process or another) uses:
+/// `/<prefix>-<pid>-<n>`.
+pub fn fresh_root(prefix: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!(
+        "/{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
 /// Reads lines from a child's stdout until one starts with `prefix`, and returns the rest.
 pub fn read_until_prefix(reader: impl Read, prefix: &str) -> io::Result<String> {
     for line in BufReader::new(reader).lines() {

@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: failures panic.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -50,12 +49,7 @@ impl Factory for Zookeeper {
 
 /// A root node of its own for every registry the tests make.
 fn root() -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "/srpc-conformance-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
+    srpc_tests::servers::fresh_root("srpc-conformance")
 }
 
 srpc_tests::conformance_suite!(Zookeeper, #[ignore = "needs ZooKeeper: cargo xtask integration"]);

@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: failures panic.
 
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use srpc_registry::{Registry, Url};
@@ -30,12 +29,7 @@ fn peer(args: &[&str]) -> String {
 }
 
 fn fresh_root() -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "/srpc-interop-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
+    srpc_tests::servers::fresh_root("srpc-interop")
 }
 
 async fn registry(root: &str) -> impl Registry {

@@ -147,12 +147,7 @@ impl Catalog {
     /// working. While any source is down, every snapshot says `connected = false`.
     pub fn set_source_connected(&self, source: &str, connected: bool) {
         let mut state = self.lock();
-        let changed = if connected {
-            state.down.remove(source)
-        } else {
-            state.down.insert(source.to_owned())
-        };
-        if changed {
+        if mark(&mut state.down, source, !connected) {
             state.refresh_connected();
         }
     }
@@ -162,12 +157,7 @@ impl Catalog {
     /// `connected = false`, and the others are unaffected.
     pub fn set_scope_connected(&self, scope: &str, connected: bool) {
         let mut state = self.lock();
-        let changed = if connected {
-            state.stale.remove(scope)
-        } else {
-            state.stale.insert(scope.to_owned())
-        };
-        if changed {
+        if mark(&mut state.stale, scope, !connected) {
             state.refresh_connected();
         }
     }
@@ -335,6 +325,15 @@ impl Catalog {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Puts `name` in `set` or takes it out; whether that changed anything.
+fn mark(set: &mut HashSet<String>, name: &str, present: bool) -> bool {
+    if present {
+        set.insert(name.to_owned())
+    } else {
+        set.remove(name)
     }
 }
 
