@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use dubbo_url::Url;
+use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 use tracing::{debug, info, warn};
 
@@ -64,6 +65,8 @@ struct Entry {
     task: AbortHandle,
     generation: u64,
     queries: HashSet<Url>,
+    /// Cuts a failed watch's backoff short.
+    wake: Arc<Notify>,
 }
 
 impl Watches {
@@ -88,8 +91,10 @@ impl Watches {
     }
 
     /// Records that `query` needs `scope`, starting the scope's task with `body` if it has
-    /// none. Returns whether a task was started. Fails with [`Error::Closed`] after
-    /// [`Watches::close`], and outside a tokio runtime.
+    /// none. Returns whether a task was started. A task that is waiting to be restarted after
+    /// a failure is restarted at once: a subscribe (or a re-list after a reconnect) that just
+    /// read the registry should not leave its scope stale for a whole backoff delay. Fails
+    /// with [`Error::Closed`] after [`Watches::close`], and outside a tokio runtime.
     pub fn watch<F, Fut>(&self, scope: &str, query: &Url, body: F) -> Result<bool>
     where
         F: FnMut(WatchScope) -> Fut + Send + 'static,
@@ -100,13 +105,15 @@ impl Watches {
         if inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        inner.catalog.link(scope, query);
         if let Some(entry) = tasks.get_mut(scope) {
+            inner.catalog.link(scope, query);
             entry.queries.insert(query.clone());
+            entry.wake.notify_one();
             return Ok(false);
         }
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| Error::backend(inner.backend, "watches need a tokio runtime to run on"))?;
+        inner.catalog.link(scope, query);
         let generation = inner.generations.fetch_add(1, Ordering::Relaxed);
         let handle = WatchScope {
             name: Arc::from(scope),
@@ -116,13 +123,15 @@ impl Watches {
             progress: Arc::default(),
             failing: Arc::default(),
         };
-        let task = runtime.spawn(run(inner.backend, inner.retry, handle, body));
+        let wake = Arc::new(Notify::new());
+        let task = runtime.spawn(run(inner.backend, inner.retry, handle, wake.clone(), body));
         tasks.insert(
             scope.to_owned(),
             Entry {
                 task: task.abort_handle(),
                 generation,
                 queries: HashSet::from([query.clone()]),
+                wake,
             },
         );
         debug!(backend = inner.backend, %scope, "watch started");
@@ -270,9 +279,14 @@ impl fmt::Debug for WatchScope {
 }
 
 /// Runs a watch body forever: again at once after `Ok` with progress, after the next delay
-/// otherwise, with the scope marked stale while it fails.
-async fn run<F, Fut>(backend: &'static str, retry: RetryPolicy, scope: WatchScope, mut body: F)
-where
+/// (or a wake-up) otherwise, with the scope marked stale while it fails.
+async fn run<F, Fut>(
+    backend: &'static str,
+    retry: RetryPolicy,
+    scope: WatchScope,
+    wake: Arc<Notify>,
+    mut body: F,
+) where
     F: FnMut(WatchScope) -> Fut,
     Fut: Future<Output = Result<()>>,
 {
@@ -295,7 +309,10 @@ where
         } else {
             warn!(backend, scope = %scope.name, %error, "watch failed; keeping the last known entries and retrying");
         }
-        backoff.wait().await;
+        tokio::select! {
+            () = backoff.wait() => {}
+            () = wake.notified() => debug!(backend, scope = %scope.name, "watch woken early"),
+        }
     }
 }
 
@@ -415,6 +432,36 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(failing.starts.load(Ordering::SeqCst) >= 2, "restarted");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn watching_a_failing_scope_again_restarts_it_at_once() {
+        let ctx = Context::detached(RetryPolicy::new(LONG, LONG)).0;
+        let watches = Watches::new("test", &ctx);
+        let store = store();
+        store.fail.store(true, Ordering::SeqCst);
+        let (q1, q2) = (url("consumer://c/a.B"), url("consumer://c/a.B?group=*"));
+        watches.watch("s", &q1, body(store.clone())).unwrap();
+        while store.starts.load(Ordering::SeqCst) < 1 {
+            tokio::task::yield_now().await;
+        }
+        // Failed once; the next try is an hour away, unless a subscribe comes.
+        store.fail.store(false, Ordering::SeqCst);
+        let started = tokio::time::Instant::now();
+        watches.watch("s", &q2, body(store.clone())).unwrap();
+        // Yielding never lets paused time run forward: only a wake-up can restart it.
+        for _ in 0..1_000 {
+            if store.starts.load(Ordering::SeqCst) >= 2 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            store.starts.load(Ordering::SeqCst),
+            2,
+            "restarted without waiting out the backoff"
+        );
+        assert!(started.elapsed() < LONG);
     }
 
     #[tokio::test]
