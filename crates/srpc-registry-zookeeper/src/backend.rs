@@ -15,7 +15,6 @@ use zookeeper_client::{
 };
 
 use crate::config::{Layout, ZookeeperConfig};
-use crate::layout;
 
 const BACKEND: &str = crate::SCHEME;
 
@@ -325,10 +324,7 @@ impl Inner {
     }
 
     fn node_of(&self, url: &Url) -> String {
-        match &self.config.layout {
-            Layout::Dubbo { root } => layout::dubbo_node(root, url),
-            Layout::Rpcx { base } => layout::rpcx_node(base, url),
-        }
+        self.config.layout.path_of(url)
     }
 
     /// Reads one directory's registrations; a missing directory is created (as Java
@@ -351,35 +347,25 @@ impl Inner {
         dir: &str,
         children: &[String],
     ) -> Result<Vec<Url>> {
+        let layout = &self.config.layout;
+        let with_data = matches!(layout, Layout::Rpcx { .. });
         let mut urls = Vec::with_capacity(children.len());
-        match &self.config.layout {
-            Layout::Dubbo { .. } => {
-                // `<root>/<encode(interface)>/<category>`: the interface is two levels up.
-                let interface = dir.rsplit('/').nth(1).unwrap_or("");
-                for name in children {
-                    match layout::parse_dubbo_child(name, interface) {
-                        Ok(url) => urls.push(url),
-                        Err(error) => {
-                            warn!(backend = BACKEND, %dir, node = %name, %error, "skipping unreadable node")
-                        }
-                    }
+        for name in children {
+            let path = format!("{dir}/{name}");
+            // Only rpcx keeps anything in node data (the metadata).
+            let data = if with_data {
+                match client.get_data(&path).await {
+                    Ok((data, _)) => String::from_utf8_lossy(&data).into_owned(),
+                    Err(ZkError::NoNode) => continue,
+                    Err(e) => return Err(zk_error("read", &path, e)),
                 }
-            }
-            Layout::Rpcx { .. } => {
-                let service = dir.rsplit('/').next().unwrap_or("");
-                for name in children {
-                    let path = format!("{dir}/{name}");
-                    let data = match client.get_data(&path).await {
-                        Ok((data, _)) => data,
-                        Err(ZkError::NoNode) => continue,
-                        Err(e) => return Err(zk_error("read", &path, e)),
-                    };
-                    match layout::parse_rpcx_child(service, name, &String::from_utf8_lossy(&data)) {
-                        Ok(url) => urls.push(url),
-                        Err(error) => {
-                            warn!(backend = BACKEND, %path, %error, "skipping unreadable node")
-                        }
-                    }
+            } else {
+                String::new()
+            };
+            match layout.parse_entry(dir, name, &data) {
+                Ok(url) => urls.push(url),
+                Err(error) => {
+                    warn!(backend = BACKEND, %path, %error, "skipping unreadable node")
                 }
             }
         }
@@ -396,26 +382,19 @@ impl Inner {
     }
 
     fn root(&self) -> &str {
-        match &self.config.layout {
-            Layout::Dubbo { root } => root,
-            Layout::Rpcx { base } => base,
-        }
+        self.config.layout.root()
     }
 
     /// The directories of one interface that `query` selects (for `*` queries).
     fn dirs_of_interface(&self, encoded_interface: &str, query: &Url) -> Vec<String> {
-        match &self.config.layout {
-            Layout::Dubbo { root } => layout::query_categories(query)
-                .iter()
-                .map(|c| format!("{}/{c}", layout::join(root, encoded_interface)))
-                .collect(),
-            Layout::Rpcx { base } => vec![layout::join(base, encoded_interface)],
-        }
+        self.config
+            .layout
+            .dirs_of_interface(encoded_interface, query)
     }
 
     /// Every directory `query` needs, listing the root for `*` queries.
     async fn dirs_of(&self, client: &Client, query: &Url) -> Result<Vec<String>> {
-        match layout::query_dirs(&self.config.layout, query) {
+        match self.config.layout.dirs_of(query) {
             Some(dirs) => Ok(dirs),
             None => {
                 let mut dirs = Vec::new();
@@ -542,11 +521,11 @@ impl Backend for ZookeeperBackend {
         let persistent = !url.param_bool("dynamic", true)?;
         let data = match &inner.config.layout {
             Layout::Dubbo { .. } => inner.creator_ip.clone(),
-            Layout::Rpcx { base } => {
+            Layout::Rpcx { .. } => {
                 let client = inner.client()?;
-                let dir = layout::join(base, url.service_interface());
+                let dir = inner.config.layout.dir_of(url);
                 inner.ensure_dir(&client, &dir).await?;
-                layout::rpcx_metadata(url).into_bytes()
+                srpc_registry::layout::rpcx_metadata(url).into_bytes()
             }
         };
         inner.write_node(&path, &data, persistent).await?;
@@ -574,7 +553,7 @@ impl Backend for ZookeeperBackend {
         for dir in &dirs {
             inner.ensure_watch(dir, query, false)?;
         }
-        if layout::query_dirs(&inner.config.layout, query).is_none() {
+        if inner.config.layout.dirs_of(query).is_none() {
             inner.ensure_watch(inner.root(), query, true)?;
         }
         Ok(())

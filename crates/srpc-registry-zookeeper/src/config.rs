@@ -7,21 +7,9 @@ use srpc_registry::{FailbackConfig, RegistryParams, Result, Url};
 /// The client port ZooKeeper listens on by default.
 pub const DEFAULT_PORT: u16 = 2181;
 
-/// Which node layout the registry reads and writes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Layout {
-    /// Apache Dubbo's: `/<root>/<encode(interface)>/<category>/<encode(url)>`.
-    Dubbo {
-        /// The root node, `/dubbo` by default (the registry URL's `group`).
-        root: String,
-    },
-    /// rpcx's: `<base>/<Service>/<network>@<host:port>` with the metadata as node data.
-    Rpcx {
-        /// The base path, e.g. `/rpcx_test`.
-        base: String,
-    },
-}
+/// Which node layout the registry reads and writes (the kit's [`PathLayout`], which etcd
+/// shares).
+pub use srpc_registry::layout::PathLayout as Layout;
 
 /// Settings of a ZooKeeper registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,26 +33,8 @@ impl ZookeeperConfig {
     /// Reads `zookeeper://[user:password@]host:port[,host2:port2…][?backup=…&group=…&session=…&timeout=…&layout=dubbo|rpcx&base=…]`.
     pub fn from_url(url: &Url) -> Result<ZookeeperConfig> {
         let params = RegistryParams::new(url);
-        let invalid = |reason: String| params.invalid(reason);
         let servers = params.servers(DEFAULT_PORT, "zookeeper://host:port")?;
-        let layout = match url.param_or("layout", "dubbo") {
-            "dubbo" => Layout::Dubbo {
-                root: normalize_root(url.param_or("group", "dubbo")),
-            },
-            "rpcx" => {
-                let base = url.param("base").filter(|b| !b.is_empty()).ok_or_else(|| {
-                    invalid("layout=rpcx needs base=<path>, e.g. base=/rpcx_test".to_owned())
-                })?;
-                Layout::Rpcx {
-                    base: normalize_root(base),
-                }
-            }
-            other => {
-                return Err(invalid(format!(
-                    "unknown layout {other:?}: use dubbo or rpcx"
-                )));
-            }
-        };
+        let layout = Layout::from_params(&params)?;
         let digest = params
             .credentials()
             .map(|(user, password)| format!("{user}:{password}"));
@@ -83,18 +53,6 @@ impl ZookeeperConfig {
     /// The connect string: `host:port,host:port`.
     pub fn connect_string(&self) -> String {
         self.servers.join(",")
-    }
-}
-
-/// `dubbo` → `/dubbo`, `/a/b/` → `/a/b`, `/` stays `/`.
-fn normalize_root(root: &str) -> String {
-    let trimmed = root.trim_end_matches('/');
-    if trimmed.is_empty() {
-        "/".to_owned()
-    } else if trimmed.starts_with('/') {
-        trimmed.to_owned()
-    } else {
-        format!("/{trimmed}")
     }
 }
 

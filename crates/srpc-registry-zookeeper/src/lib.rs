@@ -19,7 +19,6 @@
 
 mod backend;
 mod config;
-mod layout;
 
 use srpc_registry::{FailbackRegistry, Result, Url};
 

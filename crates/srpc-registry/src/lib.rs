@@ -6,7 +6,8 @@
 //! adds everything the contract promises beyond the raw operations (bookkeeping, `check`,
 //! retries, recovery). [`Watches`] runs one watch task per scope, [`Keepalive`] keeps a
 //! registration alive, [`Catalog`] turns listings into snapshots, [`RegistryParams`] reads
-//! the common parts of a registry URL, and [`RetryPolicy`] is how every loop backs off.
+//! the common parts of a registry URL, [`RetryPolicy`] is how every loop backs off, and
+//! [`layout`] is Dubbo's (and rpcx's) path layout for backends that store paths.
 //! `docs/registry.md` has the guide to writing a backend.
 //!
 //! ```
@@ -29,6 +30,7 @@ mod catalog;
 mod error;
 mod failback;
 mod keepalive;
+pub mod layout;
 mod params;
 mod registry;
 mod retry;
