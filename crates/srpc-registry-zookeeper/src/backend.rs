@@ -502,7 +502,7 @@ impl Inner {
             }
         }
         // The root holds no registrations itself; it works.
-        scope.replace([]);
+        scope.mark_working();
         drop(client);
         let _ = watcher.changed().await;
         Ok(())

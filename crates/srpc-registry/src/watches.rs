@@ -234,6 +234,12 @@ impl WatchScope {
         self.write(|catalog, name| catalog.remove(name, url));
     }
 
+    /// Marks the scope working without changing its URLs: for a body whose watch is
+    /// established again but has nothing new, or that feeds other scopes (a root watch).
+    pub fn mark_working(&self) {
+        self.write(|_, _| {});
+    }
+
     /// Marks the scope as not working (its subscriptions say `connected = false`), for a body
     /// that knows before failing. [`Watches`] does this itself when a body returns `Err`.
     pub fn set_stale(&self) {

@@ -30,6 +30,8 @@
 //!   registry (UDP, no server).
 //! - `zookeeper`: `zookeeper://127.0.0.1:2181`, ZooKeeper in Dubbo's node layout (or rpcx's
 //!   with `layout=rpcx&base=…`).
+//! - `etcd`: `etcd://127.0.0.1:2379`, etcd v3 in Dubbo's key layout (or rpcx's), through
+//!   etcd's JSON gateway.
 //! - `http`: `http://127.0.0.1:9999`, the srpc HTTP registry (heartbeats, long-poll), and
 //!   [`http`] re-exports its embeddable server.
 //! - `tower`: `srpc::xclient::tower`, a `tower::discover::Discover` over any subscription.

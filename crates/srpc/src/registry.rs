@@ -48,6 +48,14 @@ const SCHEMES: &[Scheme] = &[
         open: None,
     },
     Scheme {
+        name: "etcd",
+        feature: "etcd",
+        #[cfg(feature = "etcd")]
+        open: Some(|url| Box::pin(async move { Ok(arc(srpc_registry_etcd::connect(url).await?)) })),
+        #[cfg(not(feature = "etcd"))]
+        open: None,
+    },
+    Scheme {
         name: "http",
         feature: "http",
         #[cfg(feature = "http")]
@@ -61,6 +69,7 @@ const SCHEMES: &[Scheme] = &[
     feature = "inprocess",
     feature = "multicast",
     feature = "zookeeper",
+    feature = "etcd",
     feature = "http"
 ))]
 fn arc(registry: impl Registry) -> Arc<dyn Registry> {

@@ -7,7 +7,7 @@
 use std::io::Read;
 use std::process::ExitCode;
 
-use srpc_tests::servers::ZooKeeper;
+use srpc_tests::servers::{Etcd, EtcdVersion, ZooKeeper};
 
 fn main() -> ExitCode {
     if !ZooKeeper::is_installed() {
@@ -22,10 +22,27 @@ fn main() -> ExitCode {
         }
     };
     println!("SRPC_ZOOKEEPER={}", zookeeper.address());
+    let mut etcds = Vec::new();
+    for (version, name) in [
+        (EtcdVersion::V3_4, "SRPC_ETCD"),
+        (EtcdVersion::V3_5, "SRPC_ETCD_35"),
+    ] {
+        match Etcd::start(version) {
+            Ok(server) => {
+                println!("{name}={}", server.address());
+                etcds.push(server);
+            }
+            Err(error) => {
+                eprintln!("srpc-test-servers: etcd {}: {error}", version.label());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     println!("ready");
     // Serve until whoever started us closes our standard input.
     let mut sink = Vec::new();
     let _ = std::io::stdin().read_to_end(&mut sink);
+    drop(etcds);
     drop(zookeeper);
     ExitCode::SUCCESS
 }

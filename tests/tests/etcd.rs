@@ -1,0 +1,66 @@
+//! The conformance suite and the outage contract on etcd 3.4 and 3.5, against the real
+//! servers `cargo xtask integration` starts (`SRPC_ETCD`, `SRPC_ETCD_35`). Every pair of
+//! handles gets its own root key.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: failures panic.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use srpc_registry::Registry;
+use srpc_tests::conformance::{Factory, Outage};
+use srpc_tests::proxy::TcpProxy;
+use srpc_tests::servers::{EtcdVersion, fresh_root, shared_etcd};
+
+struct Etcd(EtcdVersion);
+
+#[async_trait]
+impl Factory for Etcd {
+    async fn pair(&self) -> (Arc<dyn Registry>, Arc<dyn Registry>) {
+        let url = format!(
+            "etcd://{}?group={}&session=10000",
+            shared_etcd(self.0),
+            fresh_root("srpc-conformance")
+        );
+        let provider = srpc::registry::connect(&url).await.unwrap();
+        let consumer = srpc::registry::connect(&url).await.unwrap();
+        (provider, consumer)
+    }
+
+    async fn outage(&self) -> Option<Outage> {
+        let server = shared_etcd(self.0);
+        let proxy = TcpProxy::start(server.parse().unwrap()).await.unwrap();
+        // A lease of 2 s (etcd's minimum) expires soon after the cut; keepalives go every
+        // 2/3 s, and a lease unheard-from for its TTL is replaced at the first renewal.
+        let params = format!(
+            "group={}&session=2000&retry.max.period=1s",
+            fresh_root("srpc-outage")
+        );
+        let cut = format!("etcd://{}?{params}", proxy.addr());
+        let direct = format!("etcd://{server}?{params}");
+        Some(Outage {
+            provider: srpc::registry::connect(&cut).await.unwrap(),
+            consumer: srpc::registry::connect(&cut).await.unwrap(),
+            bystander: srpc::registry::connect(&direct).await.unwrap(),
+            proxy,
+            // The TTL plus etcd's expiry check (it sweeps leases every 500 ms).
+            lost_after: Duration::from_secs(3),
+            retry_period: Duration::from_secs(1),
+        })
+    }
+}
+
+mod etcd_3_4 {
+    use super::*;
+
+    srpc_tests::conformance_suite!(Etcd(EtcdVersion::V3_4), #[ignore = "needs etcd: cargo xtask integration"]);
+    srpc_tests::outage_suite!(Etcd(EtcdVersion::V3_4), #[ignore = "needs etcd: cargo xtask integration"]);
+}
+
+mod etcd_3_5 {
+    use super::*;
+
+    srpc_tests::conformance_suite!(Etcd(EtcdVersion::V3_5), #[ignore = "needs etcd: cargo xtask integration"]);
+    srpc_tests::outage_suite!(Etcd(EtcdVersion::V3_5), #[ignore = "needs etcd: cargo xtask integration"]);
+}
