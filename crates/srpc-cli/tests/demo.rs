@@ -87,6 +87,16 @@ fn demo_over_zookeeper() {
 }
 
 #[test]
+#[ignore = "needs etcd: cargo xtask integration"]
+fn demo_over_etcd() {
+    let server = std::env::var("SRPC_ETCD").expect("SRPC_ETCD, set by cargo xtask integration");
+    check(&demo(&[
+        "--registry",
+        &format!("etcd://{server}?group=/srpc-demo-{}", std::process::id()),
+    ]));
+}
+
+#[test]
 fn demo_over_an_external_http_registry() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -158,6 +158,47 @@ fn register_list_and_watch_work_on_zookeeper() {
 }
 
 #[test]
+#[ignore = "needs etcd: cargo xtask integration"]
+fn register_list_and_watch_work_on_etcd() {
+    let server = std::env::var("SRPC_ETCD").expect("SRPC_ETCD, set by cargo xtask integration");
+    let registry = format!("etcd://{server}?group=/srpc-cli-{}", std::process::id());
+    let url = "dubbo://127.0.0.1:20941/com.acme.Etcd?side=provider";
+    let watch = spawn(&["watch", &registry, "com.acme.Etcd"]);
+    let provider = spawn(&["register", &registry, url]);
+    assert_eq!(watch.next_line(), format!("+ {url}"));
+    list_until(&registry, "com.acme.Etcd", &format!("{url}\n"));
+    assert_eq!(provider.signal("-TERM"), Some(0));
+    assert_eq!(watch.next_line(), format!("- {url}"));
+    list_until(&registry, "com.acme.Etcd", "");
+    assert_eq!(watch.signal("-TERM"), Some(0));
+}
+
+#[test]
+#[ignore = "needs etcd: cargo xtask integration"]
+fn a_sigkilled_provider_vanishes_from_etcd_within_its_ttl() {
+    let server = std::env::var("SRPC_ETCD").expect("SRPC_ETCD, set by cargo xtask integration");
+    // A lease of 3 s, which SIGKILL leaves to expire.
+    let registry = format!(
+        "etcd://{server}?group=/srpc-cli-kill-{}&session=3000",
+        std::process::id()
+    );
+    let url = "dubbo://127.0.0.1:20942/com.acme.Killed?side=provider";
+    let watch = spawn(&["watch", &registry, "com.acme.Killed"]);
+    let provider = spawn(&["register", &registry, url]);
+    assert_eq!(watch.next_line(), format!("+ {url}"));
+    assert_eq!(provider.signal("-KILL"), None, "ended by the signal");
+    let killed = std::time::Instant::now();
+    assert_eq!(watch.next_line(), format!("- {url}"));
+    let gone = killed.elapsed();
+    // The TTL, plus etcd's expiry sweep (500 ms) and scheduling slack.
+    assert!(
+        gone <= std::time::Duration::from_secs(3 + 2),
+        "gone after {gone:?}"
+    );
+    assert_eq!(watch.signal("-TERM"), Some(0));
+}
+
+#[test]
 fn registry_serve_then_register_list_and_watch_over_http() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
