@@ -18,6 +18,17 @@ pub mod conformance;
 pub mod proxy;
 pub mod servers;
 
+/// Sends the logs of the code under test to the test's output, filtered by `RUST_LOG`
+/// (nothing when it is unset): `RUST_LOG=srpc_registry_etcd=debug cargo test …`.
+pub fn init_logs() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 /// A multicast registry URL on loopback with a group port no other socket uses right now,
 /// plus extra parameters (`k=v&…`).
 pub fn multicast_url(extra: &str) -> String {

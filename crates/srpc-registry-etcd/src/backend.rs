@@ -57,6 +57,9 @@ struct Lease {
     ttl: Duration,
     /// The last time etcd confirmed it (grant or renewal), on a monotonic clock.
     confirmed: Instant,
+    /// A lease was lost and none granted since: the next grant must have every registration
+    /// written again.
+    lost: bool,
 }
 
 #[derive(Debug, Default)]
@@ -93,6 +96,7 @@ impl EtcdBackend {
                     id: 0,
                     ttl: Duration::ZERO,
                     confirmed: Instant::now(),
+                    lost: false,
                 }),
                 keepalive: Mutex::default(),
                 dirs: Mutex::default(),
@@ -125,7 +129,8 @@ impl Inner {
         self.dirs().entry(dir.to_owned()).or_default().clone()
     }
 
-    /// This handle's lease, granted (and its keepalive started) if there is none.
+    /// This handle's lease, granted (and its keepalive started) if there is none. A grant
+    /// that replaces a lost lease has every registration written again.
     async fn lease(self: &Arc<Self>) -> Result<i64> {
         let mut lease = self.lease.lock().await;
         if lease.id != 0 {
@@ -133,12 +138,23 @@ impl Inner {
         }
         let (id, ttl) = self.gateway.grant(self.config.ttl_seconds()).await?;
         let ttl = Duration::from_secs(u64::try_from(ttl).unwrap_or(0).max(1));
+        let replaces_a_lost_one = lease.lost;
         *lease = Lease {
             id,
             ttl,
             confirmed: Instant::now(),
+            lost: false,
         };
+        drop(lease);
         info!(backend = BACKEND, lease = id, ?ttl, "lease granted");
+        if replaces_a_lost_one {
+            warn!(
+                backend = BACKEND,
+                lease = id,
+                "the lease was lost; writing every registration again with a new one"
+            );
+            self.ctx.recover();
+        }
         let mut keepalive = self.keepalive.lock().unwrap_or_else(|p| p.into_inner());
         if keepalive.is_none() {
             let keeper = LeaseKeeper {
@@ -156,26 +172,19 @@ impl Inner {
         Ok(id)
     }
 
-    /// The lease `lost` is gone: forgets it (unless another was granted meanwhile), grants a
-    /// new one, and has every registration written again with it.
+    /// The lease `lost` is gone: forgets it (unless another was granted meanwhile) and grants
+    /// a new one, which has every registration written again. If the grant fails, the loss is
+    /// remembered: the keepalive keeps trying, and so does the next registration.
     async fn replace_lease(self: &Arc<Self>, lost: i64) -> Result<i64> {
         {
             let mut lease = self.lease.lock().await;
-            if lease.id == lost {
+            if lost != 0 && lease.id == lost {
+                warn!(backend = BACKEND, lease = lost, "lease lost");
                 lease.id = 0;
+                lease.lost = true;
             }
         }
-        let id = self.lease().await?;
-        if id != lost {
-            warn!(
-                backend = BACKEND,
-                lost,
-                lease = id,
-                "lease lost; writing every registration again with a new one"
-            );
-            self.ctx.recover();
-        }
-        Ok(id)
+        self.lease().await
     }
 
     /// The key and value of a registration.
@@ -495,7 +504,14 @@ impl Renew for LeaseKeeper {
         let inner = &self.inner;
         let lease = *inner.lease.lock().await;
         if lease.id == 0 {
-            return Ok(Renewal::Renewed); // Nothing to keep alive (yet).
+            // A lost lease not replaced yet (the grant failed) must be; otherwise there is
+            // nothing to keep alive.
+            self.lost.store(0, Ordering::Release);
+            return Ok(if lease.lost {
+                Renewal::Lost
+            } else {
+                Renewal::Renewed
+            });
         }
         // Unheard-from for a whole TTL: etcd has dropped it, whatever it may say later.
         if lease.confirmed.elapsed() > lease.ttl {
