@@ -68,8 +68,8 @@ mod tests {
 
     #[test]
     fn endpoints_session_and_layout() {
-        let c = config("etcd://u:p@a:1,b?backup=c:3&session=10000&timeout=2s&group=srpc").unwrap();
-        assert_eq!(c.endpoints, ["http://a:1", "http://b:2379", "http://c:3"]);
+        let c = config("etcd://u:p@a:1,b:2?backup=c&session=10000&timeout=2s&group=srpc").unwrap();
+        assert_eq!(c.endpoints, ["http://a:1", "http://b:2", "http://c:2379"]);
         assert_eq!(c.session, Duration::from_secs(10));
         assert_eq!(c.ttl_seconds(), 10);
         assert_eq!(c.timeout, Duration::from_secs(2));
