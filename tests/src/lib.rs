@@ -15,6 +15,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: failures panic.
 
 pub mod conformance;
+pub mod consul;
 pub mod proxy;
 pub mod servers;
 

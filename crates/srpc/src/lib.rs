@@ -32,6 +32,8 @@
 //!   with `layout=rpcx&base=…`).
 //! - `etcd`: `etcd://127.0.0.1:2379`, etcd v3 in Dubbo's key layout (or rpcx's), through
 //!   etcd's JSON gateway.
+//! - `consul`: `consul://127.0.0.1:8500`, Consul agent services with TTL checks, as Java
+//!   Dubbo writes them.
 //! - `http`: `http://127.0.0.1:9999`, the srpc HTTP registry (heartbeats, long-poll), and
 //!   [`http`] re-exports its embeddable server.
 //! - `tower`: `srpc::xclient::tower`, a `tower::discover::Discover` over any subscription.

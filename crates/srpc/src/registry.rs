@@ -56,6 +56,16 @@ const SCHEMES: &[Scheme] = &[
         open: None,
     },
     Scheme {
+        name: "consul",
+        feature: "consul",
+        #[cfg(feature = "consul")]
+        open: Some(|url| {
+            Box::pin(async move { Ok(arc(srpc_registry_consul::connect(url).await?)) })
+        }),
+        #[cfg(not(feature = "consul"))]
+        open: None,
+    },
+    Scheme {
         name: "http",
         feature: "http",
         #[cfg(feature = "http")]
@@ -70,6 +80,7 @@ const SCHEMES: &[Scheme] = &[
     feature = "multicast",
     feature = "zookeeper",
     feature = "etcd",
+    feature = "consul",
     feature = "http"
 ))]
 fn arc(registry: impl Registry) -> Arc<dyn Registry> {

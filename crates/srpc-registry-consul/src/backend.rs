@@ -1,0 +1,352 @@
+//! [`ConsulBackend`]: agent services with TTL checks kept passing by the kit's keepalive, and
+//! blocking queries on each watched service.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use srpc_registry::{
+    Backend, Context, Error, Keepalive, Renew, Renewal, Result, Url, WatchScope, Watches,
+};
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+use crate::client::{Client, ConsulError, HealthEntry, Registration};
+use crate::config::ConsulConfig;
+use crate::mapping::{DUBBO_TAG, check_id, read_entry, registration};
+
+const BACKEND: &str = crate::SCHEME;
+
+/// The longest wait between two attempts to restart a watch, whatever `retry.max.period` says.
+const WATCH_RETRY_CAP: Duration = Duration::from_secs(5);
+
+/// The scope that follows the catalog for `*` queries.
+const CATALOG_SCOPE: &str = "catalog";
+
+/// The Consul [`Backend`].
+#[derive(Debug)]
+pub struct ConsulBackend {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: ConsulConfig,
+    client: Client,
+    ctx: Context,
+    watches: Watches,
+    /// One keepalive (check passes) per registration.
+    keepalives: Mutex<HashMap<Url, Keepalive>>,
+}
+
+/// The check passes of one registration.
+struct Passer {
+    inner: Arc<Inner>,
+    registration: Registration,
+}
+
+/// At most `BURST` blocking queries at once, then one a second: a query that answers at once
+/// over and over (an index that never moves, a misbehaving agent) cannot become a busy loop.
+struct RateLimit {
+    tokens: f64,
+    last: Instant,
+}
+
+impl ConsulBackend {
+    /// A backend for `config`; no request is made until it is used.
+    pub fn new(config: ConsulConfig, ctx: Context) -> Result<ConsulBackend> {
+        let client = Client::new(config.base.clone(), config.token.clone(), config.timeout)
+            .map_err(|e| Error::backend(BACKEND, e))?;
+        let watches = Watches::with_retry(BACKEND, &ctx, ctx.retry().capped(WATCH_RETRY_CAP));
+        Ok(ConsulBackend {
+            inner: Arc::new(Inner {
+                config,
+                client,
+                ctx,
+                watches,
+                keepalives: Mutex::default(),
+            }),
+        })
+    }
+}
+
+impl Inner {
+    fn keepalives(&self) -> MutexGuard<'_, HashMap<Url, Keepalive>> {
+        self.keepalives.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The passing Dubbo instances of service `name` at `index` (blocking when it is not 0);
+    /// unreadable entries are skipped with a warning.
+    async fn instances(&self, name: &str, index: u64) -> Result<(u64, Vec<Url>)> {
+        let answer = self
+            .client
+            .health(name, DUBBO_TAG, index, self.config.watch_timeout)
+            .await?;
+        Ok((answer.index, read_entries(&answer.value)))
+    }
+
+    fn watch_service(self: &Arc<Self>, name: &str, query: &Url, index: u64) -> Result<()> {
+        let inner = self.clone();
+        let name_owned = name.to_owned();
+        let index = Arc::new(AtomicU64::new(index));
+        self.watches.watch(&scope_of(name), query, move |scope| {
+            let inner = inner.clone();
+            let name = name_owned.clone();
+            let index = index.clone();
+            async move { inner.follow_service(scope, name, index).await }
+        })?;
+        Ok(())
+    }
+
+    /// Follows one service with blocking queries, by Consul's rules: the index only moves
+    /// forward (when it goes backwards, start again from 0), is never reused as 0, and the
+    /// loop is rate-limited. The catalog publishes only when the payload changed.
+    async fn follow_service(
+        self: Arc<Self>,
+        scope: WatchScope,
+        name: String,
+        index: Arc<AtomicU64>,
+    ) -> Result<()> {
+        let mut limit = RateLimit::new();
+        loop {
+            limit.wait().await;
+            let asked = index.load(Ordering::Acquire);
+            let (answered, urls) = self.instances(&name, asked).await?;
+            index.store(next_index(asked, answered, &name), Ordering::Release);
+            scope.replace(urls);
+        }
+    }
+
+    /// Follows the catalog for `*` queries: every service tagged `dubbo` gets a watch.
+    async fn follow_catalog(self: Arc<Self>, scope: WatchScope) -> Result<()> {
+        let mut limit = RateLimit::new();
+        let mut index = 0;
+        loop {
+            limit.wait().await;
+            let answer = self
+                .client
+                .services(index, self.config.watch_timeout)
+                .await?;
+            index = next_index(index, answer.index, CATALOG_SCOPE);
+            for (name, tags) in &answer.value {
+                if tags.iter().any(|t| t == DUBBO_TAG) {
+                    for query in scope.queries() {
+                        self.watch_service(name, &query, 0)?;
+                    }
+                }
+            }
+            scope.mark_working();
+        }
+    }
+}
+
+#[async_trait]
+impl Renew for Passer {
+    async fn renew(&self) -> Result<Renewal> {
+        match self
+            .inner
+            .client
+            .pass(&check_id(&self.registration.id))
+            .await
+        {
+            Ok(()) => Ok(Renewal::Renewed),
+            Err(error) if error.is_forgotten() => Ok(Renewal::Lost),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn restore(&self) -> Result<()> {
+        // Registered again with its check passing, as at first.
+        self.inner.client.register(&self.registration).await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Backend for ConsulBackend {
+    fn name(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn register(&self, url: &Url) -> Result<()> {
+        let inner = &self.inner;
+        let registration = registration(url, &inner.config)?;
+        inner.client.register(&registration).await?;
+        debug!(backend = BACKEND, id = %registration.id, %url, "service registered");
+        let period = Keepalive::period_for(inner.config.check_ttl);
+        let passer = Passer {
+            inner: inner.clone(),
+            registration,
+        };
+        let keepalive = Keepalive::start(BACKEND, url.to_string(), &inner.ctx, period, passer)?;
+        inner.keepalives().insert(url.clone(), keepalive);
+        Ok(())
+    }
+
+    async fn unregister(&self, url: &Url) -> Result<()> {
+        let inner = &self.inner;
+        inner.keepalives().remove(url);
+        inner
+            .client
+            .deregister(&crate::mapping::service_id(url))
+            .await?;
+        Ok(())
+    }
+
+    async fn subscribe(&self, query: &Url) -> Result<()> {
+        let inner = &self.inner;
+        let interface = query.service_interface();
+        let catalog = inner.ctx.catalog();
+        if interface == dubbo_url::ANY_VALUE {
+            let answer = inner.client.services(0, inner.config.watch_timeout).await?;
+            for (name, tags) in &answer.value {
+                if tags.iter().any(|t| t == DUBBO_TAG) {
+                    let (index, urls) = inner.instances(name, 0).await?;
+                    catalog.replace(&scope_of(name), urls);
+                    inner.watch_service(name, query, index)?;
+                }
+            }
+            let follower = inner.clone();
+            inner.watches.watch(CATALOG_SCOPE, query, move |scope| {
+                follower.clone().follow_catalog(scope)
+            })?;
+        } else {
+            let (index, urls) = inner.instances(interface, 0).await?;
+            catalog.replace(&scope_of(interface), urls);
+            inner.watch_service(interface, query, index)?;
+        }
+        Ok(())
+    }
+
+    async fn unsubscribe(&self, query: &Url) -> Result<()> {
+        self.inner.watches.release(query);
+        Ok(())
+    }
+
+    async fn lookup(&self, query: &Url) -> Result<Vec<Url>> {
+        let inner = &self.inner;
+        let interface = query.service_interface();
+        if interface != dubbo_url::ANY_VALUE {
+            return Ok(inner.instances(interface, 0).await?.1);
+        }
+        let answer = inner.client.services(0, inner.config.watch_timeout).await?;
+        let mut urls = Vec::new();
+        for (name, tags) in &answer.value {
+            if tags.iter().any(|t| t == DUBBO_TAG) {
+                urls.extend(inner.instances(name, 0).await?.1);
+            }
+        }
+        Ok(urls)
+    }
+
+    async fn close(&self) -> Result<()> {
+        self.inner.keepalives().clear();
+        self.inner.watches.close();
+        Ok(())
+    }
+}
+
+impl Drop for ConsulBackend {
+    fn drop(&mut self) {
+        // The tasks hold the inner state: stop them so that it can go.
+        self.inner.keepalives().clear();
+        self.inner.watches.close();
+    }
+}
+
+impl RateLimit {
+    const BURST: f64 = 2.0;
+    const PER_SECOND: f64 = 1.0;
+
+    fn new() -> RateLimit {
+        RateLimit {
+            tokens: RateLimit::BURST,
+            last: Instant::now(),
+        }
+    }
+
+    async fn wait(&mut self) {
+        let now = Instant::now();
+        let earned = now.duration_since(self.last).as_secs_f64() * RateLimit::PER_SECOND;
+        self.tokens = (self.tokens + earned).min(RateLimit::BURST);
+        self.last = now;
+        if self.tokens < 1.0 {
+            let missing = (1.0 - self.tokens) / RateLimit::PER_SECOND;
+            tokio::time::sleep(Duration::from_secs_f64(missing)).await;
+            self.tokens = 1.0;
+            self.last = Instant::now();
+        }
+        self.tokens -= 1.0;
+    }
+}
+
+fn scope_of(service: &str) -> String {
+    format!("service:{service}")
+}
+
+fn read_entries(entries: &[HealthEntry]) -> Vec<Url> {
+    entries
+        .iter()
+        .filter_map(|entry| match read_entry(entry) {
+            Ok(url) => Some(url),
+            Err(error) => {
+                warn!(backend = BACKEND, service = %entry.service.service, id = %entry.service.id, %error, "skipping unreadable service entry");
+                None
+            }
+        })
+        .collect()
+}
+
+/// The index to ask with next, by Consul's rules: one that went backwards (a restored
+/// snapshot, a restarted agent) starts again from 0, which answers at once; otherwise never 0.
+fn next_index(asked: u64, answered: u64, what: &str) -> u64 {
+    if answered < asked {
+        debug!(
+            backend = BACKEND,
+            what, asked, answered, "the index went backwards; starting again"
+        );
+        0
+    } else {
+        answered.max(1)
+    }
+}
+
+impl From<ConsulError> for Error {
+    fn from(error: ConsulError) -> Error {
+        match &error {
+            ConsulError::Unreachable { .. } => Error::not_connected_by(BACKEND, "request", error),
+            // A wrong token or a body the agent refused: retrying cannot help.
+            e if e.is_refused() => Error::invalid("consul request", "", error.to_string()),
+            // 429, 5xx, 404, an unreadable answer: worth another try later.
+            _ => Error::backend(BACKEND, error),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_rules() {
+        assert_eq!(next_index(0, 0, "x"), 1, "never 0 after an answer");
+        assert_eq!(next_index(0, 42, "x"), 42);
+        assert_eq!(next_index(42, 42, "x"), 42);
+        assert_eq!(next_index(42, 7, "x"), 0, "backwards: start again");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_loop_is_rate_limited_after_a_burst() {
+        let mut limit = RateLimit::new();
+        let start = Instant::now();
+        for _ in 0..12 {
+            limit.wait().await;
+        }
+        // Two at once, then one a second.
+        let elapsed = start.elapsed();
+        assert!(elapsed >= Duration::from_secs(10), "{elapsed:?}");
+        assert!(elapsed < Duration::from_secs(11), "{elapsed:?}");
+    }
+}

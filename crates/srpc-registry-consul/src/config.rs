@@ -1,0 +1,158 @@
+//! [`ConsulConfig`]: everything a `consul://` registry URL can say, as Java Dubbo reads it.
+
+use std::time::Duration;
+
+use srpc_registry::{FailbackConfig, RegistryParams, Result, Url};
+
+/// The HTTP port of a Consul agent by default.
+pub const DEFAULT_PORT: u16 = 8500;
+
+/// Consul's minimum for `DeregisterCriticalServiceAfter`: it raises anything shorter.
+pub const MIN_DEREGISTER_AFTER: Duration = Duration::from_secs(60);
+
+/// The longest blocking query Consul serves.
+pub const MAX_WATCH_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Settings of a Consul registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConsulConfig {
+    /// The agent, `http://host:port`: the URL's, else `CONSUL_HTTP_ADDR`, else 127.0.0.1:8500.
+    pub base: String,
+    /// The ACL token: the URL's `token`, else `CONSUL_HTTP_TOKEN`. Sent as `X-Consul-Token`.
+    pub token: Option<String>,
+    /// The TTL of each registration's check (`consul-check-pass-interval`, milliseconds as
+    /// Java writes it, default 16 000); passed every third of it.
+    pub check_ttl: Duration,
+    /// `DeregisterCriticalServiceAfter` (`consul-deregister-critical-service-after`, default
+    /// and minimum 1 m, Consul's minimum): how long Consul keeps a registration whose check
+    /// went critical.
+    pub deregister_after: Duration,
+    /// The wait of each blocking query (`consul-watch-timeout`, milliseconds, default 60 000,
+    /// at most 10 min).
+    pub watch_timeout: Duration,
+    /// How long one non-blocking request may take (`timeout`, default 5 s).
+    pub timeout: Duration,
+    /// Retry and `check` settings.
+    pub failback: FailbackConfig,
+}
+
+impl ConsulConfig {
+    /// Reads `consul://[host:port][?token=…&consul-check-pass-interval=…&consul-deregister-critical-service-after=…&consul-watch-timeout=…]`.
+    pub fn from_url(url: &Url) -> Result<ConsulConfig> {
+        ConsulConfig::from_url_and_env(url, |name| std::env::var(name).ok())
+    }
+
+    /// [`ConsulConfig::from_url`] with the environment given (for tests).
+    pub fn from_url_and_env(
+        url: &Url,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<ConsulConfig> {
+        let params = RegistryParams::new(url);
+        let address = if url.host().is_empty() {
+            env("CONSUL_HTTP_ADDR")
+                .map(|a| {
+                    a.trim_start_matches("http://")
+                        .trim_end_matches('/')
+                        .to_owned()
+                })
+                .filter(|a| !a.is_empty())
+                .unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_PORT}"))
+        } else if url.port() == 0 {
+            format!("{}:{DEFAULT_PORT}", url.host())
+        } else {
+            url.address()
+        };
+        if address.starts_with("https://") {
+            return Err(params.invalid("https agents are not supported yet: use http://"));
+        }
+        let token = url
+            .param("token")
+            .map(str::to_owned)
+            .or_else(|| env("CONSUL_HTTP_TOKEN"))
+            .filter(|t| !t.is_empty());
+        let check_ttl =
+            params.positive_duration("consul-check-pass-interval", Duration::from_secs(16))?;
+        if check_ttl < Duration::from_secs(1) {
+            return Err(params.invalid("consul-check-pass-interval must be at least 1000 ms"));
+        }
+        let deregister_after = params
+            .positive_duration(
+                "consul-deregister-critical-service-after",
+                MIN_DEREGISTER_AFTER,
+            )?
+            .max(MIN_DEREGISTER_AFTER);
+        let watch_timeout = params
+            .positive_duration("consul-watch-timeout", Duration::from_secs(60))?
+            .min(MAX_WATCH_TIMEOUT);
+        Ok(ConsulConfig {
+            base: format!("http://{address}"),
+            token,
+            check_ttl,
+            deregister_after,
+            watch_timeout,
+            timeout: params.positive_duration("timeout", Duration::from_secs(5))?,
+            failback: params.failback()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(url: &str, env: &[(&str, &str)]) -> Result<ConsulConfig> {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        ConsulConfig::from_url_and_env(&Url::parse(url).unwrap(), move |name| {
+            env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn javas_registry_url() {
+        let c = config(
+            "consul://127.0.0.1:8500?token=t&consul-check-pass-interval=16000&consul-deregister-critical-service-after=1m&consul-watch-timeout=60000",
+            &[("CONSUL_HTTP_TOKEN", "other")],
+        )
+        .unwrap();
+        assert_eq!(c.base, "http://127.0.0.1:8500");
+        assert_eq!(c.token.as_deref(), Some("t"));
+        assert_eq!(c.check_ttl, Duration::from_secs(16));
+        assert_eq!(c.deregister_after, Duration::from_secs(60));
+        assert_eq!(c.watch_timeout, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn the_environment_fills_what_the_url_leaves_out() {
+        let c = config(
+            "consul://",
+            &[
+                ("CONSUL_HTTP_ADDR", "http://10.1.2.3:8501"),
+                ("CONSUL_HTTP_TOKEN", "secret"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.base, "http://10.1.2.3:8501");
+        assert_eq!(c.token.as_deref(), Some("secret"));
+        let c = config("consul://", &[]).unwrap();
+        assert_eq!(c.base, "http://127.0.0.1:8500");
+        assert_eq!(c.token, None);
+        assert_eq!(config("consul://h", &[]).unwrap().base, "http://h:8500");
+    }
+
+    #[test]
+    fn consuls_limits_are_applied() {
+        let c = config(
+            "consul://h?consul-deregister-critical-service-after=20s&consul-watch-timeout=1h",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.deregister_after, MIN_DEREGISTER_AFTER, "Consul's minimum");
+        assert_eq!(c.watch_timeout, MAX_WATCH_TIMEOUT);
+        assert!(config("consul://h?consul-check-pass-interval=500", &[]).is_err());
+        assert!(config("consul://h?consul-watch-timeout=0", &[]).is_err());
+    }
+}

@@ -1,0 +1,73 @@
+//! The conformance suite and the outage contract on Consul: against the fake agent of
+//! `srpc_tests::consul`, or against a real agent when `CONSUL_HTTP_ADDR` is set.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: failures panic.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use srpc_registry::Registry;
+use srpc_tests::conformance::{Factory, Outage};
+use srpc_tests::consul::FakeConsul;
+use srpc_tests::proxy::TcpProxy;
+
+/// The agents the tests made, kept until the test process ends.
+static FAKES: Mutex<Vec<FakeConsul>> = Mutex::new(Vec::new());
+
+/// A real agent's address from `CONSUL_HTTP_ADDR`, else a fresh fake agent's.
+async fn agent() -> SocketAddr {
+    if let Ok(addr) = std::env::var("CONSUL_HTTP_ADDR") {
+        let addr = addr.trim_start_matches("http://").trim_end_matches('/');
+        return tokio::net::lookup_host(addr)
+            .await
+            .unwrap()
+            .next()
+            .expect("CONSUL_HTTP_ADDR resolves");
+    }
+    let fake = FakeConsul::start().await.unwrap();
+    let addr = fake.addr();
+    FAKES.lock().unwrap().push(fake);
+    addr
+}
+
+struct Consul;
+
+#[async_trait]
+impl Factory for Consul {
+    async fn pair(&self) -> (Arc<dyn Registry>, Arc<dyn Registry>) {
+        // Consul has no namespaces here: every test uses interfaces of its own.
+        let url = format!("consul://{}?consul-watch-timeout=5000", agent().await);
+        let provider = srpc::registry::connect(&url).await.unwrap();
+        let consumer = srpc::registry::connect(&url).await.unwrap();
+        (provider, consumer)
+    }
+
+    /// Consul's `Meta` values end at 512 characters.
+    fn max_url_len(&self) -> usize {
+        srpc_registry_consul::MAX_META_VALUE
+    }
+
+    async fn outage(&self) -> Option<Outage> {
+        let agent = agent().await;
+        let proxy = TcpProxy::start(agent).await.unwrap();
+        // A TTL of 1 s: a provider that cannot pass goes critical (and out of `passing`
+        // answers) soon after the cut; passes every third of a second.
+        let params =
+            "consul-check-pass-interval=1000&consul-watch-timeout=5000&retry.max.period=1s";
+        let cut = format!("consul://{}?{params}", proxy.addr());
+        let direct = format!("consul://{agent}?{params}");
+        Some(Outage {
+            provider: srpc::registry::connect(&cut).await.unwrap(),
+            consumer: srpc::registry::connect(&cut).await.unwrap(),
+            bystander: srpc::registry::connect(&direct).await.unwrap(),
+            proxy,
+            lost_after: Duration::from_secs(2),
+            retry_period: Duration::from_secs(1),
+        })
+    }
+}
+
+srpc_tests::conformance_suite!(Consul);
+srpc_tests::outage_suite!(Consul);
