@@ -37,6 +37,8 @@ pub struct FakeConsul {
 
 #[derive(Debug)]
 struct Shared {
+    /// Health queries answered, for tests that check a client does not busy-loop.
+    health_requests: std::sync::atomic::AtomicU64,
     state: Mutex<AgentState>,
     /// The raft index: blocking queries wait on it.
     raft: watch::Sender<u64>,
@@ -91,6 +93,7 @@ impl FakeConsul {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
+            health_requests: std::sync::atomic::AtomicU64::new(0),
             state: Mutex::new(AgentState {
                 services: BTreeMap::new(),
                 index: HashMap::new(),
@@ -182,6 +185,34 @@ impl FakeConsul {
             .values()
             .map(|s| (s.id.clone(), s.name.clone(), s.check.status.clone()))
             .collect()
+    }
+
+    /// How many health queries it has answered (or refused).
+    pub fn health_requests(&self) -> u64 {
+        self.shared
+            .health_requests
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Sends `body` to `PUT path` over plain HTTP/1.1, as any peer would; the status.
+    pub async fn put(&self, path: &str, body: &str) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .unwrap_or_else(|e| panic!("connect to the fake agent: {e}"));
+        let request = format!(
+            "PUT {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        );
+        let mut answer = String::new();
+        let _ = stream.write_all(request.as_bytes()).await;
+        let _ = stream.read_to_string(&mut answer).await;
+        answer
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
     }
 
     /// The register body received for service `id`, as JSON.
@@ -576,6 +607,9 @@ async fn health(
     Path(name): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
+    shared
+        .health_requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     if let Err(answer) = admit(&shared, &headers) {
         return answer.into_response();
     }
