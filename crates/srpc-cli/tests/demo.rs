@@ -97,6 +97,20 @@ fn demo_over_etcd() {
 }
 
 #[test]
+fn demo_over_a_fake_consul_agent() {
+    // The agent runs on this runtime while the demo runs as its own process.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let agent = runtime
+        .block_on(srpc_tests::consul::FakeConsul::start())
+        .unwrap();
+    check(&demo(&[
+        "--registry",
+        &format!("consul://{}?consul-check-pass-interval=3000", agent.addr()),
+    ]));
+    drop(agent);
+}
+
+#[test]
 fn demo_over_an_external_http_registry() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -199,6 +199,32 @@ fn a_sigkilled_provider_vanishes_from_etcd_within_its_ttl() {
 }
 
 #[test]
+fn register_list_and_watch_work_on_consul() {
+    // A fake agent on this test's runtime, or a real one from CONSUL_HTTP_ADDR.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake;
+    let agent = match std::env::var("CONSUL_HTTP_ADDR") {
+        Ok(addr) => addr.trim_start_matches("http://").to_owned(),
+        Err(_) => {
+            fake = runtime
+                .block_on(srpc_tests::consul::FakeConsul::start())
+                .unwrap();
+            fake.addr().to_string()
+        }
+    };
+    let registry = format!("consul://{agent}?consul-check-pass-interval=3000");
+    let url = "dubbo://127.0.0.1:20943/com.acme.Consul?side=provider";
+    let watch = spawn(&["watch", &registry, "com.acme.Consul"]);
+    let provider = spawn(&["register", &registry, url]);
+    assert_eq!(watch.next_line(), format!("+ {url}"));
+    list_until(&registry, "com.acme.Consul", &format!("{url}\n"));
+    assert_eq!(provider.signal("-TERM"), Some(0));
+    assert_eq!(watch.next_line(), format!("- {url}"));
+    list_until(&registry, "com.acme.Consul", "");
+    assert_eq!(watch.signal("-TERM"), Some(0));
+}
+
+#[test]
 fn registry_serve_then_register_list_and_watch_over_http() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
