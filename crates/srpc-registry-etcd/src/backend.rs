@@ -17,7 +17,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::EtcdConfig;
 use crate::error::EtcdError;
-use crate::gateway::{Event, Gateway, KeyValue, prefix_end};
+use crate::gateway::{Event, Gateway, KeyValue, WatchMessage, WatchStream, prefix_end};
 
 const BACKEND: &str = crate::SCHEME;
 
@@ -344,19 +344,9 @@ impl Inner {
                 .watch(prefix.as_bytes(), &prefix_end(prefix.as_bytes()), start)
                 .await?;
             loop {
-                let message = match tokio::time::timeout(WATCH_IDLE, stream.next()).await {
-                    Ok(message) => message?,
-                    Err(_) => {
-                        debug!(backend = BACKEND, %dir, "watch idle; opening it again");
-                        break;
-                    }
-                };
-                let Some(message) = message else {
-                    return Err(EtcdError::WatchEnded {
-                        key: prefix.clone(),
-                        reason: "the server closed the stream".into(),
-                    }
-                    .into());
+                let Some(message) = next_message(&mut stream, &prefix).await? else {
+                    debug!(backend = BACKEND, %dir, "watch idle; opening it again");
+                    break;
                 };
                 if message.canceled {
                     if message.compact_revision > 0 {
@@ -463,16 +453,8 @@ impl Inner {
                 .watch(prefix.as_bytes(), &prefix_end(prefix.as_bytes()), start)
                 .await?;
             loop {
-                let message = match tokio::time::timeout(WATCH_IDLE, stream.next()).await {
-                    Ok(message) => message?,
-                    Err(_) => break,
-                };
-                let Some(message) = message else {
-                    return Err(EtcdError::WatchEnded {
-                        key: prefix.clone(),
-                        reason: "the server closed the stream".into(),
-                    }
-                    .into());
+                let Some(message) = next_message(&mut stream, &prefix).await? else {
+                    break; // Idle: open it again.
                 };
                 if message.canceled {
                     // Compacted: list the names again; the watches of known ones carry on.
@@ -636,6 +618,21 @@ impl Drop for EtcdBackend {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
+    }
+}
+
+/// The next message of a watch of `prefix`; `None` when it stayed silent for
+/// [`WATCH_IDLE`] (open it again); an error when it failed or the server closed it.
+async fn next_message(stream: &mut WatchStream, prefix: &str) -> Result<Option<WatchMessage>> {
+    match tokio::time::timeout(WATCH_IDLE, stream.next()).await {
+        Err(_) => Ok(None),
+        Ok(Ok(Some(message))) => Ok(Some(message)),
+        Ok(Ok(None)) => Err(EtcdError::WatchEnded {
+            key: prefix.to_owned(),
+            reason: "the server closed the stream".into(),
+        }
+        .into()),
+        Ok(Err(error)) => Err(error.into()),
     }
 }
 

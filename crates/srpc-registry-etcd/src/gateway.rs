@@ -379,15 +379,7 @@ impl Gateway {
         path: &'static str,
         request: &Req,
     ) -> Result<Resp, EtcdError> {
-        let body = to_json(request);
-        let (endpoint, response) = self.send(path, &body, Some(self.timeout)).await?;
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|source| EtcdError::Unreachable {
-                endpoint: endpoint.clone(),
-                source,
-            })?;
+        let (endpoint, bytes) = self.exchange(path, request).await?;
         serde_json::from_slice(&bytes).map_err(|e| invalid(&endpoint, path, e))
     }
 
@@ -397,15 +389,7 @@ impl Gateway {
         path: &'static str,
         request: &Req,
     ) -> Result<Resp, EtcdError> {
-        let body = to_json(request);
-        let (endpoint, response) = self.send(path, &body, Some(self.timeout)).await?;
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|source| EtcdError::Unreachable {
-                endpoint: endpoint.clone(),
-                source,
-            })?;
+        let (endpoint, bytes) = self.exchange(path, request).await?;
         let first = serde_json::Deserializer::from_slice(&bytes)
             .into_iter::<Envelope<Resp>>()
             .next();
@@ -414,6 +398,18 @@ impl Gateway {
             Some(Err(e)) => Err(invalid(&endpoint, path, e)),
             None => Err(invalid(&endpoint, path, "an empty answer")),
         }
+    }
+
+    /// Sends one JSON request (with failover and authentication) and reads the whole answer.
+    async fn exchange(
+        &self,
+        path: &'static str,
+        request: &impl Serialize,
+    ) -> Result<(String, Vec<u8>), EtcdError> {
+        let body = to_json(request);
+        let (endpoint, response) = self.send(path, &body, Some(self.timeout)).await?;
+        let bytes = read_body(&endpoint, response).await?;
+        Ok((endpoint, bytes))
     }
 
     /// Sends a request to the endpoints in turn, starting with the one that answered last,
@@ -530,13 +526,7 @@ impl Gateway {
         let (endpoint, response) = self
             .send_failover("/v3/auth/authenticate", &body, Some(self.timeout), None)
             .await?;
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|source| EtcdError::Unreachable {
-                endpoint: endpoint.clone(),
-                source,
-            })?;
+        let bytes = read_body(&endpoint, response).await?;
         let auth: AuthResponse = serde_json::from_slice(&bytes)
             .map_err(|e| invalid(&endpoint, "/v3/auth/authenticate", e))?;
         *self.lock_token() = Some(auth.token.clone());
@@ -611,6 +601,18 @@ pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
         }
     }
     vec![0]
+}
+
+/// The whole body of a successful answer.
+async fn read_body(endpoint: &str, response: reqwest::Response) -> Result<Vec<u8>, EtcdError> {
+    response
+        .bytes()
+        .await
+        .map(|b| b.to_vec())
+        .map_err(|source| EtcdError::Unreachable {
+            endpoint: endpoint.to_owned(),
+            source,
+        })
 }
 
 fn open<T>(envelope: Envelope<T>, endpoint: &str, path: &'static str) -> Result<T, EtcdError> {
