@@ -30,6 +30,24 @@ pub fn init_logs() {
     }
 }
 
+/// Records every snapshot a subscription publishes from now on, uncoalesced
+/// ([`srpc_registry::Subscription::history`]): (providers, connected) each.
+pub fn record(
+    sub: &srpc_registry::Subscription,
+) -> std::sync::Arc<std::sync::Mutex<Vec<(usize, bool)>>> {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut history = sub.history();
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Some(s) = history.recv().await {
+            log.lock()
+                .unwrap()
+                .push((s.providers().len(), s.is_connected()));
+        }
+    });
+    seen
+}
+
 /// A multicast registry URL on loopback with a group port no other socket uses right now,
 /// plus extra parameters (`k=v&…`).
 pub fn multicast_url(extra: &str) -> String {

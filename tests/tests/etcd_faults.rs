@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: failures panic.
 
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use srpc_registry::{Error, Registry, Subscription, Url};
@@ -36,21 +35,6 @@ async fn subscribe(registry: &EtcdRegistry) -> Subscription {
         .unwrap()
 }
 
-/// Records every snapshot a subscription publishes: (providers, connected).
-fn record(sub: &Subscription) -> Arc<Mutex<Vec<(usize, bool)>>> {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let mut history = sub.history();
-    let log = seen.clone();
-    tokio::spawn(async move {
-        while let Some(s) = history.recv().await {
-            log.lock()
-                .unwrap()
-                .push((s.providers().len(), s.is_connected()));
-        }
-    });
-    seen
-}
-
 fn etcdctl(address: &str, args: &[&str]) -> String {
     let out = Command::new(VERSION.etcdctl().expect("etcdctl is installed"))
         .env("ETCDCTL_API", "3")
@@ -78,7 +62,7 @@ async fn a_restart_on_the_same_data_loses_no_provider_and_never_empties_a_subscr
     sub.wait_for(|s| s.len() == 1 && s.is_connected(), DEADLINE)
         .await
         .unwrap();
-    let seen = record(&sub);
+    let seen = srpc_tests::record(&sub);
 
     server.kill();
     let s = sub.wait_for(|s| !s.is_connected(), DEADLINE).await.unwrap();
@@ -222,7 +206,7 @@ async fn a_three_member_cluster_loses_its_leader_and_nothing_is_lost() {
     let mut sub = subscribe(&consumer).await;
     provider.register(&provider_url(20936)).await.unwrap();
     sub.wait_for(|s| s.len() == 1, DEADLINE).await.unwrap();
-    let seen = record(&sub);
+    let seen = srpc_tests::record(&sub);
 
     members[leader].kill();
     // A new leader is elected; the lease is kept alive through it; the watch fails over.

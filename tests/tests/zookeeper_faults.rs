@@ -3,7 +3,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: failures panic.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use srpc_registry::{Registry, Subscription, Url};
@@ -31,22 +30,6 @@ async fn subscribe(registry: &ZookeeperRegistry) -> Subscription {
         .subscribe(&Url::parse("consumer://127.0.0.1/com.acme.Faults").unwrap())
         .await
         .unwrap()
-}
-
-/// Records the number of providers of every snapshot a subscription publishes.
-fn record(sub: &Subscription) -> Arc<Mutex<Vec<(usize, bool)>>> {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let mut rx = sub.watch();
-    let log = seen.clone();
-    tokio::spawn(async move {
-        while rx.changed().await.is_ok() {
-            let s = rx.borrow_and_update().clone();
-            log.lock()
-                .unwrap()
-                .push((s.providers().len(), s.is_connected()));
-        }
-    });
-    seen
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,7 +74,7 @@ async fn a_server_restart_never_shows_consumers_an_empty_list() {
     sub.wait_for(|s| s.len() == 1 && s.is_connected(), DEADLINE)
         .await
         .unwrap();
-    let seen = record(&sub);
+    let seen = srpc_tests::record(&sub);
 
     server.kill();
     let s = sub.wait_for(|s| !s.is_connected(), DEADLINE).await.unwrap();

@@ -48,6 +48,8 @@ struct Inner {
     /// What each watched directory holds and up to which revision, kept across restarts of
     /// its watch so that it resumes where it stopped.
     dirs: Mutex<HashMap<String, Arc<Mutex<DirState>>>>,
+    /// The marker keys this handle has made sure of.
+    markers: Mutex<HashSet<String>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -100,6 +102,7 @@ impl EtcdBackend {
                 }),
                 keepalive: Mutex::default(),
                 dirs: Mutex::default(),
+                markers: Mutex::default(),
             }),
         })
     }
@@ -217,9 +220,18 @@ impl Inner {
             ],
         };
         for (key, value) in markers {
+            // Markers are persistent: one put-if-absent per handle is enough.
+            if self.markers().contains(&key) {
+                continue;
+            }
             self.gateway.put_if_absent(key.as_bytes(), &value).await?;
+            self.markers().insert(key);
         }
         Ok(())
+    }
+
+    fn markers(&self) -> MutexGuard<'_, HashSet<String>> {
+        self.markers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Lists one directory: its registrations and the revision of the listing. Entries that
