@@ -1,0 +1,170 @@
+//! [`MdnsConfig`]: everything an `mdns://` registry URL can say.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use srpc_registry::{FailbackConfig, RegistryParams, Result, Url};
+
+/// The DNS-SD service type srpc uses unless told otherwise.
+pub const DEFAULT_TYPE: &str = "_srpc._tcp";
+
+/// Where mDNS traffic goes: one interface, by address or by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Interface {
+    /// The interface that holds this address (the default is 127.0.0.1: loopback only, so
+    /// nothing reaches a network unless asked).
+    Addr(IpAddr),
+    /// The interface of this name, e.g. `eth0`.
+    Name(String),
+}
+
+/// Settings of an mDNS registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MdnsConfig {
+    /// The one interface it joins, announces and answers on (`interface`).
+    pub interface: Interface,
+    /// The service type, `_name._tcp` or `_name._udp` (`type`, default `_srpc._tcp`).
+    pub service_type: String,
+    /// How often live providers are verified (`session`, default 60 s).
+    pub session: Duration,
+    /// Retry and `check` settings.
+    pub failback: FailbackConfig,
+}
+
+impl MdnsConfig {
+    /// Reads `mdns://local[?interface=127.0.0.1&type=_srpc._tcp&session=60000]`.
+    pub fn from_url(url: &Url) -> Result<MdnsConfig> {
+        let params = RegistryParams::new(url);
+        if !matches!(url.host(), "" | "local") || url.port() != 0 {
+            return Err(params.invalid(
+                "mDNS has no server to name: write mdns://local (the interface goes in interface=)",
+            ));
+        }
+        let interface = match url.param("interface").map(str::trim) {
+            None | Some("") => Interface::Addr(IpAddr::from([127, 0, 0, 1])),
+            Some(text) => {
+                let bare = text.trim_start_matches('[').trim_end_matches(']');
+                match bare.parse::<IpAddr>() {
+                    Ok(address) => Interface::Addr(address),
+                    Err(_) if is_interface_name(text) => Interface::Name(text.to_owned()),
+                    Err(_) => {
+                        return Err(params.invalid(format!(
+                            "interface {text:?} is neither an IP address nor an interface name"
+                        )));
+                    }
+                }
+            }
+        };
+        let service_type = url.param_or("type", DEFAULT_TYPE).trim().to_owned();
+        check_service_type(&service_type).map_err(|reason| params.invalid(reason))?;
+        Ok(MdnsConfig {
+            interface,
+            service_type,
+            session: params.positive_duration("session", Duration::from_secs(60))?,
+            failback: params.failback()?,
+        })
+    }
+
+    /// The type with its domain, as DNS-SD libraries take it: `_srpc._tcp.local.`.
+    pub fn type_domain(&self) -> String {
+        format!("{}.local.", self.service_type)
+    }
+}
+
+/// Linux interface names: up to 15 bytes, no `/`, white space or `:`.
+fn is_interface_name(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 15
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// RFC 6763 §7 and RFC 6335: `_name._tcp` or `_name._udp`; the name 1–15 letters, digits and
+/// hyphens, starting and ending with a letter or digit, with a letter, and no `--`. This is
+/// also what python-zeroconf and avahi accept in strict mode.
+fn check_service_type(service_type: &str) -> std::result::Result<(), String> {
+    let shape = || {
+        format!(
+            "type {service_type:?} is not an RFC 6763 service type: write _name._tcp or _name._udp"
+        )
+    };
+    let (name, protocol) = service_type.rsplit_once('.').ok_or_else(shape)?;
+    if !matches!(protocol, "_tcp" | "_udp") {
+        return Err(shape());
+    }
+    let name = name.strip_prefix('_').ok_or_else(shape)?;
+    let valid = (1..=15).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && name.chars().any(|c| c.is_ascii_alphabetic())
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && !name.contains("--");
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "service name {name:?} of type {service_type:?} must be 1-15 letters, digits and \
+             hyphens, with a letter, starting and ending with a letter or digit (RFC 6335)"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(s: &str) -> Result<MdnsConfig> {
+        MdnsConfig::from_url(&Url::parse(s).unwrap())
+    }
+
+    #[test]
+    fn defaults_keep_everything_on_loopback() {
+        let c = config("mdns://local").unwrap();
+        assert_eq!(c.interface, Interface::Addr(IpAddr::from([127, 0, 0, 1])));
+        assert_eq!(c.service_type, "_srpc._tcp");
+        assert_eq!(c.type_domain(), "_srpc._tcp.local.");
+        assert_eq!(c.session, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn parameters() {
+        let c = config("mdns://local?interface=veth0&type=_acme-rpc._udp&session=5000").unwrap();
+        assert_eq!(c.interface, Interface::Name("veth0".into()));
+        assert_eq!(c.service_type, "_acme-rpc._udp");
+        assert_eq!(c.session, Duration::from_secs(5));
+        let c = config("mdns://local?interface=[fd77::1]").unwrap();
+        assert_eq!(c.interface, Interface::Addr("fd77::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn refuses_what_cannot_work() {
+        for (bad, needle) in [
+            ("mdns://224.0.0.251:5353", "mdns://local"),
+            (
+                "mdns://local?interface=not an interface!",
+                "neither an IP address",
+            ),
+            (
+                "mdns://local?type=_rpcxservices",
+                "not an RFC 6763 service type",
+            ),
+            (
+                "mdns://local?type=srpc._tcp",
+                "not an RFC 6763 service type",
+            ),
+            ("mdns://local?type=_a-very-long-service._tcp", "1-15"),
+            ("mdns://local?type=_a--b._tcp", "1-15"),
+            ("mdns://local?type=_123._tcp", "with a letter"),
+            (
+                "mdns://local?session=0",
+                "session must be greater than zero",
+            ),
+        ] {
+            let err = config(bad).unwrap_err().to_string();
+            assert!(err.contains(needle), "{bad}: {err}");
+        }
+    }
+}
