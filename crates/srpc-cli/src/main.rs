@@ -211,6 +211,7 @@ async fn run_registry(command: Command) -> Result<(), Failure> {
         #[cfg(feature = "http")]
         Command::Registry(RegistryCommand::Serve { addr, ttl, token }) => {
             use srpc::http::{HttpRegistryServer, ServerConfig};
+            let shutdown = Shutdown::listen();
             let mut config = ServerConfig::new(addr).with_ttl(ttl);
             if let Some(token) = token {
                 config = config.with_token(token);
@@ -223,7 +224,7 @@ async fn run_registry(command: Command) -> Result<(), Failure> {
                 "srpc: registry listening on http://{}",
                 server.local_addr()
             );
-            shutdown_signal(None).await;
+            shutdown.wait(None).await;
             let _ = writeln!(io::stderr().lock(), "srpc: shutting down");
             server
                 .shutdown()
@@ -258,11 +259,12 @@ async fn run_registry(command: Command) -> Result<(), Failure> {
             registry.close().await.map_err(registry_failure)
         }
         Command::Watch { registry, service } => {
+            let shutdown = Shutdown::listen();
             let query = service_query(&service)?;
             let registry = connect(&registry).await?;
             let sub = registry.subscribe(&query).await.map_err(registry_failure)?;
             let mut changes = Box::pin(sub.changes());
-            let shutdown = shutdown_signal(None);
+            let shutdown = shutdown.wait(None);
             tokio::pin!(shutdown);
             loop {
                 tokio::select! {
@@ -290,6 +292,7 @@ async fn run_registry(command: Command) -> Result<(), Failure> {
             duration,
             listen,
         } => {
+            let shutdown = Shutdown::listen();
             let url = Url::parse(&url).map_err(|e| Failure::Invalid(e.to_string()))?;
             let listener = if listen {
                 let host = url.host().trim_start_matches('[').trim_end_matches(']');
@@ -308,7 +311,7 @@ async fn run_registry(command: Command) -> Result<(), Failure> {
             let registry = connect(&registry).await?;
             registry.register(&url).await.map_err(registry_failure)?;
             let _ = writeln!(io::stderr().lock(), "srpc: registered {url}");
-            shutdown_signal(duration).await;
+            shutdown.wait(duration).await;
             let closed = registry.close().await.map_err(registry_failure);
             if let Some(listener) = listener {
                 listener.abort();
@@ -371,31 +374,64 @@ fn service_query(service: &str) -> Result<Url, Failure> {
 }
 
 /// Resolves on SIGINT or SIGTERM, or after `limit`.
-async fn shutdown_signal(limit: Option<Duration>) {
-    let limit = async {
-        match limit {
-            Some(limit) => tokio::time::sleep(limit).await,
-            None => std::future::pending().await,
-        }
-    };
-    let terminate = async {
+/// SIGINT and SIGTERM, listened to from the moment it is made: a signal that comes while a
+/// command is still starting (registering, connecting) ends it cleanly later instead of
+/// killing the process before its handler exists.
+struct Shutdown {
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Shutdown {
+    /// Installs the handlers now.
+    fn listen() -> Shutdown {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
-            match signal(SignalKind::terminate()) {
-                Ok(mut sigterm) => {
-                    sigterm.recv().await;
-                }
-                Err(_) => std::future::pending().await,
+            Shutdown {
+                interrupt: signal(SignalKind::interrupt()).ok(),
+                terminate: signal(SignalKind::terminate()).ok(),
             }
         }
         #[cfg(not(unix))]
-        std::future::pending::<()>().await
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
-        () = limit => {}
+        Shutdown {}
+    }
+
+    /// Waits for a signal, or for `limit` to pass.
+    async fn wait(self, limit: Option<Duration>) {
+        let limit = async {
+            match limit {
+                Some(limit) => tokio::time::sleep(limit).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = self.signalled() => {}
+            () = limit => {}
+        }
+    }
+
+    #[cfg(unix)]
+    async fn signalled(mut self) {
+        async fn recv(signal: Option<&mut tokio::signal::unix::Signal>) {
+            match signal {
+                Some(signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            () = recv(self.interrupt.as_mut()) => {}
+            () = recv(self.terminate.as_mut()) => {}
+        }
+    }
+
+    #[cfg(not(unix))]
+    async fn signalled(self) {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
