@@ -109,9 +109,8 @@ impl FakeConsul {
         let app = Router::new()
             .route("/v1/agent/service/register", put(register))
             .route("/v1/agent/service/deregister/{id}", put(deregister))
-            .route("/v1/agent/check/pass/{id}", put(pass))
-            .route("/v1/agent/check/warn/{id}", put(warn))
-            .route("/v1/agent/check/fail/{id}", put(fail))
+            // pass, warn and fail; `update` is the static route below, which wins.
+            .route("/v1/agent/check/{verb}/{id}", put(set_by_verb))
             .route("/v1/agent/check/update/{id}", put(update))
             .route("/v1/agent/services", get(agent_services))
             .route("/v1/health/service/{name}", get(health))
@@ -522,49 +521,21 @@ fn set_check(
     StatusCode::OK.into_response()
 }
 
-async fn pass(
+/// `PUT /v1/agent/check/{pass,warn,fail}/<id>[?note=]`.
+async fn set_by_verb(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Path((verb, id)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    set_check(
-        &shared,
-        &headers,
-        &id,
-        "passing",
-        q.get("note").map_or("", String::as_str),
-    )
-}
-
-async fn warn(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    set_check(
-        &shared,
-        &headers,
-        &id,
-        "warning",
-        q.get("note").map_or("", String::as_str),
-    )
-}
-
-async fn fail(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    set_check(
-        &shared,
-        &headers,
-        &id,
-        "critical",
-        q.get("note").map_or("", String::as_str),
-    )
+    let status = match verb.as_str() {
+        "pass" => "passing",
+        "warn" => "warning",
+        "fail" => "critical",
+        _ => return text(StatusCode::NOT_FOUND, "404 page not found"),
+    };
+    let note = q.get("note").map_or("", String::as_str);
+    set_check(&shared, &headers, &id, status, note)
 }
 
 async fn update(

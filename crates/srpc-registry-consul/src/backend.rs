@@ -87,6 +87,30 @@ impl Inner {
         Ok((answer.index, read_entries(&answer.value)))
     }
 
+    /// The services of the catalog tagged `dubbo`, blocking at `index` like
+    /// [`Inner::instances`]; with the index to ask with next.
+    async fn dubbo_services(&self, index: u64) -> Result<(u64, Vec<String>)> {
+        let answer = self
+            .client
+            .services(index, self.config.watch_timeout)
+            .await?;
+        let names = answer
+            .value
+            .into_iter()
+            .filter(|(_, tags)| tags.iter().any(|t| t == DUBBO_TAG))
+            .map(|(name, _)| name)
+            .collect();
+        Ok((answer.index, names))
+    }
+
+    /// The services `query` selects: its interface, or every Dubbo service for `*`.
+    async fn services_of(&self, query: &Url) -> Result<Vec<String>> {
+        match query.service_interface() {
+            dubbo_url::ANY_VALUE => Ok(self.dubbo_services(0).await?.1),
+            interface => Ok(vec![interface.to_owned()]),
+        }
+    }
+
     fn watch_service(self: &Arc<Self>, name: &str, query: &Url, index: u64) -> Result<()> {
         let inner = self.clone();
         let name_owned = name.to_owned();
@@ -125,16 +149,11 @@ impl Inner {
         let mut index = 0;
         loop {
             limit.wait().await;
-            let answer = self
-                .client
-                .services(index, self.config.watch_timeout)
-                .await?;
-            index = next_index(index, answer.index, CATALOG_SCOPE);
-            for (name, tags) in &answer.value {
-                if tags.iter().any(|t| t == DUBBO_TAG) {
-                    for query in scope.queries() {
-                        self.watch_service(name, &query, 0)?;
-                    }
+            let (answered, names) = self.dubbo_services(index).await?;
+            index = next_index(index, answered, CATALOG_SCOPE);
+            for name in &names {
+                for query in scope.queries() {
+                    self.watch_service(name, &query, 0)?;
                 }
             }
             scope.mark_working();
@@ -197,25 +216,16 @@ impl Backend for ConsulBackend {
 
     async fn subscribe(&self, query: &Url) -> Result<()> {
         let inner = &self.inner;
-        let interface = query.service_interface();
-        let catalog = inner.ctx.catalog();
-        if interface == dubbo_url::ANY_VALUE {
-            let answer = inner.client.services(0, inner.config.watch_timeout).await?;
-            for (name, tags) in &answer.value {
-                if tags.iter().any(|t| t == DUBBO_TAG) {
-                    let (index, urls) = inner.instances(name, 0).await?;
-                    catalog.replace(&scope_of(name), urls);
-                    inner.watch_service(name, query, index)?;
-                }
-            }
+        for name in inner.services_of(query).await? {
+            let (index, urls) = inner.instances(&name, 0).await?;
+            inner.ctx.catalog().replace(&scope_of(&name), urls);
+            inner.watch_service(&name, query, index)?;
+        }
+        if query.service_interface() == dubbo_url::ANY_VALUE {
             let follower = inner.clone();
             inner.watches.watch(CATALOG_SCOPE, query, move |scope| {
                 follower.clone().follow_catalog(scope)
             })?;
-        } else {
-            let (index, urls) = inner.instances(interface, 0).await?;
-            catalog.replace(&scope_of(interface), urls);
-            inner.watch_service(interface, query, index)?;
         }
         Ok(())
     }
@@ -227,16 +237,9 @@ impl Backend for ConsulBackend {
 
     async fn lookup(&self, query: &Url) -> Result<Vec<Url>> {
         let inner = &self.inner;
-        let interface = query.service_interface();
-        if interface != dubbo_url::ANY_VALUE {
-            return Ok(inner.instances(interface, 0).await?.1);
-        }
-        let answer = inner.client.services(0, inner.config.watch_timeout).await?;
         let mut urls = Vec::new();
-        for (name, tags) in &answer.value {
-            if tags.iter().any(|t| t == DUBBO_TAG) {
-                urls.extend(inner.instances(name, 0).await?.1);
-            }
+        for name in inner.services_of(query).await? {
+            urls.extend(inner.instances(&name, 0).await?.1);
         }
         Ok(urls)
     }

@@ -17,7 +17,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::EtcdConfig;
 use crate::error::EtcdError;
-use crate::gateway::{Event, Gateway, KeyValue, WatchMessage, WatchStream, prefix_end};
+use crate::gateway::{Event, Gateway, KeyValue, WatchMessage, WatchStream};
 
 const BACKEND: &str = crate::SCHEME;
 
@@ -238,10 +238,7 @@ impl Inner {
     /// are not registrable URLs are skipped with a warning.
     async fn list_dir(&self, dir: &str) -> Result<(i64, HashMap<Vec<u8>, Url>)> {
         let prefix = format!("{dir}/");
-        let range = self
-            .gateway
-            .range(prefix.as_bytes(), &prefix_end(prefix.as_bytes()), false)
-            .await?;
+        let range = self.gateway.range_prefix(&prefix, false).await?;
         let entries = range
             .kvs
             .iter()
@@ -293,10 +290,7 @@ impl Inner {
     async fn interfaces(&self) -> Result<(i64, HashSet<String>)> {
         let root = self.config.layout.root();
         let prefix = root_prefix(root);
-        let range = self
-            .gateway
-            .range(prefix.as_bytes(), &prefix_end(prefix.as_bytes()), true)
-            .await?;
+        let range = self.gateway.range_prefix(&prefix, true).await?;
         let names = range
             .kvs
             .iter()
@@ -351,10 +345,7 @@ impl Inner {
         }
         loop {
             let start = lock(&state).revision + 1;
-            let mut stream = self
-                .gateway
-                .watch(prefix.as_bytes(), &prefix_end(prefix.as_bytes()), start)
-                .await?;
+            let mut stream = self.gateway.watch_prefix(&prefix, start).await?;
             loop {
                 let Some(message) = next_message(&mut stream, &prefix).await? else {
                     debug!(backend = BACKEND, %dir, "watch idle; opening it again");
@@ -460,10 +451,7 @@ impl Inner {
         follow(&self, names)?;
         scope.mark_working();
         loop {
-            let mut stream = self
-                .gateway
-                .watch(prefix.as_bytes(), &prefix_end(prefix.as_bytes()), start)
-                .await?;
+            let mut stream = self.gateway.watch_prefix(&prefix, start).await?;
             loop {
                 let Some(message) = next_message(&mut stream, &prefix).await? else {
                     break; // Idle: open it again.

@@ -259,16 +259,15 @@ impl Gateway {
         })
     }
 
-    /// Every key from `key` up to `range_end` (exclusive), with the revision of the listing.
-    pub(crate) async fn range(
+    /// Every key that starts with `prefix`, with the revision of the listing.
+    pub(crate) async fn range_prefix(
         &self,
-        key: &[u8],
-        range_end: &[u8],
+        prefix: &str,
         keys_only: bool,
     ) -> Result<Range, EtcdError> {
         let request = RangeRequest {
-            key,
-            range_end,
+            key: prefix.as_bytes(),
+            range_end: &prefix_end(prefix.as_bytes()),
             keys_only,
         };
         let r: RangeResponse = self.call("/v3/kv/range", &request).await?;
@@ -348,18 +347,17 @@ impl Gateway {
         }
     }
 
-    /// Watches `key..range_end` from `start_revision` (inclusive), with progress
-    /// notifications.
-    pub(crate) async fn watch(
+    /// Watches every key that starts with `prefix` from `start_revision` (inclusive), with
+    /// progress notifications.
+    pub(crate) async fn watch_prefix(
         &self,
-        key: &[u8],
-        range_end: &[u8],
+        prefix: &str,
         start_revision: i64,
     ) -> Result<WatchStream, EtcdError> {
         let request = WatchRequest {
             create_request: WatchCreate {
-                key,
-                range_end,
+                key: prefix.as_bytes(),
+                range_end: &prefix_end(prefix.as_bytes()),
                 start_revision,
                 progress_notify: true,
             },
@@ -592,7 +590,7 @@ impl From<WireWatchResponse> for WatchMessage {
 
 /// The end of the range of every key that starts with `prefix`: its last byte below 0xff
 /// incremented (etcd's rule; `\0` means "to the end of the keyspace").
-pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
         if last < 0xff {
