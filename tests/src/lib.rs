@@ -48,6 +48,51 @@ pub fn record(
     seen
 }
 
+/// A server killed and started again on its data, seen through two handles on it:
+/// `provider` registers `first`, and the subscription `sub` of `consumer` sees it. While the
+/// server is down the subscription keeps it with `connected = false`; once it is back, it is
+/// still there, connected, `second` registers and is seen, and no published snapshot was ever
+/// without a provider.
+pub async fn restart_keeps_providers(
+    provider: &dyn srpc_registry::Registry,
+    sub: &mut srpc_registry::Subscription,
+    (first, second): (&srpc_registry::Url, &srpc_registry::Url),
+    kill: impl FnOnce(),
+    launch: impl FnOnce(),
+) {
+    const DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+    provider.register(first).await.unwrap();
+    sub.wait_for(|s| s.len() == 1 && s.is_connected(), DEADLINE)
+        .await
+        .unwrap();
+    let seen = record(sub);
+
+    kill();
+    let s = sub.wait_for(|s| !s.is_connected(), DEADLINE).await.unwrap();
+    assert_eq!(
+        s.len(),
+        1,
+        "the last known provider stays while the server is down"
+    );
+    launch();
+    sub.wait_for(|s| s.is_connected() && s.len() == 1, DEADLINE)
+        .await
+        .unwrap();
+
+    // And the registry works again: a new provider shows up.
+    provider.register(second).await.unwrap();
+    sub.wait_for(|s| s.len() == 2, DEADLINE).await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.iter().all(|(providers, _)| *providers >= 1),
+        "a snapshot lost the provider: {seen:?}"
+    );
+    assert!(
+        seen.iter().any(|(_, connected)| !connected),
+        "the outage was visible: {seen:?}"
+    );
+}
+
 /// A multicast registry URL on loopback with a group port no other socket uses right now,
 /// plus extra parameters (`k=v&…`).
 pub fn multicast_url(extra: &str) -> String {

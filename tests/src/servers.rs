@@ -148,10 +148,7 @@ impl ZooKeeper {
 
     /// Kills the server with SIGKILL (a crash) and reaps it.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill(&mut self.child);
     }
 
     /// Starts the server again on the same port and data directory.
@@ -186,21 +183,11 @@ impl ZooKeeper {
     }
 
     fn wait_ready(&self) -> io::Result<()> {
-        let deadline = Instant::now() + START_DEADLINE;
-        loop {
-            if srvr(self.port).is_ok_and(|s| s.contains("Mode:")) {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
-                return Err(io::Error::other(format!(
-                    "ZooKeeper on port {} did not start within {START_DEADLINE:?}; log:\n{log}",
-                    self.port
-                )));
-            }
-            // Polling a server that is still starting: there is nothing to wait on but time.
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_ready(
+            &format!("ZooKeeper on port {}", self.port),
+            &self.dir,
+            || srvr(self.port).is_ok_and(|s| s.contains("Mode:")),
+        )
     }
 }
 
@@ -379,10 +366,7 @@ impl Etcd {
 
     /// Kills the member with SIGKILL (a crash) and reaps it.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill(&mut self.child);
     }
 
     /// Starts a killed member again, on the same ports and data directory.
@@ -419,21 +403,11 @@ impl Etcd {
     }
 
     fn wait_ready(&self) -> io::Result<()> {
-        let deadline = Instant::now() + START_DEADLINE;
-        loop {
-            if http_get(self.client_port, "/health").is_ok_and(|h| h.contains("\"true\"")) {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
-                return Err(io::Error::other(format!(
-                    "etcd on port {} did not start within {START_DEADLINE:?}; log:\n{log}",
-                    self.client_port
-                )));
-            }
-            // Polling a server that is still starting: there is nothing to wait on but time.
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_ready(
+            &format!("etcd on port {}", self.client_port),
+            &self.dir,
+            || http_get(self.client_port, "/health").is_ok_and(|h| h.contains("\"true\"")),
+        )
     }
 }
 
@@ -443,6 +417,33 @@ impl Drop for Etcd {
         if self.owns_dir {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
+    }
+}
+
+/// SIGKILLs and reaps a server process, if it runs.
+fn kill(child: &mut Option<Child>) {
+    if let Some(mut child) = child.take() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// Polls `ready` until it holds or [`START_DEADLINE`] passes; the error quotes the server's
+/// log (`server.log` in `dir`).
+fn wait_ready(what: &str, dir: &Path, ready: impl Fn() -> bool) -> io::Result<()> {
+    let deadline = Instant::now() + START_DEADLINE;
+    loop {
+        if ready() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+            return Err(io::Error::other(format!(
+                "{what} did not start within {START_DEADLINE:?}; log:\n{log}"
+            )));
+        }
+        // Polling a server that is still starting: there is nothing to wait on but time.
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -475,6 +476,26 @@ fn http(port: u16, request: &str) -> io::Result<String> {
         .split_once("\r\n\r\n")
         .map(|(_, body)| body.to_owned())
         .unwrap_or_default())
+}
+
+/// Runs etcdctl of `version` (API v3) against the etcd at `address`; its standard output.
+/// Panics with etcdctl's error when it fails.
+pub fn etcdctl(version: EtcdVersion, address: &str, args: &[&str]) -> String {
+    let program = version
+        .etcdctl()
+        .unwrap_or_else(|| panic!("etcdctl {} is not installed", version.label()));
+    let out = Command::new(program)
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints=http://{address}"))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run etcdctl: {e}"));
+    assert!(
+        out.status.success(),
+        "etcdctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The address of the shared etcd of `version` that `cargo xtask integration` started, from

@@ -4,7 +4,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: failures panic.
 
-use std::process::Command;
 use std::time::Duration;
 
 use srpc_registry::{Error, Registry, Subscription, Url};
@@ -36,18 +35,7 @@ async fn subscribe(registry: &EtcdRegistry) -> Subscription {
 }
 
 fn etcdctl(address: &str, args: &[&str]) -> String {
-    let out = Command::new(VERSION.etcdctl().expect("etcdctl is installed"))
-        .env("ETCDCTL_API", "3")
-        .arg(format!("--endpoints=http://{address}"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "etcdctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    srpc_tests::servers::etcdctl(VERSION, address, args)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,31 +46,17 @@ async fn a_restart_on_the_same_data_loses_no_provider_and_never_empties_a_subscr
     let provider = registry(&server.address(), params).await;
     let consumer = registry(&server.address(), params).await;
     let mut sub = subscribe(&consumer).await;
-    provider.register(&provider_url(20930)).await.unwrap();
-    sub.wait_for(|s| s.len() == 1 && s.is_connected(), DEADLINE)
-        .await
-        .unwrap();
-    let seen = srpc_tests::record(&sub);
-
-    server.kill();
-    let s = sub.wait_for(|s| !s.is_connected(), DEADLINE).await.unwrap();
-    assert_eq!(
-        s.len(),
-        1,
-        "the last known provider stays while etcd is down"
-    );
-    server.launch().unwrap();
-    // The lease was persisted: the provider is still there, and the watch resumes.
-    sub.wait_for(|s| s.is_connected() && s.len() == 1, DEADLINE)
-        .await
-        .unwrap();
-    provider.register(&provider_url(20931)).await.unwrap();
-    sub.wait_for(|s| s.len() == 2, DEADLINE).await.unwrap();
-    let seen = seen.lock().unwrap().clone();
-    assert!(
-        seen.iter().all(|(providers, _)| *providers >= 1),
-        "a snapshot lost the provider: {seen:?}"
-    );
+    let (first, second) = (provider_url(20930), provider_url(20931));
+    // The lease was persisted: the provider is still there after the restart.
+    let server = std::cell::RefCell::new(&mut server);
+    srpc_tests::restart_keeps_providers(
+        &provider,
+        &mut sub,
+        (&first, &second),
+        || server.borrow_mut().kill(),
+        || server.borrow_mut().launch().unwrap(),
+    )
+    .await;
     provider.close().await.unwrap();
     consumer.close().await.unwrap();
 }

@@ -4,7 +4,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: failures panic.
 
-use std::process::Command;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -17,18 +16,7 @@ const DEADLINE: Duration = Duration::from_secs(10);
 
 /// Runs etcdctl of `version` against the shared server; its standard output.
 fn etcdctl(version: EtcdVersion, args: &[&str]) -> String {
-    let out = Command::new(version.etcdctl().expect("etcdctl is installed"))
-        .env("ETCDCTL_API", "3")
-        .arg(format!("--endpoints=http://{}", shared_etcd(version)))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "etcdctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    srpc_tests::servers::etcdctl(version, &shared_etcd(version), args)
 }
 
 /// Grants a lease with etcdctl; its ID in hex (as etcdctl takes it) and in decimal (as Java

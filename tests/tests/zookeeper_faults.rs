@@ -70,36 +70,16 @@ async fn a_server_restart_never_shows_consumers_an_empty_list() {
     let provider = registry(&server.address(), "session=20000").await;
     let consumer = registry(&server.address(), "session=20000").await;
     let mut sub = subscribe(&consumer).await;
-    provider.register(&provider_url(20921)).await.unwrap();
-    sub.wait_for(|s| s.len() == 1 && s.is_connected(), DEADLINE)
-        .await
-        .unwrap();
-    let seen = srpc_tests::record(&sub);
-
-    server.kill();
-    let s = sub.wait_for(|s| !s.is_connected(), DEADLINE).await.unwrap();
-    assert_eq!(
-        s.len(),
-        1,
-        "the last known provider stays while disconnected"
-    );
-    server.launch().unwrap();
-    sub.wait_for(|s| s.is_connected() && s.len() == 1, DEADLINE)
-        .await
-        .unwrap();
-
-    // And the registry works again: a new provider shows up.
-    provider.register(&provider_url(20922)).await.unwrap();
-    sub.wait_for(|s| s.len() == 2, DEADLINE).await.unwrap();
-    let seen = seen.lock().unwrap().clone();
-    assert!(
-        seen.iter().all(|(n, _)| *n >= 1),
-        "an empty list was published: {seen:?}"
-    );
-    assert!(
-        seen.iter().any(|(_, connected)| !connected),
-        "the outage was visible: {seen:?}"
-    );
+    let (first, second) = (provider_url(20921), provider_url(20922));
+    let server = std::cell::RefCell::new(&mut server);
+    srpc_tests::restart_keeps_providers(
+        &provider,
+        &mut sub,
+        (&first, &second),
+        || server.borrow_mut().kill(),
+        || server.borrow_mut().launch().unwrap(),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
