@@ -41,6 +41,9 @@ pub enum EtcdError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The client has no endpoint to ask (the registry URL names none).
+    #[error("no etcd endpoint is configured")]
+    NoEndpoint,
     /// A watch ended: canceled by the server (other than for compaction) or its stream closed.
     #[error("watch of {key:?} ended: {reason}")]
     WatchEnded {

@@ -469,10 +469,7 @@ impl Gateway {
                 Err(error) => return Err(error),
             }
         }
-        Err(last_error.unwrap_or_else(|| EtcdError::WatchEnded {
-            key: String::new(),
-            reason: "no etcd endpoint is configured".into(),
-        }))
+        Err(last_error.unwrap_or(EtcdError::NoEndpoint))
     }
 
     async fn send_once(
