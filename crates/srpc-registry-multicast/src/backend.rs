@@ -1,18 +1,20 @@
 //! [`MulticastBackend`]: the socket, the receive loop that keeps the catalog, answers to
 //! `subscribe`, and the prober that drops providers which stopped answering.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use dubbo_url::is_match;
-use futures_util::future::join_all;
 use socket2::{Domain, Protocol, Socket, Type};
 use srpc_registry::Error as RegistryError;
-use srpc_registry::{Backend, Catalog, Context, Result, RetryPolicy, Url};
-use tokio::net::{TcpStream, UdpSocket};
+use srpc_registry::{
+    Backend, Catalog, Context, MAX_PROBE_TIMEOUT, Probed, Prober, ProberSettings, Result,
+    RetryPolicy, Url, is_probe_candidate,
+};
+use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
@@ -28,8 +30,6 @@ const GROUP: &str = "group";
 const LOCAL: &str = "local";
 /// How long `subscribe` keeps listening after the last answer, once it has one.
 const QUIET: Duration = Duration::from_millis(100);
-/// The longest a single TCP probe may take.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The multicast [`Backend`]: one UDP socket bound to the group port and joined on one
 /// interface, used for receiving and sending, as Java's `MulticastRegistry` does.
@@ -37,6 +37,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 pub struct MulticastBackend {
     inner: Arc<Inner>,
     tasks: Vec<AbortHandle>,
+    /// Drops providers that stopped answering (unless `clean=false`); stopped when dropped.
+    _prober: Option<Prober>,
 }
 
 #[derive(Debug)]
@@ -76,11 +78,21 @@ impl MulticastBackend {
             queries: Mutex::default(),
             arrivals: watch::Sender::new(0),
         });
-        let mut tasks = vec![tokio::spawn(inner.clone().receive_loop()).abort_handle()];
-        if inner.config.clean {
-            tasks.push(tokio::spawn(inner.clone().probe_loop()).abort_handle());
-        }
-        Ok(MulticastBackend { inner, tasks })
+        let tasks = vec![tokio::spawn(inner.clone().receive_loop()).abort_handle()];
+        // Unchanged since Java: a round every `session`, two misses in a row.
+        let prober = inner.config.clean.then(|| {
+            let settings = ProberSettings {
+                period: inner.config.session,
+                timeout: inner.config.session.min(MAX_PROBE_TIMEOUT),
+                misses: 2,
+            };
+            Prober::start(crate::SCHEME, settings, Arc::new(ProbeView(inner.clone())))
+        });
+        Ok(MulticastBackend {
+            inner,
+            tasks,
+            _prober: prober,
+        })
     }
 
     /// The local address of the socket (the group port on the wildcard address).
@@ -317,69 +329,32 @@ impl Inner {
             }
         }
     }
+}
 
-    async fn probe_loop(self: Arc<Self>) {
-        let mut failures: HashMap<Url, u32> = HashMap::new();
-        let mut ticker = tokio::time::interval(self.config.session);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticker.tick().await;
-        loop {
-            ticker.tick().await;
-            let candidates = self.probe_candidates();
-            failures.retain(|url, _| candidates.contains(url));
-            let timeout = self.config.session.min(PROBE_TIMEOUT);
-            let results = join_all(candidates.iter().map(|url| probe(url, timeout))).await;
-            for (url, alive) in candidates.into_iter().zip(results) {
-                if alive {
-                    failures.remove(&url);
-                    continue;
-                }
-                let count = failures.entry(url.clone()).or_insert(0);
-                *count += 1;
-                if *count >= 2 {
-                    failures.remove(&url);
-                    warn!(
-                        backend = crate::SCHEME,
-                        %url,
-                        "provider did not accept TCP connections twice in a row; removed from local snapshots"
-                    );
-                    self.catalog.remove(GROUP, &url);
-                }
-            }
-        }
-    }
+/// The prober's view of a handle: providers heard on the group that some subscription
+/// selects, other than the handle's own; a lost one leaves the local snapshots.
+#[derive(Debug)]
+struct ProbeView(Arc<Inner>);
 
-    /// Providers heard on the group that some subscription selects, that are not this
-    /// handle's own, and that have a port to probe.
-    fn probe_candidates(&self) -> Vec<Url> {
-        let queries: Vec<Url> = self.queries().iter().cloned().collect();
+impl Probed for ProbeView {
+    fn targets(&self) -> Vec<Url> {
+        let inner = &self.0;
+        let queries = inner.queries().clone();
         if queries.is_empty() {
             return Vec::new();
         }
-        let own = self.registered().clone();
-        self.catalog
+        let own = inner.registered().clone();
+        inner
+            .catalog
             .scope(GROUP)
             .into_iter()
-            .filter(|url| {
-                url.port() > 0
-                    && url.category() == "providers"
-                    // Others' records: only an explicit dynamic=false is left unprobed.
-                    && !matches!(srpc_registry::is_dynamic(url), Ok(false))
-                    && !matches!(url.protocol(), "consumer" | "route" | "override" | "empty")
-                    && !own.contains(url)
-                    && queries.iter().any(|q| is_match(q, url))
-            })
+            .filter(|url| is_probe_candidate(url, &own, &queries))
             .collect()
     }
-}
 
-async fn probe(url: &Url, timeout: Duration) -> bool {
-    let host = url.host().trim_start_matches('[').trim_end_matches(']');
-    let host = host.split_once('%').map_or(host, |(h, _zone)| h);
-    matches!(
-        tokio::time::timeout(timeout, TcpStream::connect((host, url.port()))).await,
-        Ok(Ok(_))
-    )
+    fn lost(&self, url: &Url) {
+        self.0.catalog.remove(GROUP, url);
+    }
 }
 
 fn too_long(url: &Url) -> RegistryError {

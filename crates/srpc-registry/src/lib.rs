@@ -32,6 +32,7 @@ mod failback;
 mod keepalive;
 pub mod layout;
 mod params;
+mod prober;
 mod registry;
 mod retry;
 mod rules;
@@ -47,6 +48,9 @@ pub use crate::error::{Error, Result};
 pub use crate::failback::{FailbackConfig, FailbackRegistry};
 pub use crate::keepalive::{Keepalive, KeepaliveState, Renew, Renewal};
 pub use crate::params::RegistryParams;
+pub use crate::prober::{
+    MAX_PROBE_TIMEOUT, Probed, Prober, ProberSettings, is_probe_candidate, probe,
+};
 pub use crate::registry::Registry;
 pub use crate::retry::{Backoff, RetryPolicy, retry_delays};
 pub use crate::rules::{is_dynamic, validate_query, validate_registration};
