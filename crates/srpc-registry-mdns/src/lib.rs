@@ -6,8 +6,10 @@
 //! mapping between Dubbo URLs and DNS-SD instances ([`record`]). The backend on the
 //! `mdns-sd` crate, and its `mdns` feature in the facade, come next.
 
+mod cache;
 mod config;
 pub mod record;
+pub mod wire;
 
 pub use crate::config::{DEFAULT_TYPE, Interface, MdnsConfig};
 
