@@ -16,6 +16,7 @@
 
 pub mod conformance;
 pub mod consul;
+pub mod netns;
 pub mod proxy;
 pub mod servers;
 

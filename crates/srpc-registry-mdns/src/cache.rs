@@ -51,13 +51,16 @@ impl Life {
     }
 }
 
+/// TXT strings as (key, value).
+type Txt = Vec<(String, Option<String>)>;
+
 #[derive(Debug, Default)]
 struct Entry {
     /// The instance label as sent.
     label: String,
     ptr: Option<Life>,
     srv: Option<(u16, String, Life)>,
-    txt: Option<(Vec<(String, Option<String>)>, Life)>,
+    txt: Option<(Txt, Life)>,
     hidden: bool,
 }
 
@@ -168,7 +171,8 @@ impl Cache {
             changed |= addresses.len() != before;
         }
         self.hosts.retain(|_, a| !a.is_empty());
-        self.asked.retain(|_, at| now.saturating_duration_since(*at) < ASK_AGAIN);
+        self.asked
+            .retain(|_, at| now.saturating_duration_since(*at) < ASK_AGAIN);
         changed
     }
 
@@ -190,7 +194,11 @@ impl Cache {
 
     /// Every complete instance as a URL, keyed by instance name, hidden ones included when
     /// asked; instances that make no valid URL are reported in `bad`.
-    pub(crate) fn urls(&self, with_hidden: bool, bad: &mut Vec<(String, String)>) -> HashMap<String, Url> {
+    pub(crate) fn urls(
+        &self,
+        with_hidden: bool,
+        bad: &mut Vec<(String, String)>,
+    ) -> HashMap<String, Url> {
         let mut out = HashMap::new();
         for (name, entry) in &self.instances {
             if entry.hidden && !with_hidden {
@@ -273,9 +281,9 @@ impl Cache {
         }
         asks.sort_by(|a, b| a.name.cmp(&b.name));
         asks.dedup();
-        asks.retain(|ask| match self.asked.get(&ask.name) {
-            Some(at) if now.saturating_duration_since(*at) < ASK_AGAIN => false,
-            _ => true,
+        asks.retain(|ask| {
+            !matches!(self.asked.get(&ask.name),
+                Some(at) if now.saturating_duration_since(*at) < ASK_AGAIN)
         });
         for ask in &asks {
             self.asked.insert(ask.name.clone(), now);
@@ -292,7 +300,12 @@ impl Cache {
                 let life = entry.ptr?;
                 let total = life.expires.saturating_duration_since(life.received);
                 let left = life.expires.saturating_duration_since(now);
-                (left > total / 2).then(|| (name.clone(), u32::try_from(left.as_secs()).unwrap_or(u32::MAX)))
+                (left > total / 2).then(|| {
+                    (
+                        name.clone(),
+                        u32::try_from(left.as_secs()).unwrap_or(u32::MAX),
+                    )
+                })
             })
             .collect()
     }
@@ -340,7 +353,10 @@ mod tests {
         let mut cache = Cache::new("_srpc._tcp.local.");
         let now = Instant::now();
         assert!(cache.apply(&heard(&published(1, "a"), false), now));
-        assert_eq!(shown(&cache), ["dubbo://127.0.0.1:1/com.acme.Echo?region=a"]);
+        assert_eq!(
+            shown(&cache),
+            ["dubbo://127.0.0.1:1/com.acme.Echo?region=a"]
+        );
     }
 
     #[test]
@@ -349,7 +365,10 @@ mod tests {
         let now = Instant::now();
         cache.apply(&heard(&published(1, "a"), false), now);
         cache.apply(&heard(&published(1, "b"), false), now);
-        assert_eq!(shown(&cache), ["dubbo://127.0.0.1:1/com.acme.Echo?region=b"]);
+        assert_eq!(
+            shown(&cache),
+            ["dubbo://127.0.0.1:1/com.acme.Echo?region=b"]
+        );
     }
 
     #[test]
@@ -366,7 +385,10 @@ mod tests {
         cache.expire(t0 + Duration::from_millis(900));
         assert_eq!(shown(&cache).len(), 2, "a goodbye is not a removal at once");
         assert!(cache.expire(t0 + LINGER + Duration::from_millis(1)));
-        assert_eq!(shown(&cache), ["dubbo://127.0.0.1:1/com.acme.Echo?region=a"]);
+        assert_eq!(
+            shown(&cache),
+            ["dubbo://127.0.0.1:1/com.acme.Echo?region=a"]
+        );
     }
 
     #[test]

@@ -27,14 +27,18 @@ pub struct MdnsConfig {
     pub interface: Interface,
     /// The service type, `_name._tcp` or `_name._udp` (`type`, default `_srpc._tcp`).
     pub service_type: String,
-    /// How often live providers are verified (`session`, default 60 s).
+    /// A provider that stops accepting TCP connections leaves every subscription within this
+    /// (`session`, default 60 s): the prober checks it every third of it.
     pub session: Duration,
+    /// How long `subscribe` and `lookup` wait for the first answers to their query
+    /// (`timeout`, default 1 s); once one came, they return 150 ms after the last.
+    pub timeout: Duration,
     /// Retry and `check` settings.
     pub failback: FailbackConfig,
 }
 
 impl MdnsConfig {
-    /// Reads `mdns://local[?interface=127.0.0.1&type=_srpc._tcp&session=60000]`.
+    /// Reads `mdns://local[?interface=127.0.0.1&type=_srpc._tcp&session=60000&timeout=1000]`.
     pub fn from_url(url: &Url) -> Result<MdnsConfig> {
         let params = RegistryParams::new(url);
         if !matches!(url.host(), "" | "local") || url.port() != 0 {
@@ -63,6 +67,7 @@ impl MdnsConfig {
             interface,
             service_type,
             session: params.positive_duration("session", Duration::from_secs(60))?,
+            timeout: params.positive_duration("timeout", Duration::from_secs(1))?,
             failback: params.failback()?,
         })
     }
@@ -70,6 +75,11 @@ impl MdnsConfig {
     /// The type with its domain, as DNS-SD libraries take it: `_srpc._tcp.local.`.
     pub fn type_domain(&self) -> String {
         format!("{}.local.", self.service_type)
+    }
+
+    /// Whether providers of this type speak TCP (`_tcp`), so the prober can check them.
+    pub fn is_tcp(&self) -> bool {
+        self.service_type.ends_with("._tcp")
     }
 }
 
@@ -127,6 +137,7 @@ mod tests {
         assert_eq!(c.service_type, "_srpc._tcp");
         assert_eq!(c.type_domain(), "_srpc._tcp.local.");
         assert_eq!(c.session, Duration::from_secs(60));
+        assert_eq!(c.timeout, Duration::from_secs(1));
     }
 
     #[test]

@@ -5,7 +5,10 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use simple_dns::rdata::{A, AAAA, PTR, RData, SRV, TXT};
-use simple_dns::{CLASS, CharacterString, Label, Name, Packet, PacketFlag, QCLASS, QTYPE, Question, ResourceRecord, TYPE};
+use simple_dns::{
+    CLASS, CharacterString, Label, Name, Packet, PacketFlag, QCLASS, QTYPE, Question,
+    ResourceRecord, TYPE,
+};
 
 /// The mDNS group and port (RFC 6762 §3).
 pub const GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 251);
@@ -52,7 +55,11 @@ impl Published {
 
     fn fullname(&self) -> Name<'_> {
         let mut labels = vec![Label::new_unchecked(self.label.as_bytes())];
-        labels.extend(self.service.split('.').map(|l| Label::new_unchecked(l.as_bytes())));
+        labels.extend(
+            self.service
+                .split('.')
+                .map(|l| Label::new_unchecked(l.as_bytes())),
+        );
         Name::new_with_labels(&labels)
     }
 
@@ -140,7 +147,8 @@ pub fn responses(
         let alone = {
             let mut p = Packet::new_reply(0);
             p.answers.extend(records.iter().cloned());
-            p.build_bytes_vec_compressed().map_or(MAX_MESSAGE, |b| b.len())
+            p.build_bytes_vec_compressed()
+                .map_or(MAX_MESSAGE, |b| b.len())
         };
         if size > 0 && size + alone > MAX_MESSAGE {
             push(&mut packet, &mut out);

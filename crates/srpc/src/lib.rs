@@ -34,6 +34,8 @@
 //!   etcd's JSON gateway.
 //! - `consul`: `consul://127.0.0.1:8500`, Consul agent services with TTL checks, as Java
 //!   Dubbo writes them.
+//! - `mdns`: `mdns://local?interface=<address or name>`, DNS-SD over mDNS on one interface
+//!   (default loopback), read and written by avahi, Bonjour and python-zeroconf too.
 //! - `http`: `http://127.0.0.1:9999`, the srpc HTTP registry (heartbeats, long-poll), and
 //!   [`http`] re-exports its embeddable server.
 //! - `tower`: `srpc::xclient::tower`, a `tower::discover::Discover` over any subscription.

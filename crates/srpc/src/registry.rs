@@ -66,6 +66,14 @@ const SCHEMES: &[Scheme] = &[
         open: None,
     },
     Scheme {
+        name: "mdns",
+        feature: "mdns",
+        #[cfg(feature = "mdns")]
+        open: Some(|url| Box::pin(async move { Ok(arc(srpc_registry_mdns::connect(url).await?)) })),
+        #[cfg(not(feature = "mdns"))]
+        open: None,
+    },
+    Scheme {
         name: "http",
         feature: "http",
         #[cfg(feature = "http")]
@@ -81,6 +89,7 @@ const SCHEMES: &[Scheme] = &[
     feature = "zookeeper",
     feature = "etcd",
     feature = "consul",
+    feature = "mdns",
     feature = "http"
 ))]
 fn arc(registry: impl Registry) -> Arc<dyn Registry> {

@@ -1,0 +1,635 @@
+//! [`MdnsBackend`]: one UDP socket joined to 224.0.0.251 on exactly one interface, a
+//! responder for this handle's registrations, a querier whose [`Cache`] feeds the catalog,
+//! and the shared [`Prober`].
+//!
+//! Nothing is sent and no group is joined anywhere but on the chosen interface: the socket
+//! is bound to the group address (so it receives no unicast from elsewhere), joins on the
+//! interface's address only, sends there only (`IP_MULTICAST_IF`), and with
+//! `IP_MULTICAST_ALL` off it hears only what arrives on that interface.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use dubbo_url::is_match;
+use socket2::{Domain, Protocol, Socket, Type};
+use srpc_registry::{
+    Backend, Catalog, Context, Error, Probed, Prober, ProberSettings, Result, RetryPolicy, Url,
+    is_probe_candidate,
+};
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::cache::Cache;
+use crate::config::{Interface, MdnsConfig};
+use crate::record::{instance_name, txt_properties};
+use crate::wire::{
+    self, GROUP, Message, PORT, Published, QuestionOf, SERVICES, T_A, T_AAAA, T_PTR, T_SRV, T_TXT,
+    asks_for, key,
+};
+
+/// Catalog scope of instances heard on the link.
+const LINK: &str = "link";
+/// Catalog scope of this handle's own registrations (seen at once, before the echo).
+const LOCAL: &str = "local";
+/// How long `subscribe` keeps listening after the last answer, once it has one.
+const QUIET: Duration = Duration::from_millis(150);
+/// How often expiry and refresh are looked at.
+const TICK: Duration = Duration::from_millis(250);
+/// The longest gap between two browse queries while something is subscribed (RFC 6762 §5.2
+/// allows an hour; providers announce themselves, so this only repairs lost packets).
+const MAX_BROWSE_GAP: Duration = Duration::from_secs(60 * 60);
+/// A registration is announced twice, a second apart (RFC 6762 §8.3).
+const ANNOUNCE_AGAIN: Duration = Duration::from_secs(1);
+
+/// The mDNS [`Backend`].
+#[derive(Debug)]
+pub struct MdnsBackend {
+    inner: Arc<Inner>,
+    tasks: Vec<AbortHandle>,
+    _prober: Option<Prober>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: MdnsConfig,
+    /// The address of the chosen interface.
+    interface: Ipv4Addr,
+    socket: UdpSocket,
+    group: SocketAddr,
+    /// `<type>.local` as a key.
+    service: String,
+    catalog: Arc<Catalog>,
+    state: Mutex<State>,
+    /// Counts responses taken in, so `subscribe` can wait for answers.
+    arrivals: watch::Sender<u64>,
+}
+
+#[derive(Debug)]
+struct State {
+    /// This handle's registrations and their records.
+    own: HashMap<Url, Published>,
+    /// What was heard.
+    cache: Cache,
+    /// The URLs in the `LINK` scope, by instance.
+    shown: HashMap<String, Url>,
+    /// Instances already warned about (they make no valid URL).
+    warned: HashSet<String>,
+    /// What this handle subscribed to.
+    queries: HashSet<Url>,
+    /// When the next browse query goes, and the gap after it.
+    next_browse: Option<(Instant, Duration)>,
+    /// Registrations to announce a second time, and when.
+    announce_again: Vec<(Instant, Url)>,
+}
+
+impl MdnsBackend {
+    /// Opens the socket on the configured interface and starts the receive loop, the
+    /// maintenance loop and the prober. Must run inside a tokio runtime.
+    pub fn open(config: MdnsConfig, ctx: Context) -> Result<MdnsBackend> {
+        let interface = interface_address(&config)?;
+        let socket = bind(interface).map_err(|(what, source)| {
+            Error::not_connected_by(
+                crate::SCHEME,
+                format!("{what} (interface {interface})"),
+                source,
+            )
+        })?;
+        let group = SocketAddr::V4(SocketAddrV4::new(GROUP, PORT));
+        info!(
+            backend = crate::SCHEME,
+            %interface,
+            service_type = %config.service_type,
+            "joined mDNS on one interface"
+        );
+        let service = key(&config.type_domain());
+        let inner = Arc::new(Inner {
+            interface,
+            socket,
+            group,
+            catalog: ctx.catalog().clone(),
+            state: Mutex::new(State {
+                own: HashMap::new(),
+                cache: Cache::new(&service),
+                shown: HashMap::new(),
+                warned: HashSet::new(),
+                queries: HashSet::new(),
+                next_browse: None,
+                announce_again: Vec::new(),
+            }),
+            service,
+            arrivals: watch::Sender::new(0),
+            config,
+        });
+        let tasks = vec![
+            tokio::spawn(inner.clone().receive_loop()).abort_handle(),
+            tokio::spawn(inner.clone().maintain()).abort_handle(),
+        ];
+        let prober = inner.config.is_tcp().then(|| {
+            Prober::start(
+                crate::SCHEME,
+                ProberSettings::within(inner.config.session, 2),
+                Arc::new(ProbeView(inner.clone())),
+            )
+        });
+        Ok(MdnsBackend {
+            inner,
+            tasks,
+            _prober: prober,
+        })
+    }
+
+    /// The address of the interface this handle uses.
+    pub fn interface(&self) -> Ipv4Addr {
+        self.inner.interface
+    }
+}
+
+/// The IPv4 address of the configured interface (checked to exist on this machine).
+fn interface_address(config: &MdnsConfig) -> Result<Ipv4Addr> {
+    let interfaces = if_addrs::get_if_addrs().map_err(|source| {
+        Error::not_connected_by(crate::SCHEME, "list local network interfaces", source)
+    })?;
+    let refuse = |reason: String| Error::invalid("registry URL", "interface", reason);
+    match &config.interface {
+        Interface::Addr(IpAddr::V4(address)) => {
+            if interfaces.iter().any(|i| i.ip() == IpAddr::V4(*address)) {
+                Ok(*address)
+            } else {
+                Err(refuse(format!(
+                    "no interface of this machine has the address {address}"
+                )))
+            }
+        }
+        Interface::Addr(IpAddr::V6(address)) => Err(refuse(format!(
+            "{address} is IPv6; srpc speaks mDNS over IPv4 only: give the interface's IPv4 \
+             address or its name"
+        ))),
+        Interface::Name(name) => interfaces
+            .iter()
+            .find_map(|i| match i.ip() {
+                IpAddr::V4(a) if i.name == *name => Some(a),
+                _ => None,
+            })
+            .ok_or_else(|| {
+                refuse(format!(
+                    "no interface named {name:?} with an IPv4 address on this machine"
+                ))
+            }),
+    }
+}
+
+fn bind(interface: Ipv4Addr) -> std::result::Result<UdpSocket, (String, std::io::Error)> {
+    let step = |what: &str| {
+        let what = what.to_owned();
+        move |source| (what, source)
+    };
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
+        .map_err(step("create a UDP socket"))?;
+    // Other mDNS responders on this host (avahi, python-zeroconf, other srpc handles) share
+    // the port.
+    socket
+        .set_reuse_address(true)
+        .map_err(step("set SO_REUSEADDR"))?;
+    socket
+        .set_reuse_port(true)
+        .map_err(step("set SO_REUSEPORT"))?;
+    let _ = socket.set_recv_buffer_size(1 << 20);
+    // Bound to the group: unicast sent to this host's port 5353 from anywhere is not read.
+    let bound = SocketAddr::V4(SocketAddrV4::new(GROUP, PORT));
+    socket
+        .bind(&bound.into())
+        .map_err(step("bind 224.0.0.251:5353"))?;
+    // Only the group traffic of the interface joined below, not of every interface some
+    // other socket of this host joined.
+    socket
+        .set_multicast_all_v4(false)
+        .map_err(step("clear IP_MULTICAST_ALL"))?;
+    socket
+        .join_multicast_v4(&GROUP, &interface)
+        .map_err(step("join 224.0.0.251"))?;
+    socket
+        .set_multicast_if_v4(&interface)
+        .map_err(step("set IP_MULTICAST_IF"))?;
+    // Other processes on this host must hear it too.
+    socket
+        .set_multicast_loop_v4(true)
+        .map_err(step("set IP_MULTICAST_LOOP"))?;
+    // RFC 6762 §11: 255, so receivers can tell link-local traffic.
+    socket
+        .set_multicast_ttl_v4(255)
+        .map_err(step("set IP_MULTICAST_TTL"))?;
+    socket
+        .set_nonblocking(true)
+        .map_err(step("make the socket non-blocking"))?;
+    UdpSocket::from_std(socket.into()).map_err(step("register the socket with tokio"))
+}
+
+impl Inner {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn send(&self, bytes: &[u8], to: SocketAddr) -> Result<()> {
+        self.socket
+            .send_to(bytes, to)
+            .await
+            .map(|_| ())
+            .map_err(|source| {
+                Error::not_connected_by(crate::SCHEME, format!("send to {to}"), source)
+            })
+    }
+
+    /// Sends each message; all are tried, the first error is returned.
+    async fn send_all(&self, messages: Vec<Vec<u8>>, to: SocketAddr) -> Result<()> {
+        let mut first = Ok(());
+        for message in messages {
+            if let Err(error) = self.send(&message, to).await {
+                if first.is_ok() {
+                    first = Err(error);
+                }
+            }
+        }
+        first
+    }
+
+    async fn receive_loop(self: Arc<Self>) {
+        let mut buffer = vec![0u8; 9000];
+        let mut backoff =
+            RetryPolicy::new(Duration::from_millis(100), Duration::from_secs(5)).backoff();
+        loop {
+            let (len, from) = match self.socket.recv_from(&mut buffer).await {
+                Ok(received) => {
+                    backoff.reset();
+                    received
+                }
+                Err(error) => {
+                    warn!(backend = crate::SCHEME, %error, "receive failed");
+                    backoff.wait().await;
+                    continue;
+                }
+            };
+            let datagram = &buffer[..len];
+            match wire::parse(datagram) {
+                Ok(message) if message.response => self.take_in(&message),
+                Ok(message) => self.answer(&message, from).await,
+                Err(error) => {
+                    debug!(backend = crate::SCHEME, %from, %error, len, "skipping a datagram that is not DNS");
+                }
+            }
+        }
+    }
+
+    /// A response: into the cache, and the catalog if what is shown changed.
+    fn take_in(&self, message: &Message) {
+        let changed = self.state().cache.apply(message, Instant::now());
+        if changed {
+            self.publish();
+        }
+        self.arrivals.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Brings the `LINK` scope in line with the cache: one replacement, so the catalog
+    /// publishes one snapshot per change, and only when a URL differs.
+    fn publish(&self) {
+        let mut state = self.state();
+        let mut bad = Vec::new();
+        let urls = state.cache.urls(false, &mut bad);
+        for (instance, reason) in bad {
+            if state.warned.insert(instance.clone()) {
+                warn!(backend = crate::SCHEME, %instance, %reason, "skipping an instance that makes no URL");
+            }
+        }
+        if urls != state.shown {
+            state.shown = urls;
+            let all: Vec<Url> = state.shown.values().cloned().collect();
+            drop(state);
+            self.catalog.replace(LINK, all);
+        }
+    }
+
+    /// A query: answer with what this handle publishes.
+    async fn answer(&self, message: &Message, from: SocketAddr) {
+        let legacy = from.port() != PORT;
+        let mut answers: Vec<Published> = Vec::new();
+        let mut meta = false;
+        {
+            let state = self.state();
+            if state.own.is_empty() {
+                return;
+            }
+            let known: HashSet<&str> = message
+                .records
+                .iter()
+                .filter(|r| r.name == self.service && r.ttl >= wire::OTHER_TTL / 2)
+                .filter_map(|r| match &r.data {
+                    wire::Data::Ptr { target, .. } => Some(target.as_str()),
+                    _ => None,
+                })
+                .collect();
+            let mut picked: HashSet<String> = HashSet::new();
+            for q in &message.questions {
+                for published in state.own.values() {
+                    let fullname = published.fullname_key();
+                    let wanted = (q.name == self.service
+                        && asks_for(q.qtype, T_PTR)
+                        && !known.contains(fullname.as_str()))
+                        || (q.name == fullname
+                            && (asks_for(q.qtype, T_SRV) || asks_for(q.qtype, T_TXT)))
+                        || (q.name == key(&published.host)
+                            && (asks_for(q.qtype, T_A) || asks_for(q.qtype, T_AAAA)));
+                    if wanted && picked.insert(fullname) {
+                        answers.push(published.clone());
+                    }
+                }
+                meta |= q.name == SERVICES && asks_for(q.qtype, T_PTR);
+            }
+        }
+        if answers.is_empty() && !meta {
+            return;
+        }
+        let refs: Vec<&Published> = answers.iter().collect();
+        let service = self.config.type_domain();
+        let services: Vec<&str> = if meta {
+            vec![service.as_str()]
+        } else {
+            Vec::new()
+        };
+        let result = if legacy {
+            // RFC 6762 §6.7: a legacy resolver gets a unicast answer echoing its question.
+            let question = message.questions.first().cloned().unwrap_or(QuestionOf {
+                name: self.service.clone(),
+                qtype: T_PTR,
+            });
+            let messages = wire::responses(&refs, &services, false, Some((message.id, &question)));
+            self.send_all(messages, from).await
+        } else {
+            self.send_all(wire::responses(&refs, &services, false, None), self.group)
+                .await
+        };
+        if let Err(error) = result {
+            warn!(backend = crate::SCHEME, %error, "cannot answer a query");
+        }
+    }
+
+    /// Expiry, refresh queries, second announcements and the browse schedule.
+    async fn maintain(self: Arc<Self>) {
+        let mut ticker = tokio::time::interval(TICK);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let now = Instant::now();
+            let (expired, asks, known, browse, again) = {
+                let mut state = self.state();
+                let expired = state.cache.expire(now);
+                let asks = state.cache.wants(now);
+                let known = state.cache.known_answers(now);
+                let browse = match state.next_browse {
+                    Some((at, gap)) if at <= now && !state.queries.is_empty() => {
+                        state.next_browse = Some((now + gap, (gap * 2).min(MAX_BROWSE_GAP)));
+                        true
+                    }
+                    _ => false,
+                };
+                let (due, later): (Vec<_>, Vec<_>) = state
+                    .announce_again
+                    .drain(..)
+                    .partition(|(at, _)| *at <= now);
+                state.announce_again = later;
+                let again: Vec<Published> = due
+                    .iter()
+                    .filter_map(|(_, url)| state.own.get(url).cloned())
+                    .collect();
+                (expired, asks, known, browse, again)
+            };
+            if expired {
+                self.publish();
+            }
+            let mut messages = Vec::new();
+            for ask in asks {
+                if ask.qtype == T_PTR && browse {
+                    continue; // the browse query below asks the same
+                }
+                messages.extend(wire::query(&ask.name, ask.qtype, &[]));
+            }
+            if browse {
+                messages.extend(self.browse_query(&known));
+            }
+            if !again.is_empty() {
+                let refs: Vec<&Published> = again.iter().collect();
+                messages.extend(wire::responses(&refs, &[], false, None));
+            }
+            if let Err(error) = self.send_all(messages, self.group).await {
+                warn!(backend = crate::SCHEME, %error, "cannot send queries");
+            }
+        }
+    }
+
+    fn browse_query(&self, known: &[(String, u32)]) -> Option<Vec<u8>> {
+        let known: Vec<(&str, &str, u32)> = known
+            .iter()
+            .map(|(target, ttl)| (self.service.as_str(), target.as_str(), *ttl))
+            .collect();
+        wire::query(&self.service, T_PTR, &known)
+    }
+
+    /// Asks who provides the type, then waits until the answers stop (or `timeout`, when
+    /// nothing that `query` selects answers).
+    async fn ask(&self, query: &Url) -> Result<()> {
+        let mut arrivals = self.arrivals.subscribe();
+        arrivals.mark_unchanged();
+        if let Some(message) = self.browse_query(&[]) {
+            self.send(&message, self.group).await?;
+        }
+        let deadline = Instant::now() + self.config.timeout;
+        loop {
+            let found = !self.catalog.lookup(query).is_empty();
+            let until = if found {
+                deadline.min(Instant::now() + QUIET)
+            } else {
+                deadline
+            };
+            match tokio::time::timeout_at(until, arrivals.changed()).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(_)) | Err(_) => return Ok(()),
+            }
+        }
+    }
+
+    /// The records of `url`, checked: refused with an error naming the problem.
+    async fn publication(&self, url: &Url) -> Result<Published> {
+        let txt = txt_properties(url)?;
+        let bare = url.host().trim_start_matches('[').trim_end_matches(']');
+        let address = match bare.parse::<IpAddr>() {
+            Ok(address) => address,
+            Err(_) => tokio::net::lookup_host((bare, url.port()))
+                .await
+                .ok()
+                .and_then(|mut addresses| addresses.next())
+                .map(|a| a.ip())
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "registration",
+                        url,
+                        format!("its host {bare:?} does not resolve to an address"),
+                    )
+                })?,
+        };
+        let host = format!(
+            "srpc-{}.local",
+            address.to_string().replace(['.', ':'], "-")
+        );
+        Ok(Published {
+            label: instance_name(url),
+            service: self.service.clone(),
+            host,
+            address,
+            port: url.port(),
+            txt,
+        })
+    }
+}
+
+/// The prober's view: complete instances heard on the link (hidden ones too, so they come
+/// back when they answer) that some subscription selects, other than this handle's own.
+#[derive(Debug)]
+struct ProbeView(Arc<Inner>);
+
+impl ProbeView {
+    fn instance_of(&self, url: &Url) -> Option<String> {
+        let state = self.0.state();
+        state
+            .cache
+            .urls(true, &mut Vec::new())
+            .into_iter()
+            .find_map(|(instance, u)| (u == *url).then_some(instance))
+    }
+}
+
+impl Probed for ProbeView {
+    fn targets(&self) -> Vec<Url> {
+        let state = self.0.state();
+        if state.queries.is_empty() {
+            return Vec::new();
+        }
+        let own: HashSet<Url> = state.own.keys().cloned().collect();
+        state
+            .cache
+            .urls(true, &mut Vec::new())
+            .into_values()
+            .filter(|url| is_probe_candidate(url, &own, &state.queries))
+            .collect()
+    }
+
+    fn lost(&self, url: &Url) {
+        if let Some(instance) = self.instance_of(url) {
+            if self.0.state().cache.set_hidden(&instance, true) {
+                self.0.publish();
+            }
+        }
+    }
+
+    fn answered(&self, url: &Url) {
+        if let Some(instance) = self.instance_of(url) {
+            if self.0.state().cache.set_hidden(&instance, false) {
+                info!(backend = crate::SCHEME, %url, "provider answers again; shown again");
+                self.0.publish();
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Backend for MdnsBackend {
+    fn name(&self) -> &'static str {
+        crate::SCHEME
+    }
+
+    async fn register(&self, url: &Url) -> Result<()> {
+        let inner = &self.inner;
+        let published = inner.publication(url).await?;
+        let messages = wire::responses(&[&published], &[], false, None);
+        {
+            let mut state = inner.state();
+            state.own.insert(url.clone(), published);
+            state
+                .announce_again
+                .push((Instant::now() + ANNOUNCE_AGAIN, url.clone()));
+        }
+        inner.catalog.insert(LOCAL, url.clone());
+        if let Err(error) = inner.send_all(messages, inner.group).await {
+            inner.state().own.remove(url);
+            inner.catalog.remove(LOCAL, url);
+            return Err(error);
+        }
+        Ok(())
+    }
+
+    /// Says goodbye for `url`'s instance, whoever registered it: the records are a function
+    /// of the URL, so any handle can retract a record a crashed provider left in caches.
+    async fn unregister(&self, url: &Url) -> Result<()> {
+        let inner = &self.inner;
+        let own = inner.state().own.remove(url);
+        let published = match own {
+            Some(published) => published,
+            None => inner.publication(url).await?,
+        };
+        inner.catalog.remove(LOCAL, url);
+        inner.state().cache.forget(&published.fullname_key());
+        inner.publish();
+        inner
+            .send_all(wire::responses(&[&published], &[], true, None), inner.group)
+            .await
+    }
+
+    async fn subscribe(&self, query: &Url) -> Result<()> {
+        {
+            let mut state = self.inner.state();
+            state.queries.insert(query.clone());
+            // Browse again from the shortest gap (RFC 6762 §5.2).
+            state.next_browse = Some((
+                Instant::now() + Duration::from_secs(1),
+                Duration::from_secs(2),
+            ));
+        }
+        self.inner.ask(query).await
+    }
+
+    async fn unsubscribe(&self, query: &Url) -> Result<()> {
+        self.inner.state().queries.remove(query);
+        Ok(())
+    }
+
+    async fn lookup(&self, query: &Url) -> Result<Vec<Url>> {
+        self.inner.ask(query).await?;
+        Ok(self
+            .inner
+            .catalog
+            .lookup(query)
+            .into_iter()
+            .filter(|u| is_match(query, u))
+            .collect())
+    }
+
+    async fn close(&self) -> Result<()> {
+        for task in &self.tasks {
+            task.abort();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for MdnsBackend {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
