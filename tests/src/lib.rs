@@ -14,9 +14,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: failures panic.
 
+pub mod avahi;
 pub mod conformance;
 pub mod consul;
 pub mod netns;
+pub mod peer;
 pub mod proxy;
 pub mod servers;
 

@@ -278,7 +278,10 @@ impl Inner {
             };
             let datagram = &buffer[..len];
             match wire::parse(datagram) {
-                Ok(message) if message.response => self.take_in(&message),
+                Ok(message) if message.response => {
+                    debug!(backend = crate::SCHEME, %from, records = message.records.len(), "response");
+                    self.take_in(&message);
+                }
                 Ok(message) => self.answer(&message, from).await,
                 Err(error) => {
                     debug!(backend = crate::SCHEME, %from, %error, len, "skipping a datagram that is not DNS");
@@ -308,6 +311,11 @@ impl Inner {
             }
         }
         if urls != state.shown {
+            debug!(
+                backend = crate::SCHEME,
+                instances = urls.len(),
+                "instances on the link changed"
+            );
             state.shown = urls;
             let all: Vec<Url> = state.shown.values().cloned().collect();
             drop(state);
