@@ -38,6 +38,17 @@ impl Running {
             .expect("a line on stdout in time")
     }
 
+    /// The next stdout line if one comes within `within`.
+    pub(crate) fn line_within(&self, within: Duration) -> Option<String> {
+        self.lines.recv_timeout(within).ok()
+    }
+
+    /// The child's PID.
+    #[allow(dead_code)] // Not every test file uses it.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends `signal` (e.g. `-TERM`) to the child's PID and returns its exit code (`None`
     /// when a signal ended it).
     pub(crate) fn signal(mut self, signal: &str) -> Option<i32> {
