@@ -39,6 +39,7 @@ impl Running {
     }
 
     /// The next stdout line if one comes within `within`.
+    #[allow(dead_code)] // Not every test file uses it.
     pub(crate) fn line_within(&self, within: Duration) -> Option<String> {
         self.lines.recv_timeout(within).ok()
     }
