@@ -81,3 +81,17 @@ fn a_killed_provider_leaves_every_subscription_within_session() {
         assert_eq!(watch.signal("-TERM"), Some(0));
     }
 }
+
+#[test]
+fn demo_over_mdns() {
+    srpc_tests::netns::private();
+    let out = Command::new(env!("CARGO_BIN_EXE_srpc"))
+        .args(["demo", "--registry", "mdns://local"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    let count = |prefix: &str| stdout.lines().filter(|l| l.starts_with(prefix)).count();
+    assert_eq!(count("call Foo.Sum success: "), 5, "{stdout}");
+    assert_eq!(count("broadcast Foo.Sum success: "), 5, "{stdout}");
+}
