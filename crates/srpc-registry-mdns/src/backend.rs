@@ -512,7 +512,7 @@ struct ProbeView(Arc<Inner>);
 
 impl ProbeView {
     fn instance_of(&self, url: &Url) -> Option<String> {
-        let state = self.0.state();
+        let mut state = self.0.state();
         state
             .cache
             .urls(true, &mut Vec::new())
@@ -523,7 +523,8 @@ impl ProbeView {
 
 impl Probed for ProbeView {
     fn targets(&self) -> Vec<Url> {
-        let state = self.0.state();
+        let mut guard = self.0.state();
+        let state = &mut *guard;
         if state.queries.is_empty() {
             return Vec::new();
         }

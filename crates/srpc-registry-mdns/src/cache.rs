@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use srpc_registry::Url;
 use tokio::time::Instant;
+use tracing::warn;
 
 use crate::record::url_of;
 use crate::wire::{Data, Message, T_A, T_ANY, T_PTR, key};
@@ -54,6 +55,11 @@ impl Life {
 /// TXT strings as (key, value).
 type Txt = Vec<(String, Option<String>)>;
 
+/// The most instances (and hosts) a cache holds: what a hostile or broken peer on the link
+/// can make a handle keep is bounded. Records of new names beyond it are dropped, with one
+/// `warn`.
+pub(crate) const MAX_NAMES: usize = 100_000;
+
 #[derive(Debug, Default)]
 struct Entry {
     /// The instance label as sent.
@@ -62,6 +68,8 @@ struct Entry {
     srv: Option<(u16, String, Life)>,
     txt: Option<(Txt, Life)>,
     hidden: bool,
+    /// The URL made from the records, until one of them changes (`None`: to be made).
+    made: Option<std::result::Result<Url, String>>,
 }
 
 /// What a handle heard about one service type.
@@ -74,6 +82,10 @@ pub(crate) struct Cache {
     instances: HashMap<String, Entry>,
     hosts: HashMap<String, Vec<(IpAddr, Life)>>,
     asked: HashMap<String, Instant>,
+    /// The most names held ([`MAX_NAMES`]).
+    limit: usize,
+    /// Whether the warning that the limit was reached was given.
+    full_warned: bool,
 }
 
 /// A question the cache wants sent.
@@ -95,34 +107,74 @@ impl Cache {
             instances: HashMap::new(),
             hosts: HashMap::new(),
             asked: HashMap::new(),
+            limit: MAX_NAMES,
+            full_warned: false,
         }
     }
 
-    /// Takes in the records of a response. Returns whether anything changed.
+    /// Takes in the records of a response. Returns whether what the cache shows may have
+    /// changed (a TTL refresh of records it already had is not a change).
     pub(crate) fn apply(&mut self, message: &Message, now: Instant) -> bool {
         let mut flushed: HashSet<&str> = HashSet::new();
         let mut changed = false;
+        let mut hosts_changed: HashSet<&str> = HashSet::new();
         for record in &message.records {
             let life = Life::new(now, record.ttl);
+            let instance_name = match &record.data {
+                Data::Ptr { target, .. } if record.name == self.service => target,
+                Data::Srv { .. } | Data::Txt(_) if record.name.ends_with(&self.suffix) => {
+                    &record.name
+                }
+                Data::Addr(_) => &record.name,
+                _ => continue,
+            };
+            if !instance_name.ends_with(&self.suffix) && !matches!(record.data, Data::Addr(_)) {
+                continue;
+            }
+            let known = match record.data {
+                Data::Addr(_) => self.hosts.contains_key(instance_name),
+                _ => self.instances.contains_key(instance_name),
+            };
+            if !known && self.instances.len() + self.hosts.len() >= self.limit {
+                if !self.full_warned {
+                    self.full_warned = true;
+                    warn!(
+                        backend = crate::SCHEME,
+                        limit = self.limit,
+                        "mDNS cache full: records of new names are dropped until some expire"
+                    );
+                }
+                continue;
+            }
             match &record.data {
-                Data::Ptr { target, instance } if record.name == self.service => {
-                    if !target.ends_with(&self.suffix) {
-                        continue;
-                    }
+                Data::Ptr { target, instance } => {
                     let entry = self.instances.entry(target.clone()).or_default();
-                    entry.label.clone_from(instance);
+                    if entry.ptr.is_none() || entry.label != *instance {
+                        entry.label.clone_from(instance);
+                        entry.made = None;
+                        changed = true;
+                    }
                     entry.ptr = Some(life);
-                    changed = true;
                 }
-                Data::Srv { port, target } if record.name.ends_with(&self.suffix) => {
+                Data::Srv { port, target } => {
                     let entry = self.instances.entry(record.name.clone()).or_default();
+                    if entry
+                        .srv
+                        .as_ref()
+                        .is_none_or(|(p, t, _)| p != port || t != target)
+                    {
+                        entry.made = None;
+                        changed = true;
+                    }
                     entry.srv = Some((*port, target.clone(), life));
-                    changed = true;
                 }
-                Data::Txt(pairs) if record.name.ends_with(&self.suffix) => {
+                Data::Txt(pairs) => {
                     let entry = self.instances.entry(record.name.clone()).or_default();
+                    if entry.txt.as_ref().is_none_or(|(t, _)| t != pairs) {
+                        entry.made = None;
+                        changed = true;
+                    }
                     entry.txt = Some((pairs.clone(), life));
-                    changed = true;
                 }
                 Data::Addr(address) => {
                     let addresses = self.hosts.entry(record.name.clone()).or_default();
@@ -135,14 +187,33 @@ impl Cache {
                             }
                         }
                     }
+                    let before = addresses.len();
                     addresses.retain(|(a, _)| a != address);
+                    if addresses.len() == before {
+                        hosts_changed.insert(&record.name);
+                    }
                     addresses.push((*address, life));
-                    changed = true;
                 }
-                _ => {}
             }
         }
+        if !hosts_changed.is_empty() {
+            changed = true;
+            self.remake_for_hosts(&hosts_changed);
+        }
         changed
+    }
+
+    /// Instances whose SRV names one of `hosts` must make their URL again.
+    fn remake_for_hosts(&mut self, hosts: &HashSet<&str>) {
+        for entry in self.instances.values_mut() {
+            if entry
+                .srv
+                .as_ref()
+                .is_some_and(|(_, target, _)| hosts.contains(target.as_str()))
+            {
+                entry.made = None;
+            }
+        }
     }
 
     /// Drops what expired by `now`. Returns whether anything went.
@@ -150,27 +221,42 @@ impl Cache {
         let mut changed = false;
         let alive = |life: &Life| life.expires > now;
         for entry in self.instances.values_mut() {
+            let mut gone = false;
             if entry.ptr.is_some_and(|l| !alive(&l)) {
                 entry.ptr = None;
-                changed = true;
+                gone = true;
             }
             if entry.srv.as_ref().is_some_and(|(_, _, l)| !alive(l)) {
                 entry.srv = None;
-                changed = true;
+                gone = true;
             }
             if entry.txt.as_ref().is_some_and(|(_, l)| !alive(l)) {
                 entry.txt = None;
+                gone = true;
+            }
+            if gone {
+                entry.made = None;
                 changed = true;
             }
         }
         self.instances
             .retain(|_, e| e.ptr.is_some() || e.srv.is_some() || e.txt.is_some());
-        for addresses in self.hosts.values_mut() {
+        let mut hosts_changed: HashSet<String> = HashSet::new();
+        for (host, addresses) in &mut self.hosts {
             let before = addresses.len();
             addresses.retain(|(_, l)| alive(l));
-            changed |= addresses.len() != before;
+            if addresses.len() != before {
+                hosts_changed.insert(host.clone());
+            }
         }
         self.hosts.retain(|_, a| !a.is_empty());
+        if !hosts_changed.is_empty() {
+            changed = true;
+            self.remake_for_hosts(&hosts_changed.iter().map(String::as_str).collect());
+        }
+        if self.instances.len() + self.hosts.len() < self.limit {
+            self.full_warned = false;
+        }
         self.asked
             .retain(|_, at| now.saturating_duration_since(*at) < ASK_AGAIN);
         changed
@@ -193,14 +279,15 @@ impl Cache {
     }
 
     /// Every complete instance as a URL, keyed by instance name, hidden ones included when
-    /// asked; instances that make no valid URL are reported in `bad`.
+    /// asked; instances that make no valid URL are reported in `bad`. A URL is made once and
+    /// kept until a record of its instance (or an address of its host) changes.
     pub(crate) fn urls(
-        &self,
+        &mut self,
         with_hidden: bool,
         bad: &mut Vec<(String, String)>,
     ) -> HashMap<String, Url> {
         let mut out = HashMap::new();
-        for (name, entry) in &self.instances {
+        for (name, entry) in &mut self.instances {
             if entry.hidden && !with_hidden {
                 continue;
             }
@@ -212,12 +299,15 @@ impl Cache {
             let Some(addresses) = self.hosts.get(target) else {
                 continue;
             };
-            let addresses: Vec<IpAddr> = addresses.iter().map(|(a, _)| *a).collect();
-            match url_of(&entry.label, &addresses, *port, txt) {
+            let made = entry.made.get_or_insert_with(|| {
+                let addresses: Vec<IpAddr> = addresses.iter().map(|(a, _)| *a).collect();
+                url_of(&entry.label, &addresses, *port, txt).map_err(|e| e.to_string())
+            });
+            match made {
                 Ok(url) => {
-                    out.insert(name.clone(), url);
+                    out.insert(name.clone(), url.clone());
                 }
-                Err(error) => bad.push((name.clone(), error.to_string())),
+                Err(error) => bad.push((name.clone(), error.clone())),
             }
         }
         out
@@ -338,7 +428,7 @@ mod tests {
         parse(&responses(&[p], &[], goodbye, None)[0]).unwrap()
     }
 
-    fn shown(cache: &Cache) -> Vec<String> {
+    fn shown(cache: &mut Cache) -> Vec<String> {
         let mut v: Vec<String> = cache
             .urls(false, &mut Vec::new())
             .values()
@@ -354,7 +444,7 @@ mod tests {
         let now = Instant::now();
         assert!(cache.apply(&heard(&published(1, "a"), false), now));
         assert_eq!(
-            shown(&cache),
+            shown(&mut cache),
             ["dubbo://127.0.0.1:1/com.acme.Echo?region=a"]
         );
     }
@@ -366,7 +456,7 @@ mod tests {
         cache.apply(&heard(&published(1, "a"), false), now);
         cache.apply(&heard(&published(1, "b"), false), now);
         assert_eq!(
-            shown(&cache),
+            shown(&mut cache),
             ["dubbo://127.0.0.1:1/com.acme.Echo?region=b"]
         );
     }
@@ -383,10 +473,14 @@ mod tests {
         // `a` comes back within the second: it never leaves.
         cache.apply(&heard(&a, false), t0 + Duration::from_millis(500));
         cache.expire(t0 + Duration::from_millis(900));
-        assert_eq!(shown(&cache).len(), 2, "a goodbye is not a removal at once");
+        assert_eq!(
+            shown(&mut cache).len(),
+            2,
+            "a goodbye is not a removal at once"
+        );
         assert!(cache.expire(t0 + LINGER + Duration::from_millis(1)));
         assert_eq!(
-            shown(&cache),
+            shown(&mut cache),
             ["dubbo://127.0.0.1:1/com.acme.Echo?region=a"]
         );
     }
@@ -397,10 +491,10 @@ mod tests {
         let t0 = Instant::now();
         cache.apply(&heard(&published(1, "a"), false), t0);
         cache.expire(t0 + Duration::from_secs(119));
-        assert_eq!(shown(&cache).len(), 1);
+        assert_eq!(shown(&mut cache).len(), 1);
         // SRV and A live 120 s.
         cache.expire(t0 + Duration::from_secs(121));
-        assert!(shown(&cache).is_empty());
+        assert!(shown(&mut cache).is_empty());
     }
 
     #[test]
@@ -433,16 +527,54 @@ mod tests {
         let p = published(1, "a");
         cache.apply(&heard(&p, false), now);
         assert!(cache.set_hidden(&p.fullname_key(), true));
-        assert!(shown(&cache).is_empty());
+        assert!(shown(&mut cache).is_empty());
         assert_eq!(cache.urls(true, &mut Vec::new()).len(), 1);
         assert!(cache.set_hidden(&p.fullname_key(), false));
-        assert_eq!(shown(&cache).len(), 1);
+        assert_eq!(shown(&mut cache).len(), 1);
+    }
+
+    #[test]
+    fn a_ttl_refresh_is_not_a_change() {
+        let mut cache = Cache::new("_srpc._tcp.local");
+        let t0 = Instant::now();
+        let p = published(1, "a");
+        assert!(cache.apply(&heard(&p, false), t0));
+        assert!(!cache.apply(&heard(&p, false), t0 + Duration::from_secs(5)));
+        assert!(cache.apply(
+            &heard(&published(1, "b"), false),
+            t0 + Duration::from_secs(6)
+        ));
+        // A new address for the host is a change, and the URL follows it.
+        let mut moved = published(1, "b");
+        moved.address = IpAddr::from([127, 0, 0, 2]);
+        assert!(cache.apply(&heard(&moved, false), t0 + Duration::from_secs(8)));
+        // The old address lingers a second after the flush; then only the new one is left.
+        cache.expire(t0 + Duration::from_secs(10));
+        assert_eq!(
+            shown(&mut cache),
+            ["dubbo://127.0.0.2:1/com.acme.Echo?region=b"]
+        );
+    }
+
+    #[test]
+    fn the_cache_is_bounded() {
+        let mut cache = Cache::new("_srpc._tcp.local");
+        cache.limit = 7; // one host and six instances
+        let now = Instant::now();
+        for port in 1..=10 {
+            cache.apply(&heard(&published(port, "a"), false), now);
+        }
+        assert_eq!(shown(&mut cache).len(), 6);
+        assert!(cache.full_warned);
+        // Known names are still updated.
+        assert!(cache.apply(&heard(&published(1, "z"), false), now));
+        assert!(shown(&mut cache).iter().any(|u| u.ends_with("region=z")));
     }
 
     #[test]
     fn other_types_are_ignored() {
         let mut cache = Cache::new("_other._tcp.local");
         cache.apply(&heard(&published(1, "a"), false), Instant::now());
-        assert!(shown(&cache).is_empty());
+        assert!(shown(&mut cache).is_empty());
     }
 }
