@@ -153,6 +153,17 @@ pub fn url_of(
         }
     }
     validate_registration(&url)?;
+    // Routes, overrides and consumers have no port; a provider without one is unusable.
+    if port == 0
+        && url.category() == "providers"
+        && !matches!(url.protocol(), "consumer" | "route" | "override" | "empty")
+    {
+        return Err(Error::invalid(
+            "mDNS instance",
+            instance,
+            "it is a provider and its SRV record has port 0: nothing to connect to",
+        ));
+    }
     Ok(url)
 }
 
@@ -290,5 +301,7 @@ mod tests {
             "tcp://[fd77::2]:631/printer?Color=T&duplex="
         );
         assert!(url_of("x", &[], 1, &[]).is_err(), "no address");
+        let local = [IpAddr::from([127, 0, 0, 1])];
+        assert!(url_of("x", &local, 0, &[]).is_err(), "port 0");
     }
 }
