@@ -277,7 +277,14 @@ impl Inner {
                 }
             };
             let datagram = &buffer[..len];
-            match wire::parse(datagram) {
+            // The parser is a third-party crate reading bytes from anyone on the link: should
+            // it ever panic, that datagram is skipped rather than this task ended.
+            let parsed = std::panic::catch_unwind(|| wire::parse(datagram));
+            let Ok(parsed) = parsed else {
+                warn!(backend = crate::SCHEME, %from, len, "the DNS parser panicked on a datagram; skipped");
+                continue;
+            };
+            match parsed {
                 Ok(message) if message.response => {
                     debug!(backend = crate::SCHEME, %from, records = message.records.len(), "response");
                     self.take_in(&message);
