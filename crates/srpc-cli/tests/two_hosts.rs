@@ -97,20 +97,24 @@ impl Drop for Hosts {
     }
 }
 
-#[test]
-#[ignore = "needs root and network namespaces: cargo xtask integration"]
-fn discovery_unregister_and_offline_detection_across_two_hosts() {
-    let hosts = Hosts::new();
-    let group = "multicast://239.255.77.80:1234";
-    let provider_registry = format!("{group}?interface={ADDR_A}");
-    let consumer_registry = format!("{group}?interface={ADDR_B}&session=200&timeout=500");
-    let killed = format!("dubbo://{ADDR_A}:20910/com.acme.Echo?side=provider");
-    let leaving = format!("dubbo://{ADDR_A}:20911/com.acme.Echo?side=provider");
+/// Host A registers two providers (with `--listen`), host B watches: both are discovered,
+/// one leaves with SIGTERM (unregister), the other is SIGKILLed and only B's probes can tell.
+fn discovery_unregister_and_offline_detection(
+    hosts: &Hosts,
+    provider_registry: &str,
+    consumer_registry: &str,
+    first_port: u16,
+) {
+    let killed = format!("dubbo://{ADDR_A}:{first_port}/com.acme.Echo?side=provider");
+    let leaving = format!(
+        "dubbo://{ADDR_A}:{}/com.acme.Echo?side=provider",
+        first_port + 1
+    );
 
-    let watch = hosts.srpc(&hosts.b, &["watch", &consumer_registry, "com.acme.Echo"]);
+    let watch = hosts.srpc(&hosts.b, &["watch", consumer_registry, "com.acme.Echo"]);
     let first = hosts.srpc(
         &hosts.a,
-        &["register", &provider_registry, &killed, "--listen"],
+        &["register", provider_registry, &killed, "--listen"],
     );
     assert_eq!(
         watch.next_line(),
@@ -120,7 +124,7 @@ fn discovery_unregister_and_offline_detection_across_two_hosts() {
 
     let second = hosts.srpc(
         &hosts.a,
-        &["register", &provider_registry, &leaving, "--listen"],
+        &["register", provider_registry, &leaving, "--listen"],
     );
     assert_eq!(watch.next_line(), format!("+ {leaving}"));
     assert_eq!(second.signal("-TERM"), Some(0));
@@ -138,7 +142,19 @@ fn discovery_unregister_and_offline_detection_across_two_hosts() {
         "offline detection"
     );
     assert_eq!(watch.signal("-TERM"), Some(0));
-    drop(hosts);
+}
+
+#[test]
+#[ignore = "needs root and network namespaces: cargo xtask integration"]
+fn discovery_unregister_and_offline_detection_across_two_hosts() {
+    let hosts = Hosts::new();
+    let group = "multicast://239.255.77.80:1234";
+    discovery_unregister_and_offline_detection(
+        &hosts,
+        &format!("{group}?interface={ADDR_A}"),
+        &format!("{group}?interface={ADDR_B}&session=200&timeout=500"),
+        20910,
+    );
 }
 
 #[test]
@@ -166,45 +182,17 @@ fn an_ipv6_group_works_across_two_hosts() {
     drop(hosts);
 }
 
+/// The same over mDNS: discovery, a goodbye, and removal within `session` after SIGKILL.
 #[test]
 #[ignore = "needs root and network namespaces: cargo xtask integration"]
 fn mdns_discovery_unregister_and_offline_detection_across_two_hosts() {
     let hosts = Hosts::new();
-    let provider_registry = format!("mdns://local?interface={ADDR_A}");
-    let consumer_registry = format!("mdns://local?interface={ADDR_B}&session=1500&timeout=500");
-    let killed = format!("dubbo://{ADDR_A}:20920/com.acme.Echo?side=provider");
-    let leaving = format!("dubbo://{ADDR_A}:20921/com.acme.Echo?side=provider");
-
-    let watch = hosts.srpc(&hosts.b, &["watch", &consumer_registry, "com.acme.Echo"]);
-    let first = hosts.srpc(
-        &hosts.a,
-        &["register", &provider_registry, &killed, "--listen"],
+    discovery_unregister_and_offline_detection(
+        &hosts,
+        &format!("mdns://local?interface={ADDR_A}"),
+        &format!("mdns://local?interface={ADDR_B}&session=1500&timeout=500"),
+        20920,
     );
-    assert_eq!(
-        watch.next_line(),
-        format!("+ {killed}"),
-        "discovery across hosts"
-    );
-    let second = hosts.srpc(
-        &hosts.a,
-        &["register", &provider_registry, &leaving, "--listen"],
-    );
-    assert_eq!(watch.next_line(), format!("+ {leaving}"));
-    assert_eq!(second.signal("-TERM"), Some(0));
-    assert_eq!(
-        watch.next_line(),
-        format!("- {leaving}"),
-        "a goodbye across hosts"
-    );
-    // Killed without a goodbye: the consumer's probes find out within `session`.
-    assert_eq!(first.signal("-KILL"), None);
-    assert_eq!(
-        watch.next_line(),
-        format!("- {killed}"),
-        "offline detection"
-    );
-    assert_eq!(watch.signal("-TERM"), Some(0));
-    drop(hosts);
 }
 
 /// tcpdump writing one interface's frames to a file, from the moment it says it listens.

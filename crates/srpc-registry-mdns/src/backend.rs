@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use dubbo_url::is_match;
 use socket2::{Domain, Protocol, Socket, Type};
 use srpc_registry::{
     Backend, Catalog, Context, Error, Probed, Prober, ProberSettings, Result, RetryPolicy, Url,
@@ -625,13 +624,7 @@ impl Backend for MdnsBackend {
 
     async fn lookup(&self, query: &Url) -> Result<Vec<Url>> {
         self.inner.ask(query).await?;
-        Ok(self
-            .inner
-            .catalog
-            .lookup(query)
-            .into_iter()
-            .filter(|u| is_match(query, u))
-            .collect())
+        Ok(self.inner.catalog.lookup(query))
     }
 
     async fn close(&self) -> Result<()> {
