@@ -1,7 +1,7 @@
 //! [`Avahi`]: a private D-Bus system bus and an avahi-daemon on `lo` only, for interop
 //! tests that run in a private network namespace ([`crate::netns`]). Both are stopped by
 //! PID when dropped. avahi's tools (`avahi-publish-service`, `avahi-browse`) reach the daemon
-//! through the bus named by [`Avahi::env`].
+//! through that bus ([`Avahi::command`]).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
