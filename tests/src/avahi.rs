@@ -97,6 +97,7 @@ impl Avahi {
         .unwrap();
         // A PID file left by a daemon that did not stop makes a new one refuse to start.
         let _ = std::fs::remove_file(PID_FILE);
+        let _ = std::fs::create_dir_all("/run/avahi-daemon");
         let daemon = Command::new("avahi-daemon")
             .arg(format!("--file={}", dir.join("avahi.conf").display()))
             .args(["--no-rlimits", "--no-drop-root", "--no-chroot"])
