@@ -24,6 +24,9 @@ pub enum Change {
     Insert(Url),
     /// The URL went away.
     Remove(Url),
+    /// The subscription lost (`false`) or regained (`true`) its registry: the URLs are kept
+    /// meanwhile, as the last ones known. Not emitted for a first snapshot that is connected.
+    Connected(bool),
 }
 
 impl Snapshot {

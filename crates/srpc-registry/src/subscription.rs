@@ -132,20 +132,24 @@ impl Subscription {
     }
 
     /// The changes of this subscription as a stream: first an [`Change::Insert`] for every URL
-    /// already present, then inserts and removals as snapshots change. The stream ends when
-    /// the subscription is closed. It keeps the subscription alive.
+    /// already present, then inserts and removals as snapshots change, and
+    /// [`Change::Connected`] when the registry is lost (before that snapshot's changes) or
+    /// back (after them). The stream ends when the subscription is closed. It keeps the
+    /// subscription alive.
     pub fn changes(self) -> impl Stream<Item = Change> + Send + 'static {
         struct State {
             sub: Subscription,
             seen: HashSet<Url>,
             pending: VecDeque<Change>,
             first: bool,
+            connected: bool,
         }
         let state = State {
             sub: self,
             seen: HashSet::new(),
             pending: VecDeque::new(),
             first: true,
+            connected: true,
         };
         futures_util::stream::unfold(state, |mut state| async move {
             loop {
@@ -167,8 +171,16 @@ impl Subscription {
                     removed.into_iter().cloned().map(Change::Remove).collect();
                 let inserted: Vec<Change> =
                     inserted.into_iter().cloned().map(Change::Insert).collect();
+                if !snapshot.is_connected() && state.connected {
+                    state.connected = false;
+                    state.pending.push_back(Change::Connected(false));
+                }
                 state.pending.extend(removed);
                 state.pending.extend(inserted);
+                if snapshot.is_connected() && !state.connected {
+                    state.connected = true;
+                    state.pending.push_back(Change::Connected(true));
+                }
                 state.seen = now;
             }
         })
@@ -199,7 +211,8 @@ mod tests {
     async fn changes_are_derived_by_diffing() {
         let catalog = Arc::new(Catalog::new());
         catalog.insert("s", url("dubbo://h:1/a.B"));
-        let (_, rx) = catalog.subscribe(url("consumer://c/a.B"));
+        let (id, rx) = catalog.subscribe(url("consumer://c/a.B"));
+        catalog.mark_listed(id, true);
         let sub = Subscription::new(url("consumer://c/a.B"), rx, catalog.clone());
         let mut changes = Box::pin(sub.changes());
         assert_eq!(
@@ -217,6 +230,37 @@ mod tests {
         );
         catalog.close();
         assert_eq!(changes.next().await, None);
+    }
+
+    #[tokio::test]
+    async fn losing_and_regaining_the_registry_are_changes_too() {
+        let catalog = Arc::new(Catalog::new());
+        catalog.insert("s", url("dubbo://h:1/a.B"));
+        let (id, rx) = catalog.subscribe(url("consumer://c/a.B"));
+        catalog.mark_listed(id, true);
+        let sub = Subscription::new(url("consumer://c/a.B"), rx, catalog.clone());
+        let mut changes = Box::pin(sub.changes());
+        assert_eq!(
+            changes.next().await,
+            Some(Change::Insert(url("dubbo://h:1/a.B"))),
+            "no Connected(true) for a first snapshot that is connected"
+        );
+        catalog.set_connected(false);
+        assert_eq!(changes.next().await, Some(Change::Connected(false)));
+        catalog.replace("s", [url("dubbo://h:2/a.B")]);
+        catalog.set_connected(true);
+        let mut rest = Vec::new();
+        while rest.last() != Some(&Change::Connected(true)) {
+            rest.push(changes.next().await.unwrap());
+        }
+        assert_eq!(
+            rest,
+            [
+                Change::Remove(url("dubbo://h:1/a.B")),
+                Change::Insert(url("dubbo://h:2/a.B")),
+                Change::Connected(true)
+            ]
+        );
     }
 
     #[tokio::test]
