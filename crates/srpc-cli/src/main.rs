@@ -6,6 +6,11 @@
 //! Logs go to stderr; `RUST_LOG=debug` shows what the backends do.
 
 mod demo;
+mod registry_cmds;
+mod shutdown;
+
+use crate::registry_cmds::Format;
+use crate::shutdown::Shutdown;
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -13,15 +18,19 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use futures_util::StreamExt;
 use serde::Serialize;
-use srpc::registry::{Change, Registry};
 use srpc::url::{self, Url};
 
 /// srpc: service registration, discovery and load balancing that speaks Dubbo's formats.
 #[derive(Debug, Parser)]
 #[command(name = "srpc", version, about, long_about = None)]
 struct Cli {
+    /// More logs: -v for info, -vv for debug (RUST_LOG, when set, wins).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Only errors in the logs.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -31,22 +40,47 @@ enum Command {
     /// Work with Dubbo URLs, the records every registry holds.
     #[command(subcommand)]
     Url(UrlCommand),
-    /// Print the providers of a service, one full URL per line, sorted.
+    /// Print the providers of a service, one full URL per line, sorted. Exit status: 0 when
+    /// it printed providers, 3 when none matched, 1 when the registry failed, 2 on bad input.
+    #[command(override_usage = "srpc list [OPTIONS] [REGISTRY] <SERVICE>")]
     List {
-        /// The registry, e.g. `multicast://224.5.6.7:1234?interface=127.0.0.1`.
-        registry: String,
-        /// The service key: `[group/]interface[:version]`; `*` works for group and version.
-        service: String,
+        /// `[REGISTRY] SERVICE`. The registry (e.g. `zookeeper://127.0.0.1:2181`) may be
+        /// left out when SRPC_REGISTRY is set; the service key is
+        /// `[group/]interface[:version]`, and `*` works for group and version.
+        #[arg(num_args = 1..=2, required = true, value_names = ["REGISTRY", "SERVICE"])]
+        args: Vec<String>,
         /// Wait up to this long for at least one provider (e.g. `2s`, `500ms`).
         #[arg(long, value_parser = parse_duration, default_value = "0s")]
         wait: Duration,
+        /// Every provider of the interface, whatever its group, version or `enabled`.
+        #[arg(long)]
+        all: bool,
+        /// `text` (one URL per line) or `json` (one array; see docs/cli.md).
+        #[arg(short, long, value_enum, default_value = "text")]
+        output: Format,
     },
     /// Print `+ <url>` and `- <url>` as the providers of a service change, until interrupted.
+    #[command(override_usage = "srpc watch [OPTIONS] [REGISTRY] <SERVICE>")]
     Watch {
-        /// The registry URL.
-        registry: String,
-        /// The service key: `[group/]interface[:version]`.
-        service: String,
+        /// `[REGISTRY] SERVICE`, as for `list`.
+        #[arg(num_args = 1..=2, required = true, value_names = ["REGISTRY", "SERVICE"])]
+        args: Vec<String>,
+        /// `text` (`+`/`-` lines) or `json` (one object per line, with connection events).
+        #[arg(short, long, value_enum, default_value = "text")]
+        output: Format,
+    },
+    /// Print every service key with its provider and consumer counts, sorted. Exit status 3
+    /// when the registry holds none.
+    Services {
+        /// The registry; SRPC_REGISTRY when left out.
+        registry: Option<String>,
+        /// Wait up to this long for at least one service (registries without a server, such
+        /// as multicast and mDNS, answer over time).
+        #[arg(long, value_parser = parse_duration, default_value = "0s")]
+        wait: Duration,
+        /// `text` or `json` (one array; see docs/cli.md).
+        #[arg(short, long, value_enum, default_value = "text")]
+        output: Format,
     },
     /// Run the load-balancing demo: two srpc servers offering Foo.Sum and Foo.Sleep register
     /// with a registry; an XClient calls and broadcasts to them.
@@ -61,11 +95,12 @@ enum Command {
     Registry(RegistryCommand),
     /// Register a URL and keep it registered until SIGINT/SIGTERM or `--for` has passed, then
     /// unregister it and exit.
+    #[command(override_usage = "srpc register [OPTIONS] [REGISTRY] <URL>")]
     Register {
-        /// The registry URL.
-        registry: String,
-        /// The URL to register, e.g. `dubbo://127.0.0.1:20880/com.acme.Echo?version=1.0`.
-        url: String,
+        /// `[REGISTRY] URL`: the registry (SRPC_REGISTRY when left out) and the URL to
+        /// register, e.g. `dubbo://127.0.0.1:20880/com.acme.Echo?version=1.0`.
+        #[arg(num_args = 1..=2, required = true, value_names = ["REGISTRY", "URL"])]
+        args: Vec<String>,
         /// Stay registered this long (e.g. `30s`); without it, until interrupted.
         #[arg(long = "for", value_parser = parse_duration)]
         duration: Option<Duration>,
@@ -152,7 +187,7 @@ struct Outcome {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(cli.verbose, cli.quiet);
     match run(cli.command) {
         Ok(outcome) => {
             if !outcome.output.is_empty() {
@@ -175,6 +210,8 @@ enum Failure {
     Invalid(String),
     /// The registry failed: exit 1.
     Registry(String),
+    /// The registry answered, and nothing matched: exit 3.
+    NotFound(String),
 }
 
 fn run(command: Command) -> Result<Outcome, String> {
@@ -197,6 +234,13 @@ fn run(command: Command) -> Result<Outcome, String> {
             Ok(Outcome {
                 output: String::new(),
                 status: 1,
+            })
+        }
+        Err(Failure::NotFound(message)) => {
+            let _ = writeln!(io::stderr().lock(), "srpc: {message}");
+            Ok(Outcome {
+                output: String::new(),
+                status: 3,
             })
         }
     }
@@ -232,206 +276,22 @@ async fn run_registry(command: Command) -> Result<(), Failure> {
                 .map_err(|e| Failure::Registry(format!("shutdown: {e}")))
         }
         Command::List {
-            registry,
-            service,
+            args,
             wait,
-        } => {
-            let query = service_query(&service)?;
-            let registry = connect(&registry).await?;
-            let mut sub = registry.subscribe(&query).await.map_err(registry_failure)?;
-            if !wait.is_zero() {
-                // Not finding one in time is an answer too: print what there is.
-                let _ = sub.wait_for(|s| !s.providers().is_empty(), wait).await;
-            }
-            let snapshot = sub.snapshot();
-            let mut lines: Vec<String> = snapshot
-                .providers()
-                .iter()
-                .map(Url::to_full_string)
-                .collect();
-            lines.sort();
-            let mut out = io::stdout().lock();
-            for line in lines {
-                let _ = writeln!(out, "{line}");
-            }
-            let _ = out.flush();
-            drop(sub);
-            registry.close().await.map_err(registry_failure)
-        }
-        Command::Watch { registry, service } => {
-            let shutdown = Shutdown::listen();
-            let query = service_query(&service)?;
-            let registry = connect(&registry).await?;
-            let sub = registry.subscribe(&query).await.map_err(registry_failure)?;
-            let mut changes = Box::pin(sub.changes());
-            let shutdown = shutdown.wait(None);
-            tokio::pin!(shutdown);
-            loop {
-                tokio::select! {
-                    change = changes.next() => {
-                        let line = match change {
-                            Some(Change::Insert(url)) => format!("+ {url}"),
-                            Some(Change::Remove(url)) => format!("- {url}"),
-                            Some(_) => continue,
-                            None => break,
-                        };
-                        let mut out = io::stdout().lock();
-                        if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
-                            break; // The reader went away.
-                        }
-                    }
-                    () = &mut shutdown => break,
-                }
-            }
-            drop(changes);
-            registry.close().await.map_err(registry_failure)
-        }
-        Command::Register {
+            all,
+            output,
+        } => registry_cmds::list(&args, wait, all, output).await,
+        Command::Watch { args, output } => registry_cmds::watch(&args, output).await,
+        Command::Services {
             registry,
-            url,
+            wait,
+            output,
+        } => registry_cmds::services(registry, wait, output).await,
+        Command::Register {
+            args,
             duration,
             listen,
-        } => {
-            let shutdown = Shutdown::listen();
-            let url = Url::parse(&url).map_err(|e| Failure::Invalid(e.to_string()))?;
-            let listener = if listen {
-                let host = url.host().trim_start_matches('[').trim_end_matches(']');
-                let listener = tokio::net::TcpListener::bind((host, url.port()))
-                    .await
-                    .map_err(|e| {
-                        Failure::Registry(format!("cannot listen on {}: {e}", url.address()))
-                    })?;
-                Some(tokio::spawn(async move {
-                    // Accept and drop: the connection itself is the liveness answer.
-                    while listener.accept().await.is_ok() {}
-                }))
-            } else {
-                None
-            };
-            let registry = connect(&registry).await?;
-            registry.register(&url).await.map_err(registry_failure)?;
-            let _ = writeln!(io::stderr().lock(), "srpc: registered {url}");
-            shutdown.wait(duration).await;
-            let closed = registry.close().await.map_err(registry_failure);
-            if let Some(listener) = listener {
-                listener.abort();
-            }
-            closed
-        }
-    }
-}
-
-async fn connect(registry: &str) -> Result<std::sync::Arc<dyn Registry>, Failure> {
-    srpc::registry::connect(registry)
-        .await
-        .map_err(|e| match e {
-            srpc::registry::Error::Url(_)
-            | srpc::registry::Error::InvalidInput { .. }
-            | srpc::registry::Error::Unsupported { .. } => Failure::Invalid(e.to_string()),
-            other => Failure::Registry(other.to_string()),
-        })
-}
-
-fn registry_failure(e: srpc::registry::Error) -> Failure {
-    match e {
-        srpc::registry::Error::Url(_) | srpc::registry::Error::InvalidInput { .. } => {
-            Failure::Invalid(e.to_string())
-        }
-        other => Failure::Registry(other.to_string()),
-    }
-}
-
-/// The subscription query for a service key `[group/]interface[:version]`.
-fn service_query(service: &str) -> Result<Url, Failure> {
-    let (group, rest) = match service.split_once('/') {
-        Some((group, rest)) => (Some(group), rest),
-        None => (None, service),
-    };
-    let (interface, version) = match rest.split_once(':') {
-        Some((interface, version)) => (interface, Some(version)),
-        None => (rest, None),
-    };
-    if interface.is_empty() || group == Some("") || version == Some("") {
-        return Err(Failure::Invalid(format!(
-            "invalid service key {service:?}: expected [group/]interface[:version]"
-        )));
-    }
-    let mut builder = Url::builder("consumer")
-        .host("127.0.0.1")
-        .path(interface)
-        .param("interface", interface)
-        .param("category", "providers")
-        .param("side", "consumer");
-    if let Some(group) = group {
-        builder = builder.param("group", group);
-    }
-    if let Some(version) = version {
-        builder = builder.param("version", version);
-    }
-    builder
-        .build()
-        .map_err(|e| Failure::Invalid(format!("invalid service key {service:?}: {e}")))
-}
-
-/// Resolves on SIGINT or SIGTERM, or after `limit`.
-/// SIGINT and SIGTERM, listened to from the moment it is made: a signal that comes while a
-/// command is still starting (registering, connecting) ends it cleanly later instead of
-/// killing the process before its handler exists.
-struct Shutdown {
-    #[cfg(unix)]
-    interrupt: Option<tokio::signal::unix::Signal>,
-    #[cfg(unix)]
-    terminate: Option<tokio::signal::unix::Signal>,
-}
-
-impl Shutdown {
-    /// Installs the handlers now.
-    fn listen() -> Shutdown {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            Shutdown {
-                interrupt: signal(SignalKind::interrupt()).ok(),
-                terminate: signal(SignalKind::terminate()).ok(),
-            }
-        }
-        #[cfg(not(unix))]
-        Shutdown {}
-    }
-
-    /// Waits for a signal, or for `limit` to pass.
-    async fn wait(self, limit: Option<Duration>) {
-        let limit = async {
-            match limit {
-                Some(limit) => tokio::time::sleep(limit).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            () = self.signalled() => {}
-            () = limit => {}
-        }
-    }
-
-    #[cfg(unix)]
-    async fn signalled(mut self) {
-        async fn recv(signal: Option<&mut tokio::signal::unix::Signal>) {
-            match signal {
-                Some(signal) => {
-                    signal.recv().await;
-                }
-                None => std::future::pending().await,
-            }
-        }
-        tokio::select! {
-            () = recv(self.interrupt.as_mut()) => {}
-            () = recv(self.terminate.as_mut()) => {}
-        }
-    }
-
-    #[cfg(not(unix))]
-    async fn signalled(self) {
-        let _ = tokio::signal::ctrl_c().await;
+        } => registry_cmds::register(&args, duration, listen).await,
     }
 }
 
@@ -440,11 +300,23 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|e| format!("invalid duration {text:?} ({e}); write e.g. 500ms, 2s, 1m"))
 }
 
-fn init_logging() {
+/// Logs to stderr: `RUST_LOG` when set, else `warn`, `-v` info, `-vv` debug, `-q` error.
+/// Colours only when stderr is a terminal and `NO_COLOR` is not set (no-color.org).
+fn init_logging(verbose: u8, quiet: bool) {
+    use std::io::IsTerminal;
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, _) => "debug",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let colour =
+        io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(io::stderr)
         .try_init();
 }

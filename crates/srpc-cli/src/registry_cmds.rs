@@ -1,0 +1,427 @@
+//! The registry commands: `list`, `watch`, `services`, `register`. None but `register` writes
+//! to a registry.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, Write};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures_util::StreamExt;
+use serde::Serialize;
+use srpc::registry::{Change, Registry, Snapshot};
+use srpc::url::Url;
+
+use crate::Failure;
+use crate::shutdown::Shutdown;
+
+/// Where the registry comes from when the argument is left out.
+pub(crate) const REGISTRY_ENV: &str = "SRPC_REGISTRY";
+
+/// How a command prints what it found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Format {
+    /// Lines for people (the default).
+    Text,
+    /// JSON for scripts (schemas in docs/cli.md).
+    Json,
+}
+
+/// `[REGISTRY] ARG`: the registry may be left out when `SRPC_REGISTRY` is set.
+pub(crate) fn registry_and(args: &[String], what: &str) -> Result<(String, String), Failure> {
+    match args {
+        [registry, arg] => Ok((registry.clone(), arg.clone())),
+        [arg] => match std::env::var(REGISTRY_ENV) {
+            Ok(registry) if !registry.trim().is_empty() => Ok((registry, arg.clone())),
+            _ => Err(Failure::Invalid(format!(
+                "no registry: write it before the {what}, or set {REGISTRY_ENV} \
+                 (e.g. {REGISTRY_ENV}=zookeeper://127.0.0.1:2181)"
+            ))),
+        },
+        _ => Err(Failure::Invalid(format!(
+            "expected [REGISTRY] {}",
+            what.to_uppercase()
+        ))),
+    }
+}
+
+/// The registry of a command that takes only a registry: the argument, else `SRPC_REGISTRY`.
+pub(crate) fn registry_or_env(registry: Option<String>) -> Result<String, Failure> {
+    match registry {
+        Some(registry) => Ok(registry),
+        None => match std::env::var(REGISTRY_ENV) {
+            Ok(registry) if !registry.trim().is_empty() => Ok(registry),
+            _ => Err(Failure::Invalid(format!(
+                "no registry: give one, or set {REGISTRY_ENV} (e.g. {REGISTRY_ENV}=zookeeper://127.0.0.1:2181)"
+            ))),
+        },
+    }
+}
+
+pub(crate) async fn connect(registry: &str) -> Result<Arc<dyn Registry>, Failure> {
+    srpc::registry::connect(registry)
+        .await
+        .map_err(|e| match e {
+            srpc::registry::Error::Url(_)
+            | srpc::registry::Error::InvalidInput { .. }
+            | srpc::registry::Error::Unsupported { .. } => Failure::Invalid(e.to_string()),
+            other => Failure::Registry(other.to_string()),
+        })
+}
+
+pub(crate) fn registry_failure(e: srpc::registry::Error) -> Failure {
+    match e {
+        srpc::registry::Error::Url(_) | srpc::registry::Error::InvalidInput { .. } => {
+            Failure::Invalid(e.to_string())
+        }
+        other => Failure::Registry(other.to_string()),
+    }
+}
+
+/// The subscription query for a service key `[group/]interface[:version]`; with `all`,
+/// every group, version and `enabled` value of the interface.
+pub(crate) fn service_query(service: &str, all: bool) -> Result<Url, Failure> {
+    let (group, rest) = match service.split_once('/') {
+        Some((group, rest)) => (Some(group), rest),
+        None => (None, service),
+    };
+    let (interface, version) = match rest.split_once(':') {
+        Some((interface, version)) => (interface, Some(version)),
+        None => (rest, None),
+    };
+    if interface.is_empty() || group == Some("") || version == Some("") {
+        return Err(Failure::Invalid(format!(
+            "invalid service key {service:?}: expected [group/]interface[:version]"
+        )));
+    }
+    let mut builder = Url::builder("consumer")
+        .host("127.0.0.1")
+        .path(interface)
+        .param("interface", interface)
+        .param("category", "providers")
+        .param("side", "consumer");
+    if all {
+        builder = builder
+            .param("group", "*")
+            .param("version", "*")
+            .param("enabled", "*");
+    } else {
+        if let Some(group) = group {
+            builder = builder.param("group", group);
+        }
+        if let Some(version) = version {
+            builder = builder.param("version", version);
+        }
+    }
+    builder
+        .build()
+        .map_err(|e| Failure::Invalid(format!("invalid service key {service:?}: {e}")))
+}
+
+/// One provider as `list -o json` prints it.
+#[derive(Debug, Serialize)]
+struct ProviderJson<'a> {
+    url: String,
+    protocol: &'a str,
+    host: &'a str,
+    port: u16,
+    path: &'a str,
+    category: &'a str,
+    params: &'a BTreeMap<String, String>,
+}
+
+impl<'a> ProviderJson<'a> {
+    fn of(url: &'a Url) -> ProviderJson<'a> {
+        ProviderJson {
+            url: url.to_full_string(),
+            protocol: url.protocol(),
+            host: url.host(),
+            port: url.port(),
+            path: url.path(),
+            category: url.category(),
+            params: url.params(),
+        }
+    }
+}
+
+fn print(text: &str) {
+    let mut out = io::stdout().lock();
+    // A closed pipe (`srpc … | head`) is not worth an error message.
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+fn json<T: Serialize>(value: &T) -> Result<String, Failure> {
+    serde_json::to_string(value).map_err(|e| Failure::Registry(format!("cannot write JSON: {e}")))
+}
+
+/// `srpc list`: exit 0 with providers printed, 3 when none matched.
+pub(crate) async fn list(
+    args: &[String],
+    wait: Duration,
+    all: bool,
+    format: Format,
+) -> Result<(), Failure> {
+    let (registry, service) = registry_and(args, "service")?;
+    let query = service_query(&service, all)?;
+    let registry = connect(&registry).await?;
+    let mut sub = registry.subscribe(&query).await.map_err(registry_failure)?;
+    if !wait.is_zero() {
+        // Not finding one in time is an answer too: print what there is.
+        let _ = sub.wait_for(|s| !s.providers().is_empty(), wait).await;
+    }
+    let snapshot = sub.snapshot();
+    drop(sub);
+    let mut providers: Vec<&Url> = snapshot.providers().iter().collect();
+    providers.sort_by_cached_key(|u| u.to_full_string());
+    let text = match format {
+        Format::Text => providers
+            .iter()
+            .map(|u| format!("{}\n", u.to_full_string()))
+            .collect(),
+        Format::Json => {
+            let all: Vec<ProviderJson<'_>> =
+                providers.iter().map(|u| ProviderJson::of(u)).collect();
+            format!("{}\n", json(&all)?)
+        }
+    };
+    print(&text);
+    if !snapshot.is_connected() {
+        eprintln!(
+            "srpc: warning: the registry could not be reached; these are the last providers known"
+        );
+    }
+    let outcome = if providers.is_empty() {
+        let hint = if all {
+            String::new()
+        } else {
+            elsewhere(&*registry, &service).await
+        };
+        Err(Failure::NotFound(format!(
+            "no provider of {service}{}{hint}",
+            if wait.is_zero() {
+                String::new()
+            } else {
+                format!(" within {}", humantime::format_duration(wait))
+            }
+        )))
+    } else {
+        Ok(())
+    };
+    registry.close().await.map_err(registry_failure)?;
+    outcome
+}
+
+/// What the interface has that `service` did not select: other groups or versions, disabled
+/// providers. Empty when there is nothing, or it cannot be read.
+async fn elsewhere(registry: &dyn Registry, service: &str) -> String {
+    let Ok(query) = service_query(service, true) else {
+        return String::new();
+    };
+    let Ok(sub) = registry.subscribe(&query).await else {
+        return String::new();
+    };
+    let snapshot = sub.snapshot();
+    let providers = snapshot.providers();
+    if providers.is_empty() {
+        return String::new();
+    }
+    let disabled = providers
+        .iter()
+        .filter(|u| u.param("enabled") == Some("false"))
+        .count();
+    let keys: BTreeSet<String> = providers
+        .iter()
+        .filter(|u| u.param("enabled") != Some("false"))
+        .map(Url::service_key)
+        .collect();
+    let mut parts = Vec::new();
+    if !keys.is_empty() {
+        let enabled = providers.len() - disabled;
+        parts.push(format!(
+            "{enabled} in other groups or versions ({})",
+            keys.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    if disabled > 0 {
+        parts.push(format!("{disabled} disabled (enabled=false)"));
+    }
+    let interface = query.service_interface().to_owned();
+    format!(
+        "; the interface {interface} has {} provider(s): {}; `--all` lists them",
+        providers.len(),
+        parts.join(", ")
+    )
+}
+
+/// One line of `watch -o json`.
+#[derive(Debug, Serialize)]
+struct EventJson {
+    time: String,
+    event: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+}
+
+/// `srpc watch`.
+pub(crate) async fn watch(args: &[String], format: Format) -> Result<(), Failure> {
+    let shutdown = Shutdown::listen();
+    let (registry, service) = registry_and(args, "service")?;
+    let query = service_query(&service, false)?;
+    let registry = connect(&registry).await?;
+    let sub = registry.subscribe(&query).await.map_err(registry_failure)?;
+    let mut changes = Box::pin(sub.changes());
+    let shutdown = shutdown.wait(None);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            change = changes.next() => {
+                let Some(change) = change else { break };
+                let Some(line) = watch_line(&change, format)? else { continue };
+                let mut out = io::stdout().lock();
+                if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+                    break; // The reader went away.
+                }
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(changes);
+    registry.close().await.map_err(registry_failure)
+}
+
+fn watch_line(change: &Change, format: Format) -> Result<Option<String>, Failure> {
+    let (event, url) = match change {
+        Change::Insert(url) => ("add", Some(url)),
+        Change::Remove(url) => ("remove", Some(url)),
+        Change::Connected(true) => ("connected", None),
+        Change::Connected(false) => ("disconnected", None),
+        _ => return Ok(None),
+    };
+    match format {
+        Format::Text => Ok(match (event, url) {
+            ("add", Some(url)) => Some(format!("+ {url}")),
+            ("remove", Some(url)) => Some(format!("- {url}")),
+            (event, _) => {
+                // Text output stays `+`/`-` lines; the connection shows on stderr.
+                let said = if event == "connected" {
+                    "srpc: the registry is back; the list above is current again"
+                } else {
+                    "srpc: lost the registry; keeping the last providers known until it is back"
+                };
+                eprintln!("{said}");
+                None
+            }
+        }),
+        Format::Json => {
+            let line = EventJson {
+                time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+                event,
+                url: url.map(Url::to_full_string),
+            };
+            json(&line).map(Some)
+        }
+    }
+}
+
+/// One row of `services`.
+#[derive(Debug, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+struct ServiceJson {
+    service: String,
+    providers: usize,
+    consumers: usize,
+}
+
+/// `srpc services`: every service key with its provider and consumer counts, sorted.
+pub(crate) async fn services(
+    registry: Option<String>,
+    wait: Duration,
+    format: Format,
+) -> Result<(), Failure> {
+    let registry = registry_or_env(registry)?;
+    let query = Url::builder("consumer")
+        .host("127.0.0.1")
+        .path("*")
+        .param("interface", "*")
+        .param("category", "providers,consumers")
+        .param("group", "*")
+        .param("version", "*")
+        .param("enabled", "*")
+        .build()
+        .map_err(|e| Failure::Invalid(e.to_string()))?;
+    let registry = connect(&registry).await?;
+    let mut sub = registry.subscribe(&query).await.map_err(registry_failure)?;
+    if !wait.is_zero() {
+        let _ = sub.wait_for(|s| !s.is_empty(), wait).await;
+    }
+    let rows = count_services(&sub.snapshot());
+    drop(sub);
+    let text = match format {
+        Format::Text => {
+            let width = rows.iter().map(|r| r.service.len()).max().unwrap_or(0);
+            rows.iter()
+                .map(|r| {
+                    format!(
+                        "{:<width$}  providers={} consumers={}\n",
+                        r.service, r.providers, r.consumers
+                    )
+                })
+                .collect()
+        }
+        Format::Json => format!("{}\n", json(&rows)?),
+    };
+    print(&text);
+    registry.close().await.map_err(registry_failure)?;
+    if rows.is_empty() {
+        return Err(Failure::NotFound("no service registered".into()));
+    }
+    Ok(())
+}
+
+fn count_services(snapshot: &Snapshot) -> Vec<ServiceJson> {
+    let mut counts: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for url in snapshot.category("providers") {
+        counts.entry(url.service_key()).or_default().0 += 1;
+    }
+    for url in snapshot.category("consumers") {
+        counts.entry(url.service_key()).or_default().1 += 1;
+    }
+    counts
+        .into_iter()
+        .map(|(service, (providers, consumers))| ServiceJson {
+            service,
+            providers,
+            consumers,
+        })
+        .collect()
+}
+
+/// `srpc register`.
+pub(crate) async fn register(
+    args: &[String],
+    duration: Option<Duration>,
+    listen: bool,
+) -> Result<(), Failure> {
+    let shutdown = Shutdown::listen();
+    let (registry, url) = registry_and(args, "url")?;
+    let url = Url::parse(&url).map_err(|e| Failure::Invalid(e.to_string()))?;
+    let listener = if listen {
+        let host = url.host().trim_start_matches('[').trim_end_matches(']');
+        let listener = tokio::net::TcpListener::bind((host, url.port()))
+            .await
+            .map_err(|e| Failure::Registry(format!("cannot listen on {}: {e}", url.address())))?;
+        Some(tokio::spawn(async move {
+            // Accept and drop: the connection itself is the liveness answer.
+            while listener.accept().await.is_ok() {}
+        }))
+    } else {
+        None
+    };
+    let registry = connect(&registry).await?;
+    registry.register(&url).await.map_err(registry_failure)?;
+    eprintln!("srpc: registered {url}");
+    shutdown.wait(duration).await;
+    let closed = registry.close().await.map_err(registry_failure);
+    if let Some(listener) = listener {
+        listener.abort();
+    }
+    closed
+}

@@ -1,0 +1,317 @@
+//! The registry commands as an operator scripts them: JSON output, exit codes, hints when
+//! nothing matched, `services`, `SRPC_REGISTRY`, log levels. Over `srpc registry serve` on
+//! loopback; every child process is stopped by its PID.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: failures panic.
+
+mod support;
+
+use std::process::{Command, Output};
+use std::time::Instant;
+
+use serde_json::Value;
+use support::{DEADLINE, Running};
+
+fn srpc() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_srpc"))
+}
+
+fn run(args: &[&str]) -> Output {
+    srpc()
+        .args(args)
+        .env_remove("SRPC_REGISTRY")
+        .output()
+        .unwrap()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `srpc registry serve` on `port`, up once a `list` gets an answer.
+fn serve(port: u16) -> Running {
+    let addr = format!("127.0.0.1:{port}");
+    let mut command = srpc();
+    command.args(["registry", "serve", "--addr", &addr, "--ttl", "30s"]);
+    let server = Running::spawn(command);
+    let registry = format!("http://{addr}");
+    let deadline = Instant::now() + DEADLINE;
+    while run(&["list", &registry, "com.acme.Up"]).status.code() != Some(3) {
+        assert!(
+            Instant::now() < deadline,
+            "the registry server did not come up"
+        );
+    }
+    server
+}
+
+fn register(registry: &str, url: &str) -> Running {
+    let mut command = srpc();
+    command
+        .args(["register", registry, url])
+        .env_remove("SRPC_REGISTRY");
+    let running = Running::spawn(command);
+    // Registered once a list by the exact URL's service sees it.
+    let key = srpc().args(["url", "key", url]).output().unwrap();
+    let key = String::from_utf8(key.stdout).unwrap().trim().to_owned();
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let out = run(&["list", registry, &key, "--all"]);
+        if String::from_utf8_lossy(&out.stdout).contains(url.split('?').next().unwrap()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{url} was not registered");
+    }
+    running
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn list_json_exit_codes_and_why_nothing_matched() {
+    let port = free_port();
+    let server = serve(port);
+    let registry = format!("http://127.0.0.1:{port}");
+    let v1 = "dubbo://127.0.0.1:20980/com.acme.Ops?version=1.0&weight=10";
+    let v2 = "dubbo://127.0.0.1:20981/com.acme.Ops?version=2.0";
+    let off = "dubbo://127.0.0.1:20982/com.acme.Ops?version=1.0&enabled=false";
+    let providers: Vec<Running> = [v1, v2, off]
+        .iter()
+        .map(|u| register(&registry, u))
+        .collect();
+
+    // Found: exit 0, one JSON array with the parts.
+    let out = run(&["list", &registry, "com.acme.Ops:1.0", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 1, "{list:?}");
+    let p = &list[0];
+    assert_eq!(p["url"], v1);
+    assert_eq!(p["protocol"], "dubbo");
+    assert_eq!(p["host"], "127.0.0.1");
+    assert_eq!(p["port"], 20980);
+    assert_eq!(p["path"], "com.acme.Ops");
+    assert_eq!(p["category"], "providers");
+    assert_eq!(p["params"]["weight"], "10");
+
+    // Nothing matched: exit 3, and stderr says what the interface does have.
+    let out = run(&["list", &registry, "com.acme.Ops:3.0"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+    let why = stderr(&out);
+    assert!(why.contains("no provider of com.acme.Ops:3.0"), "{why}");
+    assert!(why.contains("3 provider(s)"), "{why}");
+    assert!(
+        why.contains("com.acme.Ops:1.0") && why.contains("com.acme.Ops:2.0"),
+        "{why}"
+    );
+    assert!(why.contains("1 disabled"), "{why}");
+    assert!(why.contains("--all"), "{why}");
+    assert_eq!(why.lines().count(), 1, "said once: {why}");
+    let out = run(&["list", &registry, "com.acme.Nobody", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+
+    // --all: every provider of the interface, whatever its version or `enabled`.
+    let out = run(&["list", &registry, "com.acme.Ops:3.0", "--all"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+
+    // A registry that cannot be reached: exit 1. Bad input: exit 2.
+    let closed = format!("http://127.0.0.1:{}?timeout=1s", free_port());
+    let out = run(&["list", &closed, "com.acme.Ops"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(run(&["list", &registry, "g/"]).status.code(), Some(2));
+
+    for p in providers {
+        assert_eq!(p.signal("-TERM"), Some(0));
+    }
+    assert_eq!(server.signal("-TERM"), Some(0));
+}
+
+#[test]
+fn services_counts_providers_and_consumers() {
+    let port = free_port();
+    let server = serve(port);
+    let registry = format!("http://127.0.0.1:{port}");
+    let out = run(&["services", &registry]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "an empty registry: {}",
+        stderr(&out)
+    );
+    let running: Vec<Running> = [
+        "dubbo://127.0.0.1:20983/com.acme.B",
+        "dubbo://127.0.0.1:20984/com.acme.B",
+        "dubbo://127.0.0.1:20985/com.acme.A?group=g&version=1",
+        "consumer://127.0.0.1/com.acme.B?category=consumers&side=consumer",
+    ]
+    .iter()
+    .map(|u| {
+        let mut command = srpc();
+        command.args(["register", &registry, u]);
+        Running::spawn(command)
+    })
+    .collect();
+    let deadline = Instant::now() + DEADLINE;
+    let rows = loop {
+        let out = run(&["services", &registry, "-o", "json"]);
+        let rows: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        if rows.as_array().is_some_and(|r| r.len() == 2)
+            && rows[0]["consumers"] == 1
+            && rows[0]["providers"] == 2
+        {
+            assert_eq!(out.status.code(), Some(0));
+            break rows;
+        }
+        assert!(Instant::now() < deadline, "services: {rows}");
+    };
+    assert_eq!(rows[0]["service"], "com.acme.B", "sorted by key");
+    assert_eq!(rows[1]["service"], "g/com.acme.A:1");
+    assert_eq!(rows[1]["providers"], 1);
+    assert_eq!(rows[1]["consumers"], 0);
+    let text = run(&["services", &registry]);
+    let text = String::from_utf8(text.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2);
+    assert!(lines[0].starts_with("com.acme.B ") && lines[0].ends_with("providers=2 consumers=1"));
+    assert!(
+        lines[1].starts_with("g/com.acme.A:1") && lines[1].ends_with("providers=1 consumers=0")
+    );
+    for r in running {
+        assert_eq!(r.signal("-TERM"), Some(0));
+    }
+    assert_eq!(server.signal("-TERM"), Some(0));
+}
+
+#[test]
+fn watch_json_reports_changes_and_the_registry_going_and_coming_back() {
+    let port = free_port();
+    let server = serve(port);
+    let registry = format!("http://127.0.0.1:{port}?wait=1s&timeout=1s&retry.max.period=500ms");
+    let mut command = srpc();
+    command.args(["watch", &registry, "com.acme.Watched", "-o", "json"]);
+    let watch = Running::spawn(command);
+    let url = "dubbo://127.0.0.1:20986/com.acme.Watched";
+    // Heartbeats every second, so the restarted server has it again soon.
+    let provider = register(&format!("http://127.0.0.1:{port}?ttl=3s"), url);
+    let event = |line: String| -> Value { serde_json::from_str(&line).unwrap() };
+    let add = event(watch.next_line());
+    assert_eq!(add["event"], "add");
+    assert_eq!(add["url"], url);
+    let time = add["time"].as_str().unwrap();
+    assert!(humantime::parse_rfc3339(time).is_ok(), "RFC 3339: {time}");
+    // The registry goes away: the watcher says so, and keeps the provider.
+    assert_eq!(server.signal("-KILL"), None);
+    let lost = event(watch.next_line());
+    assert_eq!(lost["event"], "disconnected", "{lost}");
+    assert!(lost.get("url").is_none());
+    // It comes back on the same port, empty: the watcher reconnects (and may see the
+    // provider gone until its next heartbeat registers it again).
+    let server = serve(port);
+    let (mut connected, mut present) = (false, true);
+    while !(connected && present) {
+        let e = event(watch.next_line());
+        match e["event"].as_str().unwrap() {
+            "connected" => connected = true,
+            "add" => present = true,
+            "remove" => present = false,
+            other => panic!("unexpected {other}: {e}"),
+        }
+    }
+    assert_eq!(provider.signal("-TERM"), Some(0));
+    let remove = event(watch.next_line());
+    assert_eq!(remove["event"], "remove");
+    assert_eq!(remove["url"], url);
+    assert_eq!(watch.signal("-TERM"), Some(0));
+    assert_eq!(server.signal("-TERM"), Some(0));
+}
+
+#[test]
+fn the_registry_comes_from_srpc_registry_when_left_out() {
+    let port = free_port();
+    let server = serve(port);
+    let registry = format!("http://127.0.0.1:{port}");
+    let url = "dubbo://127.0.0.1:20987/com.acme.Env";
+    let mut command = srpc();
+    command
+        .args(["register", url])
+        .env("SRPC_REGISTRY", &registry);
+    let provider = Running::spawn(command);
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let out = srpc()
+            .args(["list", "com.acme.Env"])
+            .env("SRPC_REGISTRY", &registry)
+            .output()
+            .unwrap();
+        if out.status.code() == Some(0) {
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), url);
+            break;
+        }
+        assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+        assert!(
+            Instant::now() < deadline,
+            "never listed through SRPC_REGISTRY"
+        );
+    }
+    // The two-argument form still works, and wins over the variable.
+    let out = srpc()
+        .args(["list", &registry, "com.acme.Env"])
+        .env("SRPC_REGISTRY", "gopher://nowhere")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Neither: a clear error, exit 2.
+    let out = run(&["list", "com.acme.Env"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("SRPC_REGISTRY"), "{}", stderr(&out));
+    assert_eq!(provider.signal("-TERM"), Some(0));
+    assert_eq!(server.signal("-TERM"), Some(0));
+}
+
+#[test]
+fn verbosity_flags_set_the_log_level_and_logs_carry_no_colour_off_a_terminal() {
+    let registry = format!(
+        "multicast://239.255.77.81:{}?interface=127.0.0.1&timeout=100",
+        free_port()
+    );
+    // The multicast backend logs joining its group at info level.
+    let quiet = run(&["list", &registry, "com.acme.Log"]);
+    assert!(
+        !stderr(&quiet).contains("joined multicast group"),
+        "{}",
+        stderr(&quiet)
+    );
+    let verbose = run(&["-v", "list", &registry, "com.acme.Log"]);
+    assert!(
+        stderr(&verbose).contains("joined multicast group"),
+        "{}",
+        stderr(&verbose)
+    );
+    assert!(
+        !stderr(&verbose).contains('\u{1b}'),
+        "no escape codes when stderr is a pipe"
+    );
+    let q = run(&["-q", "list", &registry, "com.acme.Log"]);
+    assert_eq!(q.status.code(), Some(3));
+    let rust_log = srpc()
+        .args(["-q", "list", &registry, "com.acme.Log"])
+        .env("RUST_LOG", "info")
+        .env_remove("SRPC_REGISTRY")
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&rust_log).contains("joined multicast group"),
+        "RUST_LOG wins over -q"
+    );
+}
