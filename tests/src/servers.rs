@@ -518,6 +518,18 @@ pub fn shared_zookeeper() -> String {
     })
 }
 
+/// Whether `path` exists on the shared ZooKeeper, read through a session of its own.
+pub async fn zookeeper_has(path: &str) -> bool {
+    let client = zookeeper_client::Client::connect(&shared_zookeeper())
+        .await
+        .expect("connect to the shared ZooKeeper");
+    client
+        .check_stat(path)
+        .await
+        .expect("stat a path")
+        .is_some()
+}
+
 /// A ZooKeeper path no other test (in this process or another) uses:
 /// `/<prefix>-<pid>-<n>`.
 pub fn fresh_root(prefix: &str) -> String {

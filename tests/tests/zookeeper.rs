@@ -54,3 +54,42 @@ fn root() -> String {
 
 srpc_tests::conformance_suite!(Zookeeper, #[ignore = "needs ZooKeeper: cargo xtask integration"]);
 srpc_tests::outage_suite!(Zookeeper, #[ignore = "needs ZooKeeper: cargo xtask integration"]);
+
+/// Listing and watching never write: subscribing (exact and `*`) and looking up an interface
+/// nobody registered leave no node behind (Java consumers create their category
+/// directories; srpc does not), and the subscriptions still see the path appear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ZooKeeper: cargo xtask integration"]
+async fn reading_never_writes_and_still_sees_the_path_appear() {
+    use srpc_registry::Url;
+    let root = root();
+    let url = format!("zookeeper://{}?group={root}", shared_zookeeper());
+    let reader = srpc::registry::connect(&url).await.unwrap();
+    let query: Url = "consumer://127.0.0.1/com.acme.Ehco?category=providers,configurators,routers"
+        .parse()
+        .unwrap();
+    let everything: Url = "consumer://127.0.0.1/*?interface=*&category=providers&version=*&group=*"
+        .parse()
+        .unwrap();
+    let mut sub = reader.subscribe(&query).await.unwrap();
+    let mut all = reader.subscribe(&everything).await.unwrap();
+    assert!(reader.lookup(&query).await.unwrap().is_empty());
+    assert!(
+        sub.snapshot().is_connected(),
+        "an absent path is an empty, working listing"
+    );
+    assert!(
+        !srpc_tests::servers::zookeeper_has(&root).await,
+        "a reader wrote {root}"
+    );
+    let writer = srpc::registry::connect(&url).await.unwrap();
+    let provider: Url = "dubbo://127.0.0.1:20990/com.acme.Ehco".parse().unwrap();
+    writer.register(&provider).await.unwrap();
+    let deadline = Duration::from_secs(10);
+    sub.wait_for(|s| s.contains(&provider), deadline)
+        .await
+        .unwrap();
+    all.wait_for(|s| s.contains(&provider), deadline)
+        .await
+        .unwrap();
+}

@@ -255,3 +255,28 @@ fn registry_serve_then_register_list_and_watch_over_http() {
     assert_eq!(watch.signal("-TERM"), Some(0));
     assert_eq!(server.signal("-TERM"), Some(0), "graceful shutdown exits 0");
 }
+
+/// `list` and `services` never write: a typo'd interface leaves no node behind (`watch`
+/// subscribes as `list` does; tests/tests/zookeeper.rs checks subscriptions directly).
+#[test]
+#[ignore = "needs ZooKeeper: cargo xtask integration"]
+fn reading_commands_leave_nothing_on_zookeeper() {
+    let server =
+        std::env::var("SRPC_ZOOKEEPER").expect("SRPC_ZOOKEEPER, set by cargo xtask integration");
+    let root = srpc_tests::servers::fresh_root("srpc-cli-readonly");
+    let registry = format!("zookeeper://{server}?group={root}");
+    let out = run(&["list", &registry, "com.acme.Ehco", "--wait", "200ms"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(run(&["services", &registry]).status.code(), Some(3));
+    let written = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(srpc_tests::servers::zookeeper_has(&root));
+    assert!(!written, "a reading command created {root}");
+}

@@ -327,15 +327,12 @@ impl Inner {
         self.config.layout.path_of(url)
     }
 
-    /// Reads one directory's registrations; a missing directory is created (as Java
-    /// consumers do) and is empty.
+    /// Reads one directory's registrations; a missing directory is empty (and is not
+    /// created: reading never writes).
     async fn list_dir(&self, client: &Client, dir: &str) -> Result<Vec<Url>> {
         let children = match client.list_children(dir).await {
             Ok(children) => children,
-            Err(ZkError::NoNode) => {
-                self.ensure_dir(client, dir).await?;
-                return Ok(Vec::new());
-            }
+            Err(ZkError::NoNode) => return Ok(Vec::new()),
             Err(e) => return Err(zk_error("list", dir, e)),
         };
         self.parse_children(client, dir, &children).await
@@ -428,29 +425,43 @@ impl Inner {
     /// Dubbo directories: lists with a one-shot children watch, publishes, and returns when
     /// the watch fires, to be called again. Each listing re-arms the watch in the same
     /// request, so no change falls between two watches.
+    ///
+    /// A directory that does not exist is not created (Java consumers create it; listing
+    /// and watching never write here): it is empty, and a watch on its existence brings the
+    /// listing back as soon as it appears.
     async fn watch_dir(self: Arc<Self>, scope: WatchScope) -> Result<()> {
         let dir = scope.name();
         let client = self.client()?;
-        // A missing directory is created (as Java consumers do) and listed again; someone
-        // deleting it every time is a failure, retried with backoff.
-        for _ in 0..3 {
-            match client.list_and_watch_children(dir).await {
-                Ok((children, watcher)) => {
-                    let urls = self.parse_children(&client, dir, &children).await?;
-                    scope.replace(urls);
-                    drop(client);
-                    let event = watcher.changed().await;
-                    debug!(backend = BACKEND, %dir, event = ?event.event_type, "watch fired");
-                    return Ok(());
-                }
-                Err(ZkError::NoNode) => self.ensure_dir(&client, dir).await?,
-                Err(error) => return Err(zk_error("list", dir, error)),
+        match client.list_and_watch_children(dir).await {
+            Ok((children, watcher)) => {
+                let urls = self.parse_children(&client, dir, &children).await?;
+                scope.replace(urls);
+                drop(client);
+                let event = watcher.changed().await;
+                debug!(backend = BACKEND, %dir, event = ?event.event_type, "watch fired");
+                Ok(())
             }
+            Err(ZkError::NoNode) => self.wait_for_node(client, &scope).await,
+            Err(error) => Err(zk_error("list", dir, error)),
         }
-        Err(Error::backend(
-            BACKEND,
-            format!("directory {dir} keeps disappearing"),
-        ))
+    }
+
+    /// `scope`'s node does not exist: the scope is empty until it is created. Returns when
+    /// it appears (or was created meanwhile), to be listed again.
+    async fn wait_for_node(&self, client: Client, scope: &WatchScope) -> Result<()> {
+        let path = scope.name();
+        let (stat, watcher) = client
+            .check_and_watch_stat(path)
+            .await
+            .map_err(|e| zk_error("watch the creation of", path, e))?;
+        if stat.is_some() {
+            return Ok(()); // Created between the two requests: list it now.
+        }
+        scope.replace(Vec::new());
+        drop(client);
+        let event = watcher.changed().await;
+        debug!(backend = BACKEND, %path, event = ?event.event_type, "watch fired");
+        Ok(())
     }
 
     /// rpcx directories: a persistent recursive watch (ZooKeeper 3.6+) so that metadata
@@ -460,7 +471,8 @@ impl Inner {
     async fn watch_recursive(self: Arc<Self>, scope: WatchScope) -> Result<()> {
         let dir = scope.name();
         let client = self.client()?;
-        self.ensure_dir(&client, dir).await?;
+        // A persistent watch may be added on a path that does not exist yet: nothing is
+        // created, and its creation is an event.
         let mut watcher = client
             .watch(dir, AddWatchMode::PersistentRecursive)
             .await
@@ -481,16 +493,7 @@ impl Inner {
         let client = self.client()?;
         let (children, watcher) = match client.list_and_watch_children(root).await {
             Ok(listed) => listed,
-            Err(ZkError::NoNode) => {
-                client
-                    .mkdir(root, &self.dir_options())
-                    .await
-                    .map_err(|e| zk_error("create", root, e))?;
-                client
-                    .list_and_watch_children(root)
-                    .await
-                    .map_err(|e| zk_error("list", root, e))?
-            }
+            Err(ZkError::NoNode) => return self.wait_for_node(client, &scope).await,
             Err(error) => return Err(zk_error("list", root, error)),
         };
         let queries = scope.queries();
