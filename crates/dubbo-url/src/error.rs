@@ -10,13 +10,13 @@ pub enum Error {
     #[error("empty url")]
     Empty,
     /// A protocol separator (`://` or `:/`) stands at the very start of the input.
-    #[error("url missing protocol: {url:?}")]
+    #[error("url missing protocol: {}", quote(.url))]
     MissingProtocol {
         /// The whole input.
         url: String,
     },
     /// The text after the last `:` of the authority is not a port number in 0..=65535.
-    #[error("invalid port {port:?} in url {url:?}")]
+    #[error("invalid port {} in url {}", quote(.port), quote(.url))]
     InvalidPort {
         /// The text that should have been a port.
         port: String,
@@ -24,7 +24,7 @@ pub enum Error {
         url: String,
     },
     /// An IPv6 address outside brackets: `fe80::1` is ambiguous, `[fe80::1]:20880` is not.
-    #[error("bare IPv6 host {host:?} in url {url:?}: write it in brackets, as [addr]:port")]
+    #[error("bare IPv6 host {} in url {}: write it in brackets, as [addr]:port", quote(.host), quote(.url))]
     BareIpv6 {
         /// The host as found.
         host: String,
@@ -32,7 +32,7 @@ pub enum Error {
         url: String,
     },
     /// A bracketed host that is not an IPv6 address, or brackets that do not close.
-    #[error("invalid IPv6 host {host:?} in url {url:?}")]
+    #[error("invalid IPv6 host {} in url {}", quote(.host), quote(.url))]
     InvalidIpv6 {
         /// The host as found.
         host: String,
@@ -40,7 +40,7 @@ pub enum Error {
         url: String,
     },
     /// A `%` escape that is cut short or not followed by two hex digits.
-    #[error("invalid percent escape at byte {position} of {text:?}")]
+    #[error("invalid percent escape at byte {position} of {}", quote(.text))]
     InvalidEscape {
         /// The text being decoded.
         text: String,
@@ -48,7 +48,7 @@ pub enum Error {
         position: usize,
     },
     /// A part of a URL that cannot be written in a Dubbo URL and read back unchanged.
-    #[error("{what} cannot be written into a Dubbo URL and read back unchanged: {url:?}")]
+    #[error("{what} cannot be written into a Dubbo URL and read back unchanged: {}", quote(.url))]
     Unrepresentable {
         /// The part at fault, e.g. `parameter "a&b"="1"`.
         what: String,
@@ -56,7 +56,7 @@ pub enum Error {
         url: String,
     },
     /// A parameter value that does not have the type its reader asked for.
-    #[error("parameter {key:?} has value {value:?}, expected {expected}")]
+    #[error("parameter {} has value {}, expected {expected}", quote(.key), quote(.value))]
     InvalidParam {
         /// The parameter name.
         key: String,
@@ -67,5 +67,41 @@ pub enum Error {
     },
 }
 
+/// The longest input quoted whole in a message; longer ones are cut.
+pub const MAX_QUOTED: usize = 200;
+
+/// `text` quoted for a message, as `{:?}` does, but an input over [`MAX_QUOTED`] bytes is cut
+/// to its first 120 and says how long it was: `"dubbo://…"… (3012 bytes)`. A log line stays
+/// readable, and a hostile input cannot make one huge.
+pub fn quote(text: &str) -> String {
+    if text.len() <= MAX_QUOTED {
+        return format!("{text:?}");
+    }
+    let mut end = 120;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}… ({} bytes)", &text[..end], text.len())
+}
+
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_inputs_are_cut_in_messages() {
+        assert_eq!(quote("a.B"), "\"a.B\"");
+        let long = format!("dubbo://h:1/a.B?methods={}", "é".repeat(1500));
+        let q = quote(&long);
+        assert!(q.len() < 160, "{q}");
+        assert!(q.ends_with(&format!("… ({} bytes)", long.len())), "{q}");
+        let e = Error::InvalidPort {
+            port: "x".into(),
+            url: long,
+        };
+        assert!(e.to_string().len() < 220, "{e}");
+    }
+}

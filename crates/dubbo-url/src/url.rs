@@ -700,6 +700,14 @@ fn split_host_port<'a>(hostport: &'a str, url: &str) -> Result<(&'a str, u16)> {
             None => return Err(invalid_port(after)),
         }
     } else {
+        // Two colons or more, and not an address list: an IPv6 address without brackets.
+        // Name all of it (`fe80::1`), not what a host:port split would leave (`fe80:`).
+        if hostport.matches(':').count() > 1 && !hostport.contains(',') {
+            return Err(Error::BareIpv6 {
+                host: hostport.to_owned(),
+                url: url.to_owned(),
+            });
+        }
         match hostport.rsplit_once(':') {
             Some((host, port)) => (host, Some(port)),
             None => (hostport, None),

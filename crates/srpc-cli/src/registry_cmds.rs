@@ -60,20 +60,54 @@ pub(crate) fn registry_or_env(registry: Option<String>) -> Result<String, Failur
 pub(crate) async fn connect(registry: &str) -> Result<Arc<dyn Registry>, Failure> {
     srpc::registry::connect(registry)
         .await
-        .map_err(|e| match e {
-            srpc::registry::Error::Url(_)
-            | srpc::registry::Error::InvalidInput { .. }
-            | srpc::registry::Error::Unsupported { .. } => Failure::Invalid(e.to_string()),
-            other => Failure::Registry(other.to_string()),
-        })
+        .map_err(failure_of(registry))
 }
 
-pub(crate) fn registry_failure(e: srpc::registry::Error) -> Failure {
-    match e {
-        srpc::registry::Error::Url(_) | srpc::registry::Error::InvalidInput { .. } => {
-            Failure::Invalid(e.to_string())
+/// How a registry error is reported: bad input (exit 2) or a registry failure (exit 1), with
+/// a hint when nothing accepted the connection.
+pub(crate) fn failure_of(registry: &str) -> impl Fn(srpc::registry::Error) -> Failure + '_ {
+    move |e| match e {
+        srpc::registry::Error::Url(_)
+        | srpc::registry::Error::InvalidInput { .. }
+        | srpc::registry::Error::Unsupported { .. } => Failure::Invalid(e.to_string()),
+        other => {
+            let mut message = other.to_string();
+            if is_refused(&other) {
+                message.push_str(&refused_hint(registry));
+            }
+            Failure::Registry(message)
         }
-        other => Failure::Registry(other.to_string()),
+    }
+}
+
+/// Whether a "connection refused" is somewhere in the error's chain.
+fn is_refused(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if e.downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::ConnectionRefused)
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+fn refused_hint(registry: &str) -> String {
+    let Ok(url) = Url::parse(registry) else {
+        return String::new();
+    };
+    let address = url.address();
+    match url.protocol() {
+        "http" => format!(
+            "\nhint: nothing accepts connections at {address}; is an srpc registry running \
+             there? Start one with `srpc registry serve --addr {address}`"
+        ),
+        scheme => format!(
+            "\nhint: nothing accepts connections at {address}; is the {scheme} server running \
+             there, on that port?"
+        ),
     }
 }
 
@@ -160,10 +194,13 @@ pub(crate) async fn list(
     all: bool,
     format: Format,
 ) -> Result<(), Failure> {
-    let (registry, service) = registry_and(args, "service")?;
+    let (registry_url, service) = registry_and(args, "service")?;
     let query = service_query(&service, all)?;
-    let registry = connect(&registry).await?;
-    let mut sub = registry.subscribe(&query).await.map_err(registry_failure)?;
+    let registry = connect(&registry_url).await?;
+    let mut sub = registry
+        .subscribe(&query)
+        .await
+        .map_err(failure_of(&registry_url))?;
     if !wait.is_zero() {
         // Not finding one in time is an answer too: print what there is.
         let _ = sub.wait_for(|s| !s.providers().is_empty(), wait).await;
@@ -206,7 +243,7 @@ pub(crate) async fn list(
     } else {
         Ok(())
     };
-    registry.close().await.map_err(registry_failure)?;
+    registry.close().await.map_err(failure_of(&registry_url))?;
     outcome
 }
 
@@ -264,10 +301,13 @@ struct EventJson {
 /// `srpc watch`.
 pub(crate) async fn watch(args: &[String], format: Format) -> Result<(), Failure> {
     let shutdown = Shutdown::listen();
-    let (registry, service) = registry_and(args, "service")?;
+    let (registry_url, service) = registry_and(args, "service")?;
     let query = service_query(&service, false)?;
-    let registry = connect(&registry).await?;
-    let sub = registry.subscribe(&query).await.map_err(registry_failure)?;
+    let registry = connect(&registry_url).await?;
+    let sub = registry
+        .subscribe(&query)
+        .await
+        .map_err(failure_of(&registry_url))?;
     let mut changes = Box::pin(sub.changes());
     let shutdown = shutdown.wait(None);
     tokio::pin!(shutdown);
@@ -285,7 +325,7 @@ pub(crate) async fn watch(args: &[String], format: Format) -> Result<(), Failure
         }
     }
     drop(changes);
-    registry.close().await.map_err(registry_failure)
+    registry.close().await.map_err(failure_of(&registry_url))
 }
 
 fn watch_line(change: &Change, format: Format) -> Result<Option<String>, Failure> {
@@ -336,7 +376,7 @@ pub(crate) async fn services(
     wait: Duration,
     format: Format,
 ) -> Result<(), Failure> {
-    let registry = registry_or_env(registry)?;
+    let registry_url = registry_or_env(registry)?;
     let query = Url::builder("consumer")
         .host("127.0.0.1")
         .path("*")
@@ -347,8 +387,11 @@ pub(crate) async fn services(
         .param("enabled", "*")
         .build()
         .map_err(|e| Failure::Invalid(e.to_string()))?;
-    let registry = connect(&registry).await?;
-    let mut sub = registry.subscribe(&query).await.map_err(registry_failure)?;
+    let registry = connect(&registry_url).await?;
+    let mut sub = registry
+        .subscribe(&query)
+        .await
+        .map_err(failure_of(&registry_url))?;
     if !wait.is_zero() {
         let _ = sub.wait_for(|s| !s.is_empty(), wait).await;
     }
@@ -369,7 +412,7 @@ pub(crate) async fn services(
         Format::Json => format!("{}\n", json(&rows)?),
     };
     print(&text);
-    registry.close().await.map_err(registry_failure)?;
+    registry.close().await.map_err(failure_of(&registry_url))?;
     if rows.is_empty() {
         return Err(Failure::NotFound("no service registered".into()));
     }
@@ -401,7 +444,7 @@ pub(crate) async fn register(
     listen: bool,
 ) -> Result<(), Failure> {
     let shutdown = Shutdown::listen();
-    let (registry, url) = registry_and(args, "url")?;
+    let (registry_url, url) = registry_and(args, "url")?;
     let url = Url::parse(&url).map_err(|e| Failure::Invalid(e.to_string()))?;
     let listener = if listen {
         let host = url.host().trim_start_matches('[').trim_end_matches(']');
@@ -415,11 +458,31 @@ pub(crate) async fn register(
     } else {
         None
     };
-    let registry = connect(&registry).await?;
-    registry.register(&url).await.map_err(registry_failure)?;
+    let registry = connect(&registry_url).await?;
+    registry
+        .register(&url)
+        .await
+        .map_err(failure_of(&registry_url))?;
+    let shutdown = shutdown.wait(duration);
+    tokio::pin!(shutdown);
+    if !registry.is_registered(&url) {
+        // check=false: the failure was logged above; say what it means, once, and say
+        // "registered" only when it is.
+        eprintln!("srpc: not registered yet (check=false): retrying in the background");
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => if registry.is_registered(&url) { break },
+                () = &mut shutdown => {
+                    eprintln!("srpc: stopped before {url} was registered");
+                    return registry.close().await.map_err(failure_of(&registry_url));
+                }
+            }
+        }
+    }
     eprintln!("srpc: registered {url}");
-    shutdown.wait(duration).await;
-    let closed = registry.close().await.map_err(registry_failure);
+    (&mut shutdown).await;
+    let closed = registry.close().await.map_err(failure_of(&registry_url));
     if let Some(listener) = listener {
         listener.abort();
     }

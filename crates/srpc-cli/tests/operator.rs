@@ -315,3 +315,133 @@ fn verbosity_flags_set_the_log_level_and_logs_carry_no_colour_off_a_terminal() {
         "RUST_LOG wins over -q"
     );
 }
+
+/// A child whose stderr lines a test waits on.
+struct Stderr {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Stderr {
+    fn spawn(args: &[&str]) -> Stderr {
+        use std::io::BufRead;
+        let mut child = srpc()
+            .args(args)
+            .env_remove("SRPC_REGISTRY")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Stderr { child, lines }
+    }
+
+    fn next_line(&self) -> String {
+        self.lines
+            .recv_timeout(DEADLINE)
+            .expect("a line on stderr in time")
+    }
+}
+
+impl Drop for Stderr {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn errors_say_what_happened_and_what_to_do() {
+    // Nothing listens: refused at once, the address named, and for http the way to start one.
+    let port = free_port();
+    let out = run(&["list", &format!("http://127.0.0.1:{port}"), "a.B"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stderr(&out);
+    assert!(text.contains("Connection refused"), "{text}");
+    assert!(
+        text.contains(&format!("srpc registry serve --addr 127.0.0.1:{port}")),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("not connected").count(),
+        1,
+        "said once: {text}"
+    );
+
+    // ZooKeeper on a refused port fails at once, not after its 30 s session timeout.
+    let started = Instant::now();
+    let out = run(&[
+        "list",
+        &format!("zookeeper://127.0.0.1:{port}?session=30000&timeout=30s"),
+        "a.B",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("refused"), "{}", stderr(&out));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+
+    // No scheme: a suggestion. An unknown one: the schemes this build knows.
+    let out = run(&["list", "127.0.0.1:9999", "a.B"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("did you mean http://127.0.0.1:9999?"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["list", "gopher://h:1", "a.B"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("this build knows") && stderr(&out).contains("zookeeper"));
+
+    // A bare IPv6 host is named whole.
+    let out = run(&["url", "parse", "dubbo://fe80::1/x"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("bare IPv6 host \"fe80::1\""),
+        "{}",
+        stderr(&out)
+    );
+
+    // A long input is cut in the message, and said once.
+    let long = format!("dubbo://h:x/a.B?methods={}", "m".repeat(3000));
+    let out = run(&["url", "parse", &long]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = stderr(&out);
+    assert!(text.contains(&format!("({} bytes)", long.len())), "{text}");
+    assert!(text.len() < 400, "{} bytes of message", text.len());
+}
+
+#[test]
+fn register_with_check_false_says_registered_only_when_it_is() {
+    let port = free_port();
+    let registry = format!("http://127.0.0.1:{port}?check=false&retry.max.period=200ms");
+    let url = "dubbo://127.0.0.1:20988/com.acme.Later";
+    let provider = Stderr::spawn(&["-q", "register", &registry, url]);
+    assert_eq!(
+        provider.next_line(),
+        "srpc: not registered yet (check=false): retrying in the background"
+    );
+    // The registry starts: the retry registers it, and only then does it say so.
+    let server = serve(port);
+    assert_eq!(provider.next_line(), format!("srpc: registered {url}"));
+    let out = run(&[
+        "list",
+        &format!("http://127.0.0.1:{port}"),
+        "com.acme.Later",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), url);
+    drop(provider);
+    assert_eq!(server.signal("-TERM"), Some(0));
+}

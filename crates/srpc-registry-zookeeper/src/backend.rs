@@ -93,9 +93,24 @@ async fn new_client(config: &ZookeeperConfig) -> Result<Client> {
         connector = connector.with_auth("digest", digest.as_bytes());
     }
     let servers = config.connect_string();
-    match tokio::time::timeout(config.timeout, connector.connect(&servers)).await {
-        Ok(Ok(client)) => Ok(client),
-        Ok(Err(error)) => Err(Error::not_connected_by(
+    let connecting = connector.connect(&servers);
+    // The client retries a refused connection until the whole timeout has passed; when every
+    // server refuses, say so at once instead.
+    let refused = every_server_refuses(&config.servers);
+    let attempt = async {
+        tokio::select! {
+            connected = connecting => Ok(connected),
+            error = refused => Err(error),
+        }
+    };
+    match tokio::time::timeout(config.timeout, attempt).await {
+        Ok(Err(refused)) => Err(Error::not_connected_by(
+            BACKEND,
+            format!("cannot open a session with {servers}: every server refused the connection"),
+            refused,
+        )),
+        Ok(Ok(Ok(client))) => Ok(client),
+        Ok(Ok(Err(error))) => Err(Error::not_connected_by(
             BACKEND,
             format!("cannot open a session with {servers}"),
             error,
@@ -105,6 +120,30 @@ async fn new_client(config: &ZookeeperConfig) -> Result<Client> {
             doing: format!("opening a session with {servers}"),
             after: config.timeout,
         }),
+    }
+}
+
+/// Resolves with the refusal when, 300 ms into connecting (a server that is up has answered
+/// by then), a TCP connection to every server is refused; otherwise never resolves.
+async fn every_server_refuses(servers: &[String]) -> std::io::Error {
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut last = None;
+    for server in servers {
+        match tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            tokio::net::TcpStream::connect(server.as_str()),
+        )
+        .await
+        {
+            Ok(Err(error)) if error.kind() == std::io::ErrorKind::ConnectionRefused => {
+                last = Some(error);
+            }
+            _ => return std::future::pending().await,
+        }
+    }
+    match last {
+        Some(error) => error,
+        None => std::future::pending().await,
     }
 }
 

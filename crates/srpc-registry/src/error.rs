@@ -11,7 +11,7 @@ pub enum Error {
     #[error(transparent)]
     Url(#[from] dubbo_url::Error),
     /// The input parsed but cannot be used for this operation.
-    #[error("invalid {what} {value:?}: {reason}")]
+    #[error("invalid {what} {}: {reason}", dubbo_url::quote(.value))]
     InvalidInput {
         /// What was given, e.g. `registration`, `subscription`, `registry url`.
         what: &'static str,
@@ -21,12 +21,15 @@ pub enum Error {
         reason: String,
     },
     /// No backend serves this scheme in this build.
-    #[error("unsupported registry scheme {scheme:?}{}", feature_hint(.feature))]
+    #[error("unsupported registry scheme {scheme:?}{}", feature_hint(.feature, .known))]
     Unsupported {
         /// The scheme of the registry URL.
         scheme: String,
         /// The cargo feature of `srpc` that would enable it, if there is one.
         feature: Option<&'static str>,
+        /// The schemes this build does support (named in the message when `feature` is
+        /// `None`: the scheme is unknown, not just switched off).
+        known: Vec<&'static str>,
     },
     /// The backend has no working connection to its registry.
     #[error("{backend} registry is not connected: {detail}")]
@@ -98,7 +101,9 @@ impl Error {
         }
     }
 
-    /// An [`Error::NotConnected`] caused by `source`, whose text ends `detail`.
+    /// An [`Error::NotConnected`] caused by `source`, whose text ends `detail`, followed by
+    /// the deepest cause in `source`'s chain when its own text does not say it already
+    /// (a client's "error sending request" then reads "… (Connection refused (os error 111))").
     pub fn not_connected_by(
         backend: &'static str,
         doing: impl fmt::Display,
@@ -106,7 +111,7 @@ impl Error {
     ) -> Error {
         Error::NotConnected {
             backend,
-            detail: format!("{doing}: {source}"),
+            detail: format!("{doing}: {}", with_root_cause(&source)),
             source: Some(Box::new(source)),
         }
     }
@@ -121,9 +126,64 @@ impl Error {
     }
 }
 
-fn feature_hint(feature: &Option<&'static str>) -> String {
+/// `error`'s text, with the deepest error of its `source` chain added in parentheses when
+/// the text does not contain it.
+pub fn with_root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let text = error.to_string();
+    let (mut root, mut depth) = (error, 0);
+    while let Some(next) = root.source() {
+        root = next;
+        depth += 1;
+    }
+    let cause = root.to_string();
+    if depth == 0 || cause.is_empty() || text.contains(&cause) {
+        text
+    } else {
+        format!("{text} ({cause})")
+    }
+}
+
+fn feature_hint(feature: &Option<&'static str>, known: &[&'static str]) -> String {
     match feature {
         Some(feature) => format!(": enable cargo feature {feature:?} of srpc"),
-        None => String::new(),
+        None if known.is_empty() => String::new(),
+        None => format!("; this build knows {}", known.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("error sending request for url (http://127.0.0.1:9/v1/x)")]
+    struct Outer(#[source] Middle);
+    #[derive(Debug, thiserror::Error)]
+    #[error("client error (Connect)")]
+    struct Middle(#[source] std::io::Error);
+
+    #[test]
+    fn not_connected_names_the_root_cause() {
+        let refused =
+            std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        let e = Error::not_connected_by("http", "register", Outer(Middle(refused)));
+        assert_eq!(
+            e.to_string(),
+            "http registry is not connected: register: error sending request for url \
+             (http://127.0.0.1:9/v1/x) (Connection refused)"
+        );
+        let plain = std::io::Error::other("timed out");
+        let e = Error::not_connected_by("zookeeper", "connect", plain);
+        assert_eq!(
+            e.to_string(),
+            "zookeeper registry is not connected: connect: timed out"
+        );
+    }
+
+    #[test]
+    fn long_values_are_cut() {
+        let e = Error::invalid("registration", "x".repeat(3000), "too long");
+        assert!(e.to_string().contains("… (3000 bytes)"), "{e}");
+        assert!(e.to_string().len() < 200);
     }
 }

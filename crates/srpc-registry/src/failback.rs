@@ -231,6 +231,13 @@ impl<B: Backend> Shared<B> {
                 match shared.attempt(&op).await {
                     Ok(()) => {
                         info!(backend, op = %op, attempt, "retry succeeded");
+                        if let Op::Register(url) = &op {
+                            // Booked as in the registry (`is_registered`), unless an
+                            // unregister or a new register changed the booking meanwhile.
+                            if let Some(slot @ Some(_)) = shared.book().registered.get_mut(url) {
+                                *slot = None;
+                            }
+                        }
                         return;
                     }
                     Err(error) => {
@@ -318,6 +325,11 @@ impl<B: Backend> Recover for Shared<B> {
 
 #[async_trait]
 impl<B: Backend> Registry for FailbackRegistry<B> {
+    fn is_registered(&self, url: &Url) -> bool {
+        // `None`: in the registry; `Some(retry)`: a `check=false` registration still retried.
+        matches!(self.shared.book().registered.get(url), Some(None))
+    }
+
     async fn register(&self, url: &Url) -> Result<()> {
         let shared = &self.shared;
         shared.ensure_open()?;
@@ -344,8 +356,11 @@ impl<B: Backend> Registry for FailbackRegistry<B> {
             }
             Err(error) => {
                 warn!(backend, %url, %error, "register failed; retrying in the background (check=false)");
+                // Spawned and booked under one lock: the task books its success under the
+                // same lock, so it cannot be overwritten by this booking.
+                let mut book = shared.book();
                 let handle = shared.spawn_retry(Op::Register(url.clone()), false);
-                if let Some(slot) = shared.book().registered.get_mut(url) {
+                if let Some(slot) = book.registered.get_mut(url) {
                     *slot = handle;
                 }
                 Ok(())
@@ -434,9 +449,17 @@ impl<B: Backend> Registry for FailbackRegistry<B> {
         let backend = shared.backend.name();
         let registered: Vec<Url> = {
             let mut book = shared.book();
+            // A registration still being retried never made it: nothing to take back.
+            let made: Vec<Url> = book
+                .registered
+                .iter()
+                .filter(|(_, retry)| retry.is_none())
+                .map(|(url, _)| url.clone())
+                .collect();
             book.abort_all();
             book.subscriptions.clear();
-            book.registered.drain().map(|(url, _)| url).collect()
+            book.registered.clear();
+            made
         };
         // Everything is attempted; the first failure is what `close` returns, the others
         // are logged.
@@ -447,14 +470,22 @@ impl<B: Backend> Registry for FailbackRegistry<B> {
                 continue;
             }
             if let Err(error) = shared.backend.unregister(&url).await {
-                warn!(backend, %url, %error, "unregister on close failed");
-                first_error.get_or_insert(error);
+                // The first error is returned (and so said once, by the caller); the others
+                // are logged.
+                if first_error.is_none() {
+                    first_error = Some(error);
+                } else {
+                    warn!(backend, %url, %error, "unregister on close failed");
+                }
             }
         }
         shared.catalog.close();
         if let Err(error) = shared.backend.close().await {
-            warn!(backend, %error, "closing the backend failed");
-            first_error.get_or_insert(error);
+            if first_error.is_none() {
+                first_error = Some(error);
+            } else {
+                warn!(backend, %error, "closing the backend failed");
+            }
         }
         info!(backend, "registry closed");
         first_error.map_or(Ok(()), Err)
@@ -635,11 +666,42 @@ mod tests {
         let provider = url("dubbo://h:1/a.B?check=false");
         registry.register(&provider).await.unwrap();
         assert!(store.borrow().is_empty());
+        assert!(!registry.is_registered(&provider), "still being retried");
         let stored = tokio::time::timeout(LONG, store.wait_for(|s| s.contains(&provider)))
             .await
             .expect("the retry task registers the URL");
         assert!(stored.is_ok());
         assert_eq!(registry.backend().failures.load(Ordering::SeqCst), 0);
+        // The booking follows right after the store: wait for it on paused time.
+        let deadline = tokio::time::Instant::now() + LONG;
+        while !registry.is_registered(&provider) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never booked as registered"
+            );
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            !registry.is_registered(&url("dubbo://h:2/a.B")),
+            "not this handle's"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn close_takes_back_only_what_was_registered() {
+        let (registry, _store) = registry(true);
+        let made = url("dubbo://h:1/a.B");
+        registry.register(&made).await.unwrap();
+        registry.backend().failures.store(1000, Ordering::SeqCst);
+        let pending = url("dubbo://h:2/a.B?check=false");
+        registry.register(&pending).await.unwrap();
+        assert!(registry.is_registered(&made) && !registry.is_registered(&pending));
+        let left = registry.backend().failures.load(Ordering::SeqCst);
+        // One unregister reaches the (failing) backend: the made one. The pending one is
+        // dropped, not unregistered, so `close` fails once, not twice.
+        let err = registry.close().await.unwrap_err();
+        assert!(matches!(err, Error::NotConnected { .. }), "{err}");
+        assert_eq!(left - registry.backend().failures.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test(start_paused = true)]

@@ -44,7 +44,7 @@ pub use dubbo_url::Url;
 
 pub use crate::backend::{Backend, Context};
 pub use crate::catalog::{Catalog, SubscriptionId};
-pub use crate::error::{Error, Result};
+pub use crate::error::{Error, Result, with_root_cause};
 pub use crate::failback::{FailbackConfig, FailbackRegistry};
 pub use crate::keepalive::{Keepalive, KeepaliveState, Renew, Renewal};
 pub use crate::params::RegistryParams;

@@ -20,6 +20,14 @@ pub trait Registry: Send + Sync + 'static {
     /// `dynamic=false` makes the registration persistent: it outlives this handle.
     async fn register(&self, url: &Url) -> Result<()>;
 
+    /// Whether `url`, registered through this handle, is in the registry now: `false` while
+    /// a `check=false` registration is still being retried in the background, and for a URL
+    /// this handle did not register. The default says `true`: for registries that never
+    /// register in the background.
+    fn is_registered(&self, _url: &Url) -> bool {
+        true
+    }
+
     /// Removes a registration. The match is on the full URL (timestamp value ignored).
     async fn unregister(&self, url: &Url) -> Result<()>;
 

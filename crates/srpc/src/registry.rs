@@ -109,6 +109,19 @@ pub fn enabled_schemes() -> impl Iterator<Item = &'static str> {
 ///
 /// An unknown scheme, or one whose cargo feature is off, gives [`Error::Unsupported`].
 pub async fn connect(registry_url: &str) -> Result<Arc<dyn Registry>> {
+    let trimmed = registry_url.trim();
+    if !trimmed.is_empty() && !trimmed.contains("://") {
+        // `127.0.0.1:9999`, `localhost:2181`: the scheme is what picks the backend.
+        let known: Vec<&str> = enabled_schemes().collect();
+        return Err(Error::invalid(
+            "registry url",
+            registry_url,
+            format!(
+                "it has no scheme: did you mean http://{trimmed}? (schemes this build knows: {})",
+                known.join(", ")
+            ),
+        ));
+    }
     let url = Url::parse(registry_url)?;
     connect_url(&url).await
 }
@@ -123,10 +136,12 @@ pub async fn connect_url(url: &Url) -> Result<Arc<dyn Registry>> {
         Some(s) => Err(Error::Unsupported {
             scheme: scheme.to_owned(),
             feature: Some(s.feature),
+            known: enabled_schemes().collect(),
         }),
         None => Err(Error::Unsupported {
             scheme: scheme.to_owned(),
             feature: None,
+            known: enabled_schemes().collect(),
         }),
     }
 }
@@ -139,10 +154,32 @@ mod tests {
     async fn unknown_scheme_is_unsupported_not_a_panic() {
         let err = connect("gopher://h:1").await.err().expect("unsupported");
         assert!(
-            matches!(&err, Error::Unsupported { scheme, feature: None } if scheme == "gopher"),
+            matches!(&err, Error::Unsupported { scheme, feature: None, .. } if scheme == "gopher"),
             "{err}"
         );
-        assert_eq!(err.to_string(), "unsupported registry scheme \"gopher\"");
+        let known: Vec<&str> = enabled_schemes().collect();
+        if known.is_empty() {
+            assert_eq!(err.to_string(), "unsupported registry scheme \"gopher\"");
+        } else {
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "unsupported registry scheme \"gopher\"; this build knows {}",
+                    known.join(", ")
+                )
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_registry_without_a_scheme_gets_a_suggestion() {
+        let err = connect("127.0.0.1:9999").await.err().expect("invalid");
+        assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("did you mean http://127.0.0.1:9999?"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
