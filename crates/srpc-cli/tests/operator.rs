@@ -405,6 +405,21 @@ fn errors_say_what_happened_and_what_to_do() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("this build knows") && stderr(&out).contains("zookeeper"));
 
+    // A typo in a registry parameter: a warning naming the nearest known one.
+    let registry = format!(
+        "multicast://239.255.77.82:{}?interface=127.0.0.1&timeout=100&sesion=1000",
+        free_port()
+    );
+    let out = run(&["list", &registry, "a.B"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains(
+            "unknown registry URL parameter \"sesion\", ignored: did you mean \"session\"?"
+        ),
+        "{}",
+        stderr(&out)
+    );
+
     // A bare IPv6 host is named whole.
     let out = run(&["url", "parse", "dubbo://fe80::1/x"]);
     assert_eq!(out.status.code(), Some(2));

@@ -14,14 +14,20 @@ type Open = fn(&Url) -> BoxFuture<'_, Result<Arc<dyn Registry>>>;
 struct Scheme {
     name: &'static str,
     feature: &'static str,
+    /// The URL parameters its backend reads (besides [`COMMON_PARAMS`]).
+    params: &'static [&'static str],
     open: Option<Open>,
 }
+
+/// Parameters every backend reads (failback).
+const COMMON_PARAMS: &[&str] = &["check", "retry.period", "retry.max.period"];
 
 /// Every scheme this version of srpc has a backend for, in the order of the docs.
 const SCHEMES: &[Scheme] = &[
     Scheme {
         name: "inprocess",
         feature: "inprocess",
+        params: &[],
         #[cfg(feature = "inprocess")]
         open: Some(|url| Box::pin(async move { Ok(arc(srpc_registry_inprocess::connect(url)?)) })),
         #[cfg(not(feature = "inprocess"))]
@@ -30,6 +36,15 @@ const SCHEMES: &[Scheme] = &[
     Scheme {
         name: "multicast",
         feature: "multicast",
+        params: &[
+            "interface",
+            "ttl",
+            "loopback",
+            "unicast",
+            "clean",
+            "session",
+            "timeout",
+        ],
         #[cfg(feature = "multicast")]
         open: Some(|url| {
             Box::pin(async move { Ok(arc(srpc_registry_multicast::connect(url).await?)) })
@@ -40,6 +55,7 @@ const SCHEMES: &[Scheme] = &[
     Scheme {
         name: "zookeeper",
         feature: "zookeeper",
+        params: &["backup", "group", "session", "timeout", "layout", "base"],
         #[cfg(feature = "zookeeper")]
         open: Some(|url| {
             Box::pin(async move { Ok(arc(srpc_registry_zookeeper::connect(url).await?)) })
@@ -50,6 +66,7 @@ const SCHEMES: &[Scheme] = &[
     Scheme {
         name: "etcd",
         feature: "etcd",
+        params: &["backup", "group", "session", "timeout", "layout", "base"],
         #[cfg(feature = "etcd")]
         open: Some(|url| Box::pin(async move { Ok(arc(srpc_registry_etcd::connect(url).await?)) })),
         #[cfg(not(feature = "etcd"))]
@@ -58,6 +75,13 @@ const SCHEMES: &[Scheme] = &[
     Scheme {
         name: "consul",
         feature: "consul",
+        params: &[
+            "token",
+            "timeout",
+            "consul-check-pass-interval",
+            "consul-deregister-critical-service-after",
+            "consul-watch-timeout",
+        ],
         #[cfg(feature = "consul")]
         open: Some(|url| {
             Box::pin(async move { Ok(arc(srpc_registry_consul::connect(url).await?)) })
@@ -68,6 +92,7 @@ const SCHEMES: &[Scheme] = &[
     Scheme {
         name: "mdns",
         feature: "mdns",
+        params: &["interface", "type", "session", "timeout"],
         #[cfg(feature = "mdns")]
         open: Some(|url| Box::pin(async move { Ok(arc(srpc_registry_mdns::connect(url).await?)) })),
         #[cfg(not(feature = "mdns"))]
@@ -76,6 +101,7 @@ const SCHEMES: &[Scheme] = &[
     Scheme {
         name: "http",
         feature: "http",
+        params: &["ttl", "wait", "token"],
         #[cfg(feature = "http")]
         open: Some(|url| Box::pin(async move { Ok(arc(srpc_registry_http::connect(url).await?)) })),
         #[cfg(not(feature = "http"))]
@@ -130,9 +156,14 @@ pub async fn connect(registry_url: &str) -> Result<Arc<dyn Registry>> {
 pub async fn connect_url(url: &Url) -> Result<Arc<dyn Registry>> {
     let scheme = url.protocol();
     match SCHEMES.iter().find(|s| s.name == scheme) {
-        Some(Scheme {
-            open: Some(open), ..
-        }) => open(url).await,
+        Some(
+            s @ Scheme {
+                open: Some(open), ..
+            },
+        ) => {
+            warn_unknown_params(s, url);
+            open(url).await
+        }
         Some(s) => Err(Error::Unsupported {
             scheme: scheme.to_owned(),
             feature: Some(s.feature),
@@ -144,6 +175,39 @@ pub async fn connect_url(url: &Url) -> Result<Arc<dyn Registry>> {
             known: enabled_schemes().collect(),
         }),
     }
+}
+
+/// Parameters the backend does not read are ignored, and a typo (`sesion=`) would go
+/// unnoticed: one that is close to a known name gets a warning naming it; others (Java
+/// Dubbo's registry URLs carry `application`, `pid`, …) an info line.
+fn warn_unknown_params(scheme: &Scheme, url: &Url) {
+    for key in url.params().keys() {
+        if scheme.params.contains(&key.as_str()) || COMMON_PARAMS.contains(&key.as_str()) {
+            continue;
+        }
+        match nearest(key, scheme.params.iter().chain(COMMON_PARAMS)) {
+            Some(near) => tracing::warn!(
+                backend = scheme.name,
+                parameter = %key,
+                "unknown registry URL parameter {key:?}, ignored: did you mean {near:?}?"
+            ),
+            None => tracing::info!(
+                backend = scheme.name,
+                parameter = %key,
+                "registry URL parameter {key:?} is not read by the {} backend; ignored",
+                scheme.name
+            ),
+        }
+    }
+}
+
+/// The known name closest to `key`, if it is close enough to be a typo of it.
+fn nearest<'a>(key: &str, known: impl Iterator<Item = &'a &'a str>) -> Option<&'a str> {
+    known
+        .map(|k| (strsim::damerau_levenshtein(key, k), *k))
+        .filter(|(distance, k)| *distance <= 2.min(k.len() / 3).max(1))
+        .min()
+        .map(|(_, k)| k)
 }
 
 #[cfg(test)]
@@ -169,6 +233,21 @@ mod tests {
                 )
             );
         }
+    }
+
+    #[test]
+    fn typos_of_parameters_find_the_known_name() {
+        let known = ["session", "timeout", "interface", "retry.period", "ttl"];
+        assert_eq!(nearest("sesion", known.iter()), Some("session"));
+        assert_eq!(nearest("timout", known.iter()), Some("timeout"));
+        assert_eq!(nearest("retry.perod", known.iter()), Some("retry.period"));
+        assert_eq!(nearest("application", known.iter()), None);
+        assert_eq!(
+            nearest("pid", known.iter()),
+            None,
+            "short names need a close match"
+        );
+        assert_eq!(nearest("tl", known.iter()), Some("ttl"));
     }
 
     #[tokio::test]
