@@ -10,6 +10,7 @@ mod registry_cmds;
 mod shutdown;
 
 use crate::registry_cmds::Format;
+#[cfg(feature = "http")]
 use crate::shutdown::Shutdown;
 
 use std::collections::BTreeMap;
@@ -116,12 +117,13 @@ enum Command {
 enum RegistryCommand {
     /// Serve the srpc HTTP registry until SIGINT/SIGTERM, then shut down gracefully.
     Serve {
-        /// Where to listen. Loopback unless you say otherwise.
-        #[arg(long, default_value = "127.0.0.1:9999")]
+        /// Where to listen: `127.0.0.1:9999`, `localhost:9999`, or `:9999` (loopback);
+        /// `0.0.0.0:9999` for every interface. Loopback unless you say otherwise.
+        #[arg(long, value_parser = parse_listen_addr, default_value = "127.0.0.1:9999")]
         addr: std::net::SocketAddr,
-        /// Lifetime of entries without a heartbeat: compatibility-endpoint addresses, and
-        /// instances that ask for no TTL of their own.
-        #[arg(long, value_parser = parse_duration, default_value = "5m")]
+        /// The longest TTL granted: clients asking for more get this (and heartbeat at a
+        /// third of it), and so do compatibility-endpoint entries. At least 1s.
+        #[arg(long, value_parser = parse_ttl, default_value = "5m")]
         ttl: Duration,
         /// Require `Authorization: Bearer <TOKEN>` on every write.
         #[arg(long, env = "SRPC_REGISTRY_TOKEN", hide_env_values = true)]
@@ -293,6 +295,42 @@ async fn run_registry(command: Command) -> Result<(), Failure> {
             listen,
         } => registry_cmds::register(&args, duration, listen).await,
     }
+}
+
+/// `host:port`, `localhost:port` or `:port` (loopback).
+#[cfg(feature = "http")]
+fn parse_listen_addr(text: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let text = text.trim();
+    let spelled = match text.strip_prefix(':') {
+        Some(port) => format!("127.0.0.1:{port}"),
+        None => text.to_owned(),
+    };
+    if let Ok(addr) = spelled.parse() {
+        return Ok(addr);
+    }
+    let mut found = spelled.to_socket_addrs().map_err(|e| {
+        format!(
+            "invalid address {text:?} ({e}); write e.g. 127.0.0.1:9999, localhost:9999 or :9999"
+        )
+    })?;
+    found
+        .next()
+        .ok_or_else(|| format!("{text:?} resolves to no address"))
+}
+
+/// A server TTL: a duration of at least one second.
+#[cfg(feature = "http")]
+fn parse_ttl(text: &str) -> Result<Duration, String> {
+    let ttl = parse_duration(text)?;
+    if ttl < srpc::http::MIN_TTL {
+        return Err(format!(
+            "a TTL of {} would expire every instance at once; the least is {}",
+            humantime::format_duration(ttl),
+            humantime::format_duration(srpc::http::MIN_TTL)
+        ));
+    }
+    Ok(ttl)
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -460,3 +460,86 @@ fn register_with_check_false_says_registered_only_when_it_is() {
     drop(provider);
     assert_eq!(server.signal("-TERM"), Some(0));
 }
+
+/// A server's `--ttl` is the longest it grants: clients that ask for 30 s heartbeat at a
+/// third of what was granted, so they stay; a SIGKILLed provider is gone within that TTL.
+/// Two providers of one URL hold their own leases: killing one leaves the other's.
+#[test]
+fn the_server_ttl_bounds_how_long_a_dead_provider_stays() {
+    let port = free_port();
+    let mut command = srpc();
+    command.args([
+        "registry",
+        "serve",
+        "--addr",
+        &format!(":{port}"),
+        "--ttl",
+        "2s",
+    ]);
+    let server = Running::spawn(command);
+    let registry = format!("http://localhost:{port}");
+    let deadline = Instant::now() + DEADLINE;
+    while run(&["list", &registry, "com.acme.Up"]).status.code() != Some(3) {
+        assert!(
+            Instant::now() < deadline,
+            "the registry server did not come up on :{port}"
+        );
+    }
+    let url = "dubbo://127.0.0.1:20989/com.acme.Leased";
+    let listed = || {
+        String::from_utf8_lossy(&run(&["list", &registry, "com.acme.Leased"]).stdout).contains(url)
+    };
+    let first = register(&registry, url);
+    let second = register(&registry, url);
+    assert_eq!(first.signal("-KILL"), None);
+    // Twice the TTL later it is still there: the second provider heartbeats (at a third of
+    // the 2 s granted, though it asked for 30 s).
+    let until = Instant::now() + std::time::Duration::from_secs(4);
+    while Instant::now() < until {
+        assert!(listed(), "dropped while a holder still heartbeats");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let killed = Instant::now();
+    assert_eq!(second.signal("-KILL"), None);
+    while listed() {
+        assert!(
+            killed.elapsed() < std::time::Duration::from_secs(6),
+            "a dead provider outlived the server's 2 s TTL"
+        );
+    }
+    assert_eq!(server.signal("-TERM"), Some(0));
+}
+
+#[test]
+fn the_token_can_come_from_the_environment() {
+    let port = free_port();
+    let mut command = srpc();
+    command.args([
+        "registry",
+        "serve",
+        "--addr",
+        &format!("127.0.0.1:{port}"),
+        "--token",
+        "s3cret",
+    ]);
+    let server = Running::spawn(command);
+    let registry = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + DEADLINE;
+    while run(&["list", &registry, "com.acme.Up"]).status.code() != Some(3) {
+        assert!(
+            Instant::now() < deadline,
+            "the registry server did not come up"
+        );
+    }
+    let url = "dubbo://127.0.0.1:20991/com.acme.Token";
+    let refused = run(&["register", &registry, url, "--for", "10ms"]);
+    assert_ne!(refused.status.code(), Some(0), "no token, no write");
+    assert!(stderr(&refused).contains("401"), "{}", stderr(&refused));
+    let out = srpc()
+        .args(["register", &registry, url, "--for", "10ms"])
+        .env("SRPC_REGISTRY_TOKEN", "s3cret")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(server.signal("-TERM"), Some(0));
+}

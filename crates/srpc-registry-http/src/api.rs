@@ -18,6 +18,11 @@ pub struct RegisterRequest {
     /// when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_ms: Option<u64>,
+    /// Who holds this registration (one id per client handle): two clients registering the
+    /// same URL each hold their own lease, and the instance lives while any of them
+    /// heartbeats. Absent: one anonymous holder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
 }
 
 /// `POST /v1/heartbeat` and `POST /v1/deregister`.
@@ -25,6 +30,9 @@ pub struct RegisterRequest {
 pub struct InstanceRequest {
     /// The instance's URL, as registered.
     pub url: String,
+    /// The holder given at registration, if one was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
 }
 
 /// Answer to a registration or heartbeat.
@@ -32,7 +40,8 @@ pub struct InstanceRequest {
 pub struct RegisterResponse {
     /// The service key the instance is listed under.
     pub service: String,
-    /// The TTL in force, in milliseconds.
+    /// The TTL granted, in milliseconds: what was asked, capped by the server's `--ttl`.
+    /// Heartbeat at a third of it.
     pub ttl_ms: u64,
 }
 

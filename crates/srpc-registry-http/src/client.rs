@@ -12,10 +12,11 @@ use srpc_registry::{
     Backend, Context, Error, FailbackConfig, Keepalive, RegistryParams, Renew, Renewal, Result,
     Url, WatchScope, Watches,
 };
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::api::{
-    ErrorResponse, InstanceRequest, InstancesResponse, RegisterRequest, ServiceResponse,
+    ErrorResponse, InstanceRequest, InstancesResponse, RegisterRequest, RegisterResponse,
+    ServiceResponse,
 };
 
 const BACKEND: &str = crate::SCHEME;
@@ -56,14 +57,20 @@ impl HttpConfig {
             base: format!("http://{}", url.address()),
             ttl,
             wait,
+            // From the URL, else from the environment, so that a token need not stand in a
+            // command line that `ps` shows.
             token: url
                 .param("token")
                 .filter(|t| !t.is_empty())
-                .map(str::to_owned),
+                .map(str::to_owned)
+                .or_else(|| std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty())),
             failback: params.failback()?,
         })
     }
 }
+
+/// Where the bearer token comes from when the registry URL has no `token=`.
+pub const TOKEN_ENV: &str = "SRPC_REGISTRY_TOKEN";
 
 /// The HTTP registry [`Backend`].
 #[derive(Debug)]
@@ -78,6 +85,9 @@ struct Inner {
     ctx: Context,
     /// One keepalive (heartbeats) per registration.
     heartbeats: Mutex<HashMap<Url, Keepalive>>,
+    /// This handle's holder id: its registrations are its own leases, whoever else
+    /// registers the same URL.
+    holder: String,
     /// One long-poll per scope (a service key, or `all`).
     watches: Watches,
 }
@@ -120,6 +130,7 @@ impl HttpBackend {
                 http,
                 ctx,
                 heartbeats: Mutex::default(),
+                holder: format!("{:016x}", fastrand::u64(..)),
                 watches,
             }),
         })
@@ -131,8 +142,8 @@ impl Inner {
         self.heartbeats.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// POSTs a JSON body; `Ok(None)` for 404.
-    async fn post(&self, path: &str, body: &impl serde::Serialize) -> Result<Option<()>> {
+    /// POSTs a JSON body; `Ok(None)` for 404, else the answer's body.
+    async fn post(&self, path: &str, body: &impl serde::Serialize) -> Result<Option<Vec<u8>>> {
         let url = format!("{}{path}", self.config.base);
         let mut request = self.http.post(&url).timeout(Duration::from_secs(5));
         if let Some(token) = &self.config.token {
@@ -146,10 +157,23 @@ impl Inner {
             .await
             .map_err(|e| not_connected(&url, e))?;
         match response.status() {
-            s if s.is_success() => Ok(Some(())),
+            s if s.is_success() => {
+                let bytes = response.bytes().await.map_err(|e| not_connected(&url, e))?;
+                Ok(Some(bytes.to_vec()))
+            }
             StatusCode::NOT_FOUND => Ok(None),
             status => Err(refusal(&url, status, response).await),
         }
+    }
+
+    /// The TTL the server granted, from a register or heartbeat answer; the asked one when
+    /// the answer does not say (an older server).
+    fn granted(&self, body: &[u8]) -> Duration {
+        serde_json::from_slice::<RegisterResponse>(body)
+            .map(|r| Duration::from_millis(r.ttl_ms))
+            .ok()
+            .filter(|ttl| !ttl.is_zero())
+            .unwrap_or(self.config.ttl)
     }
 
     async fn get<T: DeserializeOwned>(
@@ -211,12 +235,14 @@ impl Inner {
         Ok((revision, urls))
     }
 
-    async fn register_once(&self, url: &Url) -> Result<()> {
+    /// Registers `url` under this handle's holder; returns the TTL granted.
+    async fn register_once(&self, url: &Url) -> Result<Duration> {
         let request = RegisterRequest {
             url: url.to_full_string(),
             ttl_ms: Some(self.config.ttl.as_millis() as u64),
+            holder: Some(self.holder.clone()),
         };
-        self.post("/v1/register", &request).await?.ok_or_else(|| {
+        let body = self.post("/v1/register", &request).await?.ok_or_else(|| {
             Error::backend(
                 BACKEND,
                 format!(
@@ -224,7 +250,19 @@ impl Inner {
                     self.config.base
                 ),
             )
-        })
+        })?;
+        let granted = self.granted(&body);
+        if granted < self.config.ttl {
+            debug!(backend = BACKEND, %url, asked = ?self.config.ttl, ?granted, "the server grants a shorter TTL");
+        }
+        Ok(granted)
+    }
+
+    fn instance(&self, url: &Url) -> InstanceRequest {
+        InstanceRequest {
+            url: url.to_full_string(),
+            holder: Some(self.holder.clone()),
+        }
     }
 
     /// Long-polls a scope until it fails, replacing the catalog scope with every answer. The
@@ -245,17 +283,15 @@ impl Inner {
 #[async_trait]
 impl Renew for Heartbeat {
     async fn renew(&self) -> Result<Renewal> {
-        let request = InstanceRequest {
-            url: self.url.to_full_string(),
-        };
+        let request = self.inner.instance(&self.url);
         Ok(match self.inner.post("/v1/heartbeat", &request).await? {
-            Some(()) => Renewal::Renewed,
+            Some(_) => Renewal::Renewed,
             None => Renewal::Lost,
         })
     }
 
     async fn restore(&self) -> Result<()> {
-        self.inner.register_once(&self.url).await
+        self.inner.register_once(&self.url).await.map(|_| ())
     }
 }
 
@@ -297,12 +333,13 @@ impl Backend for HttpBackend {
 
     async fn register(&self, url: &Url) -> Result<()> {
         let inner = &self.inner;
-        inner.register_once(url).await?;
+        let granted = inner.register_once(url).await?;
         let heartbeat = Heartbeat {
             inner: inner.clone(),
             url: url.clone(),
         };
-        let period = Keepalive::period_for(inner.config.ttl);
+        // A third of what the server granted, which may be less than what was asked.
+        let period = Keepalive::period_for(granted);
         let keepalive = Keepalive::start(BACKEND, url.to_string(), &inner.ctx, period, heartbeat)?;
         inner.heartbeats().insert(url.clone(), keepalive);
         Ok(())
@@ -310,9 +347,7 @@ impl Backend for HttpBackend {
 
     async fn unregister(&self, url: &Url) -> Result<()> {
         self.inner.heartbeats().remove(url);
-        let request = InstanceRequest {
-            url: url.to_full_string(),
-        };
+        let request = self.inner.instance(url);
         self.inner
             .post("/v1/deregister", &request)
             .await

@@ -32,7 +32,7 @@ mod server;
 
 use srpc_registry::{FailbackRegistry, Result, Url};
 
-pub use crate::client::{HttpBackend, HttpConfig};
+pub use crate::client::{HttpBackend, HttpConfig, TOKEN_ENV};
 pub use crate::server::{HttpRegistryServer, MAX_BODY, MAX_WAIT, MIN_TTL, ServerConfig, app};
 
 /// The URL scheme of the client backend.

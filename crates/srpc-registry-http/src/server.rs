@@ -46,7 +46,8 @@ const SWEEP: Duration = Duration::from_millis(200);
 pub struct ServerConfig {
     /// Where to listen; loopback by default.
     pub addr: SocketAddr,
-    /// TTL of compatibility-endpoint entries, and of instances that name none (default 5 min).
+    /// The longest TTL granted (default 5 min): instances that ask for more, or name none,
+    /// get this; compatibility-endpoint entries live this long.
     pub ttl: Duration,
     /// Bearer token required for writes, when set.
     pub token: Option<String>,
@@ -99,6 +100,15 @@ pub struct HttpRegistryServer {
 impl HttpRegistryServer {
     /// Binds `config.addr` and starts serving in the background.
     pub async fn bind(config: ServerConfig) -> std::io::Result<HttpRegistryServer> {
+        if config.ttl < MIN_TTL {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "ttl {:?} is below the least a registry can keep an instance, {MIN_TTL:?}",
+                    config.ttl
+                ),
+            ));
+        }
         let listener = TcpListener::bind(config.addr).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(Shared::new(config));
@@ -244,8 +254,13 @@ struct Service {
     instances: HashMap<Url, Instance>,
 }
 
+/// A registered URL and who holds it: it lives while any holder's lease does.
 struct Instance {
     url: Url,
+    holders: HashMap<String, Lease>,
+}
+
+struct Lease {
     ttl: Duration,
     expires: Instant,
 }
@@ -281,10 +296,13 @@ impl Shared {
         let Some(token) = &self.config.token else {
             return Ok(());
         };
+        // `Bearer`, `bearer`, `BEARER`: the scheme is case-insensitive (RFC 9110 §11.1).
         let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+            .and_then(|v| v.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim());
         if given == Some(token.as_str()) {
             Ok(())
         } else {
@@ -314,7 +332,10 @@ impl Shared {
         let mut expired_keys = Vec::new();
         for (key, service) in &mut book.services {
             let before = service.instances.len();
-            service.instances.retain(|_, i| i.expires > now);
+            service.instances.retain(|_, i| {
+                i.holders.retain(|_, lease| lease.expires > now);
+                !i.holders.is_empty()
+            });
             let gone = before - service.instances.len();
             if gone > 0 {
                 self.expirations.fetch_add(gone as u64, Ordering::Relaxed);
@@ -397,9 +418,12 @@ async fn register(
     state.authorize(&headers)?;
     let request: RegisterRequest = parse_body(&body)?;
     let url = parse_instance(&request.url)?;
+    // What was asked, capped by the server's `--ttl`: a client cannot keep a dead instance
+    // longer than the operator allows.
     let ttl = request
         .ttl_ms
-        .map_or(state.config.ttl, Duration::from_millis);
+        .map_or(state.config.ttl, Duration::from_millis)
+        .min(state.config.ttl);
     if ttl < MIN_TTL {
         return Err(error(
             StatusCode::BAD_REQUEST,
@@ -417,17 +441,28 @@ async fn register(
         revision: watch::Sender::new(0),
         instances: HashMap::new(),
     });
-    let fresh = Instance {
-        url: url.clone(),
+    let lease = Lease {
         ttl,
         expires: Instant::now() + ttl,
     };
-    let changed = match service.instances.get(&url) {
-        // Equal URLs may still differ in their timestamp: keep the newest form.
-        Some(old) => old.url.to_full_string() != url.to_full_string(),
-        None => true,
+    let holder = request.holder.unwrap_or_default();
+    let changed = match service.instances.get_mut(&url) {
+        Some(instance) => {
+            // Equal URLs may still differ in their timestamp: keep the newest form.
+            let newer = instance.url.to_full_string() != url.to_full_string();
+            instance.url = url.clone();
+            instance.holders.insert(holder, lease);
+            newer
+        }
+        None => {
+            let instance = Instance {
+                url: url.clone(),
+                holders: HashMap::from([(holder, lease)]),
+            };
+            service.instances.insert(url.clone(), instance);
+            true
+        }
     };
-    service.instances.insert(url.clone(), fresh);
     if changed {
         state.changed(&mut book, &key);
     }
@@ -454,18 +489,20 @@ async fn heartbeat(
     let url = parse_instance(&request.url)?;
     let key = url.service_key();
     let mut book = state.book();
-    let Some(instance) = book
+    let holder = request.holder.unwrap_or_default();
+    let Some(lease) = book
         .services
         .get_mut(&key)
         .and_then(|s| s.instances.get_mut(&url))
+        .and_then(|i| i.holders.get_mut(&holder))
     else {
         return Err(error(
             StatusCode::NOT_FOUND,
-            format!("unknown instance {url}: register it again"),
+            format!("unknown instance {url} (or not registered by this holder): register it again"),
         ));
     };
-    instance.expires = Instant::now() + instance.ttl;
-    let ttl_ms = instance.ttl.as_millis() as u64;
+    lease.expires = Instant::now() + lease.ttl;
+    let ttl_ms = lease.ttl.as_millis() as u64;
     drop(book);
     state.heartbeats.fetch_add(1, Ordering::Relaxed);
     Ok((
@@ -489,10 +526,20 @@ async fn deregister(
         Url::parse(&request.url).map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))?;
     let key = url.service_key();
     let mut book = state.book();
-    let removed = book
-        .services
-        .get_mut(&key)
-        .is_some_and(|s| s.instances.remove(&url).is_some());
+    // Only this holder's lease goes; the instance goes with its last holder.
+    let holder = request.holder.unwrap_or_default();
+    let removed = book.services.get_mut(&key).is_some_and(|s| {
+        let Some(instance) = s.instances.get_mut(&url) else {
+            return false;
+        };
+        instance.holders.remove(&holder);
+        if instance.holders.is_empty() {
+            s.instances.remove(&url);
+            true
+        } else {
+            false
+        }
+    });
     if removed {
         state.changed(&mut book, &key);
         debug!(backend = "http", service = %key, %url, "deregistered");

@@ -340,6 +340,107 @@ async fn writes_need_the_token_when_one_is_set() {
     let r = request(addr, "GET", "/v1/instances", &[], "").await;
     assert_eq!(r.status, 200, "reads are open");
     assert!(r.body.contains("20952"));
+    // The scheme is case-insensitive.
+    for scheme in ["bearer", "BEARER", "BeArEr"] {
+        let r = request(
+            addr,
+            "POST",
+            "/v1/heartbeat",
+            &[&format!("Authorization: {scheme} s3cret")],
+            body,
+        )
+        .await;
+        assert_eq!(r.status, 200, "{scheme}");
+    }
+}
+
+/// The server's TTL is the longest it grants: asking for more gets it, and the answer says
+/// what was granted. A TTL under a second is refused at start.
+#[tokio::test]
+async fn the_server_ttl_caps_what_clients_ask_for() {
+    let s = server(loopback().with_ttl(Duration::from_secs(5))).await;
+    let addr = s.local_addr();
+    let r = post(
+        addr,
+        "/v1/register",
+        r#"{"url":"dubbo://127.0.0.1:20953/com.acme.Echo","ttl_ms":30000}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains(r#""ttl_ms":5000"#), "{}", r.body);
+    let r = post(
+        addr,
+        "/v1/register",
+        r#"{"url":"dubbo://127.0.0.1:20954/com.acme.Echo","ttl_ms":2000}"#,
+    )
+    .await;
+    assert!(
+        r.body.contains(r#""ttl_ms":2000"#),
+        "less is granted: {}",
+        r.body
+    );
+    let r = post(
+        addr,
+        "/v1/heartbeat",
+        r#"{"url":"dubbo://127.0.0.1:20953/com.acme.Echo"}"#,
+    )
+    .await;
+    assert!(r.body.contains(r#""ttl_ms":5000"#), "{}", r.body);
+    let zero = HttpRegistryServer::bind(loopback().with_ttl(Duration::ZERO)).await;
+    let err = zero.err().expect("a zero TTL is refused");
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+}
+
+/// Two clients registering the same URL each hold their own lease: one leaving (or one
+/// stopping its heartbeats) does not remove what the other still holds.
+#[tokio::test]
+async fn each_holder_of_a_url_has_its_own_lease() {
+    let s = server(loopback()).await;
+    let addr = s.local_addr();
+    let url = "dubbo://127.0.0.1:20955/com.acme.Shared";
+    let listed = || async move {
+        request(addr, "GET", "/v1/services/com.acme.Shared", &[], "")
+            .await
+            .body
+            .contains("20955")
+    };
+    for holder in ["a", "b"] {
+        let r = post(
+            addr,
+            "/v1/register",
+            &format!(r#"{{"url":"{url}","holder":"{holder}","ttl_ms":60000}}"#),
+        )
+        .await;
+        assert_eq!(r.status, 200);
+    }
+    let heartbeat = |holder: &'static str| async move {
+        post(
+            addr,
+            "/v1/heartbeat",
+            &format!(r#"{{"url":"{url}","holder":"{holder}"}}"#),
+        )
+        .await
+        .status
+    };
+    assert_eq!(heartbeat("a").await, 200);
+    assert_eq!(heartbeat("c").await, 404, "a holder that never registered");
+    let r = post(
+        addr,
+        "/v1/deregister",
+        &format!(r#"{{"url":"{url}","holder":"a"}}"#),
+    )
+    .await;
+    assert_eq!(r.status, 204);
+    assert!(listed().await, "b still holds it");
+    assert_eq!(heartbeat("a").await, 404, "a's lease is gone");
+    assert_eq!(heartbeat("b").await, 200);
+    post(
+        addr,
+        "/v1/deregister",
+        &format!(r#"{{"url":"{url}","holder":"b"}}"#),
+    )
+    .await;
+    assert!(!listed().await, "gone with its last holder");
 }
 
 #[tokio::test]
