@@ -387,7 +387,7 @@ async fn the_server_ttl_caps_what_clients_ask_for() {
     .await;
     assert!(r.body.contains(r#""ttl_ms":5000"#), "{}", r.body);
     let zero = HttpRegistryServer::bind(loopback().with_ttl(Duration::ZERO)).await;
-    let err = zero.err().expect("a zero TTL is refused");
+    let err = zero.expect_err("a zero TTL is refused");
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
 }
 
