@@ -94,6 +94,21 @@ enum Command {
     #[cfg(feature = "http")]
     #[command(subcommand)]
     Registry(RegistryCommand),
+    /// Remove a registration another process left behind (a crashed provider's), where the
+    /// backend allows it: a ZooKeeper node, an etcd key, an HTTP registry instance, a Consul
+    /// service on this agent, a multicast `unregister` or an mDNS goodbye.
+    #[command(override_usage = "srpc unregister [OPTIONS] [REGISTRY] <URL>")]
+    Unregister {
+        /// `[REGISTRY] URL`: the registry (SRPC_REGISTRY when left out) and the URL exactly
+        /// as registered (`srpc list` prints it).
+        #[arg(num_args = 1..=2, required = true, value_names = ["REGISTRY", "URL"])]
+        args: Vec<String>,
+    },
+    /// Print a shell completion script: `srpc completions bash > /etc/bash_completion.d/srpc`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Register a URL and keep it registered until SIGINT/SIGTERM or `--for` has passed, then
     /// unregister it and exit.
     #[command(override_usage = "srpc register [OPTIONS] [REGISTRY] <URL>")]
@@ -294,6 +309,13 @@ async fn run_registry(command: Command) -> Result<(), Failure> {
             duration,
             listen,
         } => registry_cmds::register(&args, duration, listen).await,
+        Command::Unregister { args } => registry_cmds::unregister(&args).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut command = Cli::command();
+            clap_complete::generate(shell, &mut command, "srpc", &mut io::stdout());
+            Ok(())
+        }
     }
 }
 

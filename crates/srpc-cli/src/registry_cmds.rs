@@ -458,6 +458,9 @@ pub(crate) async fn register(
     } else {
         None
     };
+    if !listen {
+        warn_if_nothing_answers(&registry_url, &url).await;
+    }
     let registry = connect(&registry_url).await?;
     registry
         .register(&url)
@@ -487,4 +490,80 @@ pub(crate) async fn register(
         listener.abort();
     }
     closed
+}
+
+/// Registries without a server (multicast, mDNS) find dead providers by connecting to them:
+/// a stand-in registered where nothing listens is dropped by every consumer. Say so before.
+async fn warn_if_nothing_answers(registry_url: &str, url: &Url) {
+    let scheme = registry_url.split("://").next().unwrap_or_default();
+    if !matches!(scheme, "multicast" | "mdns")
+        || url.port() == 0
+        || url.category() != "providers"
+        || url.param("dynamic") == Some("false")
+    {
+        return;
+    }
+    let host = url.host().trim_start_matches('[').trim_end_matches(']');
+    let connect = tokio::net::TcpStream::connect((host, url.port()));
+    if !matches!(
+        tokio::time::timeout(Duration::from_secs(1), connect).await,
+        Ok(Ok(_))
+    ) {
+        eprintln!(
+            "srpc: warning: nothing accepts TCP connections at {}; {scheme} consumers probe \
+             providers and will drop this one within their `session`. Start the provider \
+             first, or add --listen to accept connections for it",
+            url.address()
+        );
+    }
+}
+
+/// `srpc unregister`: takes back a registration, whoever made it.
+pub(crate) async fn unregister(args: &[String]) -> Result<(), Failure> {
+    let (registry_url, url) = registry_and(args, "url")?;
+    let url = Url::parse(&url).map_err(|e| Failure::Invalid(e.to_string()))?;
+    if registry_url.starts_with("inprocess:") {
+        return Err(Failure::Invalid(
+            "an inprocess registry lives inside one process: there is nothing another \
+             process left in it to remove"
+                .into(),
+        ));
+    }
+    let registry = connect(&registry_url).await?;
+    registry
+        .unregister(&url)
+        .await
+        .map_err(failure_of(&registry_url))?;
+    let scheme = registry_url.split("://").next().unwrap_or_default();
+    if matches!(scheme, "multicast" | "mdns") {
+        // No server to ask: the retraction went out, and each consumer applies it.
+        eprintln!("srpc: sent the retraction of {url} ({scheme} consumers drop it)");
+        return registry.close().await.map_err(failure_of(&registry_url));
+    }
+    // Ask the registry whether it is gone (a live provider would come back by itself).
+    let query = Url::builder("consumer")
+        .host("127.0.0.1")
+        .path(url.service_interface())
+        .param("interface", url.service_interface())
+        .param("category", url.category())
+        .param("group", "*")
+        .param("version", "*")
+        .param("enabled", "*")
+        .build()
+        .map_err(|e| Failure::Invalid(e.to_string()))?;
+    let still = registry
+        .lookup(&query)
+        .await
+        .map_err(failure_of(&registry_url))?
+        .contains(&url);
+    registry.close().await.map_err(failure_of(&registry_url))?;
+    if still {
+        Err(Failure::Registry(format!(
+            "{url} is still registered: its provider is alive and registered it again, or \
+             the registry kept it"
+        )))
+    } else {
+        eprintln!("srpc: unregistered {url}");
+        Ok(())
+    }
 }

@@ -543,3 +543,85 @@ fn the_token_can_come_from_the_environment() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(server.signal("-TERM"), Some(0));
 }
+
+/// A provider killed without unregistering leaves its instance until the TTL runs out;
+/// `srpc unregister` removes it now, and says so.
+#[test]
+fn unregister_removes_what_a_dead_provider_left() {
+    let port = free_port();
+    let server = serve(port);
+    let registry = format!("http://127.0.0.1:{port}");
+    let url = "dubbo://127.0.0.1:20992/com.acme.Stale";
+    let provider = register(&format!("{registry}?ttl=60s"), url);
+    assert_eq!(provider.signal("-KILL"), None);
+    let out = run(&["unregister", &registry, url]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("unregistered {url}")),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["list", &registry, "com.acme.Stale"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "gone at once, not after the 60 s TTL"
+    );
+    // Where it cannot work, a clear error.
+    let out = run(&["unregister", "inprocess://x", url]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("inside one process"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(server.signal("-TERM"), Some(0));
+}
+
+#[test]
+fn completions_for_each_shell() {
+    for (shell, needle) in [
+        ("bash", "_srpc()"),
+        ("zsh", "#compdef srpc"),
+        ("fish", "complete -c srpc"),
+    ] {
+        let out = run(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            script.contains(needle),
+            "{shell}: {}",
+            &script[..200.min(script.len())]
+        );
+        assert!(
+            script.contains("unregister") && script.contains("services"),
+            "{shell}"
+        );
+    }
+}
+
+/// On multicast, consumers probe providers: registering where nothing listens is warned
+/// about; with --listen (or a real provider) it is not.
+#[test]
+fn a_stand_in_where_nothing_listens_is_warned_about() {
+    let registry = format!(
+        "multicast://239.255.77.83:{}?interface=127.0.0.1&timeout=100",
+        free_port()
+    );
+    let nothing = format!("dubbo://127.0.0.1:{}/com.acme.StandIn", free_port());
+    let out = run(&["register", &registry, &nothing, "--for", "10ms"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nothing accepts TCP connections"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("--listen"), "{}", stderr(&out));
+    let out = run(&["register", &registry, &nothing, "--for", "10ms", "--listen"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("nothing accepts"),
+        "{}",
+        stderr(&out)
+    );
+}

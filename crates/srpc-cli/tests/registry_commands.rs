@@ -280,3 +280,31 @@ fn reading_commands_leave_nothing_on_zookeeper() {
         .block_on(srpc_tests::servers::zookeeper_has(&root));
     assert!(!written, "a reading command created {root}");
 }
+
+/// `srpc unregister` deletes the node a killed provider's session left, before the session
+/// expires.
+#[test]
+#[ignore = "needs ZooKeeper: cargo xtask integration"]
+fn unregister_removes_a_dead_providers_node_on_zookeeper() {
+    let server =
+        std::env::var("SRPC_ZOOKEEPER").expect("SRPC_ZOOKEEPER, set by cargo xtask integration");
+    let root = srpc_tests::servers::fresh_root("srpc-cli-unregister");
+    let registry = format!("zookeeper://{server}?group={root}&session=60000");
+    let url = "dubbo://127.0.0.1:20941/com.acme.ZkStale?side=provider";
+    let provider = spawn(&["register", &registry, url]);
+    list_until(&registry, "com.acme.ZkStale", &format!("{url}\n"));
+    assert_eq!(provider.signal("-KILL"), None);
+    let out = run(&["unregister", &registry, url]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["list", &registry, "com.acme.ZkStale"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "the 60 s session has not expired, yet it is gone"
+    );
+}

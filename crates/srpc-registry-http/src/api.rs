@@ -25,6 +25,10 @@ pub struct RegisterRequest {
     pub holder: Option<String>,
 }
 
+/// The holder that stands for every holder in `POST /v1/deregister`: the instance goes,
+/// whoever holds it.
+pub const ANY_HOLDER: &str = "*";
+
 /// `POST /v1/heartbeat` and `POST /v1/deregister`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstanceRequest {

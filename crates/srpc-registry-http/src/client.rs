@@ -15,8 +15,8 @@ use srpc_registry::{
 use tracing::{debug, warn};
 
 use crate::api::{
-    ErrorResponse, InstanceRequest, InstancesResponse, RegisterRequest, RegisterResponse,
-    ServiceResponse,
+    ANY_HOLDER, ErrorResponse, InstanceRequest, InstancesResponse, RegisterRequest,
+    RegisterResponse, ServiceResponse,
 };
 
 const BACKEND: &str = crate::SCHEME;
@@ -346,8 +346,14 @@ impl Backend for HttpBackend {
     }
 
     async fn unregister(&self, url: &Url) -> Result<()> {
-        self.inner.heartbeats().remove(url);
-        let request = self.inner.instance(url);
+        let ours = self.inner.heartbeats().remove(url).is_some();
+        let mut request = self.inner.instance(url);
+        if !ours {
+            // Not registered through this handle: take it back for everyone (an operator
+            // removing what a crashed provider left). A live holder registers it again on
+            // its next heartbeat.
+            request.holder = Some(ANY_HOLDER.to_owned());
+        }
         self.inner
             .post("/v1/deregister", &request)
             .await

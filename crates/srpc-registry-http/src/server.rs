@@ -27,7 +27,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tracing::{debug, info};
 
 use crate::api::{
-    ErrorResponse, INDEX_HEADER, InstanceRequest, InstancesResponse, RegisterRequest,
+    ANY_HOLDER, ErrorResponse, INDEX_HEADER, InstanceRequest, InstancesResponse, RegisterRequest,
     RegisterResponse, SERVERS_HEADER, ServiceResponse, ServiceSummary, ServicesResponse,
 };
 
@@ -441,11 +441,17 @@ async fn register(
         revision: watch::Sender::new(0),
         instances: HashMap::new(),
     });
+    let holder = request.holder.unwrap_or_default();
+    if holder == ANY_HOLDER {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("holder {ANY_HOLDER:?} stands for every holder; it can only deregister"),
+        ));
+    }
     let lease = Lease {
         ttl,
         expires: Instant::now() + ttl,
     };
-    let holder = request.holder.unwrap_or_default();
     let changed = match service.instances.get_mut(&url) {
         Some(instance) => {
             // Equal URLs may still differ in their timestamp: keep the newest form.
@@ -532,7 +538,11 @@ async fn deregister(
         let Some(instance) = s.instances.get_mut(&url) else {
             return false;
         };
-        instance.holders.remove(&holder);
+        if holder == ANY_HOLDER {
+            instance.holders.clear();
+        } else {
+            instance.holders.remove(&holder);
+        }
         if instance.holders.is_empty() {
             s.instances.remove(&url);
             true
