@@ -441,6 +441,16 @@ async fn each_holder_of_a_url_has_its_own_lease() {
     )
     .await;
     assert!(!listed().await, "gone with its last holder");
+    // `*` takes it back from every holder; nobody may register as `*`.
+    for holder in ["a", "b"] {
+        let body = format!(r#"{{"url":"{url}","holder":"{holder}"}}"#);
+        post(addr, "/v1/register", &body).await;
+    }
+    let body = format!(r#"{{"url":"{url}","holder":"*"}}"#);
+    post(addr, "/v1/deregister", &body).await;
+    assert!(!listed().await, "`*` removes every lease");
+    let r = post(addr, "/v1/register", &body).await;
+    assert_eq!(r.status, 400, "{}", r.body);
 }
 
 #[tokio::test]
