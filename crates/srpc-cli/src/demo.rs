@@ -1,7 +1,7 @@
 //! `srpc demo`: registration, discovery and load balancing end to end, in one process.
 
 use std::io::{self, Write};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -14,7 +14,8 @@ const DEADLINE: Duration = Duration::from_secs(2);
 
 /// Runs the demo against `registry` (or an embedded HTTP registry) and prints one line per
 /// result.
-pub(crate) async fn run(registry: Option<&str>) -> Result<(), String> {
+pub(crate) async fn run(registry: Option<&str>, serve: bool) -> Result<(), String> {
+    let shutdown = crate::shutdown::Shutdown::listen();
     let (embedded, registry_url) = match registry {
         Some(url) => (None, url.to_owned()),
         None => {
@@ -46,6 +47,35 @@ pub(crate) async fn run(registry: Option<&str>) -> Result<(), String> {
         providers.push(registry);
     }
 
+    if serve {
+        // Keep everything up for the user to try the commands on.
+        let base = registry_url
+            .split_once('?')
+            .map_or(registry_url.as_str(), |(base, _)| base);
+        say("");
+        say("the registry and both servers run until Ctrl-C; try, from another terminal:");
+        say(&format!("  srpc list '{base}' Foo"));
+        say(&format!("  srpc watch '{base}' Foo"));
+        say(&format!("  srpc call '{base}' Foo.Sum '[1, 2]'"));
+        say(&format!(
+            "  srpc call '{base}' Foo.Sum '[1, 2]' --broadcast"
+        ));
+        say(&format!("  srpc services '{base}'"));
+        shutdown.wait(None).await;
+        say("stopping");
+        for registry in providers {
+            registry.close().await.map_err(|e| e.to_string())?;
+        }
+        for server in servers {
+            server.shutdown().await;
+        }
+        if let Some(embedded) = embedded {
+            embedded.stop().await?;
+        }
+        return Ok(());
+    }
+    drop(shutdown);
+
     let consumer = srpc::registry::connect(&registry_url)
         .await
         .map_err(|e| e.to_string())?;
@@ -71,8 +101,13 @@ pub(crate) async fn run(registry: Option<&str>) -> Result<(), String> {
     let calls = (1..=5i64).map(|i| {
         let xclient = xclient.clone();
         async move {
-            match xclient.call::<_, i64>("Foo.Sum", &(i, i * i)).await {
-                Ok(sum) => say(&format!("call Foo.Sum success: {i} + {} = {sum}", i * i)),
+            match xclient.call::<_, SumReply>("Foo.Sum", &(i, i * i)).await {
+                Ok(reply) => say(&format!(
+                    "call Foo.Sum success: {i} + {} = {} (answered by {})",
+                    i * i,
+                    reply.sum,
+                    reply.server
+                )),
                 Err(e) => say(&format!("call Foo.Sum error: {e}")),
             }
         }
@@ -82,12 +117,21 @@ pub(crate) async fn run(registry: Option<&str>) -> Result<(), String> {
     let broadcasts = (1..=5i64).map(|i| {
         let xclient = xclient.clone();
         async move {
-            match xclient.broadcast::<_, i64>("Foo.Sum", &(i, i * i)).await {
-                Ok(sums) => say(&format!(
-                    "broadcast Foo.Sum success: {i} + {} = {}",
-                    i * i,
-                    sums[0]
-                )),
+            match xclient
+                .broadcast::<_, SumReply>("Foo.Sum", &(i, i * i))
+                .await
+            {
+                Ok(replies) => {
+                    let mut servers: Vec<&str> =
+                        replies.iter().map(|r| r.server.as_str()).collect();
+                    servers.sort_unstable();
+                    say(&format!(
+                        "broadcast Foo.Sum success: {i} + {} = {} (answered by {})",
+                        i * i,
+                        replies.first().map_or(0, |r| r.sum),
+                        servers.join(" and ")
+                    ))
+                }
                 Err(e) => say(&format!("broadcast Foo.Sum error: {e}")),
             }
         }
@@ -157,10 +201,21 @@ impl Embedded {
     }
 }
 
+/// The reply of `Foo.Sum`: the sum, and which server computed it (so load balancing shows).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct SumReply {
+    sum: i64,
+    server: String,
+}
+
 async fn foo_server() -> Result<RunningServer, String> {
-    Server::new()
-        .handle("Foo.Sum", |(a, b): (i64, i64)| async move {
-            Ok::<_, HandlerError>(a + b)
+    // The handler names its server, whose address is known only once it is bound.
+    let me: Arc<OnceLock<String>> = Arc::default();
+    let name = me.clone();
+    let server = Server::new()
+        .handle("Foo.Sum", move |(a, b): (i64, i64)| {
+            let server = name.get().cloned().unwrap_or_default();
+            async move { Ok::<_, HandlerError>(SumReply { sum: a + b, server }) }
         })
         .handle("Foo.Sleep", |secs: u64| async move {
             tokio::time::sleep(Duration::from_secs(secs)).await;
@@ -168,7 +223,9 @@ async fn foo_server() -> Result<RunningServer, String> {
         })
         .bind("127.0.0.1:0")
         .await
-        .map_err(|e| format!("cannot start an srpc server: {e}"))
+        .map_err(|e| format!("cannot start an srpc server: {e}"))?;
+    let _ = me.set(server.local_addr().to_string());
+    Ok(server)
 }
 
 fn say(line: &str) {

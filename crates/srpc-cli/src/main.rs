@@ -5,6 +5,7 @@
 //! says they do not or a registry operation failed, 2 for invalid input or usage.
 //! Logs go to stderr; `RUST_LOG=debug` shows what the backends do.
 
+mod call;
 mod demo;
 mod registry_cmds;
 mod shutdown;
@@ -89,6 +90,10 @@ enum Command {
         /// The registry to use; by default an embedded HTTP registry on a free loopback port.
         #[arg(long)]
         registry: Option<String>,
+        /// Keep the registry and both servers running, print their addresses and commands
+        /// to try (`list`, `watch`, `call`), until Ctrl-C.
+        #[arg(long)]
+        serve: bool,
     },
     /// Run a registry server.
     #[cfg(feature = "http")]
@@ -103,6 +108,30 @@ enum Command {
         /// as registered (`srpc list` prints it).
         #[arg(num_args = 1..=2, required = true, value_names = ["REGISTRY", "URL"])]
         args: Vec<String>,
+    },
+    /// Discover a service's providers and call one (or all) with the JSON codec, printing
+    /// the JSON reply. Exit status: 0 answered, 1 the call failed, 3 no provider.
+    #[command(override_usage = "srpc call [OPTIONS] [REGISTRY] <Service.Method> <JSON>")]
+    Call {
+        /// `[REGISTRY] Service.Method JSON`: e.g. `http://127.0.0.1:9999 Foo.Sum '[1, 2]'`.
+        #[arg(num_args = 2..=3, required = true, value_names = ["REGISTRY", "METHOD", "JSON"])]
+        args: Vec<String>,
+        /// The service key to discover (`[group/]interface[:version]`); by default what
+        /// precedes the method's last `.`.
+        #[arg(long)]
+        service: Option<String>,
+        /// How a provider is picked.
+        #[arg(long, value_enum, default_value = "random")]
+        selector: call::Pick,
+        /// Deadline of the call (e.g. `2s`).
+        #[arg(long, value_parser = parse_duration, default_value = "10s")]
+        timeout: Duration,
+        /// How long to wait for a provider to be discovered.
+        #[arg(long, value_parser = parse_duration, default_value = "5s")]
+        wait: Duration,
+        /// Call every provider; print a JSON array of their replies.
+        #[arg(long)]
+        broadcast: bool,
     },
     /// Print a shell completion script: `srpc completions bash > /etc/bash_completion.d/srpc`.
     Completions {
@@ -266,7 +295,7 @@ fn run(command: Command) -> Result<Outcome, String> {
 async fn run_registry(command: Command) -> Result<(), Failure> {
     match command {
         Command::Url(_) => Ok(()),
-        Command::Demo { registry } => demo::run(registry.as_deref())
+        Command::Demo { registry, serve } => demo::run(registry.as_deref(), serve)
             .await
             .map_err(Failure::Registry),
         #[cfg(feature = "http")]
@@ -310,6 +339,24 @@ async fn run_registry(command: Command) -> Result<(), Failure> {
             listen,
         } => registry_cmds::register(&args, duration, listen).await,
         Command::Unregister { args } => registry_cmds::unregister(&args).await,
+        Command::Call {
+            args,
+            service,
+            selector,
+            timeout,
+            wait,
+            broadcast,
+        } => {
+            call::call(call::CallArgs {
+                args: &args,
+                service: service.as_deref(),
+                pick: selector,
+                timeout,
+                wait,
+                broadcast,
+            })
+            .await
+        }
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut command = Cli::command();

@@ -23,11 +23,35 @@ fn demo(args: &[&str]) -> String {
 fn check(stdout: &str) {
     let count = |prefix: &str| stdout.lines().filter(|l| l.starts_with(prefix)).count();
     assert_eq!(count("call Foo.Sum success: "), 5, "{stdout}");
+    // Each call names the server that answered: one of the two registered.
+    let servers: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("server ")?.strip_suffix(" registered"))
+        .collect();
+    assert_eq!(servers.len(), 2, "{stdout}");
     for i in 1..=5 {
         let line = format!("call Foo.Sum success: {i} + {} = {}", i * i, i + i * i);
+        let found = stdout
+            .lines()
+            .find(|l| l.starts_with(&line))
+            .unwrap_or_else(|| panic!("missing {line:?} in\n{stdout}"));
+        let by = found
+            .strip_prefix(&format!("{line} (answered by "))
+            .and_then(|rest| rest.strip_suffix(')'))
+            .unwrap_or_else(|| panic!("no server named in {found:?}"));
+        assert!(servers.contains(&by), "{by} is not one of {servers:?}");
+    }
+    for l in stdout
+        .lines()
+        .filter(|l| l.starts_with("broadcast Foo.Sum success"))
+    {
         assert!(
-            stdout.lines().any(|l| l == line),
-            "missing {line:?} in\n{stdout}"
+            l.ends_with(&format!(
+                "(answered by {} and {})",
+                servers.iter().min().unwrap(),
+                servers.iter().max().unwrap()
+            )),
+            "a broadcast is answered by both: {l}"
         );
     }
     assert_eq!(count("broadcast Foo.Sum success: "), 5, "{stdout}");

@@ -625,3 +625,63 @@ fn a_stand_in_where_nothing_listens_is_warned_about() {
         stderr(&out)
     );
 }
+
+/// `demo --serve` keeps a registry and two servers up and prints what to try; `call` then
+/// reaches them: one provider per call, or all with `--broadcast`.
+#[test]
+fn demo_serve_then_call_one_or_all() {
+    let mut command = srpc();
+    command
+        .args(["demo", "--serve"])
+        .env_remove("SRPC_REGISTRY");
+    let demo = Running::spawn(command);
+    let mut registry = String::new();
+    let mut servers = Vec::new();
+    loop {
+        let line = demo.next_line();
+        if let Some(url) = line.strip_prefix("registry: ") {
+            registry = url.split('?').next().unwrap().to_owned();
+        } else if let Some(addr) = line
+            .strip_prefix("server ")
+            .and_then(|l| l.strip_suffix(" registered"))
+        {
+            servers.push(addr.to_owned());
+        } else if line.contains("srpc call") {
+            assert!(line.contains(&registry), "{line}");
+            break;
+        }
+    }
+    assert_eq!(servers.len(), 2);
+    let out = run(&["call", &registry, "Foo.Sum", "[1, 2]"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let reply: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reply["sum"], 3);
+    assert!(
+        servers.contains(&reply["server"].as_str().unwrap().to_owned()),
+        "{reply}"
+    );
+    let out = run(&["call", &registry, "Foo.Sum", "[2, 5]", "--broadcast"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let replies: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut answered: Vec<String> = replies
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert_eq!(r["sum"], 7);
+            r["server"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    answered.sort();
+    servers.sort();
+    assert_eq!(answered, servers, "every provider answered");
+    // No provider of the service: 3. A request that is not JSON: 2. An unknown method: 1.
+    let out = run(&["call", &registry, "Bar.Sum", "[1]", "--wait", "200ms"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let out = run(&["call", &registry, "Foo.Sum", "{not json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let out = run(&["call", &registry, "Foo.Nope", "[]", "--service", "Foo"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("Foo.Nope"), "{}", stderr(&out));
+    assert_eq!(demo.signal("-TERM"), Some(0));
+}

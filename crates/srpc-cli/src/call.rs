@@ -1,0 +1,117 @@
+//! `srpc call`: discovers a service's providers and calls one (or all) with the JSON codec —
+//! grpcurl for srpc services.
+
+use std::io::{self, Write};
+use std::time::Duration;
+
+use srpc::xclient::{Discovery, Options, Selector, XClient};
+
+use crate::Failure;
+use crate::registry_cmds::{connect, failure_of, registry_and, service_query};
+
+/// How `call` picks a provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Pick {
+    /// Any provider, at random.
+    Random,
+    /// Each in turn.
+    RoundRobin,
+    /// By the providers' `weight` parameters, smoothly.
+    WeightedRoundRobin,
+    /// The one that has the fewest calls in flight.
+    LeastLoaded,
+}
+
+impl From<Pick> for Selector {
+    fn from(pick: Pick) -> Selector {
+        match pick {
+            Pick::Random => Selector::Random,
+            Pick::RoundRobin => Selector::RoundRobin,
+            Pick::WeightedRoundRobin => Selector::WeightedRoundRobin,
+            Pick::LeastLoaded => Selector::LeastLoaded,
+        }
+    }
+}
+
+/// What `call` was asked.
+pub(crate) struct CallArgs<'a> {
+    /// `[REGISTRY] Service.Method JSON`.
+    pub(crate) args: &'a [String],
+    pub(crate) service: Option<&'a str>,
+    pub(crate) pick: Pick,
+    pub(crate) timeout: Duration,
+    pub(crate) wait: Duration,
+    pub(crate) broadcast: bool,
+}
+
+/// `srpc call`: exit 0 and the JSON reply (an array of replies with `--broadcast`) on
+/// stdout; 3 when no provider was found within `--wait`; 1 when the call failed.
+pub(crate) async fn call(call: CallArgs<'_>) -> Result<(), Failure> {
+    let (registry_url, method, body) = match call.args {
+        [registry, method, body] => (registry.clone(), method, body),
+        [method, body] => {
+            let (registry, _) = registry_and(std::slice::from_ref(method), "method")?;
+            (registry, method, body)
+        }
+        _ => {
+            return Err(Failure::Invalid(
+                "expected [REGISTRY] Service.Method JSON".into(),
+            ));
+        }
+    };
+    let request: serde_json::Value = serde_json::from_str(body).map_err(|e| {
+        Failure::Invalid(format!(
+            "the request is not JSON ({e}): write e.g. '[1, 2]' or '{{\"name\": \"x\"}}'"
+        ))
+    })?;
+    let service = match call.service {
+        Some(service) => service.to_owned(),
+        None => match method.rsplit_once('.') {
+            Some((service, name)) if !service.is_empty() && !name.is_empty() => service.to_owned(),
+            _ => {
+                return Err(Failure::Invalid(format!(
+                    "method {method:?} is not Service.Method (or give the service with --service)"
+                )));
+            }
+        },
+    };
+    let query = service_query(&service, false)?;
+    let registry = connect(&registry_url).await?;
+    let subscription = registry
+        .subscribe(&query)
+        .await
+        .map_err(failure_of(&registry_url))?;
+    let xclient = XClient::new(
+        Discovery::subscription(subscription),
+        Options::default()
+            .with_selector(call.pick.into())
+            .with_timeout(call.timeout),
+    );
+    let found = xclient
+        .wait_for_endpoints(|e| !e.list().is_empty(), call.wait)
+        .await;
+    let outcome = if !found {
+        Err(Failure::NotFound(format!(
+            "no provider of {service} within {}",
+            humantime::format_duration(call.wait)
+        )))
+    } else if call.broadcast {
+        xclient
+            .broadcast::<_, serde_json::Value>(method, &request)
+            .await
+            .map(serde_json::Value::Array)
+            .map_err(|e| Failure::Registry(format!("{method}: {e}")))
+    } else {
+        xclient
+            .call::<_, serde_json::Value>(method, &request)
+            .await
+            .map_err(|e| Failure::Registry(format!("{method}: {e}")))
+    }
+    .map(|reply| {
+        let mut out = io::stdout().lock();
+        let _ = writeln!(out, "{reply}").and_then(|()| out.flush());
+    });
+    drop(xclient);
+    registry.close().await.map_err(failure_of(&registry_url))?;
+    outcome
+}
