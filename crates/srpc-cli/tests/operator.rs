@@ -685,3 +685,35 @@ fn demo_serve_then_call_one_or_all() {
     assert!(stderr(&out).contains("Foo.Nope"), "{}", stderr(&out));
     assert_eq!(demo.signal("-TERM"), Some(0));
 }
+
+/// On multicast, `srpc unregister` sends Java's `unregister` datagram: a watcher drops the
+/// provider at once (its probes, every 60 s here, would take far longer).
+#[test]
+fn unregister_on_multicast_sends_the_datagram() {
+    let registry = format!(
+        "multicast://239.255.77.84:{}?interface=127.0.0.1&timeout=300",
+        free_port()
+    );
+    let url = "dubbo://127.0.0.1:20993/com.acme.McStale";
+    let mut command = srpc();
+    command.args([
+        "watch",
+        &format!("{registry}&session=60000"),
+        "com.acme.McStale",
+    ]);
+    let watch = Running::spawn(command);
+    let mut command = srpc();
+    command.args(["register", &registry, url, "--listen"]);
+    let provider = Running::spawn(command);
+    assert_eq!(watch.next_line(), format!("+ {url}"));
+    assert_eq!(provider.signal("-KILL"), None);
+    let out = run(&["unregister", &registry, url]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("sent the retraction"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(watch.next_line(), format!("- {url}"));
+    assert_eq!(watch.signal("-TERM"), Some(0));
+}
