@@ -13,7 +13,9 @@ Commands:
                 srpc-cli built alone, rustdoc without broken links, all unit, integration and
                 doc tests, then the real-server tests (`integration`)
   integration   the tests marked #[ignore = \"needs …\"], against real servers on loopback
-  bench         the benchmarks (criterion), e.g. dubbo-url parse + format
+  bench         the benchmarks: URL parse/format (criterion), selectors, RPC against tarpc,
+                and the registries (`bench registry` alone: notify latency per backend,
+                against raw ZooKeeper and etcd clients on real servers)
   servers       start the real servers on loopback for manual work (ZooKeeper, etcd 3.4
                 and 3.5); prints
                 their addresses; stops them when you press Ctrl-D
@@ -339,11 +341,15 @@ const BENCHES: &[(&str, &str)] = &[
 ];
 
 fn bench(extra: &[String]) -> Result<(), String> {
+    if extra.first().map(String::as_str) == Some("registry") {
+        return bench_registry();
+    }
     let extra: Vec<&str> = extra
         .iter()
         .map(String::as_str)
         .skip_while(|a| *a == "--")
         .collect();
+    bench_registry()?;
     for (package, target) in BENCHES {
         step(&format!("benchmark {package}/{target}"), || {
             let args = [
@@ -355,6 +361,45 @@ fn bench(extra: &[String]) -> Result<(), String> {
         })?;
     }
     Ok(())
+}
+
+/// `srpc-bench-registry` (in `tests/`), release build, with the real servers on loopback; a
+/// second run measures mDNS inside a private network namespace.
+fn bench_registry() -> Result<(), String> {
+    step("tools for the registry benchmark", install_server_tools)?;
+    let mut servers = Servers::start()?;
+    let bin = [
+        "run",
+        "--quiet",
+        "--release",
+        "-p",
+        "srpc-tests",
+        "--bin",
+        "srpc-bench-registry",
+        "--",
+    ];
+    let result = step("benchmark registries (notify latency)", || {
+        let mut command = cargo_command(&bin);
+        for (name, value) in &servers.env {
+            command.env(name, value);
+        }
+        let status = command
+            .status()
+            .map_err(|e| format!("cannot run srpc-bench-registry: {e}"))?;
+        if !status.success() {
+            return Err(format!("srpc-bench-registry exited with {status}"));
+        }
+        let status = cargo_command(&[&bin[..], &["mdns"]].concat())
+            .status()
+            .map_err(|e| format!("cannot run srpc-bench-registry: {e}"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("srpc-bench-registry mdns exited with {status}"))
+        }
+    });
+    servers.stop();
+    result
 }
 
 fn on_path(command: &str) -> bool {

@@ -47,9 +47,18 @@ struct Passer {
     registration: Registration,
 }
 
-/// At most `BURST` blocking queries at once, then one a second: a query that answers at once
-/// over and over (an index that never moves, a misbehaving agent) cannot become a busy loop.
+/// Paces the blocking-query loop. An answer whose index moved is news: the next query goes
+/// at once (up to 100 a second, so even an agent that bumps its index on every answer cannot
+/// make a busy loop). An answer whose index did not move (a timed-out wait, a misbehaving
+/// agent that answers at once) spends from a bucket of 2 that refills at one a second.
 struct RateLimit {
+    idle: Bucket,
+    news: Bucket,
+}
+
+struct Bucket {
+    burst: f64,
+    per_second: f64,
     tokens: f64,
     last: Instant,
 }
@@ -134,11 +143,14 @@ impl Inner {
         index: Arc<AtomicU64>,
     ) -> Result<()> {
         let mut limit = RateLimit::new();
+        let mut progressed = false;
         loop {
-            limit.wait().await;
+            limit.wait(progressed).await;
             let asked = index.load(Ordering::Acquire);
             let (answered, urls) = self.instances(&name, asked).await?;
-            index.store(next_index(asked, answered, &name), Ordering::Release);
+            let next = next_index(asked, answered, &name);
+            progressed = asked != 0 && next > asked;
+            index.store(next, Ordering::Release);
             scope.replace(urls);
         }
     }
@@ -147,10 +159,13 @@ impl Inner {
     async fn follow_catalog(self: Arc<Self>, scope: WatchScope) -> Result<()> {
         let mut limit = RateLimit::new();
         let mut index = 0;
+        let mut progressed = false;
         loop {
-            limit.wait().await;
+            limit.wait(progressed).await;
             let (answered, names) = self.dubbo_services(index).await?;
-            index = next_index(index, answered, CATALOG_SCOPE);
+            let next = next_index(index, answered, CATALOG_SCOPE);
+            progressed = index != 0 && next > index;
+            index = next;
             for name in &names {
                 for query in scope.queries() {
                     self.watch_service(name, &query, 0)?;
@@ -260,23 +275,40 @@ impl Drop for ConsulBackend {
 }
 
 impl RateLimit {
-    const BURST: f64 = 2.0;
-    const PER_SECOND: f64 = 1.0;
-
     fn new() -> RateLimit {
         RateLimit {
-            tokens: RateLimit::BURST,
+            idle: Bucket::new(2.0, 1.0),
+            news: Bucket::new(100.0, 100.0),
+        }
+    }
+
+    /// Waits before the next query; `progressed`: the last answer's index moved.
+    async fn wait(&mut self, progressed: bool) {
+        if progressed {
+            self.news.take().await;
+        } else {
+            self.idle.take().await;
+        }
+    }
+}
+
+impl Bucket {
+    fn new(burst: f64, per_second: f64) -> Bucket {
+        Bucket {
+            burst,
+            per_second,
+            tokens: burst,
             last: Instant::now(),
         }
     }
 
-    async fn wait(&mut self) {
+    async fn take(&mut self) {
         let now = Instant::now();
-        let earned = now.duration_since(self.last).as_secs_f64() * RateLimit::PER_SECOND;
-        self.tokens = (self.tokens + earned).min(RateLimit::BURST);
+        let earned = now.duration_since(self.last).as_secs_f64() * self.per_second;
+        self.tokens = (self.tokens + earned).min(self.burst);
         self.last = now;
         if self.tokens < 1.0 {
-            let missing = (1.0 - self.tokens) / RateLimit::PER_SECOND;
+            let missing = (1.0 - self.tokens) / self.per_second;
             tokio::time::sleep(Duration::from_secs_f64(missing)).await;
             self.tokens = 1.0;
             self.last = Instant::now();
@@ -341,15 +373,36 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_loop_is_rate_limited_after_a_burst() {
+    async fn answers_without_news_are_rate_limited_after_a_burst() {
         let mut limit = RateLimit::new();
         let start = Instant::now();
         for _ in 0..12 {
-            limit.wait().await;
+            limit.wait(false).await;
         }
         // Two at once, then one a second.
         let elapsed = start.elapsed();
         assert!(elapsed >= Duration::from_secs(10), "{elapsed:?}");
         assert!(elapsed < Duration::from_secs(11), "{elapsed:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn news_is_followed_at_once_but_never_in_a_busy_loop() {
+        let mut limit = RateLimit::new();
+        let start = Instant::now();
+        for _ in 0..100 {
+            limit.wait(true).await;
+        }
+        assert_eq!(
+            start.elapsed(),
+            Duration::ZERO,
+            "a burst of changes is followed at once"
+        );
+        for _ in 0..200 {
+            limit.wait(true).await;
+        }
+        // Then 100 a second.
+        let elapsed = start.elapsed();
+        assert!(elapsed >= Duration::from_secs(2), "{elapsed:?}");
+        assert!(elapsed < Duration::from_millis(2100), "{elapsed:?}");
     }
 }
