@@ -311,12 +311,6 @@ impl Inner {
         let Some((parent, _)) = path.rsplit_once('/') else {
             return Err(Error::invalid("registration", path, "no parent node"));
         };
-        if !parent.is_empty() {
-            client
-                .mkdir(parent, &self.dir_options())
-                .await
-                .map_err(|e| zk_error("create parents of", path, e))?;
-        }
         let mode = if persistent {
             CreateMode::Persistent
         } else {
@@ -324,9 +318,18 @@ impl Inner {
         };
         let options = mode.with_acls(self.acls());
         for _ in 0..3 {
+            // The node first: its parents almost always exist, and making them first would
+            // cost a round trip per level on every registration.
             match client.create(path, data, &options).await {
                 Ok(_) => return Ok(()),
                 Err(ZkError::NodeExists) => {}
+                Err(ZkError::NoNode) if !parent.is_empty() => {
+                    client
+                        .mkdir(parent, &self.dir_options())
+                        .await
+                        .map_err(|e| zk_error("create parents of", path, e))?;
+                    continue;
+                }
                 Err(e) => return Err(zk_error("create", path, e)),
             }
             let stat = match client.check_stat(path).await {
