@@ -147,6 +147,14 @@ async fn every_server_refuses(servers: &[String]) -> std::io::Error {
     }
 }
 
+/// A watched path that exists and is gone again at every attempt: retried with backoff.
+fn appearing_and_disappearing(path: &str) -> Error {
+    Error::backend(
+        BACKEND,
+        format!("{path} keeps appearing and disappearing between two requests"),
+    )
+}
+
 /// The address this host uses to reach the first server, found by routing a UDP socket
 /// (nothing is sent); loopback when that fails.
 fn creator_ip(servers: &[String]) -> String {
@@ -473,37 +481,47 @@ impl Inner {
     /// listing back as soon as it appears.
     async fn watch_dir(self: Arc<Self>, scope: WatchScope) -> Result<()> {
         let dir = scope.name();
-        let client = self.client()?;
-        match client.list_and_watch_children(dir).await {
-            Ok((children, watcher)) => {
-                let urls = self.parse_children(&client, dir, &children).await?;
-                scope.replace(urls);
-                drop(client);
-                let event = watcher.changed().await;
-                debug!(backend = BACKEND, %dir, event = ?event.event_type, "watch fired");
-                Ok(())
+        let mut client = self.client()?;
+        for _ in 0..3 {
+            match client.list_and_watch_children(dir).await {
+                Ok((children, watcher)) => {
+                    let urls = self.parse_children(&client, dir, &children).await?;
+                    scope.replace(urls);
+                    drop(client);
+                    let event = watcher.changed().await;
+                    debug!(backend = BACKEND, %dir, event = ?event.event_type, "watch fired");
+                    return Ok(());
+                }
+                Err(ZkError::NoNode) => {
+                    if self.wait_for_node(client, &scope).await? {
+                        return Ok(());
+                    }
+                    client = self.client()?;
+                }
+                Err(error) => return Err(zk_error("list", dir, error)),
             }
-            Err(ZkError::NoNode) => self.wait_for_node(client, &scope).await,
-            Err(error) => Err(zk_error("list", dir, error)),
         }
+        Err(appearing_and_disappearing(dir))
     }
 
-    /// `scope`'s node does not exist: the scope is empty until it is created. Returns when
-    /// it appears (or was created meanwhile), to be listed again.
-    async fn wait_for_node(&self, client: Client, scope: &WatchScope) -> Result<()> {
+    /// `scope`'s node does not exist: the scope is empty until it is created. `Ok(true)`
+    /// once it appeared (to be listed again); `Ok(false)` when it exists already (created
+    /// between two requests: list it now). The client is not held while waiting, so a new
+    /// session can replace it.
+    async fn wait_for_node(&self, client: Client, scope: &WatchScope) -> Result<bool> {
         let path = scope.name();
         let (stat, watcher) = client
             .check_and_watch_stat(path)
             .await
             .map_err(|e| zk_error("watch the creation of", path, e))?;
         if stat.is_some() {
-            return Ok(()); // Created between the two requests: list it now.
+            return Ok(false);
         }
         scope.replace(Vec::new());
         drop(client);
         let event = watcher.changed().await;
         debug!(backend = BACKEND, %path, event = ?event.event_type, "watch fired");
-        Ok(())
+        Ok(true)
     }
 
     /// rpcx directories: a persistent recursive watch (ZooKeeper 3.6+) so that metadata
@@ -532,11 +550,25 @@ impl Inner {
     /// for every query that needs the root.
     async fn watch_root(self: Arc<Self>, scope: WatchScope) -> Result<()> {
         let root = scope.name();
-        let client = self.client()?;
-        let (children, watcher) = match client.list_and_watch_children(root).await {
-            Ok(listed) => listed,
-            Err(ZkError::NoNode) => return self.wait_for_node(client, &scope).await,
-            Err(error) => return Err(zk_error("list", root, error)),
+        let mut client = self.client()?;
+        let mut listed = None;
+        for _ in 0..3 {
+            match client.list_and_watch_children(root).await {
+                Ok(found) => {
+                    listed = Some(found);
+                    break;
+                }
+                Err(ZkError::NoNode) => {
+                    if self.wait_for_node(client, &scope).await? {
+                        return Ok(());
+                    }
+                    client = self.client()?;
+                }
+                Err(error) => return Err(zk_error("list", root, error)),
+            }
+        }
+        let Some((children, watcher)) = listed else {
+            return Err(appearing_and_disappearing(root));
         };
         let queries = scope.queries();
         for child in &children {
