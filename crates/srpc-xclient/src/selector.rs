@@ -59,7 +59,7 @@ impl Picker {
                 None => fastrand::usize(..n),
                 Some(key) => {
                     let point = fnv1a(key);
-                    let at = endpoints.ring.partition_point(|(p, _)| *p < point);
+                    let at = endpoints.ring_position(point);
                     let ring = &endpoints.ring;
                     // Walk the ring clockwise to the first allowed endpoint.
                     let found = (0..ring.len())

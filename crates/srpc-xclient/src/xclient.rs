@@ -216,7 +216,9 @@ impl XClient {
     /// The endpoint the selector picks now for a call with `call`'s key: which endpoint owns
     /// a key under `ConsistentHash`, for instance. It is a real pick: round-robin advances.
     pub fn select(&self, call: &CallOptions) -> Option<Arc<Endpoint>> {
-        let snapshot = self.shared.endpoints.load_full();
+        // A guard, not a counted reference: no atomic read-modify-write on the shared
+        // snapshot for a pick (it is not held across an await).
+        let snapshot = self.shared.endpoints.load();
         let index = self.shared.picker.pick(
             self.shared.options.selector,
             &snapshot,
