@@ -17,6 +17,10 @@ fn parse_format(c: &mut Criterion) {
     c.bench_function("parse decoded 400B provider url", |b| {
         b.iter(|| Url::parse(std::hint::black_box(PROVIDER)))
     });
+    // The anchor: the `url` crate (WHATWG) parsing the same string, in the same run.
+    c.bench_function("anchor: url crate parses the same 400B url", |b| {
+        b.iter(|| url::Url::parse(std::hint::black_box(PROVIDER)))
+    });
     let url = Url::parse(PROVIDER).expect("valid");
     c.bench_function("format 400B provider url", |b| {
         b.iter(|| std::hint::black_box(&url).to_full_string())

@@ -661,13 +661,18 @@ fn java_sorted(params: &BTreeMap<String, String>) -> Vec<(&String, &String)> {
 }
 
 fn parse_params(query: &str) -> BTreeMap<String, String> {
-    let mut params = BTreeMap::new();
-    for part in query.split(['&', ';']) {
-        let part = part.trim();
-        let (key, value) = part.split_once('=').unwrap_or((part, ""));
-        if !key.is_empty() {
-            params.insert(key.to_owned(), value.to_owned());
-        }
+    // Collected at once: the map is built in bulk from the sorted pairs (the last duplicate
+    // wins, as with inserting one by one), which is much cheaper than an insert per pair.
+    let mut params: BTreeMap<String, String> = query
+        .split(['&', ';'])
+        .filter_map(|part| {
+            let part = part.trim();
+            let (key, value) = part.split_once('=').unwrap_or((part, ""));
+            (!key.is_empty()).then(|| (key.to_owned(), value.to_owned()))
+        })
+        .collect();
+    if !query.contains("default.") {
+        return params;
     }
     let defaults: Vec<(String, String)> = params
         .iter()
