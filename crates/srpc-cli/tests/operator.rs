@@ -35,15 +35,22 @@ fn free_port() -> u16 {
 /// `srpc registry serve` on `port`, up once a `list` gets an answer.
 fn serve(port: u16) -> Running {
     let addr = format!("127.0.0.1:{port}");
+    serve_with(
+        &["--addr", &addr, "--ttl", "30s"],
+        &format!("http://{addr}"),
+    )
+}
+
+/// `srpc registry serve <flags>`, up once a `list` on `registry` gets an answer (3: none).
+fn serve_with(flags: &[&str], registry: &str) -> Running {
     let mut command = srpc();
-    command.args(["registry", "serve", "--addr", &addr, "--ttl", "30s"]);
+    command.args(["registry", "serve"]).args(flags);
     let server = Running::spawn(command);
-    let registry = format!("http://{addr}");
     let deadline = Instant::now() + DEADLINE;
-    while run(&["list", &registry, "com.acme.Up"]).status.code() != Some(3) {
+    while run(&["list", registry, "com.acme.Up"]).status.code() != Some(3) {
         assert!(
             Instant::now() < deadline,
-            "the registry server did not come up"
+            "the registry server did not come up at {registry}"
         );
     }
     server
@@ -467,24 +474,8 @@ fn register_with_check_false_says_registered_only_when_it_is() {
 #[test]
 fn the_server_ttl_bounds_how_long_a_dead_provider_stays() {
     let port = free_port();
-    let mut command = srpc();
-    command.args([
-        "registry",
-        "serve",
-        "--addr",
-        &format!(":{port}"),
-        "--ttl",
-        "2s",
-    ]);
-    let server = Running::spawn(command);
     let registry = format!("http://localhost:{port}");
-    let deadline = Instant::now() + DEADLINE;
-    while run(&["list", &registry, "com.acme.Up"]).status.code() != Some(3) {
-        assert!(
-            Instant::now() < deadline,
-            "the registry server did not come up on :{port}"
-        );
-    }
+    let server = serve_with(&["--addr", &format!(":{port}"), "--ttl", "2s"], &registry);
     let url = "dubbo://127.0.0.1:20989/com.acme.Leased";
     let listed = || {
         String::from_utf8_lossy(&run(&["list", &registry, "com.acme.Leased"]).stdout).contains(url)
@@ -513,24 +504,9 @@ fn the_server_ttl_bounds_how_long_a_dead_provider_stays() {
 #[test]
 fn the_token_can_come_from_the_environment() {
     let port = free_port();
-    let mut command = srpc();
-    command.args([
-        "registry",
-        "serve",
-        "--addr",
-        &format!("127.0.0.1:{port}"),
-        "--token",
-        "s3cret",
-    ]);
-    let server = Running::spawn(command);
     let registry = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + DEADLINE;
-    while run(&["list", &registry, "com.acme.Up"]).status.code() != Some(3) {
-        assert!(
-            Instant::now() < deadline,
-            "the registry server did not come up"
-        );
-    }
+    let addr = format!("127.0.0.1:{port}");
+    let server = serve_with(&["--addr", &addr, "--token", "s3cret"], &registry);
     let url = "dubbo://127.0.0.1:20991/com.acme.Token";
     let refused = run(&["register", &registry, url, "--for", "10ms"]);
     assert_ne!(refused.status.code(), Some(0), "no token, no write");
