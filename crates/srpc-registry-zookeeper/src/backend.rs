@@ -1,8 +1,9 @@
 //! [`ZookeeperBackend`]: the ZooKeeper client and its sessions, writes in Dubbo's (or
 //! rpcx's) layout, and watches that re-arm with the listing they come with.
 
+use std::collections::HashMap;
 use std::net::UdpSocket;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -35,6 +36,10 @@ struct Inner {
     creator_ip: Vec<u8>,
     /// Watched directories (and roots, for `*` queries), with the queries that need them.
     watches: Watches,
+    /// Dubbo child names already read, by directory: a name is the whole URL, so a relisting
+    /// parses only the names it has not seen (a notification costs one parse, not one per
+    /// provider). Rebuilt from each listing, so names that went are forgotten.
+    parsed: Mutex<HashMap<String, HashMap<String, Url>>>,
 }
 
 /// A ZooKeeper operation that failed, with the client's error kept as its source.
@@ -69,6 +74,7 @@ impl ZookeeperBackend {
             ctx,
             creator_ip,
             watches,
+            parsed: Mutex::default(),
         });
         let supervisor = tokio::spawn(inner.clone().supervise()).abort_handle();
         Ok(ZookeeperBackend { inner, supervisor })
@@ -385,7 +391,7 @@ impl Inner {
             Err(ZkError::NoNode) => return Ok(Vec::new()),
             Err(e) => return Err(zk_error("list", dir, e)),
         };
-        self.parse_children(client, dir, &children).await
+        self.parse_children(client, dir, &children, false).await
     }
 
     async fn parse_children(
@@ -393,9 +399,14 @@ impl Inner {
         client: &Client,
         dir: &str,
         children: &[String],
+        // Keep what was read for the next listing of this (watched) directory.
+        cached: bool,
     ) -> Result<Vec<Url>> {
         let layout = &self.config.layout;
         let with_data = matches!(layout, Layout::Rpcx { .. });
+        if !with_data {
+            return Ok(self.parse_names(dir, children, cached));
+        }
         let mut urls = Vec::with_capacity(children.len());
         for name in children {
             let path = format!("{dir}/{name}");
@@ -417,6 +428,36 @@ impl Inner {
             }
         }
         Ok(urls)
+    }
+
+    /// Dubbo children: the name is the URL. Names seen in the last listing of `dir` are
+    /// taken from the cache; only new ones are parsed (unreadable ones skipped with a warn).
+    fn parse_names(&self, dir: &str, children: &[String], cached: bool) -> Vec<Url> {
+        let mut parsed = self.parsed.lock().unwrap_or_else(|p| p.into_inner());
+        let mut before = if cached {
+            parsed.remove(dir).unwrap_or_default()
+        } else {
+            HashMap::new()
+        };
+        let mut now = HashMap::with_capacity(children.len());
+        for name in children {
+            let url = match before.remove(name) {
+                Some(url) => url,
+                None => match self.config.layout.parse_entry(dir, name, "") {
+                    Ok(url) => url,
+                    Err(error) => {
+                        warn!(backend = BACKEND, path = %format!("{dir}/{name}"), %error, "skipping unreadable node");
+                        continue;
+                    }
+                },
+            };
+            now.insert(name.clone(), url);
+        }
+        let urls = now.values().cloned().collect();
+        if cached {
+            parsed.insert(dir.to_owned(), now);
+        }
+        urls
     }
 
     /// The directories below a root (the interfaces or services present).
@@ -485,7 +526,7 @@ impl Inner {
         for _ in 0..3 {
             match client.list_and_watch_children(dir).await {
                 Ok((children, watcher)) => {
-                    let urls = self.parse_children(&client, dir, &children).await?;
+                    let urls = self.parse_children(&client, dir, &children, true).await?;
                     scope.replace(urls);
                     drop(client);
                     let event = watcher.changed().await;
@@ -638,6 +679,14 @@ impl Backend for ZookeeperBackend {
 
     async fn unsubscribe(&self, query: &Url) -> Result<()> {
         self.inner.watches.release(query);
+        // Forget what was read for its directories (a query still watching one of them
+        // only parses it once more).
+        if let Some(dirs) = self.inner.config.layout.dirs_of(query) {
+            let mut parsed = self.inner.parsed.lock().unwrap_or_else(|p| p.into_inner());
+            for dir in dirs {
+                parsed.remove(&dir);
+            }
+        }
         Ok(())
     }
 
