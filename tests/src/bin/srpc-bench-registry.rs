@@ -198,6 +198,82 @@ async fn raw_etcd(server: &str, n: usize) -> Series {
     Series::of(latencies)
 }
 
+/// Scale: `n` providers of one service are registered (64 at a time); then a fresh handle
+/// subscribes, and the sample is how long `subscribe` takes to return its first snapshot,
+/// which holds them all. Returns that time and, for the HTTP registry, the anchor: one plain
+/// GET of the same service's listing, its JSON parsed, in the same run.
+async fn scale(registry_url: &str, interface: &str, n: usize) -> (Duration, Option<Duration>) {
+    use futures_util::StreamExt;
+    let provider = srpc::registry::connect(registry_url).await.unwrap();
+    futures_util::stream::iter(0..n)
+        .map(|i| {
+            let provider = provider.clone();
+            let url: Url = format!(
+                "dubbo://10.{}.{}.{}:20880/{interface}?weight=100&side=provider",
+                i / 65536,
+                (i / 256) % 256,
+                i % 256
+            )
+            .parse()
+            .unwrap();
+            async move { provider.register(&url).await.unwrap() }
+        })
+        .buffer_unordered(64)
+        .collect::<Vec<()>>()
+        .await;
+    let query: Url = format!("consumer://127.0.0.1/{interface}?category=providers")
+        .parse()
+        .unwrap();
+    let consumer = srpc::registry::connect(registry_url).await.unwrap();
+    let started = Instant::now();
+    let sub = consumer.subscribe(&query).await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(
+        sub.snapshot().providers().len(),
+        n,
+        "the first snapshot holds them all"
+    );
+    drop(sub);
+    let anchor = if let Some(base) = registry_url.strip_prefix("http://") {
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let started = Instant::now();
+        let body = http
+            .get(format!("http://{base}/v1/services/{interface}"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let listing: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(listing["instances"].as_array().map(Vec::len), Some(n));
+        Some(started.elapsed())
+    } else {
+        None
+    };
+    let _ = consumer.close().await;
+    let _ = provider.close().await;
+    (took, anchor)
+}
+
+async fn report_scale(backend: &str, registry_url: &str, interface: &str, sizes: &[usize]) {
+    for &n in sizes {
+        let (took, anchor) = scale(registry_url, &format!("{interface}{n}"), n).await;
+        match anchor {
+            Some(raw) => println!(
+                "{backend:<10} scale {n:>6} providers: fresh subscriber's snapshot in {}; raw GET + JSON in {}; ratio {:.2}",
+                ms(took),
+                ms(raw),
+                took.as_secs_f64() / raw.as_secs_f64()
+            ),
+            None => println!(
+                "{backend:<10} scale {n:>6} providers: fresh subscriber's snapshot in {}",
+                ms(took)
+            ),
+        }
+    }
+}
+
 fn free_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0")
         .unwrap()
@@ -265,6 +341,18 @@ async fn main() {
                 let srpc = notify_latency(p, c, "bench.Etcd", n).await;
                 report(backend, &srpc);
                 ratio(backend, &srpc, &raw_etcd(&server, n).await);
+            }
+            "scale" => {
+                let hub = format!("inprocess://bench-scale-{}", std::process::id());
+                report_scale("inprocess", &hub, "bench.Scale", &[1_000, 10_000, 100_000]).await;
+                let server = srpc::http::HttpRegistryServer::bind(srpc::http::ServerConfig::new(
+                    ([127, 0, 0, 1], 0).into(),
+                ))
+                .await
+                .unwrap();
+                let url = format!("http://{}", server.local_addr());
+                report_scale("http", &url, "bench.Scale", &[1_000, 10_000]).await;
+                server.shutdown().await.unwrap();
             }
             "mdns" => {
                 srpc_tests::netns::private();
