@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use socket2::{Domain, Protocol, Socket, Type};
 use srpc_registry::{
     Backend, Catalog, Context, Error, Probed, Prober, ProberSettings, Result, RetryPolicy, Url,
-    is_probe_candidate,
+    is_probe_candidate, wait_for_answers,
 };
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
@@ -462,19 +462,9 @@ impl Inner {
         if let Some(message) = self.browse_query(&[]) {
             self.send(&message, self.group).await?;
         }
-        let deadline = Instant::now() + self.config.timeout;
-        loop {
-            let found = !self.catalog.lookup(query).is_empty();
-            let until = if found {
-                deadline.min(Instant::now() + QUIET)
-            } else {
-                deadline
-            };
-            match tokio::time::timeout_at(until, arrivals.changed()).await {
-                Ok(Ok(())) => continue,
-                Ok(Err(_)) | Err(_) => return Ok(()),
-            }
-        }
+        let found = || !self.catalog.lookup(query).is_empty();
+        wait_for_answers(&mut arrivals, found, self.config.timeout, QUIET).await;
+        Ok(())
     }
 
     /// The records of `url`, checked: refused with an error naming the problem.

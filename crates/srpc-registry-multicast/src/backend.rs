@@ -12,12 +12,11 @@ use socket2::{Domain, Protocol, Socket, Type};
 use srpc_registry::Error as RegistryError;
 use srpc_registry::{
     Backend, Catalog, Context, MAX_PROBE_TIMEOUT, Probed, Prober, ProberSettings, Result,
-    RetryPolicy, Url, is_probe_candidate,
+    RetryPolicy, Url, is_probe_candidate, wait_for_answers,
 };
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
-use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::config::MulticastConfig;
@@ -315,19 +314,9 @@ impl Inner {
             ask.set_param("unicast", "false");
         }
         self.send(&Message::Subscribe(ask), self.group).await?;
-        let deadline = Instant::now() + self.config.timeout;
-        loop {
-            let found = !self.catalog.lookup(query).is_empty();
-            let until = if found {
-                deadline.min(Instant::now() + QUIET)
-            } else {
-                deadline
-            };
-            match tokio::time::timeout_at(until, arrivals.changed()).await {
-                Ok(Ok(())) => continue,
-                Ok(Err(_)) | Err(_) => return Ok(()),
-            }
-        }
+        let found = || !self.catalog.lookup(query).is_empty();
+        wait_for_answers(&mut arrivals, found, self.config.timeout, QUIET).await;
+        Ok(())
     }
 }
 

@@ -25,6 +25,7 @@
 //! # Ok(()) }
 //! ```
 
+mod answers;
 mod backend;
 mod catalog;
 mod error;
@@ -42,6 +43,7 @@ mod watches;
 
 pub use dubbo_url::Url;
 
+pub use crate::answers::wait_for_answers;
 pub use crate::backend::{Backend, Context};
 pub use crate::catalog::{Catalog, SubscriptionId};
 pub use crate::error::{Error, Result, with_root_cause};
