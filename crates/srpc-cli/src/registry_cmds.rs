@@ -30,9 +30,9 @@ pub(crate) enum Format {
 pub(crate) fn registry_and(args: &[String], what: &str) -> Result<(String, String), Failure> {
     match args {
         [registry, arg] => Ok((registry.clone(), arg.clone())),
-        [arg] => match std::env::var(REGISTRY_ENV) {
-            Ok(registry) if !registry.trim().is_empty() => Ok((registry, arg.clone())),
-            _ => Err(Failure::Invalid(format!(
+        [arg] => match env_registry() {
+            Some(registry) => Ok((registry, arg.clone())),
+            None => Err(Failure::Invalid(format!(
                 "no registry: write it before the {what}, or set {REGISTRY_ENV} \
                  (e.g. {REGISTRY_ENV}=zookeeper://127.0.0.1:2181)"
             ))),
@@ -46,15 +46,18 @@ pub(crate) fn registry_and(args: &[String], what: &str) -> Result<(String, Strin
 
 /// The registry of a command that takes only a registry: the argument, else `SRPC_REGISTRY`.
 pub(crate) fn registry_or_env(registry: Option<String>) -> Result<String, Failure> {
-    match registry {
-        Some(registry) => Ok(registry),
-        None => match std::env::var(REGISTRY_ENV) {
-            Ok(registry) if !registry.trim().is_empty() => Ok(registry),
-            _ => Err(Failure::Invalid(format!(
-                "no registry: give one, or set {REGISTRY_ENV} (e.g. {REGISTRY_ENV}=zookeeper://127.0.0.1:2181)"
-            ))),
-        },
-    }
+    registry.or_else(env_registry).ok_or_else(|| {
+        Failure::Invalid(format!(
+            "no registry: give one, or set {REGISTRY_ENV} (e.g. {REGISTRY_ENV}=zookeeper://127.0.0.1:2181)"
+        ))
+    })
+}
+
+/// `SRPC_REGISTRY`, when set and not blank.
+fn env_registry() -> Option<String> {
+    std::env::var(REGISTRY_ENV)
+        .ok()
+        .filter(|registry| !registry.trim().is_empty())
 }
 
 pub(crate) async fn connect(registry: &str) -> Result<Arc<dyn Registry>, Failure> {
@@ -503,12 +506,8 @@ async fn warn_if_nothing_answers(registry_url: &str, url: &Url) {
     {
         return;
     }
-    let host = url.host().trim_start_matches('[').trim_end_matches(']');
-    let connect = tokio::net::TcpStream::connect((host, url.port()));
-    if !matches!(
-        tokio::time::timeout(Duration::from_secs(1), connect).await,
-        Ok(Ok(_))
-    ) {
+    // The very check consumers make (the registry kit's prober).
+    if !srpc::registry::probe(url, Duration::from_secs(1)).await {
         eprintln!(
             "srpc: warning: nothing accepts TCP connections at {}; {scheme} consumers probe \
              providers and will drop this one within their `session`. Start the provider \

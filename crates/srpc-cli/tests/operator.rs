@@ -323,50 +323,6 @@ fn verbosity_flags_set_the_log_level_and_logs_carry_no_colour_off_a_terminal() {
     );
 }
 
-/// A child whose stderr lines a test waits on.
-struct Stderr {
-    child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<String>,
-}
-
-impl Stderr {
-    fn spawn(args: &[&str]) -> Stderr {
-        use std::io::BufRead;
-        let mut child = srpc()
-            .args(args)
-            .env_remove("SRPC_REGISTRY")
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Stderr { child, lines }
-    }
-
-    fn next_line(&self) -> String {
-        self.lines
-            .recv_timeout(DEADLINE)
-            .expect("a line on stderr in time")
-    }
-}
-
-impl Drop for Stderr {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn errors_say_what_happened_and_what_to_do() {
     // Nothing listens: refused at once, the address named, and for http the way to start one.
@@ -450,7 +406,11 @@ fn register_with_check_false_says_registered_only_when_it_is() {
     let port = free_port();
     let registry = format!("http://127.0.0.1:{port}?check=false&retry.max.period=200ms");
     let url = "dubbo://127.0.0.1:20988/com.acme.Later";
-    let provider = Stderr::spawn(&["-q", "register", &registry, url]);
+    let mut command = srpc();
+    command
+        .args(["-q", "register", &registry, url])
+        .env_remove("SRPC_REGISTRY");
+    let provider = Running::spawn_reading_stderr(command);
     assert_eq!(
         provider.next_line(),
         "srpc: not registered yet (check=false): retrying in the background"

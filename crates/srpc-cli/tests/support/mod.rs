@@ -20,9 +20,22 @@ impl Running {
     pub(crate) fn spawn(mut command: Command) -> Running {
         let mut child = command.stdout(Stdio::piped()).spawn().expect("spawn");
         let stdout = child.stdout.take().expect("piped stdout");
+        Running::reading(child, stdout)
+    }
+
+    /// Starts `command` with stderr captured line by line instead (for the messages a
+    /// command prints there).
+    #[allow(dead_code)] // Not every test file uses it.
+    pub(crate) fn spawn_reading_stderr(mut command: Command) -> Running {
+        let mut child = command.stderr(Stdio::piped()).spawn().expect("spawn");
+        let stderr = child.stderr.take().expect("piped stderr");
+        Running::reading(child, stderr)
+    }
+
+    fn reading(child: Child, stream: impl std::io::Read + Send + 'static) -> Running {
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
                 if tx.send(line).is_err() {
                     break;
                 }
