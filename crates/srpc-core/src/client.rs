@@ -76,7 +76,30 @@ struct Inner {
     tasks: [AbortHandle; 2],
 }
 
-type Pending = Mutex<HashMap<u64, oneshot::Sender<Result<Vec<u8>>>>>;
+type Pending = Mutex<HashMap<u64, oneshot::Sender<Result<Vec<u8>>>, BuildSeqHasher>>;
+
+/// Hashes the pending map's keys: sequence numbers are distinct counters, so one multiply
+/// spreads them over the buckets (SipHash's resistance to chosen keys buys nothing here).
+type BuildSeqHasher = std::hash::BuildHasherDefault<SeqHasher>;
+
+#[derive(Default)]
+struct SeqHasher(u64);
+
+impl std::hash::Hasher for SeqHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(self.0.rotate_left(8) ^ u64::from(byte));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
 
 impl Client {
     /// Opens a connection to `addr` (`host:port`) and exchanges prefaces.
@@ -220,22 +243,19 @@ impl Client {
         Resp: DeserializeOwned,
     {
         let inner = &self.inner;
-        let body = inner.codec.encode(request)?;
         let seq = inner.next_seq.fetch_add(1, Ordering::Relaxed);
         let timeout_ms = u32::try_from(deadline.as_millis())
             .unwrap_or(u32::MAX)
             .max(1);
-        let frame = Frame::Request {
-            seq,
-            timeout_ms,
-            method: method.to_owned(),
-            body,
-        };
+        // The frame is built in one buffer: header, then the argument encoded after it.
+        let head = frame::request_head(seq, timeout_ms, method, 64);
+        let mut frame = inner.codec.encode_into(request, head)?;
+        frame::set_length(&mut frame);
         let (reply_tx, reply_rx) = oneshot::channel();
         inner.pending().insert(seq, reply_tx);
         inner.in_flight.fetch_add(1, Ordering::Relaxed);
         let _in_flight = InFlight(&inner.in_flight);
-        if inner.tx.send(frame.encode()).await.is_err() {
+        if inner.tx.send(frame).await.is_err() {
             inner.pending().remove(&seq);
             return Err(closed(&inner.addr, "connection is closed"));
         }
@@ -271,7 +291,9 @@ impl Drop for InFlight<'_> {
 }
 
 impl Inner {
-    fn pending(&self) -> MutexGuard<'_, HashMap<u64, oneshot::Sender<Result<Vec<u8>>>>> {
+    fn pending(
+        &self,
+    ) -> MutexGuard<'_, HashMap<u64, oneshot::Sender<Result<Vec<u8>>>, BuildSeqHasher>> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

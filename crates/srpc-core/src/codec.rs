@@ -46,6 +46,21 @@ impl Codec {
         }
     }
 
+    /// Encodes a value after the bytes already in `out` (a frame's header), so that a frame
+    /// is built in one buffer.
+    pub fn encode_into<T: Serialize + ?Sized>(self, value: &T, out: Vec<u8>) -> Result<Vec<u8>> {
+        match self {
+            Codec::Json => {
+                let mut out = out;
+                serde_json::to_writer(&mut out, value)
+                    .map_err(|e| Error::Codec(format!("json encode: {e}")))?;
+                Ok(out)
+            }
+            Codec::Binary => postcard::to_extend(value, out)
+                .map_err(|e| Error::Codec(format!("binary encode: {e}"))),
+        }
+    }
+
     /// Decodes a value.
     pub fn decode<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T> {
         match self {

@@ -75,42 +75,45 @@ pub enum Frame {
 impl Frame {
     /// Encodes the frame with its length prefix.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![0u8; 4];
-        match self {
+        let mut out = match self {
             Frame::Request {
                 seq,
                 timeout_ms,
                 method,
                 body,
             } => {
-                out.push(REQUEST);
-                out.extend_from_slice(&seq.to_be_bytes());
-                out.extend_from_slice(&timeout_ms.to_be_bytes());
-                let name = method.as_bytes();
-                let len = u16::try_from(name.len()).unwrap_or(u16::MAX);
-                out.extend_from_slice(&len.to_be_bytes());
-                out.extend_from_slice(&name[..usize::from(len)]);
+                let mut out = request_head(*seq, *timeout_ms, method, body.len());
                 out.extend_from_slice(body);
+                out
             }
             Frame::Response { seq, body } => {
-                out.push(RESPONSE);
-                out.extend_from_slice(&seq.to_be_bytes());
+                let mut out = response_head(body.len());
                 out.extend_from_slice(body);
+                set_response_seq(&mut out, *seq);
+                out
             }
             Frame::Error { seq, code, message } => {
+                let mut out = Vec::with_capacity(15 + message.len());
+                out.extend_from_slice(&[0; 4]);
                 out.push(ERROR);
                 out.extend_from_slice(&seq.to_be_bytes());
                 out.extend_from_slice(&code.to_wire().to_be_bytes());
                 out.extend_from_slice(message.as_bytes());
+                out
             }
-        }
-        let len = u32::try_from(out.len() - 4).unwrap_or(u32::MAX);
-        out[..4].copy_from_slice(&len.to_be_bytes());
+        };
+        set_length(&mut out);
         out
     }
 
     /// Decodes a frame's bytes (after the length prefix).
     pub fn decode(bytes: &[u8]) -> Result<Frame> {
+        Frame::decode_owned(bytes.to_vec())
+    }
+
+    /// Decodes a frame's bytes (after the length prefix), keeping the buffer as the body:
+    /// the common frames cost no copy of their body.
+    pub fn decode_owned(mut bytes: Vec<u8>) -> Result<Frame> {
         let malformed = |what: &str| Error::Protocol(format!("malformed frame: {what}"));
         let (&kind, rest) = bytes.split_first().ok_or_else(|| malformed("empty"))?;
         let (seq, rest) = take::<8>(rest).ok_or_else(|| malformed("no sequence number"))?;
@@ -126,17 +129,19 @@ impl Frame {
                 let method = std::str::from_utf8(&rest[..len])
                     .map_err(|_| malformed("method name is not UTF-8"))?
                     .to_owned();
+                let timeout_ms = u32::from_be_bytes(timeout);
+                bytes.drain(..REQUEST_HEAD - 4 + len);
                 Ok(Frame::Request {
                     seq,
-                    timeout_ms: u32::from_be_bytes(timeout),
+                    timeout_ms,
                     method,
-                    body: rest[len..].to_vec(),
+                    body: bytes,
                 })
             }
-            RESPONSE => Ok(Frame::Response {
-                seq,
-                body: rest.to_vec(),
-            }),
+            RESPONSE => {
+                bytes.drain(..RESPONSE_HEAD - 4);
+                Ok(Frame::Response { seq, body: bytes })
+            }
             ERROR => {
                 let (code, rest) = take::<2>(rest).ok_or_else(|| malformed("no error code"))?;
                 Ok(Frame::Error {
@@ -147,6 +152,52 @@ impl Frame {
             }
             other => Err(malformed(&format!("unknown kind {other}"))),
         }
+    }
+}
+
+/// Bytes before a request's method name: length, kind, sequence, timeout, name length.
+const REQUEST_HEAD: usize = 4 + 1 + 8 + 4 + 2;
+/// Bytes before a response's body: length, kind, sequence.
+const RESPONSE_HEAD: usize = 4 + 1 + 8;
+
+/// A request frame up to its body, with room for `body` more bytes: the caller appends the
+/// body (a codec can encode straight into it) and calls [`set_length`].
+pub fn request_head(seq: u64, timeout_ms: u32, method: &str, body: usize) -> Vec<u8> {
+    let name = method.as_bytes();
+    let len = u16::try_from(name.len()).unwrap_or(u16::MAX);
+    let name = &name[..usize::from(len)];
+    let mut out = Vec::with_capacity(REQUEST_HEAD + name.len() + body);
+    out.extend_from_slice(&[0; 4]);
+    out.push(REQUEST);
+    out.extend_from_slice(&seq.to_be_bytes());
+    out.extend_from_slice(&timeout_ms.to_be_bytes());
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(name);
+    out
+}
+
+/// A response frame up to its body, sequence not yet known, with room for `body` more
+/// bytes: append the body, then [`set_response_seq`] and [`set_length`].
+pub fn response_head(body: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(RESPONSE_HEAD + body);
+    out.extend_from_slice(&[0; 4]);
+    out.push(RESPONSE);
+    out.extend_from_slice(&[0; 8]);
+    out
+}
+
+/// Writes the sequence number into a frame made by [`response_head`].
+pub fn set_response_seq(frame: &mut [u8], seq: u64) {
+    if let Some(field) = frame.get_mut(5..RESPONSE_HEAD) {
+        field.copy_from_slice(&seq.to_be_bytes());
+    }
+}
+
+/// Writes the length prefix of a complete frame.
+pub fn set_length(frame: &mut [u8]) {
+    let len = u32::try_from(frame.len().saturating_sub(4)).unwrap_or(u32::MAX);
+    if let Some(field) = frame.get_mut(..4) {
+        field.copy_from_slice(&len.to_be_bytes());
     }
 }
 
@@ -178,7 +229,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, max: u32) -> Resul
         .read_exact(&mut bytes)
         .await
         .map_err(|e| Error::Protocol(format!("frame cut short: {e}")))?;
-    Frame::decode(&bytes).map(Some)
+    Frame::decode_owned(bytes).map(Some)
 }
 
 /// The writer half of a connection: takes encoded frames from `frames` and writes them

@@ -49,6 +49,8 @@ impl From<&str> for HandlerError {
     }
 }
 
+/// A handler's outcome: a response frame without its sequence number and length (see
+/// [`frame::response_head`]), or an error for the caller.
 type Reply = Result<Vec<u8>, (RemoteCode, String)>;
 type Handler = Arc<dyn Fn(Codec, Vec<u8>) -> BoxFuture<'static, Reply> + Send + Sync>;
 
@@ -114,8 +116,9 @@ impl Server {
                 let reply = handler(request)
                     .await
                     .map_err(|e| (RemoteCode::Handler, e.0))?;
+                // The reply is encoded straight into its response frame.
                 codec
-                    .encode(&reply)
+                    .encode_into(&reply, frame::response_head(64))
                     .map_err(|e| (RemoteCode::Internal, e.to_string()))
             })
         });
@@ -226,48 +229,42 @@ impl Server {
                         let _ = tx.send(frame.encode()).await;
                         continue;
                     };
-                    let tx = tx.clone();
-                    let mut task = Box::pin(async move {
-                        // A panicking handler answers `internal` instead of leaving its caller
-                        // waiting for the deadline.
-                        let call =
-                            AssertUnwindSafe(handler(codec, body))
-                                .catch_unwind()
-                                .map(|outcome| {
-                                    outcome.unwrap_or_else(|_| {
-                                        Err((
-                                            RemoteCode::Internal,
-                                            "the handler panicked".to_owned(),
-                                        ))
+                    // A panicking handler answers `internal` instead of leaving its caller
+                    // waiting for the deadline.
+                    let mut call = AssertUnwindSafe(handler(codec, body)).catch_unwind();
+                    // Most handlers answer without waiting: poll once here, and give a task
+                    // (and a deadline timer) only to those that are not done. That saves a
+                    // task, a timer and a wake-up per quick call. Futures re-register their
+                    // waker on every poll, so moving a once polled future into a task is
+                    // sound.
+                    let answered = {
+                        let mut cx =
+                            std::task::Context::from_waker(futures_util::task::noop_waker_ref());
+                        match call.poll_unpin(&mut cx) {
+                            std::task::Poll::Ready(outcome) => Some(reply_frame(seq, outcome)),
+                            std::task::Poll::Pending => None,
+                        }
+                    };
+                    if let Some(frame) = answered {
+                        let _ = tx.send(frame).await;
+                    } else {
+                        let tx = tx.clone();
+                        calls.spawn(async move {
+                            let outcome = if timeout_ms == 0 {
+                                call.await
+                            } else {
+                                let deadline = Duration::from_millis(u64::from(timeout_ms));
+                                tokio::time::timeout(deadline, call)
+                                    .await
+                                    .unwrap_or_else(|_| {
+                                        Ok(Err((
+                                            RemoteCode::DeadlineExceeded,
+                                            format!("{method} ran past its {deadline:?} deadline"),
+                                        )))
                                     })
-                                });
-                        let reply = if timeout_ms == 0 {
-                            call.await
-                        } else {
-                            let deadline = Duration::from_millis(u64::from(timeout_ms));
-                            tokio::time::timeout(deadline, call)
-                                .await
-                                .unwrap_or_else(|_| {
-                                    Err((
-                                        RemoteCode::DeadlineExceeded,
-                                        format!("{method} ran past its {deadline:?} deadline"),
-                                    ))
-                                })
-                        };
-                        let frame = match reply {
-                            Ok(body) => Frame::Response { seq, body },
-                            Err((code, message)) => Frame::Error { seq, code, message },
-                        };
-                        let _ = tx.send(frame.encode()).await;
-                    });
-                    // Most handlers answer without waiting: poll once here, and spawn a task
-                    // only for those that are not done. That saves a task and a wake-up per
-                    // call. Futures re-register their waker on every poll, so moving a once
-                    // polled future into a task is sound.
-                    let mut cx =
-                        std::task::Context::from_waker(futures_util::task::noop_waker_ref());
-                    if task.as_mut().poll(&mut cx).is_pending() {
-                        calls.spawn(task);
+                            };
+                            let _ = tx.send(reply_frame(seq, outcome)).await;
+                        });
                     }
                 }
                 Ok(Some(other)) => {
@@ -303,6 +300,20 @@ impl Server {
             message,
         };
         let _ = tx.send(frame.encode()).await;
+    }
+}
+
+/// The frame answering call `seq`, from what its handler's future gave (or its panic).
+fn reply_frame(seq: u64, outcome: std::thread::Result<Reply>) -> Vec<u8> {
+    let reply =
+        outcome.unwrap_or_else(|_| Err((RemoteCode::Internal, "the handler panicked".to_owned())));
+    match reply {
+        Ok(mut response) => {
+            frame::set_response_seq(&mut response, seq);
+            frame::set_length(&mut response);
+            response
+        }
+        Err((code, message)) => Frame::Error { seq, code, message }.encode(),
     }
 }
 
