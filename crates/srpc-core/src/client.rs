@@ -76,7 +76,9 @@ struct Inner {
     tasks: [AbortHandle; 2],
 }
 
-type Pending = Mutex<HashMap<u64, oneshot::Sender<Result<Vec<u8>>>, BuildSeqHasher>>;
+/// Calls waiting for their reply, by sequence number.
+type Waiting = HashMap<u64, oneshot::Sender<Result<Vec<u8>>>, BuildSeqHasher>;
+type Pending = Mutex<Waiting>;
 
 /// Hashes the pending map's keys: sequence numbers are distinct counters, so one multiply
 /// spreads them over the buckets (SipHash's resistance to chosen keys buys nothing here).
@@ -291,9 +293,7 @@ impl Drop for InFlight<'_> {
 }
 
 impl Inner {
-    fn pending(
-        &self,
-    ) -> MutexGuard<'_, HashMap<u64, oneshot::Sender<Result<Vec<u8>>>, BuildSeqHasher>> {
+    fn pending(&self) -> MutexGuard<'_, Waiting> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
