@@ -22,6 +22,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use srpc_registry::{Registry, Url};
 
+/// Counts live heap bytes, for the subscriber's memory per provider.
+#[global_allocator]
+static ALLOCATOR: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, usize::MAX);
+
 const BACKENDS: &[&str] = &[
     "inprocess",
     "multicast",
@@ -29,6 +33,11 @@ const BACKENDS: &[&str] = &[
     "consul",
     "zookeeper",
     "etcd",
+    "scale",
+    "resync",
+    "memory",
+    "churn",
+    "heartbeats",
 ];
 
 /// Latency percentiles of one series.
@@ -198,29 +207,51 @@ async fn raw_etcd(server: &str, n: usize) -> Series {
     Series::of(latencies)
 }
 
+/// Puts providers `0..n` of `interface` into the registry, 64 at a time. An HTTP registry
+/// gets plain register requests with a ten-minute TTL (the data is what matters here, not
+/// `n` keepalives in this process); other registries get them through a handle, which is
+/// returned to be closed after the measurement.
+async fn populate(registry_url: &str, interface: &str, n: usize) -> Option<Arc<dyn Registry>> {
+    use futures_util::StreamExt;
+    if let Some(base) = registry_url.strip_prefix("http://") {
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let register = format!("http://{}/v1/register", base.split('?').next().unwrap());
+        futures_util::stream::iter(0..n)
+            .map(|i| {
+                let body = serde_json::json!({
+                    "url": provider(interface, i).to_full_string(),
+                    "ttl_ms": 600_000,
+                    "holder": "bench",
+                });
+                let request = http.post(&register).json(&body).send();
+                async move {
+                    request.await.unwrap().error_for_status().unwrap();
+                }
+            })
+            .buffer_unordered(64)
+            .collect::<Vec<()>>()
+            .await;
+        return None;
+    }
+    let registry = srpc::registry::connect(registry_url).await.unwrap();
+    futures_util::stream::iter(0..n)
+        .map(|i| {
+            let registry = registry.clone();
+            let url = provider(interface, i);
+            async move { registry.register(&url).await.unwrap() }
+        })
+        .buffer_unordered(64)
+        .collect::<Vec<()>>()
+        .await;
+    Some(registry)
+}
+
 /// Scale: `n` providers of one service are registered (64 at a time); then a fresh handle
 /// subscribes, and the sample is how long `subscribe` takes to return its first snapshot,
 /// which holds them all. Returns that time and, for the HTTP registry, the anchor: one plain
 /// GET of the same service's listing, its JSON parsed, in the same run.
 async fn scale(registry_url: &str, interface: &str, n: usize) -> (Duration, Option<Duration>) {
-    use futures_util::StreamExt;
-    let provider = srpc::registry::connect(registry_url).await.unwrap();
-    futures_util::stream::iter(0..n)
-        .map(|i| {
-            let provider = provider.clone();
-            let url: Url = format!(
-                "dubbo://10.{}.{}.{}:20880/{interface}?weight=100&side=provider",
-                i / 65536,
-                (i / 256) % 256,
-                i % 256
-            )
-            .parse()
-            .unwrap();
-            async move { provider.register(&url).await.unwrap() }
-        })
-        .buffer_unordered(64)
-        .collect::<Vec<()>>()
-        .await;
+    let provider = populate(registry_url, interface, n).await;
     let query: Url = format!("consumer://127.0.0.1/{interface}?category=providers")
         .parse()
         .unwrap();
@@ -252,7 +283,9 @@ async fn scale(registry_url: &str, interface: &str, n: usize) -> (Duration, Opti
         None
     };
     let _ = consumer.close().await;
-    let _ = provider.close().await;
+    if let Some(provider) = provider {
+        let _ = provider.close().await;
+    }
     (took, anchor)
 }
 
@@ -272,6 +305,338 @@ async fn report_scale(backend: &str, registry_url: &str, interface: &str, sizes:
             ),
         }
     }
+}
+
+/// Sends `requests` (path, JSON body), round-robin, from `WORKERS` concurrent loops over
+/// keep-alive connections for `duration`; every answer must be a success. Returns requests
+/// answered per second and their p99 latency.
+async fn hammer(
+    base: &str,
+    requests: Vec<(String, Vec<u8>)>,
+    duration: Duration,
+) -> (f64, Duration) {
+    const WORKERS: usize = 64;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(WORKERS)
+        .build()
+        .unwrap();
+    let requests = Arc::new(
+        requests
+            .into_iter()
+            .map(|(path, body)| (format!("{base}{path}"), body))
+            .collect::<Vec<_>>(),
+    );
+    let started = Instant::now();
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|w| {
+            let http = http.clone();
+            let requests = requests.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut i = w;
+                while started.elapsed() < duration {
+                    let (url, body) = &requests[i % requests.len()];
+                    let sent = Instant::now();
+                    let answer = http
+                        .post(url)
+                        .header("content-type", "application/json")
+                        .body(body.clone())
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = answer.status();
+                    let text = answer.bytes().await.unwrap();
+                    assert!(status.is_success(), "{url}: {status} {text:?}");
+                    latencies.push(sent.elapsed());
+                    i += WORKERS;
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for worker in workers {
+        latencies.extend(worker.await.unwrap());
+    }
+    let rate = latencies.len() as f64 / started.elapsed().as_secs_f64();
+    (rate, Series::of(latencies).p99)
+}
+
+/// Heartbeat capacity: heartbeats per second the srpc HTTP registry answers for
+/// `instances` registered instances, beside etcd lease keepalives per second (through the
+/// same gateway API srpc's etcd backend uses) for as many leases, same load generator, same
+/// run, same two cores.
+async fn heartbeat_capacity(etcd: Option<&str>, instances: usize, duration: Duration) {
+    let server = srpc::http::HttpRegistryServer::bind(srpc::http::ServerConfig::new(
+        ([127, 0, 0, 1], 0).into(),
+    ))
+    .await
+    .unwrap();
+    let base = format!("http://{}", server.local_addr());
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mut heartbeats = Vec::with_capacity(instances);
+    for i in 0..instances {
+        let url = format!(
+            "dubbo://10.{}.{}.{}:20880/bench.Heartbeat?side=provider",
+            i / 65536,
+            (i / 256) % 256,
+            i % 256
+        );
+        let register = serde_json::json!({"url": url, "ttl_ms": 60_000, "holder": "bench"});
+        http.post(format!("{base}/v1/register"))
+            .json(&register)
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap();
+        let body = serde_json::to_vec(&serde_json::json!({"url": url, "holder": "bench"})).unwrap();
+        heartbeats.push(("/v1/heartbeat".to_owned(), body));
+    }
+    let (srpc_rate, srpc_p99) = hammer(&base, heartbeats, duration).await;
+    server.shutdown().await.unwrap();
+    println!(
+        "http       heartbeats: {srpc_rate:.0}/s, p99 {} ({instances} instances, 64 concurrent)",
+        ms(srpc_p99)
+    );
+    let Some(etcd) = etcd else {
+        return;
+    };
+    let base = format!("http://{etcd}");
+    let mut keepalives = Vec::with_capacity(instances);
+    let mut leases = Vec::with_capacity(instances);
+    for _ in 0..instances {
+        let granted: serde_json::Value = http
+            .post(format!("{base}/v3/lease/grant"))
+            .json(&serde_json::json!({"TTL": "60"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = granted["ID"].as_str().unwrap().to_owned();
+        let body = serde_json::to_vec(&serde_json::json!({"ID": id})).unwrap();
+        keepalives.push(("/v3/lease/keepalive".to_owned(), body));
+        leases.push(id);
+    }
+    let (etcd_rate, etcd_p99) = hammer(&base, keepalives, duration).await;
+    for id in leases {
+        let _ = http
+            .post(format!("{base}/v3/lease/revoke"))
+            .json(&serde_json::json!({"ID": id}))
+            .send()
+            .await;
+    }
+    println!(
+        "etcd       lease keepalives: {etcd_rate:.0}/s, p99 {} ({instances} leases, 64 concurrent)",
+        ms(etcd_p99)
+    );
+    println!(
+        "http/etcd heartbeat capacity ratio: {:.2}",
+        srpc_rate / etcd_rate
+    );
+}
+
+/// Nanoseconds the calling thread has run on a CPU (the scheduler's own account).
+fn thread_cpu() -> Duration {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+    let ns: u64 = text.split_whitespace().next().unwrap().parse().unwrap();
+    Duration::from_nanos(ns)
+}
+
+/// The `i`-th provider URL of a bench service.
+fn provider(interface: &str, i: usize) -> Url {
+    format!(
+        "dubbo://10.{}.{}.{}:20880/{interface}?weight=100&side=provider",
+        i / 65536,
+        (i / 256) % 256,
+        i % 256
+    )
+    .parse()
+    .unwrap()
+}
+
+/// Churn: `n` providers each register and unregister in a loop for `duration`, while one
+/// subscriber (its own handle, on a thread and runtime of its own) reads every change. Reports
+/// the notifications it woke for against the snapshots published (revisions), and the CPU its
+/// thread used.
+async fn churn(registry_url: &str, interface: &str, n: usize, duration: Duration) {
+    let query: Url = format!("consumer://127.0.0.1/{interface}?category=providers")
+        .parse()
+        .unwrap();
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let url = registry_url.to_owned();
+    let subscriber = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let consumer = srpc::registry::connect(&url).await.unwrap();
+            let mut sub = consumer.subscribe(&query).await.unwrap();
+            let first = sub.snapshot().revision();
+            ready_tx.send(()).unwrap();
+            let cpu = thread_cpu();
+            let started = Instant::now();
+            let mut notifications = 0u64;
+            loop {
+                tokio::select! {
+                    changed = sub.changed() => {
+                        changed.unwrap();
+                        notifications += 1;
+                    }
+                    _ = stop_rx.wait_for(|s| *s) => break,
+                }
+            }
+            // Every provider ended unregistered: the subscriber has caught up when its
+            // snapshot is empty.
+            if !sub.snapshot().providers().is_empty() {
+                sub.wait_for(|s| s.providers().is_empty(), Duration::from_secs(60))
+                    .await
+                    .unwrap();
+                notifications += 1;
+            }
+            let cpu = thread_cpu() - cpu;
+            let wall = started.elapsed();
+            let published = sub.snapshot().revision() - first;
+            drop(sub);
+            let _ = consumer.close().await;
+            (notifications, published, cpu, wall)
+        })
+    });
+    ready_rx.await.unwrap();
+    let registry = srpc::registry::connect(registry_url).await.unwrap();
+    let started = Instant::now();
+    let loops: Vec<_> = (0..n)
+        .map(|i| {
+            let registry = registry.clone();
+            let url = provider(interface, i);
+            tokio::spawn(async move {
+                let mut cycles = 0u64;
+                while started.elapsed() < duration {
+                    registry.register(&url).await.unwrap();
+                    registry.unregister(&url).await.unwrap();
+                    cycles += 1;
+                }
+                cycles
+            })
+        })
+        .collect();
+    let mut cycles = 0;
+    for task in loops {
+        cycles += task.await.unwrap();
+    }
+    stop_tx.send_replace(true);
+    let (notifications, published, cpu, wall) =
+        tokio::task::spawn_blocking(move || subscriber.join().unwrap())
+            .await
+            .unwrap();
+    let _ = registry.close().await;
+    println!(
+        "{:<10} churn {n} providers, {:.0} s: {} register/unregister changes; subscriber woke {notifications} times for {published} snapshots published (coalesced {:.1}:1), subscriber thread CPU {:.0} % ({:.2} s)",
+        scheme(registry_url),
+        duration.as_secs_f64(),
+        cycles * 2,
+        published as f64 / notifications.max(1) as f64,
+        cpu.as_secs_f64() / wall.as_secs_f64() * 100.0,
+        cpu.as_secs_f64(),
+    );
+}
+
+fn scheme(registry_url: &str) -> &str {
+    registry_url.split("://").next().unwrap_or(registry_url)
+}
+
+/// Resync after a cut: `n` providers are in the HTTP registry; a subscriber reaches it
+/// through a proxy; the proxy is cut, one provider leaves and one arrives while cut, then the
+/// proxy is healed. The figure is the time from the heal until the subscriber's snapshot is
+/// connected again and holds the new state. Retries are set to 10–20 ms so that the backoff
+/// does not hide the resync itself.
+async fn resync(n: usize) -> Duration {
+    let server = srpc::http::HttpRegistryServer::bind(srpc::http::ServerConfig::new(
+        ([127, 0, 0, 1], 0).into(),
+    ))
+    .await
+    .unwrap();
+    let direct = format!("http://{}", server.local_addr());
+    let interface = format!("bench.Resync{n}");
+    populate(&direct, &interface, n).await;
+    let registry = srpc::registry::connect(&direct).await.unwrap();
+    let proxy = srpc_tests::proxy::TcpProxy::start(server.local_addr())
+        .await
+        .unwrap();
+    let consumer = srpc::registry::connect(&format!(
+        "http://{}?retry.period=10&retry.max.period=20",
+        proxy.addr()
+    ))
+    .await
+    .unwrap();
+    let query: Url = format!("consumer://127.0.0.1/{interface}?category=providers")
+        .parse()
+        .unwrap();
+    let mut sub = consumer.subscribe(&query).await.unwrap();
+    assert_eq!(sub.snapshot().providers().len(), n);
+    proxy.cut();
+    sub.wait_for(|s| !s.is_connected(), Duration::from_secs(30))
+        .await
+        .unwrap();
+    let (gone, new) = (provider(&interface, 0), provider(&interface, n));
+    // `gone` was registered by `populate`'s raw requests: every holder lets it go.
+    reqwest::Client::new()
+        .post(format!("{direct}/v1/deregister"))
+        .json(&serde_json::json!({"url": gone.to_full_string(), "holder": "*"}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    registry.register(&new).await.unwrap();
+    let healed = Instant::now();
+    proxy.restore();
+    sub.wait_for(
+        |s| s.is_connected() && s.contains(&new) && !s.contains(&gone),
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    let took = healed.elapsed();
+    drop(sub);
+    let _ = consumer.close().await;
+    let _ = registry.close().await;
+    server.shutdown().await.unwrap();
+    took
+}
+
+/// The subscriber's memory per provider: live heap bytes a fresh HTTP subscriber holds once
+/// its snapshot has all `n` providers (registered beforehand, so the server's share is
+/// already counted), per provider, beside the URL's own text.
+async fn memory_per_provider(n: usize) -> (f64, usize) {
+    let server = srpc::http::HttpRegistryServer::bind(srpc::http::ServerConfig::new(
+        ([127, 0, 0, 1], 0).into(),
+    ))
+    .await
+    .unwrap();
+    let base = format!("http://{}", server.local_addr());
+    let interface = format!("bench.Memory{n}");
+    populate(&base, &interface, n).await;
+    let text = provider(&interface, n / 2).to_full_string().len();
+    let query: Url = format!("consumer://127.0.0.1/{interface}?category=providers")
+        .parse()
+        .unwrap();
+    let before = ALLOCATOR.allocated();
+    let consumer = srpc::registry::connect(&base).await.unwrap();
+    let sub = consumer.subscribe(&query).await.unwrap();
+    assert_eq!(sub.snapshot().providers().len(), n);
+    // Let the first long-poll settle so that only what is kept is counted.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let held = ALLOCATOR.allocated().saturating_sub(before);
+    drop(sub);
+    let _ = consumer.close().await;
+    server.shutdown().await.unwrap();
+    (held as f64 / n as f64, text)
 }
 
 fn free_port() -> u16 {
@@ -351,8 +716,67 @@ async fn main() {
                 .await
                 .unwrap();
                 let url = format!("http://{}", server.local_addr());
-                report_scale("http", &url, "bench.Scale", &[1_000, 10_000]).await;
+                report_scale("http", &url, "bench.Scale", &[1_000, 10_000, 100_000]).await;
                 server.shutdown().await.unwrap();
+            }
+            "churn" => {
+                let secs = Duration::from_secs(10);
+                let hub = format!("inprocess://bench-churn-{}", std::process::id());
+                churn(&hub, "bench.Churn", 1_000, secs).await;
+                let server = srpc::http::HttpRegistryServer::bind(srpc::http::ServerConfig::new(
+                    ([127, 0, 0, 1], 0).into(),
+                ))
+                .await
+                .unwrap();
+                churn(
+                    &format!("http://{}", server.local_addr()),
+                    "bench.Churn",
+                    1_000,
+                    secs,
+                )
+                .await;
+                server.shutdown().await.unwrap();
+                if let Ok(server) = std::env::var("SRPC_ZOOKEEPER") {
+                    let root = srpc_tests::servers::fresh_root("srpc-bench-churn");
+                    churn(
+                        &format!("zookeeper://{server}?group={root}"),
+                        "bench.Churn",
+                        1_000,
+                        secs,
+                    )
+                    .await;
+                }
+                if let Ok(server) = std::env::var("SRPC_ETCD") {
+                    let root = srpc_tests::servers::fresh_root("srpc-bench-churn");
+                    churn(
+                        &format!("etcd://{server}?group={root}"),
+                        "bench.Churn",
+                        1_000,
+                        secs,
+                    )
+                    .await;
+                }
+            }
+            "resync" => {
+                for n in [1_000, 10_000] {
+                    println!(
+                        "http       resync {n:>6} providers after a cut: {} from heal to a connected, current snapshot",
+                        ms(resync(n).await)
+                    );
+                }
+            }
+            "memory" => {
+                for n in [10_000, 100_000] {
+                    let (per, text) = memory_per_provider(n).await;
+                    println!(
+                        "http       memory {n:>6} providers: subscriber holds {per:.0} bytes per provider (URL text {text} bytes; {:.0} beyond it)",
+                        per - text as f64
+                    );
+                }
+            }
+            "heartbeats" => {
+                let etcd = std::env::var("SRPC_ETCD").ok();
+                heartbeat_capacity(etcd.as_deref(), 1_000, Duration::from_secs(5)).await;
             }
             "mdns" => {
                 srpc_tests::netns::private();
