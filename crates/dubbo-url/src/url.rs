@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::net::Ipv6Addr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::codec;
@@ -45,8 +46,32 @@ pub const ANY_VALUE: &str = "*";
 /// );
 /// # Ok::<(), dubbo_url::Error>(())
 /// ```
+///
+/// A `Url` is immutable and shared: cloning it costs one reference count, and every clone
+/// points at the same text. Registries hold many copies of each provider's URL (the catalog,
+/// every snapshot, the backend's listing), so this is what keeps a subscriber to 100 000
+/// providers small. The `with_*`/`set_*` methods make a new one.
 #[derive(Clone, Default)]
 pub struct Url {
+    inner: Arc<Inner>,
+}
+
+/// A URL's text in one buffer: protocol, username, password, host and path, then every
+/// parameter's key and value, sorted by key (byte order), one after another.
+#[derive(Default)]
+struct Inner {
+    buf: Box<str>,
+    /// Where protocol, username, password, host and path end in `buf`.
+    ends: [usize; 5],
+    port: u16,
+    /// Where each parameter's key and value end in `buf`; a key starts where the previous
+    /// value ends (the first where the path ends).
+    params: Box<[(usize, usize)]>,
+}
+
+/// The fields of a URL being built or changed.
+#[derive(Debug, Clone, Default)]
+struct Parts {
     protocol: String,
     username: String,
     password: String,
@@ -54,6 +79,149 @@ pub struct Url {
     port: u16,
     path: String,
     params: BTreeMap<String, String>,
+}
+
+/// The parameters of a [`Url`] as `(key, value)` pairs, in byte order of their keys.
+#[derive(Clone)]
+pub struct Params<'a> {
+    buf: &'a str,
+    start: usize,
+    ends: std::slice::Iter<'a, (usize, usize)>,
+}
+
+impl<'a> Iterator for Params<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<(&'a str, &'a str)> {
+        let &(key_end, value_end) = self.ends.next()?;
+        let key = self.buf.get(self.start..key_end).unwrap_or_default();
+        let value = self.buf.get(key_end..value_end).unwrap_or_default();
+        self.start = value_end;
+        Some((key, value))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.ends.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Params<'_> {}
+
+impl fmt::Debug for Params<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.clone()).finish()
+    }
+}
+
+impl Inner {
+    /// Lays out a URL; `params` must be sorted by key and free of duplicate keys.
+    fn assemble<'a>(
+        protocol: &str,
+        username: &str,
+        password: &str,
+        host: &str,
+        port: u16,
+        path: &str,
+        params: impl Iterator<Item = (&'a str, &'a str)> + Clone,
+    ) -> Inner {
+        let fixed = [protocol, username, password, host, path];
+        let len = fixed.iter().map(|s| s.len()).sum::<usize>()
+            + params
+                .clone()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>();
+        let mut buf = String::with_capacity(len);
+        let mut ends = [0; 5];
+        for (end, text) in ends.iter_mut().zip(fixed) {
+            buf.push_str(text);
+            *end = buf.len();
+        }
+        let (count, _) = params.size_hint();
+        let mut offsets = Vec::with_capacity(count);
+        for (key, value) in params {
+            buf.push_str(key);
+            let key_end = buf.len();
+            buf.push_str(value);
+            offsets.push((key_end, buf.len()));
+        }
+        Inner {
+            buf: buf.into_boxed_str(),
+            ends,
+            port,
+            params: offsets.into_boxed_slice(),
+        }
+    }
+
+    fn field(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        self.buf.get(start..self.ends[i]).unwrap_or_default()
+    }
+
+    fn params(&self) -> Params<'_> {
+        Params {
+            buf: &self.buf,
+            start: self.ends[4],
+            ends: self.params.iter(),
+        }
+    }
+
+    /// The key of parameter `i`.
+    fn key(&self, i: usize) -> &str {
+        let start = if i == 0 {
+            self.ends[4]
+        } else {
+            self.params[i - 1].1
+        };
+        self.buf.get(start..self.params[i].0).unwrap_or_default()
+    }
+
+    /// The value of parameter `key`: a binary search over the sorted keys.
+    fn get(&self, key: &str) -> Option<&str> {
+        let (mut lo, mut hi) = (0, self.params.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.key(mid).cmp(key) {
+                Ordering::Less => lo = mid + 1,
+                Ordering::Greater => hi = mid,
+                Ordering::Equal => {
+                    let (key_end, value_end) = self.params[mid];
+                    return self.buf.get(key_end..value_end);
+                }
+            }
+        }
+        None
+    }
+
+    fn parts(&self) -> Parts {
+        Parts {
+            protocol: self.field(0).to_owned(),
+            username: self.field(1).to_owned(),
+            password: self.field(2).to_owned(),
+            host: self.field(3).to_owned(),
+            port: self.port,
+            path: self.field(4).to_owned(),
+            params: self
+                .params()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        }
+    }
+}
+
+impl Parts {
+    fn into_url(self) -> Url {
+        Url {
+            inner: Arc::new(Inner::assemble(
+                &self.protocol,
+                &self.username,
+                &self.password,
+                &self.host,
+                self.port,
+                &self.path,
+                self.params.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            )),
+        }
+    }
 }
 
 /// Builds a [`Url`] field by field and checks on [`UrlBuilder::build`] that the result can be
@@ -74,16 +242,16 @@ pub struct Url {
 #[derive(Debug, Clone, Default)]
 #[must_use]
 pub struct UrlBuilder {
-    url: Url,
+    parts: Parts,
 }
 
 impl Url {
     /// Starts a builder for a URL with this protocol.
     pub fn builder(protocol: impl Into<String>) -> UrlBuilder {
         UrlBuilder {
-            url: Url {
+            parts: Parts {
                 protocol: protocol.into(),
-                ..Url::default()
+                ..Parts::default()
             },
         }
     }
@@ -155,73 +323,67 @@ impl Url {
             // Nothing but separators, e.g. `#` or `?&`: there is no URL here.
             return Err(Error::Empty);
         }
-
+        let params = params.iter().map(|(k, v)| (*k, v.as_ref()));
         Ok(Url {
-            protocol: protocol.to_owned(),
-            username: username.to_owned(),
-            password: password.to_owned(),
-            host: host.to_owned(),
-            port,
-            path: path.to_owned(),
-            params,
+            inner: Arc::new(Inner::assemble(
+                protocol, username, password, host, port, path, params,
+            )),
         })
     }
 
     /// The protocol (`dubbo`, `consumer`, `empty`, …); empty when the URL has none.
     pub fn protocol(&self) -> &str {
-        &self.protocol
+        self.inner.field(0)
     }
 
     /// The user name; empty when there is none.
     pub fn username(&self) -> &str {
-        &self.username
+        self.inner.field(1)
     }
 
     /// The password; empty when there is none.
     pub fn password(&self) -> &str {
-        &self.password
+        self.inner.field(2)
     }
 
     /// The host as written: a name, an IPv4 address, or a bracketed IPv6 address `[::1]`.
     pub fn host(&self) -> &str {
-        &self.host
+        self.inner.field(3)
     }
 
     /// The port; 0 means the URL has none.
     pub fn port(&self) -> u16 {
-        self.port
+        self.inner.port
     }
 
     /// The path, without its leading `/`.
     pub fn path(&self) -> &str {
-        &self.path
+        self.inner.field(4)
     }
 
     /// `host:port`, or just `host` when there is no port.
     pub fn address(&self) -> String {
-        if self.port > 0 {
-            format!("{}:{}", self.host, self.port)
+        if self.port() > 0 {
+            format!("{}:{}", self.host(), self.port())
         } else {
-            self.host.clone()
+            self.host().to_owned()
         }
     }
 
-    /// All parameters, in byte order of their names.
-    pub fn params(&self) -> &BTreeMap<String, String> {
-        &self.params
+    /// All parameters as `(key, value)` pairs, in byte order of their keys.
+    pub fn params(&self) -> Params<'_> {
+        self.inner.params()
     }
 
     /// The value of parameter `key`, falling back to `default.<key>` as Java does.
     pub fn param(&self, key: &str) -> Option<&str> {
-        if let Some(value) = self.params.get(key) {
+        if let Some(value) = self.inner.get(key) {
             return Some(value);
         }
         if key.starts_with("default.") {
             return None;
         }
-        self.params
-            .get(&format!("default.{key}"))
-            .map(String::as_str)
+        self.inner.get(&format!("default.{key}"))
     }
 
     /// The value of parameter `key`, or `default` when it is absent.
@@ -277,9 +439,8 @@ impl Url {
 
     /// The method-level parameter `<method>.<key>`, falling back to `key`.
     pub fn method_param(&self, method: &str, key: &str) -> Option<&str> {
-        self.params
+        self.inner
             .get(&format!("{method}.{key}"))
-            .map(String::as_str)
             .or_else(|| self.param(key))
     }
 
@@ -287,7 +448,7 @@ impl Url {
     pub fn service_interface(&self) -> &str {
         match self.param("interface") {
             Some(iface) if !iface.is_empty() => iface,
-            _ => &self.path,
+            _ => self.path(),
         }
     }
 
@@ -349,7 +510,7 @@ impl Url {
 
     /// Whether the protocol is `empty` (a "this category has no entries" marker).
     pub fn is_empty_protocol(&self) -> bool {
-        self.protocol == EMPTY_PROTOCOL
+        self.protocol() == EMPTY_PROTOCOL
     }
 
     /// The `empty://` marker Java registries send for a subscription whose `category` has no
@@ -373,20 +534,24 @@ impl Url {
             None => ("", service_key),
         };
         let (interface, version) = rest.split_once(':').unwrap_or((rest, ""));
-        let mut url = Url {
+        let mut parts = Parts {
             protocol: EMPTY_PROTOCOL.to_owned(),
             host: "0.0.0.0".to_owned(),
             path: interface.to_owned(),
-            ..Url::default()
-        }
-        .with_param("category", category);
+            ..Parts::default()
+        };
+        parts
+            .params
+            .insert("category".to_owned(), category.to_owned());
         if !group.is_empty() {
-            url.set_param("group", group);
+            parts.params.insert("group".to_owned(), group.to_owned());
         }
         if !version.is_empty() {
-            url.set_param("version", version);
+            parts
+                .params
+                .insert("version".to_owned(), version.to_owned());
         }
-        url
+        parts.into_url()
     }
 
     /// Java's `toFullString()`: protocol, user info, host, port, path and parameters sorted by
@@ -405,7 +570,7 @@ impl Url {
     /// `#`, and the host is not a bare IPv6 address. Registries call this before writing.
     pub fn validate(&self) -> Result<()> {
         let url = || self.to_full_string();
-        for (key, value) in &self.params {
+        for (key, value) in self.params() {
             if key.is_empty()
                 || key.trim() != key
                 || key.contains(['&', ';', '=', '#'])
@@ -417,55 +582,51 @@ impl Url {
                 });
             }
         }
-        if self.path.contains(['?', '#']) {
+        if self.path().contains(['?', '#']) {
             return Err(Error::Unrepresentable {
-                what: format!("path {:?}", self.path),
+                what: format!("path {:?}", self.path()),
                 url: url(),
             });
         }
-        if self.protocol.contains([':', '/', '?', '#', '@']) {
+        if self.protocol().contains([':', '/', '?', '#', '@']) {
             return Err(Error::Unrepresentable {
-                what: format!("protocol {:?}", self.protocol),
+                what: format!("protocol {:?}", self.protocol()),
                 url: url(),
             });
         }
-        if self.username.contains([':', '@', '/', '?', '#'])
-            || self.password.contains(['/', '?', '#'])
+        if self.username().contains([':', '@', '/', '?', '#'])
+            || self.password().contains(['/', '?', '#'])
         {
             return Err(Error::Unrepresentable {
                 what: "user info".to_owned(),
                 url: url(),
             });
         }
-        check_host(&self.host, &url())
+        check_host(self.host(), &url())
     }
 
     /// Returns this URL with another protocol.
     #[must_use]
-    pub fn with_protocol(mut self, protocol: impl Into<String>) -> Url {
-        self.protocol = protocol.into();
-        self
+    pub fn with_protocol(self, protocol: impl Into<String>) -> Url {
+        self.change(|p| p.protocol = protocol.into())
     }
 
     /// Returns this URL with another host (an unbracketed IPv6 address is bracketed).
     #[must_use]
-    pub fn with_host(mut self, host: impl Into<String>) -> Url {
-        self.host = bracket_ipv6(host.into());
-        self
+    pub fn with_host(self, host: impl Into<String>) -> Url {
+        self.change(|p| p.host = bracket_ipv6(host.into()))
     }
 
     /// Returns this URL with another port (0 = none).
     #[must_use]
-    pub fn with_port(mut self, port: u16) -> Url {
-        self.port = port;
-        self
+    pub fn with_port(self, port: u16) -> Url {
+        self.change(|p| p.port = port)
     }
 
     /// Returns this URL with another path (leading `/` stripped).
     #[must_use]
-    pub fn with_path(mut self, path: impl AsRef<str>) -> Url {
-        self.path = path.as_ref().trim_start_matches('/').to_owned();
-        self
+    pub fn with_path(self, path: impl AsRef<str>) -> Url {
+        self.change(|p| p.path = path.as_ref().trim_start_matches('/').to_owned())
     }
 
     /// Returns this URL with parameter `key` set to `value`.
@@ -478,7 +639,7 @@ impl Url {
     /// Returns this URL without parameter `key`.
     #[must_use]
     pub fn without_param(mut self, key: &str) -> Url {
-        self.params.remove(key);
+        self.remove_param(key);
         self
     }
 
@@ -486,38 +647,52 @@ impl Url {
     pub fn set_param(&mut self, key: impl Into<String>, value: impl Into<String>) {
         let key = key.into();
         if !key.is_empty() {
-            self.params.insert(key, value.into());
+            let value = value.into();
+            *self = std::mem::take(self).change(|p| {
+                p.params.insert(key, value);
+            });
         }
     }
 
     /// Removes parameter `key` and returns its value.
     pub fn remove_param(&mut self, key: &str) -> Option<String> {
-        self.params.remove(key)
+        let value = self.inner.get(key)?.to_owned();
+        *self = std::mem::take(self).change(|p| {
+            p.params.remove(key);
+        });
+        Some(value)
+    }
+
+    /// This URL with its fields changed by `f` (laid out anew: URLs are shared, not edited).
+    fn change(self, f: impl FnOnce(&mut Parts)) -> Url {
+        let mut parts = self.inner.parts();
+        f(&mut parts);
+        parts.into_url()
     }
 
     fn write_to(&self, out: &mut impl fmt::Write) -> fmt::Result {
-        if !self.protocol.is_empty() {
-            out.write_str(&self.protocol)?;
+        if !self.protocol().is_empty() {
+            out.write_str(self.protocol())?;
             out.write_str("://")?;
         }
-        if !self.username.is_empty() {
-            out.write_str(&self.username)?;
-            if !self.password.is_empty() {
+        if !self.username().is_empty() {
+            out.write_str(self.username())?;
+            if !self.password().is_empty() {
                 out.write_char(':')?;
-                out.write_str(&self.password)?;
+                out.write_str(self.password())?;
             }
             out.write_char('@')?;
         }
-        out.write_str(&self.host)?;
-        if self.port > 0 {
-            write!(out, ":{}", self.port)?;
+        out.write_str(self.host())?;
+        if self.port() > 0 {
+            write!(out, ":{}", self.port())?;
         }
-        if !self.path.is_empty() {
+        if !self.path().is_empty() {
             out.write_char('/')?;
-            out.write_str(&self.path)?;
+            out.write_str(self.path())?;
         }
         let mut sep = '?';
-        for (key, value) in java_sorted(&self.params) {
+        for (key, value) in java_sorted(self.params()) {
             if key.is_empty() {
                 continue;
             }
@@ -534,39 +709,40 @@ impl Url {
 impl UrlBuilder {
     /// Sets user name and password (an empty password is left out).
     pub fn userinfo(mut self, username: impl Into<String>, password: impl Into<String>) -> Self {
-        self.url.username = username.into();
-        self.url.password = password.into();
+        self.parts.username = username.into();
+        self.parts.password = password.into();
         self
     }
 
     /// Sets the host; an IPv6 address is bracketed.
     pub fn host(mut self, host: impl Into<String>) -> Self {
-        self.url.host = bracket_ipv6(host.into());
+        self.parts.host = bracket_ipv6(host.into());
         self
     }
 
     /// Sets the port (0 = none).
     pub fn port(mut self, port: u16) -> Self {
-        self.url.port = port;
+        self.parts.port = port;
         self
     }
 
     /// Sets the path (leading `/` stripped).
     pub fn path(mut self, path: impl AsRef<str>) -> Self {
-        self.url.path = path.as_ref().trim_start_matches('/').to_owned();
+        self.parts.path = path.as_ref().trim_start_matches('/').to_owned();
         self
     }
 
     /// Adds a parameter; the last value for a key wins.
     pub fn param(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.url.params.insert(key.into(), value.into());
+        self.parts.params.insert(key.into(), value.into());
         self
     }
 
     /// Checks the URL with [`Url::validate`] and returns it.
     pub fn build(self) -> Result<Url> {
-        self.url.validate()?;
-        Ok(self.url)
+        let url = self.parts.into_url();
+        url.validate()?;
+        Ok(url)
     }
 }
 
@@ -600,19 +776,16 @@ impl TryFrom<&str> for Url {
 
 impl PartialEq for Url {
     fn eq(&self, other: &Url) -> bool {
-        self.protocol == other.protocol
-            && self.username == other.username
-            && self.password == other.password
-            && self.host == other.host
-            && self.port == other.port
-            && self.path == other.path
-            && self.params.len() == other.params.len()
-            && self.params.iter().all(|(key, value)| {
-                other
-                    .params
-                    .get(key)
-                    .is_some_and(|theirs| key == TIMESTAMP_KEY || theirs == value)
-            })
+        let (a, b) = (&*self.inner, &*other.inner);
+        if Arc::ptr_eq(&self.inner, &other.inner) {
+            return true;
+        }
+        (0..5).all(|i| a.field(i) == b.field(i))
+            && a.port == b.port
+            && a.params.len() == b.params.len()
+            && a.params()
+                .zip(b.params())
+                .all(|((ka, va), (kb, vb))| ka == kb && (ka == TIMESTAMP_KEY || va == vb))
     }
 }
 
@@ -620,14 +793,13 @@ impl Eq for Url {}
 
 impl Hash for Url {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.protocol.hash(state);
-        self.username.hash(state);
-        self.password.hash(state);
-        self.host.hash(state);
-        self.port.hash(state);
-        self.path.hash(state);
-        self.params.len().hash(state);
-        for (key, value) in &self.params {
+        let inner = &*self.inner;
+        for i in 0..5 {
+            inner.field(i).hash(state);
+        }
+        inner.port.hash(state);
+        inner.params.len().hash(state);
+        for (key, value) in inner.params() {
             key.hash(state);
             if key != TIMESTAMP_KEY {
                 value.hash(state);
@@ -651,39 +823,83 @@ pub fn java_cmp(a: &str, b: &str) -> Ordering {
     a.chars().count().cmp(&b.chars().count())
 }
 
-fn java_sorted(params: &BTreeMap<String, String>) -> Vec<(&String, &String)> {
-    let mut entries: Vec<_> = params.iter().collect();
+fn java_sorted(params: Params<'_>) -> Vec<(&str, &str)> {
+    let mut entries: Vec<_> = params.collect();
     // Byte order already equals Java order unless a key has a character at or above U+E000.
-    if params.keys().any(|k| k.chars().any(|c| c >= '\u{E000}')) {
+    if entries
+        .iter()
+        .any(|(k, _)| k.chars().any(|c| c >= '\u{E000}'))
+    {
         entries.sort_by(|(a, _), (b, _)| java_cmp(a, b));
     }
     entries
 }
 
-fn parse_params(query: &str) -> BTreeMap<String, String> {
-    // Collected at once: the map is built in bulk from the sorted pairs (the last duplicate
-    // wins, as with inserting one by one), which is much cheaper than an insert per pair.
-    let mut params: BTreeMap<String, String> = query
-        .split(['&', ';'])
-        .filter_map(|part| {
-            let part = part.trim();
-            let (key, value) = part.split_once('=').unwrap_or((part, ""));
-            (!key.is_empty()).then(|| (key.to_owned(), value.to_owned()))
-        })
-        .collect();
-    if !query.contains("default.") {
-        return params;
+/// The parameters of a query, sorted by key, without duplicates (the last one wins, as in
+/// Java's map), `default.<key>` also giving `<key>` when that is absent. Borrowed from the
+/// query except for the rare `default.` copies.
+fn parse_params(query: &str) -> Vec<(&str, std::borrow::Cow<'_, str>)> {
+    use std::borrow::Cow;
+    // Byte scans (memchr): the separators are ASCII, so every cut falls on a character
+    // boundary.
+    let bytes = query.as_bytes();
+    let count = 1 + memchr::memchr2_iter(b'&', b';', bytes).count();
+    let mut params: Vec<(&str, Cow<'_, str>)> = Vec::with_capacity(count);
+    let mut start = 0;
+    let ends = memchr::memchr2_iter(b'&', b';', bytes).chain(std::iter::once(bytes.len()));
+    for end in ends {
+        let part = trim(query.get(start..end).unwrap_or_default());
+        start = end + 1;
+        let (key, value) = match memchr::memchr(b'=', part.as_bytes()) {
+            Some(eq) => (
+                part.get(..eq).unwrap_or_default(),
+                part.get(eq + 1..).unwrap_or_default(),
+            ),
+            None => (part, ""),
+        };
+        if !key.is_empty() {
+            params.push((key, Cow::Borrowed(value)));
+        }
     }
-    let defaults: Vec<(String, String)> = params
+    // What Java writes is sorted already, without duplicates: then there is nothing to do.
+    if !params.is_sorted_by(|a, b| a.0 < b.0) {
+        // Sorted stably, duplicates stay in the order written; the last of each run is kept.
+        params.sort_by(|a, b| a.0.cmp(b.0));
+        let mut kept = 0;
+        for i in 0..params.len() {
+            if params.get(i + 1).is_some_and(|next| next.0 == params[i].0) {
+                continue;
+            }
+            params.swap(kept, i);
+            kept += 1;
+        }
+        params.truncate(kept);
+    }
+    let defaults: Vec<(&str, Cow<'_, str>)> = params
         .iter()
         .filter_map(|(k, v)| {
             let plain = k.strip_prefix("default.")?;
-            (!plain.is_empty() && !params.contains_key(plain))
-                .then(|| (plain.to_owned(), v.clone()))
+            (!plain.is_empty()
+                && params
+                    .binary_search_by(|(other, _)| (*other).cmp(plain))
+                    .is_err())
+            .then(|| (plain, v.clone()))
         })
         .collect();
-    params.extend(defaults);
+    if !defaults.is_empty() {
+        params.extend(defaults);
+        params.sort_by(|a, b| a.0.cmp(b.0));
+    }
     params
+}
+
+/// `str::trim`, without its Unicode scan when both ends are plain ASCII.
+fn trim(part: &str) -> &str {
+    match (part.as_bytes().first(), part.as_bytes().last()) {
+        (Some(&a), Some(&z)) if (b'!'..=b'~').contains(&a) && (b'!'..=b'~').contains(&z) => part,
+        (None, _) | (_, None) => part,
+        _ => part.trim(),
+    }
 }
 
 fn split_host_port<'a>(hostport: &'a str, url: &str) -> Result<(&'a str, u16)> {
@@ -725,6 +941,11 @@ fn split_host_port<'a>(hostport: &'a str, url: &str) -> Result<(&'a str, u16)> {
         }
         Some(p) => return Err(invalid_port(p)),
     };
+    if port == 0 && host.contains(':') && !host.starts_with('[') {
+        // An address list with port 0 (`a:1,b:2:0`): written back without the port, the
+        // last entry's port would become the URL's. Found by the round-trip property.
+        return Err(invalid_port("0"));
+    }
     check_host(host, url)?;
     Ok((host, port))
 }

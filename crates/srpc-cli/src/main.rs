@@ -222,7 +222,7 @@ struct UrlParts<'a> {
     host: Option<&'a str>,
     port: Option<u16>,
     path: Option<&'a str>,
-    params: &'a BTreeMap<String, String>,
+    params: BTreeMap<&'a str, &'a str>,
 }
 
 /// What a command produced: text for stdout and the exit status.
@@ -440,7 +440,7 @@ fn run_url(command: UrlCommand) -> Result<Outcome, String> {
                 host: non_empty(url.host()),
                 port: (url.port() > 0).then_some(url.port()),
                 path: non_empty(url.path()),
-                params: url.params(),
+                params: url.params().collect(),
             };
             serde_json::to_string(&parts)
                 .map(ok)

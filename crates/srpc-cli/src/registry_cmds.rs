@@ -163,7 +163,7 @@ struct ProviderJson<'a> {
     port: u16,
     path: &'a str,
     category: &'a str,
-    params: &'a BTreeMap<String, String>,
+    params: BTreeMap<&'a str, &'a str>,
 }
 
 impl<'a> ProviderJson<'a> {
@@ -175,7 +175,7 @@ impl<'a> ProviderJson<'a> {
             port: url.port(),
             path: url.path(),
             category: url.category(),
-            params: url.params(),
+            params: url.params().collect(),
         }
     }
 }

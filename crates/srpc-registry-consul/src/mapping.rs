@@ -47,11 +47,7 @@ pub(crate) fn registration(url: &Url, config: &ConsulConfig) -> Result<Registrat
             ),
         ));
     }
-    let mut tags: Vec<String> = url
-        .params()
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
+    let mut tags: Vec<String> = url.params().map(|(k, v)| format!("{k}={v}")).collect();
     tags.push(DUBBO_TAG.to_owned());
     Ok(Registration {
         id: service_id(url),
@@ -116,8 +112,7 @@ fn read_meta_url(text: &str) -> Result<Url> {
     if escaped {
         let params: Vec<(String, String)> = url
             .params()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
         for (key, value) in params {
             url.set_param(key, decode(&value)?);

@@ -79,7 +79,7 @@ pub fn txt_properties(url: &Url) -> Result<Vec<(String, String)>> {
                 "parameter {key:?} is a TXT key of srpc's own (txtvers, protocol, path)"
             )));
         }
-        pairs.push((key.clone(), value.clone()));
+        pairs.push((key.to_owned(), value.to_owned()));
     }
     let mut total = 0;
     for (key, value) in &pairs {

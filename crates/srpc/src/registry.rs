@@ -181,8 +181,8 @@ pub async fn connect_url(url: &Url) -> Result<Arc<dyn Registry>> {
 /// unnoticed: one that is close to a known name gets a warning naming it; others (Java
 /// Dubbo's registry URLs carry `application`, `pid`, …) an info line.
 fn warn_unknown_params(scheme: &Scheme, url: &Url) {
-    for key in url.params().keys() {
-        if scheme.params.contains(&key.as_str()) || COMMON_PARAMS.contains(&key.as_str()) {
+    for (key, _) in url.params() {
+        if scheme.params.contains(&key) || COMMON_PARAMS.contains(&key) {
             continue;
         }
         match nearest(key, scheme.params.iter().chain(COMMON_PARAMS)) {
