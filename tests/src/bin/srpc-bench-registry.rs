@@ -610,9 +610,9 @@ async fn resync(n: usize) -> Duration {
     took
 }
 
-/// The subscriber's memory per provider: live heap bytes a fresh HTTP subscriber holds once
-/// its snapshot has all `n` providers (registered beforehand, so the server's share is
-/// already counted), per provider, beside the URL's own text.
+/// The subscriber's memory per provider: live heap bytes a fresh HTTP subscriber (its own
+/// handle) holds once its snapshot has all `n` providers, measured as what its teardown
+/// frees, per provider, beside the URL's own text.
 async fn memory_per_provider(n: usize) -> (f64, usize) {
     let server = srpc::http::HttpRegistryServer::bind(srpc::http::ServerConfig::new(
         ([127, 0, 0, 1], 0).into(),
@@ -626,15 +626,19 @@ async fn memory_per_provider(n: usize) -> (f64, usize) {
     let query: Url = format!("consumer://127.0.0.1/{interface}?category=providers")
         .parse()
         .unwrap();
-    let before = ALLOCATOR.allocated();
     let consumer = srpc::registry::connect(&base).await.unwrap();
     let sub = consumer.subscribe(&query).await.unwrap();
     assert_eq!(sub.snapshot().providers().len(), n);
-    // Let the first long-poll settle so that only what is kept is counted.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let held = ALLOCATOR.allocated().saturating_sub(before);
+    // What the subscriber holds is what goes when it is dropped: measured that way round,
+    // the garbage other parts of this process free meanwhile (the population's connections)
+    // cannot hide in the figure. The pauses let the first long-poll and the teardown settle.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let with = ALLOCATOR.allocated();
     drop(sub);
-    let _ = consumer.close().await;
+    consumer.close().await.unwrap();
+    drop(consumer);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let held = with.saturating_sub(ALLOCATOR.allocated());
     server.shutdown().await.unwrap();
     (held as f64 / n as f64, text)
 }
