@@ -67,6 +67,9 @@ struct Inner {
     /// Where each parameter's key and value end in `buf`; a key starts where the previous
     /// value ends (the first where the path ends).
     params: Box<[(usize, usize)]>,
+    /// `to_full_string()`, made the first time it is asked for and shared by every clone:
+    /// registries sort and key by it over and over.
+    full: std::sync::OnceLock<Box<str>>,
 }
 
 /// The fields of a URL being built or changed.
@@ -149,6 +152,7 @@ impl Inner {
             ends,
             port,
             params: offsets.into_boxed_slice(),
+            full: std::sync::OnceLock::new(),
         }
     }
 
@@ -557,7 +561,19 @@ impl Url {
     /// Java's `toFullString()`: protocol, user info, host, port, path and parameters sorted by
     /// Java string order, values trimmed, nothing escaped.
     pub fn to_full_string(&self) -> String {
-        self.to_string()
+        self.as_full_str().to_owned()
+    }
+
+    /// [`Url::to_full_string`] without a copy: made once per URL (on first use) and shared by
+    /// its clones. Sorting or keying many URLs by it costs no formatting.
+    pub fn as_full_str(&self) -> &str {
+        self.inner.full.get_or_init(|| {
+            let mut text =
+                String::with_capacity(self.inner.buf.len() + 16 + 2 * self.inner.params.len());
+            // Writing to a String cannot fail.
+            let _ = self.write_to(&mut text);
+            text.into_boxed_str()
+        })
     }
 
     /// The encoded form, as ZooKeeper child names carry it: `encode(to_full_string())`.
@@ -748,7 +764,7 @@ impl UrlBuilder {
 
 impl fmt::Display for Url {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.write_to(f)
+        f.write_str(self.as_full_str())
     }
 }
 

@@ -397,7 +397,9 @@ impl Inner {
             scope.mark_working();
             return;
         }
-        let mut changed = false;
+        // Every event of the answer, applied as one change: one snapshot per watch answer,
+        // not one per event.
+        let mut changes: Vec<(Url, bool)> = Vec::new();
         for event in events {
             let (kv, put) = match event {
                 Event::Put(kv) => (kv, true),
@@ -410,20 +412,20 @@ impl Inner {
             if put {
                 if let Some(url) = self.parse(prefix, &kv) {
                     if let Some(old) = state.entries.insert(kv.key, url.clone()) {
-                        if old.to_full_string() != url.to_full_string() {
-                            scope.remove(&old);
+                        if old.as_full_str() != url.as_full_str() {
+                            changes.push((old, false));
                         }
                     }
-                    scope.insert(url);
-                    changed = true;
+                    changes.push((url, true));
                 }
             } else if let Some(old) = state.entries.remove(&kv.key) {
-                scope.remove(&old);
-                changed = true;
+                changes.push((old, false));
             }
         }
-        if !changed {
+        if changes.is_empty() {
             scope.mark_working();
+        } else {
+            scope.update(changes);
         }
     }
 

@@ -203,6 +203,12 @@ impl Catalog {
         self.apply(scope, Vec::new(), vec![url.clone()], false);
     }
 
+    /// Adds `added` to `scope` and removes `removed` from it, as one change: subscriptions
+    /// see it in one snapshot. A URL must not be in both.
+    pub fn update(&self, scope: &str, added: Vec<Url>, removed: Vec<Url>) {
+        self.apply(scope, added, removed, false);
+    }
+
     /// Replaces the whole content of `scope` with `urls` (a fresh listing).
     pub fn replace(&self, scope: &str, urls: impl IntoIterator<Item = Url>) {
         self.apply(scope, urls.into_iter().collect(), Vec::new(), true);
@@ -227,7 +233,7 @@ impl Catalog {
             .filter(|url| is_match(query, url))
             .cloned()
             .collect();
-        urls.sort_by_cached_key(Url::to_full_string);
+        urls.sort_unstable_by(|a, b| a.as_full_str().cmp(b.as_full_str()));
         urls
     }
 

@@ -436,7 +436,7 @@ impl<B: Backend> Registry for FailbackRegistry<B> {
             .into_iter()
             .filter(|url| !url.is_empty_protocol() && is_match(query, url))
             .collect();
-        urls.sort_by_cached_key(Url::to_full_string);
+        urls.sort_unstable_by(|a, b| a.as_full_str().cmp(b.as_full_str()));
         urls.dedup();
         Ok(urls)
     }

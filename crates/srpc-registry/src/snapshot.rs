@@ -37,13 +37,16 @@ impl Snapshot {
     ) -> Snapshot {
         let mut categories: BTreeMap<String, Vec<Url>> = BTreeMap::new();
         for url in urls {
-            categories
-                .entry(url.category().to_owned())
-                .or_default()
-                .push(url);
+            match categories.get_mut(url.category()) {
+                Some(list) => list.push(url),
+                None => {
+                    categories.insert(url.category().to_owned(), vec![url]);
+                }
+            }
         }
         for urls in categories.values_mut() {
-            urls.sort_by_cached_key(Url::to_full_string);
+            // The full strings are made once per URL and shared: no formatting per build.
+            urls.sort_unstable_by(|a, b| a.as_full_str().cmp(b.as_full_str()));
         }
         Snapshot {
             revision,

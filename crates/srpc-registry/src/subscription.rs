@@ -165,8 +165,8 @@ impl Subscription {
                 let now: HashSet<Url> = snapshot.urls().cloned().collect();
                 let mut removed: Vec<&Url> = state.seen.difference(&now).collect();
                 let mut inserted: Vec<&Url> = now.difference(&state.seen).collect();
-                removed.sort_by_cached_key(|u| u.to_full_string());
-                inserted.sort_by_cached_key(|u| u.to_full_string());
+                removed.sort_unstable_by(|a, b| a.as_full_str().cmp(b.as_full_str()));
+                inserted.sort_unstable_by(|a, b| a.as_full_str().cmp(b.as_full_str()));
                 let removed: Vec<Change> =
                     removed.into_iter().cloned().map(Change::Remove).collect();
                 let inserted: Vec<Change> =

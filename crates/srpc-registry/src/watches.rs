@@ -234,6 +234,28 @@ impl WatchScope {
         self.write(|catalog, name| catalog.remove(name, url));
     }
 
+    /// Applies events in their order as one change, and marks the scope working: `(url,
+    /// true)` adds, `(url, false)` removes. Subscriptions see only the net effect, in one
+    /// snapshot, however many events a watch answer carried (a URL added then removed within
+    /// the batch is not seen at all).
+    pub fn update(&self, events: impl IntoIterator<Item = (Url, bool)>) {
+        let mut net: HashMap<Url, bool> = HashMap::new();
+        for (url, present) in events {
+            // The newest copy of the URL (equal ones may differ in `timestamp`) is kept.
+            net.remove(&url);
+            net.insert(url, present);
+        }
+        let (mut added, mut removed) = (Vec::new(), Vec::new());
+        for (url, present) in net {
+            if present {
+                added.push(url);
+            } else {
+                removed.push(url);
+            }
+        }
+        self.write(|catalog, name| catalog.update(name, added, removed));
+    }
+
     /// Marks the scope working without changing its URLs: for a body whose watch is
     /// established again but has nothing new, or that feeds other scopes (a root watch).
     pub fn mark_working(&self) {
@@ -468,6 +490,53 @@ mod tests {
             "restarted without waiting out the backoff"
         );
         assert!(started.elapsed() < LONG);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_of_events_is_one_snapshot_of_its_net_effect() {
+        let ctx = context();
+        let watches = Watches::new("test", &ctx);
+        let query = url("consumer://c/a.B");
+        let (id, _rx) = ctx.catalog().subscribe(query.clone());
+        ctx.catalog().mark_listed(id, true);
+        // Every snapshot published, none coalesced.
+        let (tap, mut published) = tokio::sync::mpsc::unbounded_channel();
+        ctx.catalog().taps(id).unwrap().lock().unwrap().push(tap);
+        let (a, b, c) = (
+            url("dubbo://h:1/a.B?timestamp=1"),
+            url("dubbo://h:2/a.B"),
+            url("dubbo://h:3/a.B"),
+        );
+        let (first, second) = (a.clone(), b.clone());
+        watches
+            .watch("s", &query, move |scope| {
+                let (a, b, c) = (first.clone(), second.clone(), c.clone());
+                async move {
+                    scope.replace([a.clone(), b.clone()]);
+                    // b goes, c comes and goes, a is re-put with a new timestamp.
+                    scope.update([
+                        (b, false),
+                        (c.clone(), true),
+                        (a.with_param("timestamp", "2"), true),
+                        (c, false),
+                    ]);
+                    std::future::pending::<Result<()>>().await
+                }
+            })
+            .unwrap();
+        let listed = published.recv().await.unwrap();
+        assert_eq!(listed.len(), 2);
+        let after = published.recv().await.unwrap();
+        assert_eq!(after.providers(), [a], "only the net effect: b gone");
+        assert_eq!(
+            after.providers()[0].param("timestamp"),
+            Some("1"),
+            "a re-put with a new timestamp is no change"
+        );
+        assert!(
+            published.try_recv().is_err(),
+            "one snapshot for the whole batch"
+        );
     }
 
     #[tokio::test]
