@@ -780,7 +780,7 @@ async fn main() {
             }
             "heartbeats" => {
                 let etcd = std::env::var("SRPC_ETCD").ok();
-                heartbeat_capacity(etcd.as_deref(), 1_000, Duration::from_secs(5)).await;
+                heartbeat_capacity(etcd.as_deref(), 1_000, Duration::from_secs(8)).await;
             }
             "mdns" => {
                 srpc_tests::netns::private();
