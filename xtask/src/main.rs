@@ -14,8 +14,9 @@ Commands:
                 doc tests, then the real-server tests (`integration`)
   integration   the tests marked #[ignore = \"needs …\"], against real servers on loopback
   bench         the benchmarks: URL parse/format (criterion), selectors, RPC against tarpc,
-                and the registries (`bench registry` alone: notify latency per backend,
-                against raw ZooKeeper and etcd clients on real servers)
+                and the registries (`bench registry` alone: notify latency per backend
+                against raw ZooKeeper and etcd clients on real servers, scale, resync,
+                memory per provider, churn, heartbeat capacity against etcd keepalives)
   servers       start the real servers on loopback for manual work (ZooKeeper, etcd 3.4
                 and 3.5); prints
                 their addresses; stops them when you press Ctrl-D
@@ -378,16 +379,37 @@ fn bench_registry() -> Result<(), String> {
         "srpc-bench-registry",
         "--",
     ];
-    let result = step("benchmark registries (notify latency)", || {
-        let mut command = cargo_command(&bin);
-        for (name, value) in &servers.env {
-            command.env(name, value);
-        }
-        let status = command
-            .status()
-            .map_err(|e| format!("cannot run srpc-bench-registry: {e}"))?;
-        if !status.success() {
-            return Err(format!("srpc-bench-registry exited with {status}"));
+    // Each section in a process of its own, so that none runs among what an earlier one
+    // left behind (tasks winding down, a fragmented heap).
+    let sections: [&[&str]; 6] = [
+        &[
+            "inprocess",
+            "multicast",
+            "http",
+            "consul",
+            "zookeeper",
+            "etcd",
+        ],
+        &["scale"],
+        &["resync"],
+        &["memory"],
+        &["churn"],
+        &["heartbeats"],
+    ];
+    let result = step("benchmark registries", || {
+        for section in sections {
+            let mut command = cargo_command(&[&bin[..], section].concat());
+            for (name, value) in &servers.env {
+                command.env(name, value);
+            }
+            let status = command
+                .status()
+                .map_err(|e| format!("cannot run srpc-bench-registry: {e}"))?;
+            if !status.success() {
+                return Err(format!(
+                    "srpc-bench-registry {section:?} exited with {status}"
+                ));
+            }
         }
         let status = cargo_command(&[&bin[..], &["mdns"]].concat())
             .status()

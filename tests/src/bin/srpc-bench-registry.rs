@@ -1,11 +1,20 @@
-//! Benchmark: register → subscriber notified, p50 and p99 over `SRPC_BENCH_SAMPLES` samples
-//! (default 200) per backend, and for ZooKeeper and etcd the same measured with a raw client
-//! in the same run (a plain children watch through `zookeeper-client`; a plain watch stream on
-//! etcd's gateway), printed as `srpc/raw notify latency ratio`.
+//! Benchmark of the registries, by section (the arguments; default every one but `mdns`):
 //!
-//! `cargo xtask bench registry` runs it with the real servers started on loopback
-//! (`SRPC_ZOOKEEPER`, `SRPC_ETCD`), and a second time with `mdns` inside a private network
-//! namespace. Arguments name the backends to measure (default: every one but `mdns`).
+//! - a backend's name (`inprocess`, `multicast`, `http`, `consul`, `zookeeper`, `etcd`,
+//!   `mdns`): register → subscriber notified, p50 and p99 over `SRPC_BENCH_SAMPLES` samples
+//!   (default 200); for ZooKeeper and etcd the same with a raw client in the same run (a plain
+//!   children watch through `zookeeper-client`; a plain watch stream on etcd's gateway),
+//!   printed as `srpc/raw notify latency ratio`;
+//! - `scale`: a fresh subscriber's first snapshot of 1 000 / 10 000 / 100 000 providers;
+//! - `resync`: from healing a cut connection to a connected, current snapshot;
+//! - `memory`: what a subscriber holds per provider;
+//! - `churn`: 1 000 providers registering and unregistering for 10 s: notifications against
+//!   snapshots published, and the subscriber thread's CPU;
+//! - `heartbeats`: HTTP registry heartbeats per second against etcd lease keepalives.
+//!
+//! `cargo xtask bench registry` runs each section in its own process with the real servers
+//! started on loopback (`SRPC_ZOOKEEPER`, `SRPC_ETCD`), and `mdns` inside a private network
+//! namespace. docs/performance.md has the method and the figures.
 
 #![allow(
     clippy::unwrap_used,
