@@ -3,10 +3,12 @@
 
 use std::collections::HashMap;
 use std::net::UdpSocket;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::FutureExt;
 use srpc_registry::{Backend, Context, Error, Result, Url, WatchScope, Watches};
 use tokio::task::AbortHandle;
 use tracing::{debug, info, warn};
@@ -40,7 +42,15 @@ struct Inner {
     /// parses only the names it has not seen (a notification costs one parse, not one per
     /// provider). Rebuilt from each listing, so names that went are forgotten.
     parsed: Mutex<HashMap<String, HashMap<String, Url>>>,
+    /// Whether the ensemble takes persistent recursive watches (ZooKeeper 3.6+). Cleared for
+    /// good the first time it answers "unimplemented": Dubbo directories are then watched
+    /// with one-shot children watches, as before 3.6.
+    persistent_watches: AtomicBool,
 }
+
+/// The ensemble answered "unimplemented" to a request (older than the request).
+#[derive(Debug)]
+struct Unimplemented;
 
 /// A ZooKeeper operation that failed, with the client's error kept as its source.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +77,7 @@ impl ZookeeperBackend {
             "connected"
         );
         let creator_ip = creator_ip(&config.servers).into_bytes();
+        let persistent_watches = AtomicBool::new(config.persistent_watches);
         let watches = Watches::with_retry(BACKEND, &ctx, ctx.retry().capped(RETRY_CAP));
         let inner = Arc::new(Inner {
             config,
@@ -75,6 +86,7 @@ impl ZookeeperBackend {
             creator_ip,
             watches,
             parsed: Mutex::default(),
+            persistent_watches,
         });
         let supervisor = tokio::spawn(inner.clone().supervise()).abort_handle();
         Ok(ZookeeperBackend { inner, supervisor })
@@ -521,6 +533,19 @@ impl Inner {
     /// and watching never write here): it is empty, and a watch on its existence brings the
     /// listing back as soon as it appears.
     async fn watch_dir(self: Arc<Self>, scope: WatchScope) -> Result<()> {
+        if self.persistent_watches.load(Ordering::Relaxed) {
+            match self.follow_dir(&scope).await {
+                Err(Unimplemented) => {
+                    info!(
+                        backend = BACKEND,
+                        "the ensemble does not take persistent watches (ZooKeeper before 3.6): \
+                         directories are relisted after each children watch"
+                    );
+                    self.persistent_watches.store(false, Ordering::Relaxed);
+                }
+                Ok(outcome) => return outcome,
+            }
+        }
         let dir = scope.name();
         let mut client = self.client()?;
         for _ in 0..3 {
@@ -543,6 +568,103 @@ impl Inner {
             }
         }
         Err(appearing_and_disappearing(dir))
+    }
+
+    /// Dubbo directories on ZooKeeper 3.6+: a persistent recursive watch names the child
+    /// that came or went, so a change is applied as it is, without listing the directory
+    /// again (a round trip per notification with one-shot children watches). The watch is
+    /// added before the first listing, so nothing falls in between; events already reflected
+    /// in that listing apply again harmlessly (adding what is there, removing what is not).
+    /// A reconnect or an expiry ends the body, to be started again with a fresh watch and
+    /// listing (events around a reconnect can be lost for persistent watches). A directory that does not exist is empty, and
+    /// its creation is an event: nothing is created here.
+    ///
+    /// `Err(Unimplemented)` when the ensemble does not know persistent watches.
+    async fn follow_dir(
+        &self,
+        scope: &WatchScope,
+    ) -> std::result::Result<Result<()>, Unimplemented> {
+        let dir = scope.name();
+        let client = match self.client() {
+            Ok(client) => client,
+            Err(error) => return Ok(Err(error)),
+        };
+        let mut watcher = match client.watch(dir, AddWatchMode::PersistentRecursive).await {
+            Ok(watcher) => watcher,
+            Err(ZkError::Unimplemented) => return Err(Unimplemented),
+            Err(error) => return Ok(Err(zk_error("watch", dir, error))),
+        };
+        let prefix = format!("{dir}/");
+        let mut present: HashMap<String, Url> = HashMap::new();
+        let mut relist = true;
+        loop {
+            if relist {
+                let children = match client.list_children(dir).await {
+                    Ok(children) => children,
+                    Err(ZkError::NoNode) => Vec::new(),
+                    Err(error) => return Ok(Err(zk_error("list", dir, error))),
+                };
+                present = children
+                    .iter()
+                    .filter_map(|name| self.parse_child(dir, name).map(|url| (name.clone(), url)))
+                    .collect();
+                scope.replace(present.values().cloned());
+                relist = false;
+            }
+            // The next event and every one already queued behind it: one change for all
+            // (under churn, one snapshot per batch rather than per node).
+            let mut events = vec![watcher.changed().await];
+            while let Some(event) = watcher.changed().now_or_never() {
+                events.push(event);
+            }
+            let mut changes = Vec::new();
+            for event in events {
+                match event.event_type {
+                    // Connection lost: the watch and the listing are good again only once
+                    // the client is back, and then not the old watch: events right after a
+                    // reconnect can be lost for persistent watches (ZOOKEEPER-4698, seen here
+                    // with 3.8 when the leader dies). Any other session event ends the body,
+                    // to be started at once with a new watch and a new listing (or on a new
+                    // session).
+                    EventType::Session if event.session_state == SessionState::Disconnected => {}
+                    EventType::Session => return Ok(Ok(())),
+                    EventType::NodeCreated | EventType::NodeDeleted => {
+                        let Some(name) = event.path.strip_prefix(&prefix) else {
+                            // The directory itself came or went.
+                            relist = true;
+                            continue;
+                        };
+                        if name.contains('/') {
+                            continue; // below a provider node: not part of the Dubbo layout
+                        }
+                        if event.event_type == EventType::NodeCreated {
+                            if let Some(url) = self.parse_child(dir, name) {
+                                present.insert(name.to_owned(), url.clone());
+                                changes.push((url, true));
+                            }
+                        } else if let Some(url) = present.remove(name) {
+                            changes.push((url, false));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            // A relisting supersedes the events.
+            if !relist && !changes.is_empty() {
+                scope.update(changes);
+            }
+        }
+    }
+
+    /// A Dubbo child name as a URL; unreadable ones are skipped with a warning.
+    fn parse_child(&self, dir: &str, name: &str) -> Option<Url> {
+        match self.config.layout.parse_entry(dir, name, "") {
+            Ok(url) => Some(url),
+            Err(error) => {
+                warn!(backend = BACKEND, path = %format!("{dir}/{name}"), %error, "skipping unreadable node");
+                None
+            }
+        }
     }
 
     /// `scope`'s node does not exist: the scope is empty until it is created. `Ok(true)`

@@ -27,10 +27,15 @@ pub struct ZookeeperConfig {
     pub layout: Layout,
     /// Retry and `check` settings.
     pub failback: FailbackConfig,
+    /// How Dubbo directories are watched (`watch`): `persistent` (default) follows each
+    /// child that comes or goes through a persistent recursive watch, and falls back by itself
+    /// to `children` on ensembles older than 3.6; `children` relists a directory after each
+    /// one-shot children watch, as Java Dubbo does.
+    pub persistent_watches: bool,
 }
 
 impl ZookeeperConfig {
-    /// Reads `zookeeper://[user:password@]host:port[,host2:port2…][?backup=…&group=…&session=…&timeout=…&layout=dubbo|rpcx&base=…]`.
+    /// Reads `zookeeper://[user:password@]host:port[,host2:port2…][?backup=…&group=…&session=…&timeout=…&layout=dubbo|rpcx&base=…&watch=persistent|children]`.
     pub fn from_url(url: &Url) -> Result<ZookeeperConfig> {
         let params = RegistryParams::new(url);
         let servers = params.servers(DEFAULT_PORT, "zookeeper://host:port")?;
@@ -40,6 +45,15 @@ impl ZookeeperConfig {
             .map(|(user, password)| format!("{user}:{password}"));
         let session = params.positive_duration("session", Duration::from_secs(60))?;
         let timeout = params.positive_duration("timeout", Duration::from_secs(5))?;
+        let persistent_watches = match url.param("watch") {
+            None | Some("" | "persistent") => true,
+            Some("children") => false,
+            Some(other) => {
+                return Err(params.invalid(format!(
+                    "watch={other:?}: use persistent (the default) or children"
+                )));
+            }
+        };
         Ok(ZookeeperConfig {
             servers,
             session,
@@ -47,6 +61,7 @@ impl ZookeeperConfig {
             digest,
             layout,
             failback: params.failback()?,
+            persistent_watches,
         })
     }
 

@@ -55,7 +55,9 @@ const SCHEMES: &[Scheme] = &[
     Scheme {
         name: "zookeeper",
         feature: "zookeeper",
-        params: &["backup", "group", "session", "timeout", "layout", "base"],
+        params: &[
+            "backup", "group", "session", "timeout", "layout", "base", "watch",
+        ],
         #[cfg(feature = "zookeeper")]
         open: Some(|url| {
             Box::pin(async move { Ok(arc(srpc_registry_zookeeper::connect(url).await?)) })
