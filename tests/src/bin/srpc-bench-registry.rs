@@ -706,6 +706,9 @@ async fn main() {
             "zookeeper" => {
                 let server = srpc_tests::servers::shared_zookeeper();
                 let root = srpc_tests::servers::fresh_root("srpc-bench");
+                // A freshly started server is still warming up (ZooKeeper is a JVM): a
+                // discarded raw series first, so that neither side measures a colder server.
+                raw_zookeeper(&server, n).await;
                 let (p, c) = pair(&format!("zookeeper://{server}?group={root}")).await;
                 let srpc = notify_latency(p, c, "bench.Zookeeper", n).await;
                 report(backend, &srpc);
@@ -715,6 +718,7 @@ async fn main() {
                 let server = std::env::var("SRPC_ETCD")
                     .expect("SRPC_ETCD: run under cargo xtask bench registry");
                 let root = srpc_tests::servers::fresh_root("srpc-bench");
+                raw_etcd(&server, n).await; // warm-up, discarded, as for ZooKeeper
                 let (p, c) = pair(&format!("etcd://{server}?group={root}")).await;
                 let srpc = notify_latency(p, c, "bench.Etcd", n).await;
                 report(backend, &srpc);
