@@ -19,31 +19,29 @@ struct Zookeeper;
 /// so this keeps that path tested).
 struct ZookeeperChildrenWatch;
 
+/// Two handles on a root of their own, with `extra` parameters.
+async fn pair(extra: &str) -> (Arc<dyn Registry>, Arc<dyn Registry>) {
+    let root = root();
+    let url = format!(
+        "zookeeper://{}?group={root}&session=10000{extra}",
+        shared_zookeeper()
+    );
+    let provider = srpc::registry::connect(&url).await.unwrap();
+    let consumer = srpc::registry::connect(&url).await.unwrap();
+    (provider, consumer)
+}
+
 #[async_trait]
 impl Factory for ZookeeperChildrenWatch {
     async fn pair(&self) -> (Arc<dyn Registry>, Arc<dyn Registry>) {
-        let root = root();
-        let url = format!(
-            "zookeeper://{}?group={root}&session=10000&watch=children",
-            shared_zookeeper()
-        );
-        let provider = srpc::registry::connect(&url).await.unwrap();
-        let consumer = srpc::registry::connect(&url).await.unwrap();
-        (provider, consumer)
+        pair("&watch=children").await
     }
 }
 
 #[async_trait]
 impl Factory for Zookeeper {
     async fn pair(&self) -> (Arc<dyn Registry>, Arc<dyn Registry>) {
-        let root = root();
-        let url = format!(
-            "zookeeper://{}?group={root}&session=10000",
-            shared_zookeeper()
-        );
-        let provider = srpc::registry::connect(&url).await.unwrap();
-        let consumer = srpc::registry::connect(&url).await.unwrap();
-        (provider, consumer)
+        pair("").await
     }
 
     async fn outage(&self) -> Option<Outage> {
