@@ -381,24 +381,10 @@ fn bench_registry() -> Result<(), String> {
     ];
     // Each section in a process of its own, so that none runs among what an earlier one
     // left behind (tasks winding down, a fragmented heap).
-    let sections: [&[&str]; 6] = [
-        &[
-            "inprocess",
-            "multicast",
-            "http",
-            "consul",
-            "zookeeper",
-            "etcd",
-        ],
-        &["scale"],
-        &["resync"],
-        &["memory"],
-        &["churn"],
-        &["heartbeats"],
-    ];
+    let sections = ["notify", "scale", "resync", "memory", "churn", "heartbeats"];
     let result = step("benchmark registries", || {
         for section in sections {
-            let mut command = cargo_command(&[&bin[..], section].concat());
+            let mut command = cargo_command(&[&bin[..], &[section]].concat());
             for (name, value) in &servers.env {
                 command.env(name, value);
             }

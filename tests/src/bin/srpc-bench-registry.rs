@@ -1,7 +1,7 @@
 //! Benchmark of the registries, by section (the arguments; default every one but `mdns`):
 //!
 //! - a backend's name (`inprocess`, `multicast`, `http`, `consul`, `zookeeper`, `etcd`,
-//!   `mdns`): register → subscriber notified, p50 and p99 over `SRPC_BENCH_SAMPLES` samples
+//!   `mdns`; `notify` names all but `mdns`): register → subscriber notified, p50 and p99 over `SRPC_BENCH_SAMPLES` samples
 //!   (default 200); for ZooKeeper and etcd the same with a raw client in the same run (a plain
 //!   children watch through `zookeeper-client`; a plain watch stream on etcd's gateway),
 //!   printed as `srpc/raw notify latency ratio`;
@@ -35,19 +35,17 @@ use srpc_registry::{Registry, Url};
 #[global_allocator]
 static ALLOCATOR: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, usize::MAX);
 
-const BACKENDS: &[&str] = &[
+/// The backends of the notify-latency section (`notify` names them all).
+const NOTIFY: &[&str] = &[
     "inprocess",
     "multicast",
     "http",
     "consul",
     "zookeeper",
     "etcd",
-    "scale",
-    "resync",
-    "memory",
-    "churn",
-    "heartbeats",
 ];
+
+const BACKENDS: &[&str] = &["notify", "scale", "resync", "memory", "churn", "heartbeats"];
 
 /// Latency percentiles of one series.
 struct Series {
@@ -377,11 +375,7 @@ async fn hammer(
 /// same gateway API srpc's etcd backend uses) for as many leases, same load generator, same
 /// run, same two cores.
 async fn heartbeat_capacity(etcd: Option<&str>, instances: usize, duration: Duration) {
-    let server = srpc::http::HttpRegistryServer::bind(srpc::http::ServerConfig::new(
-        ([127, 0, 0, 1], 0).into(),
-    ))
-    .await
-    .unwrap();
+    let server = http_server().await;
     let base = format!("http://{}", server.local_addr());
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let mut heartbeats = Vec::with_capacity(instances);
@@ -565,11 +559,7 @@ fn scheme(registry_url: &str) -> &str {
 /// connected again and holds the new state. Retries are set to 10–20 ms so that the backoff
 /// does not hide the resync itself.
 async fn resync(n: usize) -> Duration {
-    let server = srpc::http::HttpRegistryServer::bind(srpc::http::ServerConfig::new(
-        ([127, 0, 0, 1], 0).into(),
-    ))
-    .await
-    .unwrap();
+    let server = http_server().await;
     let direct = format!("http://{}", server.local_addr());
     let interface = format!("bench.Resync{n}");
     populate(&direct, &interface, n).await;
@@ -623,11 +613,7 @@ async fn resync(n: usize) -> Duration {
 /// handle) holds once its snapshot has all `n` providers, measured as what its teardown
 /// frees, per provider, beside the URL's own text.
 async fn memory_per_provider(n: usize) -> (f64, usize) {
-    let server = srpc::http::HttpRegistryServer::bind(srpc::http::ServerConfig::new(
-        ([127, 0, 0, 1], 0).into(),
-    ))
-    .await
-    .unwrap();
+    let server = http_server().await;
     let base = format!("http://{}", server.local_addr());
     let interface = format!("bench.Memory{n}");
     populate(&base, &interface, n).await;
@@ -652,6 +638,13 @@ async fn memory_per_provider(n: usize) -> (f64, usize) {
     (held as f64 / n as f64, text)
 }
 
+/// An srpc HTTP registry on a free loopback port, in this process.
+async fn http_server() -> srpc::http::HttpRegistryServer {
+    srpc::http::HttpRegistryServer::bind(srpc::http::ServerConfig::new(([127, 0, 0, 1], 0).into()))
+        .await
+        .unwrap()
+}
+
 fn free_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0")
         .unwrap()
@@ -668,6 +661,16 @@ async fn main() {
     } else {
         args.iter().map(String::as_str).collect()
     };
+    let chosen: Vec<&str> = chosen
+        .into_iter()
+        .flat_map(|c| {
+            if c == "notify" {
+                NOTIFY.to_vec()
+            } else {
+                vec![c]
+            }
+        })
+        .collect();
     let n = samples();
     let chosen_consul = chosen.contains(&"consul");
     if std::env::var_os("SRPC_TEST_PRIVATE_NETWORK").is_none() {
@@ -688,11 +691,7 @@ async fn main() {
                 report(backend, &notify_latency(p, c, "bench.Multicast", n).await);
             }
             "http" => {
-                let server = srpc::http::HttpRegistryServer::bind(srpc::http::ServerConfig::new(
-                    ([127, 0, 0, 1], 0).into(),
-                ))
-                .await
-                .unwrap();
+                let server = http_server().await;
                 let (p, c) = pair(&format!("http://{}", server.local_addr())).await;
                 report(backend, &notify_latency(p, c, "bench.Http", n).await);
                 server.shutdown().await.unwrap();
@@ -727,11 +726,7 @@ async fn main() {
             "scale" => {
                 let hub = format!("inprocess://bench-scale-{}", std::process::id());
                 report_scale("inprocess", &hub, "bench.Scale", &[1_000, 10_000, 100_000]).await;
-                let server = srpc::http::HttpRegistryServer::bind(srpc::http::ServerConfig::new(
-                    ([127, 0, 0, 1], 0).into(),
-                ))
-                .await
-                .unwrap();
+                let server = http_server().await;
                 let url = format!("http://{}", server.local_addr());
                 report_scale("http", &url, "bench.Scale", &[1_000, 10_000, 100_000]).await;
                 server.shutdown().await.unwrap();
@@ -740,11 +735,7 @@ async fn main() {
                 let secs = Duration::from_secs(10);
                 let hub = format!("inprocess://bench-churn-{}", std::process::id());
                 churn(&hub, "bench.Churn", 1_000, secs).await;
-                let server = srpc::http::HttpRegistryServer::bind(srpc::http::ServerConfig::new(
-                    ([127, 0, 0, 1], 0).into(),
-                ))
-                .await
-                .unwrap();
+                let server = http_server().await;
                 churn(
                     &format!("http://{}", server.local_addr()),
                     "bench.Churn",
