@@ -159,3 +159,52 @@ async fn an_ephemeral_node_of_another_session_is_replaced_not_adopted() {
         "no flapping"
     );
 }
+
+/// Issue 15 item 4: with `check=false`, a handle whose ensemble is unreachable at start still
+/// starts (it does not fail after `timeout`); its subscription says `connected = false`, its
+/// registration waits, and once the ensemble answers both catch up: the consumer sees what
+/// another handle registered meanwhile, and the registration made before the session is
+/// written. With `check=true` (the default) the same start fails with a clear error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ZooKeeper: cargo xtask integration"]
+async fn with_check_false_a_handle_starts_while_the_ensemble_is_unreachable() {
+    let root = format!("group=/srpc-background-{}", std::process::id());
+    let proxy = TcpProxy::start(shared_zookeeper().parse().unwrap())
+        .await
+        .unwrap();
+    proxy.cut();
+    let through_proxy = proxy.addr().to_string();
+    let params = format!("{root}&timeout=500&retry.period=100&retry.max.period=200");
+
+    let refused = connect(&Url::parse(&format!("zookeeper://{through_proxy}?{params}")).unwrap())
+        .await
+        .expect_err("check=true: an unreachable ensemble fails the start");
+    assert!(
+        refused.to_string().contains(&through_proxy),
+        "the error names the servers: {refused}"
+    );
+
+    let late = registry(&through_proxy, &format!("{params}&check=false")).await;
+    assert_eq!(late.backend().session_id(), None, "no session yet");
+    let mut sub = subscribe(&late).await;
+    assert!(!sub.snapshot().is_connected());
+    let waiting = provider_url(20925);
+    late.register(&waiting).await.unwrap();
+
+    // Meanwhile another handle, on a working connection, registers a provider.
+    let direct = registry(&shared_zookeeper(), &root).await;
+    direct.register(&provider_url(20926)).await.unwrap();
+
+    proxy.restore();
+    let s = sub
+        .wait_for(
+            |s| s.is_connected() && s.contains(&waiting) && s.contains(&provider_url(20926)),
+            DEADLINE,
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.len(), 2);
+    assert!(late.backend().session_id().is_some());
+    late.close().await.unwrap();
+    direct.close().await.unwrap();
+}

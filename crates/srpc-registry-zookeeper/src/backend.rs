@@ -32,7 +32,7 @@ pub struct ZookeeperBackend {
 struct Inner {
     config: ZookeeperConfig,
     /// The current session's client; replaced after an expiry, taken on close.
-    client: RwLock<Option<Client>>,
+    client: RwLock<Slot>,
     ctx: Context,
     /// Node data of Dubbo registrations: the creator's IP, as Curator writes it for Java.
     creator_ip: Vec<u8>,
@@ -46,6 +46,18 @@ struct Inner {
     /// good the first time it answers "unimplemented": Dubbo directories are then watched
     /// with one-shot children watches, as before 3.6.
     persistent_watches: AtomicBool,
+}
+
+/// Where the session stands.
+#[derive(Debug)]
+enum Slot {
+    /// No session yet: `connect` with `check=false` found the ensemble unreachable, and the
+    /// supervisor keeps trying in the background.
+    Opening,
+    /// A session's client.
+    Open(Client),
+    /// Closed by `close`.
+    Closed,
 }
 
 /// The ensemble answered "unimplemented" to a request (older than the request).
@@ -67,21 +79,40 @@ const RETRY_CAP: Duration = Duration::from_secs(10);
 
 impl ZookeeperBackend {
     /// Connects (waiting at most the configured `timeout`) and starts the session supervisor.
+    ///
+    /// With `check=false` an unreachable ensemble is not an error: the handle starts without
+    /// a session (its subscriptions say `connected = false`, registrations wait in the retry
+    /// book) and the supervisor opens one in the background, then restores everything.
     pub async fn connect(config: ZookeeperConfig, ctx: Context) -> Result<ZookeeperBackend> {
-        let client = new_client(&config).await?;
-        info!(
-            backend = BACKEND,
-            servers = %config.connect_string(),
-            session_id = client.session_id().0,
-            timeout = ?client.session_timeout(),
-            "connected"
-        );
+        let slot = match new_client(&config).await {
+            Ok(client) => {
+                info!(
+                    backend = BACKEND,
+                    servers = %config.connect_string(),
+                    session_id = client.session_id().0,
+                    timeout = ?client.session_timeout(),
+                    "connected"
+                );
+                Slot::Open(client)
+            }
+            Err(error) if !config.failback.check => {
+                warn!(
+                    backend = BACKEND,
+                    servers = %config.connect_string(),
+                    %error,
+                    "no session yet (check=false): starting anyway, connecting in the background"
+                );
+                ctx.set_connected(false);
+                Slot::Opening
+            }
+            Err(error) => return Err(error),
+        };
         let creator_ip = creator_ip(&config.servers).into_bytes();
         let persistent_watches = AtomicBool::new(config.persistent_watches);
         let watches = Watches::with_retry(BACKEND, &ctx, ctx.retry().capped(RETRY_CAP));
         let inner = Arc::new(Inner {
             config,
-            client: RwLock::new(Some(client)),
+            client: RwLock::new(slot),
             ctx,
             creator_ip,
             watches,
@@ -210,11 +241,24 @@ fn zk_error(doing: &str, path: &str, error: ZkError) -> Error {
 
 impl Inner {
     fn client(&self) -> Result<Client> {
-        self.client
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .ok_or(Error::Closed)
+        match &*self.client.read().unwrap_or_else(|p| p.into_inner()) {
+            Slot::Open(client) => Ok(client.clone()),
+            Slot::Opening => Err(Error::not_connected(
+                BACKEND,
+                format!(
+                    "no session with {} yet (connecting in the background)",
+                    self.config.connect_string()
+                ),
+            )),
+            Slot::Closed => Err(Error::Closed),
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        matches!(
+            *self.client.read().unwrap_or_else(|p| p.into_inner()),
+            Slot::Closed
+        )
     }
 
     fn acls(&self) -> Acls<'static> {
@@ -233,34 +277,11 @@ impl Inner {
     /// expired session is replaced by a new one after which everything is restored.
     async fn supervise(self: Arc<Self>) {
         loop {
-            let Ok(client) = self.client() else { return };
-            let mut states = client.state_watcher();
-            drop(client);
-            loop {
-                match states.changed().await {
-                    SessionState::Disconnected => {
-                        warn!(
-                            backend = BACKEND,
-                            "disconnected; keeping the last known providers until reconnected"
-                        );
-                        self.ctx.set_connected(false);
-                    }
-                    SessionState::SyncConnected | SessionState::ConnectedReadOnly => {
-                        // The server kept the session, with its ephemeral nodes: nothing to
-                        // write again, but changes made meanwhile may have been missed.
-                        info!(
-                            backend = BACKEND,
-                            "reconnected in the same session; re-listing"
-                        );
-                        self.ctx.set_connected(true);
-                        self.ctx.relist();
-                    }
-                    SessionState::Closed => return,
-                    terminal => {
-                        warn!(backend = BACKEND, state = ?terminal, "session ended; opening a new one");
-                        break;
-                    }
-                }
+            if let Ok(client) = self.client() {
+                self.follow_session(client).await;
+            }
+            if self.is_closed() {
+                return;
             }
             self.ctx.set_connected(false);
             let mut backoff = self.ctx.retry().capped(RETRY_CAP).backoff();
@@ -280,13 +301,45 @@ impl Inner {
             );
             {
                 let mut slot = self.client.write().unwrap_or_else(|p| p.into_inner());
-                if slot.is_none() {
+                if matches!(*slot, Slot::Closed) {
                     return; // Closed meanwhile.
                 }
-                *slot = Some(client);
+                *slot = Slot::Open(client);
             }
             self.ctx.set_connected(true);
             self.ctx.recover();
+        }
+    }
+
+    /// Follows one session until it ends (expired, failed) or the handle is closed.
+    async fn follow_session(&self, client: Client) {
+        let mut states = client.state_watcher();
+        drop(client);
+        loop {
+            match states.changed().await {
+                SessionState::Disconnected => {
+                    warn!(
+                        backend = BACKEND,
+                        "disconnected; keeping the last known providers until reconnected"
+                    );
+                    self.ctx.set_connected(false);
+                }
+                SessionState::SyncConnected | SessionState::ConnectedReadOnly => {
+                    // The server kept the session, with its ephemeral nodes: nothing to
+                    // write again, but changes made meanwhile may have been missed.
+                    info!(
+                        backend = BACKEND,
+                        "reconnected in the same session; re-listing"
+                    );
+                    self.ctx.set_connected(true);
+                    self.ctx.relist();
+                }
+                SessionState::Closed => return,
+                terminal => {
+                    warn!(backend = BACKEND, state = ?terminal, "session ended; opening a new one");
+                    return;
+                }
+            }
         }
     }
 
@@ -825,11 +878,7 @@ impl Backend for ZookeeperBackend {
         self.supervisor.abort();
         self.inner.watches.close();
         // Dropping the last client closes the session; ephemeral nodes go at once.
-        self.inner
-            .client
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        *self.inner.client.write().unwrap_or_else(|p| p.into_inner()) = Slot::Closed;
         Ok(())
     }
 }
