@@ -44,6 +44,8 @@ pub trait Factory: Send + Sync {
 /// A registry reached through a [`TcpProxy`] that the test cuts, and a handle that stays
 /// connected, made by [`Factory::outage`].
 pub struct Outage {
+    /// The registry URL the cut handles were made from (through `proxy`).
+    pub cut_url: String,
     /// Provider side, reaching the registry through `proxy`.
     pub provider: Arc<dyn Registry>,
     /// Consumer side, reaching the registry through `proxy`.
@@ -64,6 +66,44 @@ pub struct Outage {
 /// What may come on top of a retry period on a loaded 2-core machine: connecting, the
 /// server's answer, the scheduler.
 const SCHEDULING_SLACK: Duration = Duration::from_secs(3);
+
+/// Starting without the registry (issue 15): with `check=false`, a handle made while the
+/// registry is unreachable starts anyway; its subscription says `connected = false`, its
+/// registration waits; once the registry answers, the subscription is connected and holds
+/// both what another handle registered meanwhile and the waiting registration.
+pub async fn starts_while_the_registry_is_unreachable(f: &impl Factory) {
+    let o = f
+        .outage()
+        .await
+        .expect("a backend that runs the outage contract gives a cuttable setup");
+    let svc = iface("late");
+    let q = query(&svc, "");
+    let (waiting, meanwhile) = (provider(&svc, 20110, ""), provider(&svc, 20111, ""));
+    o.proxy.cut();
+    let separator = if o.cut_url.contains('?') { '&' } else { '?' };
+    let url = format!("{}{separator}check=false", o.cut_url);
+    let late = tokio::time::timeout(f.deadline(), srpc::registry::connect(&url))
+        .await
+        .expect("connect with check=false returns while the registry is unreachable")
+        .expect("connect with check=false succeeds while the registry is unreachable");
+    let mut sub = late.subscribe(&q).await.unwrap();
+    assert!(
+        !sub.snapshot().is_connected(),
+        "no registry yet: not connected"
+    );
+    late.register(&waiting).await.unwrap();
+    o.bystander.register(&meanwhile).await.unwrap();
+    o.proxy.restore();
+    wait(
+        &mut sub,
+        f.deadline(),
+        "connected, with both providers",
+        |s| s.is_connected() && s.contains(&waiting) && s.contains(&meanwhile),
+    )
+    .await;
+    let _ = late.close().await;
+    let _ = o.bystander.unregister(&meanwhile).await;
+}
 
 /// The outage contract: while the connection is cut, subscriptions keep their last providers
 /// with `connected = false` and no empty snapshot is ever published; changes made by another

@@ -113,6 +113,7 @@ pub fn multicast_url(extra: &str) -> String {
 macro_rules! outage_suite {
     ($factory:expr $(, #[$attr:meta])* $(,)?) => {
         $crate::conformance_suite!(@one $factory, [$(#[$attr])*], outage_keeps_the_last_providers_and_recovers);
+        $crate::conformance_suite!(@one $factory, [$(#[$attr])*], starts_while_the_registry_is_unreachable);
     };
 }
 

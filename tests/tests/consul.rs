@@ -59,6 +59,7 @@ impl Factory for Consul {
         let cut = format!("consul://{}?{params}", proxy.addr());
         let direct = format!("consul://{agent}?{params}");
         Some(Outage {
+            cut_url: cut.clone(),
             provider: srpc::registry::connect(&cut).await.unwrap(),
             consumer: srpc::registry::connect(&cut).await.unwrap(),
             bystander: srpc::registry::connect(&direct).await.unwrap(),

@@ -40,6 +40,7 @@ impl Factory for Etcd {
         let cut = format!("etcd://{}?{params}", proxy.addr());
         let direct = format!("etcd://{server}?{params}");
         Some(Outage {
+            cut_url: cut.clone(),
             provider: srpc::registry::connect(&cut).await.unwrap(),
             consumer: srpc::registry::connect(&cut).await.unwrap(),
             bystander: srpc::registry::connect(&direct).await.unwrap(),

@@ -39,6 +39,7 @@ impl Factory for Http {
         let cut = format!("http://{}?{params}", proxy.addr());
         let direct = format!("http://{}?{params}", server.local_addr());
         Some(Outage {
+            cut_url: cut.clone(),
             provider: srpc::registry::connect(&cut).await.unwrap(),
             consumer: srpc::registry::connect(&cut).await.unwrap(),
             bystander: srpc::registry::connect(&direct).await.unwrap(),

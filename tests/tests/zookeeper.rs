@@ -54,6 +54,7 @@ impl Factory for Zookeeper {
         let cut = format!("zookeeper://{}?{params}", proxy.addr());
         let direct = format!("zookeeper://{}?{params}", shared_zookeeper());
         Some(Outage {
+            cut_url: cut.clone(),
             provider: srpc::registry::connect(&cut).await.unwrap(),
             consumer: srpc::registry::connect(&cut).await.unwrap(),
             bystander: srpc::registry::connect(&direct).await.unwrap(),
