@@ -508,12 +508,9 @@ impl Inner {
         for name in children {
             let url = match before.remove(name) {
                 Some(url) => url,
-                None => match self.config.layout.parse_entry(dir, name, "") {
-                    Ok(url) => url,
-                    Err(error) => {
-                        warn!(backend = BACKEND, path = %format!("{dir}/{name}"), %error, "skipping unreadable node");
-                        continue;
-                    }
+                None => match self.parse_child(dir, name) {
+                    Some(url) => url,
+                    None => continue,
                 },
             };
             now.insert(name.clone(), url);
