@@ -10,6 +10,7 @@ use std::process::{Command, Output};
 use std::time::Instant;
 
 use serde_json::Value;
+use srpc_tests::servers::free_port;
 use support::{DEADLINE, Running};
 
 fn srpc() -> Command {
@@ -22,14 +23,6 @@ fn run(args: &[&str]) -> Output {
         .env_remove("SRPC_REGISTRY")
         .output()
         .unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `srpc registry serve` on `port`, up once a `list` gets an answer.
