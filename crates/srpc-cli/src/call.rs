@@ -7,7 +7,7 @@ use std::time::Duration;
 use srpc::xclient::{Discovery, Options, Selector, XClient};
 
 use crate::Failure;
-use crate::registry_cmds::{connect, failure_of, registry_and, service_query};
+use crate::registry_cmds::{failure_of, registry_and, service_query, subscribe_to};
 
 /// How `call` picks a provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -76,11 +76,7 @@ pub(crate) async fn call(call: CallArgs<'_>) -> Result<(), Failure> {
         },
     };
     let query = service_query(&service, false)?;
-    let registry = connect(&registry_url).await?;
-    let subscription = registry
-        .subscribe(&query)
-        .await
-        .map_err(failure_of(&registry_url))?;
+    let (registry, subscription) = subscribe_to(&registry_url, &query).await?;
     let xclient = XClient::new(
         Discovery::subscription(subscription),
         Options::default()

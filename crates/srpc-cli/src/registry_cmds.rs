@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
 use serde::Serialize;
-use srpc::registry::{Change, Registry, Snapshot};
+use srpc::registry::{Change, Registry, Snapshot, Subscription};
 use srpc::url::Url;
 
 use crate::Failure;
@@ -64,6 +64,19 @@ pub(crate) async fn connect(registry: &str) -> Result<Arc<dyn Registry>, Failure
     srpc::registry::connect(registry)
         .await
         .map_err(failure_of(registry))
+}
+
+/// Connects to `registry` and subscribes to `query`, reporting a failure as [`connect`] does.
+pub(crate) async fn subscribe_to(
+    registry: &str,
+    query: &Url,
+) -> Result<(Arc<dyn Registry>, Subscription), Failure> {
+    let handle = connect(registry).await?;
+    let subscription = handle
+        .subscribe(query)
+        .await
+        .map_err(failure_of(registry))?;
+    Ok((handle, subscription))
 }
 
 /// How a registry error is reported: bad input (exit 2) or a registry failure (exit 1), with
@@ -199,11 +212,7 @@ pub(crate) async fn list(
 ) -> Result<(), Failure> {
     let (registry_url, service) = registry_and(args, "service")?;
     let query = service_query(&service, all)?;
-    let registry = connect(&registry_url).await?;
-    let mut sub = registry
-        .subscribe(&query)
-        .await
-        .map_err(failure_of(&registry_url))?;
+    let (registry, mut sub) = subscribe_to(&registry_url, &query).await?;
     if !wait.is_zero() {
         // Not finding one in time is an answer too: print what there is.
         let _ = sub.wait_for(|s| !s.providers().is_empty(), wait).await;
@@ -306,11 +315,7 @@ pub(crate) async fn watch(args: &[String], format: Format) -> Result<(), Failure
     let shutdown = Shutdown::listen();
     let (registry_url, service) = registry_and(args, "service")?;
     let query = service_query(&service, false)?;
-    let registry = connect(&registry_url).await?;
-    let sub = registry
-        .subscribe(&query)
-        .await
-        .map_err(failure_of(&registry_url))?;
+    let (registry, sub) = subscribe_to(&registry_url, &query).await?;
     let mut changes = Box::pin(sub.changes());
     let shutdown = shutdown.wait(None);
     tokio::pin!(shutdown);
@@ -390,11 +395,7 @@ pub(crate) async fn services(
         .param("enabled", "*")
         .build()
         .map_err(|e| Failure::Invalid(e.to_string()))?;
-    let registry = connect(&registry_url).await?;
-    let mut sub = registry
-        .subscribe(&query)
-        .await
-        .map_err(failure_of(&registry_url))?;
+    let (registry, mut sub) = subscribe_to(&registry_url, &query).await?;
     if !wait.is_zero() {
         let _ = sub.wait_for(|s| !s.is_empty(), wait).await;
     }
