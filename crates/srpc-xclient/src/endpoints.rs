@@ -10,6 +10,8 @@ use srpc_core::{Client, ClientOptions};
 use tokio::sync::Mutex;
 use tracing::{debug, warn};
 
+use crate::selector::Selector;
+
 /// The weight of an endpoint without a `weight` parameter (Dubbo's default).
 pub const DEFAULT_WEIGHT: u32 = 100;
 /// Virtual nodes per endpoint on the consistent-hash ring.
@@ -130,23 +132,37 @@ pub struct Endpoints {
 
 impl Endpoints {
     /// Builds a snapshot, reusing `previous` endpoints (and their connections) for URLs that
-    /// stayed.
-    pub(crate) fn build(urls: Vec<Url>, previous: &Endpoints) -> Endpoints {
-        let mut old: HashMap<String, &Arc<Endpoint>> = previous
+    /// stayed. Only what `selector` reads is precomputed (the weighted sequence; the hash
+    /// ring, 10 MB at 10 000 endpoints); `None` computes both.
+    pub(crate) fn build(
+        urls: Vec<Url>,
+        previous: &Endpoints,
+        selector: Option<Selector>,
+    ) -> Endpoints {
+        let mut reusable: HashMap<&str, &Arc<Endpoint>> = previous
             .list
             .iter()
-            .map(|e| (e.url.to_full_string(), e))
+            .map(|e| (e.url.as_full_str(), e))
             .collect();
         let mut list: Vec<Arc<Endpoint>> = urls
             .into_iter()
-            .map(|url| match old.remove(&url.to_full_string()) {
+            .map(|url| match reusable.remove(url.as_full_str()) {
                 Some(kept) => kept.clone(),
                 None => Arc::new(Endpoint::new(url)),
             })
             .collect();
-        list.sort_by_cached_key(|e| e.url.to_full_string());
-        let weighted = smooth_weighted_sequence(&list.iter().map(|e| e.weight).collect::<Vec<_>>());
-        let ring = ring(&list);
+        list.sort_by(|a, b| a.url.as_full_str().cmp(b.url.as_full_str()));
+        let needs = |s: Selector| selector.is_none_or(|chosen| chosen == s);
+        let weighted = if needs(Selector::WeightedRoundRobin) {
+            smooth_weighted_sequence(&list.iter().map(|e| e.weight).collect::<Vec<_>>())
+        } else {
+            Vec::new()
+        };
+        let ring = if needs(Selector::ConsistentHash) {
+            ring(&list)
+        } else {
+            Vec::new()
+        };
         let (buckets, bucket_shift) = buckets(&ring);
         Endpoints {
             list,
@@ -271,7 +287,7 @@ mod tests {
             let urls = (0..n)
                 .map(|i| Url::parse(&format!("srpc://10.0.{}.{}:1/Foo", i / 256, i % 256)).unwrap())
                 .collect();
-            let e = Endpoints::build(urls, &Endpoints::default());
+            let e = Endpoints::build(urls, &Endpoints::default(), None);
             let mut point = 0x9e37_79b9_7f4a_7c15_u64;
             for _ in 0..20_000 {
                 point = point
@@ -287,6 +303,22 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_snapshot_precomputes_only_what_its_selector_reads() {
+        let urls = || {
+            (1..=3)
+                .map(|p| Url::parse(&format!("srpc://127.0.0.1:{p}/Foo")).unwrap())
+                .collect::<Vec<_>>()
+        };
+        let none = Endpoints::default();
+        let rr = Endpoints::build(urls(), &none, Some(Selector::RoundRobin));
+        assert!(rr.weighted.is_empty() && rr.ring.is_empty());
+        let wrr = Endpoints::build(urls(), &none, Some(Selector::WeightedRoundRobin));
+        assert!(!wrr.weighted.is_empty() && wrr.ring.is_empty());
+        let hash = Endpoints::build(urls(), &none, Some(Selector::ConsistentHash));
+        assert!(hash.weighted.is_empty() && hash.ring.len() == 3 * VIRTUAL_NODES as usize);
     }
 
     #[test]
@@ -313,8 +345,8 @@ mod tests {
     #[test]
     fn endpoints_keep_their_identity_across_rebuilds() {
         let url = |p: u16| Url::parse(&format!("srpc://127.0.0.1:{p}/Foo?weight=7")).unwrap();
-        let first = Endpoints::build(vec![url(1), url(2)], &Endpoints::default());
-        let second = Endpoints::build(vec![url(2), url(3)], &first);
+        let first = Endpoints::build(vec![url(1), url(2)], &Endpoints::default(), None);
+        let second = Endpoints::build(vec![url(2), url(3)], &first, None);
         assert!(
             Arc::ptr_eq(&first.list[1], &second.list[0]),
             "the endpoint that stayed is the same"

@@ -112,6 +112,41 @@ async fn follows_a_registry_subscription_and_drops_endpoints_that_leave() {
 }
 
 #[tokio::test]
+async fn select_and_select_with_make_the_same_real_picks() {
+    let addrs = ["127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"];
+    let x = xclient(
+        &addrs,
+        Options::default().with_selector(Selector::RoundRobin),
+    );
+    let call = CallOptions::default();
+    // Round-robin advances on every pick, whichever call makes it: six picks alternate
+    // between the two, and the six together visit each endpoint twice.
+    let picks: Vec<String> = (0..6)
+        .map(|i| {
+            if i % 2 == 0 {
+                x.select(&call).unwrap().addr().to_owned()
+            } else {
+                x.select_with(&call, |e| e.addr().to_owned()).unwrap()
+            }
+        })
+        .collect();
+    for addr in addrs {
+        assert_eq!(picks.iter().filter(|p| *p == addr).count(), 2, "{picks:?}");
+    }
+    assert_eq!(picks[0..3], picks[3..6], "a stable rotation: {picks:?}");
+    // The key decides under consistent hashing, for both.
+    let x = xclient(
+        &addrs,
+        Options::default().with_selector(Selector::ConsistentHash),
+    );
+    let keyed = CallOptions::default().with_key("user-7");
+    let owner = x.select(&keyed).unwrap().addr().to_owned();
+    assert_eq!(x.select_with(&keyed, |e| e.addr().to_owned()), Some(owner));
+    let empty = xclient(&[], Options::default());
+    assert!(empty.select_with(&call, |_| ()).is_none());
+}
+
+#[tokio::test]
 async fn static_lists_can_be_replaced_and_filters_apply() {
     let (a, b) = (
         node("a", Duration::ZERO).await,
