@@ -105,6 +105,121 @@ pub async fn starts_while_the_registry_is_unreachable(f: &impl Factory) {
     let _ = o.bystander.unregister(&meanwhile).await;
 }
 
+/// The local cache file (issue 15): a handle with `file=` saves its subscriptions' live
+/// providers; a handle started from the same file with `check=false` while the registry is
+/// unreachable starts from them (`connected = false`), and switches to the live list once the
+/// registry answers, never showing a cached provider as connected. A damaged file costs its
+/// entries, not the start.
+pub async fn starts_from_the_cache_file_while_the_registry_is_unreachable(f: &impl Factory) {
+    let o = f
+        .outage()
+        .await
+        .expect("a backend that runs the outage contract gives a cuttable setup");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = dir.path().join("registry.cache");
+    let svc = iface("cached");
+    let q = query(&svc, "");
+    let (stays, leaves, comes) = (
+        provider(&svc, 20120, ""),
+        provider(&svc, 20121, ""),
+        provider(&svc, 20122, ""),
+    );
+    o.bystander.register(&stays).await.unwrap();
+    o.bystander.register(&leaves).await.unwrap();
+    let with = |extra: &str| {
+        let separator = if o.cut_url.contains('?') { '&' } else { '?' };
+        format!("{}{separator}file={}{extra}", o.cut_url, file.display())
+    };
+
+    // A first consumer saves what it sees.
+    let first = srpc::registry::connect(&with("")).await.unwrap();
+    let mut sub = first.subscribe(&q).await.unwrap();
+    wait(&mut sub, f.deadline(), "both providers, connected", |s| {
+        s.is_connected() && s.contains(&stays) && s.contains(&leaves)
+    })
+    .await;
+    let saved = |text: &str| {
+        [&stays, &leaves]
+            .iter()
+            .all(|u| text.contains(&format!("127.0.0.1\\:{}/", u.port())))
+    };
+    wait_for_file(&file, f.deadline(), saved).await;
+    drop(sub);
+    first.close().await.unwrap();
+
+    // The registry changes while it is unreachable.
+    o.proxy.cut();
+    o.bystander.unregister(&leaves).await.unwrap();
+    o.bystander.register(&comes).await.unwrap();
+    let late = tokio::time::timeout(f.deadline(), srpc::registry::connect(&with("&check=false")))
+        .await
+        .expect("connect with check=false returns while the registry is unreachable")
+        .expect("connect with check=false succeeds while the registry is unreachable");
+    let mut sub = late.subscribe(&q).await.unwrap();
+    let mut history = sub.history();
+    let first_snapshot = sub.snapshot();
+    assert!(
+        !first_snapshot.is_connected()
+            && ports(first_snapshot.providers()) == [stays.port(), leaves.port()],
+        "starts from the cached providers, not connected: {first_snapshot:?}"
+    );
+    o.proxy.restore();
+    wait(&mut sub, f.deadline(), "the live list, connected", |s| {
+        s.is_connected() && ports(s.providers()) == [stays.port(), comes.port()]
+    })
+    .await;
+    while let Ok(snapshot) = history.try_recv() {
+        assert!(
+            !(snapshot.is_connected() && snapshot.contains(&leaves)),
+            "a cached provider the registry no longer has was shown as connected: {snapshot:?}"
+        );
+    }
+    let _ = late.close().await;
+
+    // A damaged file: cut halfway through an entry, then garbage.
+    let mut damaged = std::fs::read(&file).expect("the cache file");
+    damaged.truncate(damaged.len() * 2 / 3);
+    damaged.extend_from_slice(b"\n\xff\xfe\\u12=\x00\n");
+    std::fs::write(&file, &damaged).expect("writing the damaged file");
+    o.proxy.cut();
+    let again = tokio::time::timeout(f.deadline(), srpc::registry::connect(&with("&check=false")))
+        .await
+        .expect("connect returns with a damaged cache file")
+        .expect("connect succeeds with a damaged cache file");
+    let mut sub = again.subscribe(&q).await.unwrap();
+    assert!(!sub.snapshot().is_connected());
+    o.proxy.restore();
+    wait(&mut sub, f.deadline(), "the live list, connected", |s| {
+        s.is_connected() && ports(s.providers()) == [stays.port(), comes.port()]
+    })
+    .await;
+    let _ = again.close().await;
+    for u in [&stays, &comes] {
+        let _ = o.bystander.unregister(u).await;
+    }
+}
+
+/// Waits until the file's text satisfies `pred`, for at most `deadline`.
+async fn wait_for_file(
+    path: &std::path::Path,
+    deadline: Duration,
+    mut pred: impl FnMut(&str) -> bool,
+) {
+    let started = tokio::time::Instant::now();
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if pred(&text) {
+            return;
+        }
+        assert!(
+            started.elapsed() < deadline,
+            "{} did not reach the expected content within {deadline:?}: {text:?}",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// The outage contract: while the connection is cut, subscriptions keep their last providers
 /// with `connected = false` and no empty snapshot is ever published; changes made by another
 /// handle during the cut are seen after it heals; registrations the registry dropped during

@@ -114,6 +114,7 @@ macro_rules! outage_suite {
     ($factory:expr $(, #[$attr:meta])* $(,)?) => {
         $crate::conformance_suite!(@one $factory, [$(#[$attr])*], outage_keeps_the_last_providers_and_recovers);
         $crate::conformance_suite!(@one $factory, [$(#[$attr])*], starts_while_the_registry_is_unreachable);
+        $crate::conformance_suite!(@one $factory, [$(#[$attr])*], starts_from_the_cache_file_while_the_registry_is_unreachable);
     };
 }
 

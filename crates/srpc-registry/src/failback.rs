@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
@@ -14,6 +15,7 @@ use tokio::task::AbortHandle;
 use tracing::{debug, info, warn};
 
 use crate::backend::{Backend, Context, Recover};
+use crate::cache::CacheFile;
 use crate::catalog::{Catalog, SubscriptionId};
 use crate::error::{Error, Result};
 use crate::registry::Registry;
@@ -32,6 +34,10 @@ pub struct FailbackConfig {
     pub retry_min: Duration,
     /// Longest retry delay (`retry.max.period`, default 30 s); retries never stop.
     pub retry_max: Duration,
+    /// The local cache file (`file`, Java Dubbo's): every subscription's latest providers are
+    /// saved there, and a subscription that cannot list with `check=false` starts from them.
+    /// None by default.
+    pub file: Option<PathBuf>,
 }
 
 /// A [`Registry`] built from a [`Backend`]: Dubbo's `FailbackRegistry`, done once.
@@ -53,6 +59,7 @@ struct Shared<B> {
     config: FailbackConfig,
     book: Mutex<Book>,
     closed: AtomicBool,
+    cache: Option<Arc<CacheFile>>,
 }
 
 #[derive(Default)]
@@ -80,6 +87,7 @@ impl Default for FailbackConfig {
             check: true,
             retry_min: Duration::from_millis(200),
             retry_max: Duration::from_secs(30),
+            file: None,
         }
     }
 }
@@ -90,13 +98,18 @@ impl FailbackConfig {
         RetryPolicy::new(self.retry_min, self.retry_max)
     }
 
-    /// Reads `check`, `retry.period` and `retry.max.period` from a registry URL.
+    /// Reads `check`, `retry.period`, `retry.max.period` and `file` from a registry URL.
     pub fn from_url(registry: &Url) -> Result<FailbackConfig> {
         let default = FailbackConfig::default();
         let config = FailbackConfig {
             check: registry.param_bool("check", default.check)?,
             retry_min: registry.param_duration("retry.period", default.retry_min)?,
             retry_max: registry.param_duration("retry.max.period", default.retry_max)?,
+            file: registry
+                .param("file")
+                .map(str::trim)
+                .filter(|f| !f.is_empty())
+                .map(PathBuf::from),
         };
         if config.retry_min.is_zero() || config.retry_max < config.retry_min {
             return Err(Error::invalid(
@@ -149,12 +162,14 @@ impl<B: Backend> FailbackRegistry<B> {
         owner: Arc<OnceLock<Weak<dyn Recover>>>,
         backend: B,
     ) -> FailbackRegistry<B> {
+        let cache = config.file.clone().map(CacheFile::open);
         let shared = Arc::new(Shared {
             backend,
             catalog: ctx.catalog().clone(),
             config,
             book: Mutex::new(Book::default()),
             closed: AtomicBool::new(false),
+            cache,
         });
         let weak: Weak<Shared<B>> = Arc::downgrade(&shared);
         let weak: Weak<dyn Recover> = weak;
@@ -204,7 +219,7 @@ impl<B: Backend> Shared<B> {
             Op::Unregister(url) => self.backend.unregister(url).await,
             Op::Subscribe(id, query) => {
                 self.backend.subscribe(query).await?;
-                self.catalog.mark_listed(*id, true);
+                self.listed(*id, query);
                 Ok(())
             }
         }
@@ -247,6 +262,38 @@ impl<B: Backend> Shared<B> {
             }
         });
         Some(task.abort_handle())
+    }
+
+    /// A subscription's listing is in: cached providers it started from give way to it.
+    fn listed(&self, id: SubscriptionId, query: &Url) {
+        if self.cache.is_some() {
+            // Before the listing counts, so that no connected snapshot holds cached URLs.
+            self.catalog.clear_scope(&cached_scope(query));
+        }
+        self.catalog.mark_listed(id, true);
+    }
+
+    /// With `check=false`, a subscription that could not list starts from the cache file.
+    fn start_from_cache(&self, query: &Url) {
+        let Some(cache) = &self.cache else { return };
+        match cache.cached(query) {
+            Some(urls) => {
+                warn!(
+                    backend = self.backend.name(),
+                    %query,
+                    providers = urls.len(),
+                    file = %cache.path().display(),
+                    "starting from the cached providers until the registry answers"
+                );
+                self.catalog.replace(&cached_scope(query), urls);
+            }
+            None => info!(
+                backend = self.backend.name(),
+                %query,
+                file = %cache.path().display(),
+                "the cache file has nothing for this subscription"
+            ),
+        }
     }
 
     fn unsubscribe(self: &Arc<Self>, id: SubscriptionId) {
@@ -407,14 +454,18 @@ impl<B: Backend> Registry for FailbackRegistry<B> {
             shared: shared.clone(),
             id,
         });
+        if let Some(cache) = &shared.cache {
+            save_snapshots(cache, query, rx.clone());
+        }
         match shared.backend.subscribe(query).await {
             Ok(()) => {
-                shared.catalog.mark_listed(id, true);
+                shared.listed(id, query);
                 debug!(backend, %query, "subscribed");
             }
             Err(error) if check || !error.is_transient() => return Err(error),
             Err(error) => {
                 warn!(backend, %query, %error, "subscribe failed; retrying in the background (check=false)");
+                shared.start_from_cache(query);
                 let handle = shared.spawn_retry(Op::Subscribe(id, query.clone()), false);
                 if let Some(slot) = shared.book().subscriptions.get_mut(&id) {
                     slot.1 = handle;
@@ -480,6 +531,12 @@ impl<B: Backend> Registry for FailbackRegistry<B> {
             }
         }
         shared.catalog.close();
+        if let Some(cache) = shared.cache.clone() {
+            let written = tokio::task::spawn_blocking(move || cache.flush()).await;
+            if let Ok(Err(error)) = written {
+                warn!(backend, %error, "writing the registry cache file on close failed");
+            }
+        }
         if let Err(error) = shared.backend.close().await {
             if first_error.is_none() {
                 first_error = Some(error);
@@ -535,6 +592,36 @@ impl fmt::Display for Op {
             Op::Subscribe(_, query) => write!(f, "subscribe {query}"),
         }
     }
+}
+
+/// The catalog scope holding a subscription's cached providers until it lists.
+fn cached_scope(query: &Url) -> String {
+    format!("cache file:{}", query.service_key())
+}
+
+/// Saves every connected snapshot of a subscription to the cache file, until the
+/// subscription ends.
+fn save_snapshots(
+    cache: &Arc<CacheFile>,
+    query: &Url,
+    mut snapshots: tokio::sync::watch::Receiver<Arc<crate::snapshot::Snapshot>>,
+) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let (cache, query) = (cache.clone(), query.clone());
+    runtime.spawn(async move {
+        loop {
+            let snapshot = snapshots.borrow_and_update().clone();
+            // Only live lists: a disconnected snapshot holds protected or cached URLs.
+            if snapshot.is_connected() {
+                cache.save(&query, snapshot.urls());
+            }
+            if snapshots.changed().await.is_err() {
+                return;
+            }
+        }
+    });
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@
 
 mod answers;
 mod backend;
+mod cache;
 mod catalog;
 mod error;
 mod failback;
@@ -34,6 +35,7 @@ mod keepalive;
 pub mod layout;
 mod params;
 mod prober;
+mod properties;
 mod registry;
 mod retry;
 mod rules;

@@ -20,7 +20,7 @@ struct Scheme {
 }
 
 /// Parameters every backend reads (failback).
-const COMMON_PARAMS: &[&str] = &["check", "retry.period", "retry.max.period"];
+const COMMON_PARAMS: &[&str] = &["check", "retry.period", "retry.max.period", "file"];
 
 /// Every scheme this version of srpc has a backend for, in the order of the docs.
 const SCHEMES: &[Scheme] = &[
