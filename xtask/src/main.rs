@@ -17,6 +17,11 @@ Commands:
                 and the registries (`bench registry` alone: notify latency per backend
                 against raw ZooKeeper and etcd clients on real servers, scale, resync,
                 memory per provider, churn, heartbeat capacity against etcd keepalives)
+  fuzz [--seconds N] [TARGET…]
+                the libFuzzer targets in fuzz/ (default: all, 60 s each), each from its
+                committed seeds (fuzz/seeds/TARGET) plus the corpus it grew before
+                (target/fuzz-corpus/TARGET); a crash stops it, with the input saved in
+                target/fuzz-artifacts/TARGET
   servers       start the real servers on loopback for manual work (ZooKeeper, etcd 3.4
                 and 3.5); prints
                 their addresses; stops them when you press Ctrl-D
@@ -33,6 +38,7 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("integration") => integration(&mut Tally::default()),
         Some("bench") => bench(&args[1..]),
+        Some("fuzz") => fuzz(&args[1..]),
         Some("servers") => servers(),
         Some(other) => Err(format!("unknown command {other:?}\n\n{HELP}")),
     };
@@ -408,6 +414,127 @@ fn bench_registry() -> Result<(), String> {
     });
     servers.stop();
     result
+}
+
+/// The fuzz targets, as `fuzz/Cargo.toml` names them.
+const FUZZ_TARGETS: &[&str] = &[
+    "url",
+    "frame",
+    "multicast_datagram",
+    "mdns_message",
+    "zookeeper_child",
+    "http_bodies",
+    "cache_file",
+];
+
+/// The flags `cargo fuzz` builds with (libFuzzer's coverage instrumentation, no sanitizer:
+/// the code is safe Rust), plus `--cfg fuzzing` for the entry points crates expose to it.
+const FUZZ_RUSTFLAGS: &str = "-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+    -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+    -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing";
+
+fn fuzz(args: &[String]) -> Result<(), String> {
+    let mut seconds = 60u64;
+    let mut targets: Vec<&str> = Vec::new();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--seconds" => {
+                seconds = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .ok_or("--seconds takes a whole number of seconds")?;
+            }
+            name if FUZZ_TARGETS.contains(&name) => targets.push(name),
+            other => {
+                return Err(format!(
+                    "unknown fuzz target {other:?}; the targets: {}",
+                    FUZZ_TARGETS.join(", ")
+                ));
+            }
+        }
+    }
+    if targets.is_empty() {
+        targets = FUZZ_TARGETS.to_vec();
+    }
+    let root = project_root();
+    let triple = host_triple()?;
+    step("build the fuzz targets", || {
+        // `--target` keeps the flags off build scripts and proc macros.
+        let status = cargo_command(&["build", "--release", "--bins", "--target", &triple])
+            .current_dir(root.join("fuzz"))
+            .env(
+                "RUSTFLAGS",
+                FUZZ_RUSTFLAGS
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            )
+            .status()
+            .map_err(|e| format!("cannot run cargo: {e}"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("building fuzz/ exited with {status}"))
+        }
+    })?;
+    let bin_dir = root.join("fuzz/target").join(&triple).join("release");
+    let mut results = Vec::new();
+    for target in targets {
+        let corpus = root.join("target/fuzz-corpus").join(target);
+        let artifacts = root.join("target/fuzz-artifacts").join(target);
+        let seeds = root.join("fuzz/seeds").join(target);
+        for dir in [&corpus, &artifacts, &seeds] {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        say(&format!("==> fuzz {target} for {seconds} s"));
+        let output = Command::new(bin_dir.join(target))
+            .arg(format!("-max_total_time={seconds}"))
+            .arg("-print_final_stats=1")
+            .arg(format!("-artifact_prefix={}/", artifacts.display()))
+            .arg(&corpus)
+            .arg(&seeds)
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|e| format!("cannot run the fuzz target {target}: {e}"))?;
+        let log = String::from_utf8_lossy(&output.stderr);
+        let runs = log
+            .lines()
+            .find_map(|l| l.strip_prefix("stat::number_of_executed_units:"))
+            .and_then(|n| n.trim().parse::<u64>().ok());
+        if !output.status.success() {
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            return Err(format!(
+                "fuzz target {target} failed ({}); the input is in {}:\n{}",
+                output.status,
+                artifacts.display(),
+                tail.join("\n")
+            ));
+        }
+        let runs = runs.ok_or(format!(
+            "fuzz target {target}: no execution count in its output"
+        ))?;
+        say(&format!("    {target}: {runs} executions, no crash"));
+        results.push((target, runs));
+    }
+    say("fuzz summary (executions, no crash):");
+    for (target, runs) in results {
+        say(&format!("    {target:<20} {runs:>14}"));
+    }
+    Ok(())
+}
+
+fn host_triple() -> Result<String, String> {
+    let output = Command::new(env::var_os("RUSTC").unwrap_or_else(|| "rustc".into()))
+        .arg("-vV")
+        .output()
+        .map_err(|e| format!("cannot run rustc: {e}"))?;
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .map(str::to_owned)
+        .ok_or_else(|| "rustc -vV names no host".to_owned())
 }
 
 fn on_path(command: &str) -> bool {

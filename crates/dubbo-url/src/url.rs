@@ -265,7 +265,7 @@ impl Url {
     /// child names carry it). The encoded form is recognised by `%3A%2F%2F` (any case) in an
     /// input that has no literal `://`.
     pub fn parse(input: &str) -> Result<Url> {
-        let text = input.trim();
+        let text = trim(input);
         if !text.contains("://") && contains_ignore_ascii_case(text, "%3A%2F%2F") {
             Url::parse_encoded(text)
         } else {
@@ -277,7 +277,7 @@ impl Url {
     /// decoded form. Separators are therefore recognised after decoding, as Java's
     /// `URLStrParser.parseEncodedStr` does.
     pub fn parse_encoded(input: &str) -> Result<Url> {
-        Url::parse_decoded(&codec::decode(input.trim())?)
+        Url::parse_decoded(&codec::decode(trim(input))?)
     }
 
     /// Parses the decoded form, following Java Dubbo's `URL.valueOf`.
@@ -289,7 +289,7 @@ impl Url {
     /// back; the last duplicate wins; `default.X=v` also sets `X=v` when `X` is absent.
     /// IPv6 hosts must be bracketed (`[fe80::1]:20880`); a bare IPv6 host is an error.
     pub fn parse_decoded(input: &str) -> Result<Url> {
-        let whole = input.trim();
+        let whole = trim(input);
         if whole.is_empty() {
             return Err(Error::Empty);
         }
@@ -297,7 +297,13 @@ impl Url {
             Some((body, query)) => (body, Some(query)),
             None => (whole, None),
         };
-        let body = body.split_once('#').map_or(body, |(before, _)| before);
+        // White space before a `?` or `#` would end the written URL, where reading trims it:
+        // drop it here so that what is read is what is written (found by fuzzing:
+        // `x://h/p ?` read a path `p ` that wrote back as `p`).
+        let body = body
+            .split_once('#')
+            .map_or(body, |(before, _)| before)
+            .trim_end_matches(|c: char| c <= ' ');
 
         let (protocol, rest) = if let Some(i) = body.find("://") {
             (&body[..i], &body[i + 3..])
@@ -869,7 +875,7 @@ fn parse_params(query: &str) -> Vec<(&str, std::borrow::Cow<'_, str>)> {
         let (key, value) = match memchr::memchr(b'=', part.as_bytes()) {
             Some(eq) => (
                 part.get(..eq).unwrap_or_default(),
-                part.get(eq + 1..).unwrap_or_default(),
+                trim(part.get(eq + 1..).unwrap_or_default()),
             ),
             None => (part, ""),
         };
@@ -894,7 +900,9 @@ fn parse_params(query: &str) -> Vec<(&str, std::borrow::Cow<'_, str>)> {
     let defaults: Vec<(&str, Cow<'_, str>)> = params
         .iter()
         .filter_map(|(k, v)| {
-            let plain = k.strip_prefix("default.")?;
+            // Trimmed as a key read on its own would be (found by fuzzing: the copy of
+            // `default.\0x` was written as `\0x=`, which reads as `x`).
+            let plain = trim(k.strip_prefix("default.")?);
             (!plain.is_empty()
                 && params
                     .binary_search_by(|(other, _)| (*other).cmp(plain))
@@ -909,13 +917,11 @@ fn parse_params(query: &str) -> Vec<(&str, std::borrow::Cow<'_, str>)> {
     params
 }
 
-/// `str::trim`, without its Unicode scan when both ends are plain ASCII.
+/// Java's `String.trim`: drops characters up to U+0020 (spaces and control characters) at
+/// both ends, and no others; the writer trims values the same way, so what is read is what
+/// is written (found by fuzzing: `k=\u{1}v` read a value the writer wrote as `v`).
 fn trim(part: &str) -> &str {
-    match (part.as_bytes().first(), part.as_bytes().last()) {
-        (Some(&a), Some(&z)) if (b'!'..=b'~').contains(&a) && (b'!'..=b'~').contains(&z) => part,
-        (None, _) | (_, None) => part,
-        _ => part.trim(),
-    }
+    part.trim_matches(|c: char| c <= ' ')
 }
 
 fn split_host_port<'a>(hostport: &'a str, url: &str) -> Result<(&'a str, u16)> {
@@ -967,6 +973,13 @@ fn split_host_port<'a>(hostport: &'a str, url: &str) -> Result<(&'a str, u16)> {
 }
 
 fn check_host(host: &str, url: &str) -> Result<()> {
+    if host.contains(|c: char| c <= ' ') {
+        // Found by fuzzing: `0 //` read a host `0 ` that could not be written back.
+        return Err(Error::Unrepresentable {
+            what: format!("host {}", crate::quote(host)),
+            url: url.to_owned(),
+        });
+    }
     if let Some(inner) = host.strip_prefix('[') {
         let addr = inner.strip_suffix(']').unwrap_or(inner);
         let addr = addr.split_once('%').map_or(addr, |(a, _zone)| a);

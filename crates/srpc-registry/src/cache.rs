@@ -250,7 +250,7 @@ async fn writer(cache: std::sync::Weak<CacheFile>, dirty: Arc<Notify>) {
 }
 
 /// Reads the lists a cache file holds, skipping (with a warning) what does not parse.
-fn read_lists(path: &Path, bytes: &[u8]) -> HashMap<String, Vec<Url>> {
+pub(crate) fn read_lists(path: &Path, bytes: &[u8]) -> HashMap<String, Vec<Url>> {
     let mut lists = HashMap::new();
     let mut skipped = 0usize;
     for line in properties::parse(bytes) {

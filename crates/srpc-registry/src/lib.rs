@@ -61,3 +61,34 @@ pub use crate::rules::{is_dynamic, validate_query, validate_registration};
 pub use crate::snapshot::{Change, Snapshot};
 pub use crate::subscription::Subscription;
 pub use crate::watches::{WatchScope, Watches};
+
+/// Entry points for the fuzz targets (`cargo xtask fuzz`), built only with `--cfg fuzzing`.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Reads a cache file's bytes as `file=` does at start; checks that what the properties
+    /// reader accepts, written back, reads the same.
+    pub fn read_cache_file(bytes: &[u8]) {
+        let _ = crate::cache::read_lists(std::path::Path::new("fuzz.cache"), bytes);
+        let entries: Vec<(String, String)> = crate::properties::parse(bytes)
+            .into_iter()
+            .filter_map(|line| match line {
+                crate::properties::Line::Entry(k, v) => Some((k, v)),
+                crate::properties::Line::Skipped(..) => None,
+            })
+            .collect();
+        let text = crate::properties::write(
+            "c",
+            "d",
+            entries.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        let again: Vec<(String, String)> = crate::properties::parse(text.as_bytes())
+            .into_iter()
+            .filter_map(|line| match line {
+                crate::properties::Line::Entry(k, v) => Some((k, v)),
+                crate::properties::Line::Skipped(..) => None,
+            })
+            .collect();
+        assert_eq!(again, entries, "written as {text:?}");
+    }
+}
