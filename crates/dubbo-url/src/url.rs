@@ -327,6 +327,9 @@ impl Url {
             None => ("", authority),
         };
         let (username, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+        // Java writes a password only after a user name, so `:pw@h` is written `h`: read it
+        // as written (found by fuzzing: the password was kept, then lost on writing).
+        let password = if username.is_empty() { "" } else { password };
         let (host, port) = split_host_port(hostport, whole)?;
         let params = query.map(parse_params).unwrap_or_default();
         if protocol.is_empty() && host.is_empty() && path.is_empty() && params.is_empty() {
@@ -902,7 +905,12 @@ fn parse_params(query: &str) -> Vec<(&str, std::borrow::Cow<'_, str>)> {
         .filter_map(|(k, v)| {
             // Trimmed as a key read on its own would be (found by fuzzing: the copy of
             // `default.\0x` was written as `\0x=`, which reads as `x`).
-            let plain = trim(k.strip_prefix("default.")?);
+            let mut plain = trim(k.strip_prefix("default.")?);
+            // `default.default.x` gives `x`, not `default.x`, whose own copy would appear only
+            // when the written URL is read again (found by fuzzing).
+            while let Some(rest) = plain.strip_prefix("default.") {
+                plain = trim(rest);
+            }
             (!plain.is_empty()
                 && params
                     .binary_search_by(|(other, _)| (*other).cmp(plain))
@@ -911,6 +919,11 @@ fn parse_params(query: &str) -> Vec<(&str, std::borrow::Cow<'_, str>)> {
         })
         .collect();
     if !defaults.is_empty() {
+        // Two `default.` keys may trim to one plain key (`default.x`, `default.\u{1}x`): one
+        // copy, the first by key (found by fuzzing: both were kept).
+        let mut defaults = defaults;
+        defaults.sort_by(|a, b| a.0.cmp(b.0));
+        defaults.dedup_by(|later, first| later.0 == first.0);
         params.extend(defaults);
         params.sort_by(|a, b| a.0.cmp(b.0));
     }

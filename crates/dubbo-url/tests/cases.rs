@@ -660,6 +660,21 @@ fn white_space_that_writing_would_lose_is_not_read() {
     let copied = Url::parse("x://h/p?default.\u{1}t=5").unwrap();
     assert_eq!(copied.param("t"), Some("5"));
     assert_eq!(Url::parse(&copied.to_full_string()).unwrap(), copied);
+    let no_user = Url::parse("dubbo://:secret@h:1/x").unwrap();
+    assert_eq!(
+        no_user.password(),
+        "",
+        "dropped, as Java drops it on writing"
+    );
+    assert_eq!(Url::parse(&no_user.to_full_string()).unwrap(), no_user);
+    let nested = Url::parse("x://h/p?default.default.t=5").unwrap();
+    assert_eq!(nested.param("t"), Some("5"));
+    assert_eq!(Url::parse(&nested.to_full_string()).unwrap(), nested);
+    let both = Url::parse("dubbo://u:secret@h:1/x").unwrap();
+    assert_eq!(Url::parse(&both.to_full_string()).unwrap(), both);
+    let twice = Url::parse("x://h/p?default.t=5&default.\u{12}t=6").unwrap();
+    assert_eq!(twice.params().filter(|(k, _)| *k == "t").count(), 1);
+    assert_eq!(Url::parse(&twice.to_full_string()).unwrap(), twice);
     // Inside a component white space is kept, and reads back.
     let inner = Url::parse("x://h/a b?k=v w").unwrap();
     assert_eq!(inner.path(), "a b");
