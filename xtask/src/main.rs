@@ -425,6 +425,9 @@ const FUZZ_TARGETS: &[&str] = &[
     "zookeeper_child",
     "http_bodies",
     "cache_file",
+    "etcd_gateway",
+    "consul_health",
+    "http_query",
 ];
 
 /// The flags `cargo fuzz` builds with (libFuzzer's coverage instrumentation, no sanitizer:

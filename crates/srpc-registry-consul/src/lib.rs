@@ -41,3 +41,18 @@ pub fn open(config: ConsulConfig) -> Result<ConsulRegistry> {
     let failback = config.failback.clone();
     FailbackRegistry::try_new(failback, |ctx| ConsulBackend::new(config, ctx))
 }
+
+/// Entry points for the fuzz targets (`cargo xtask fuzz`), built only with `--cfg fuzzing`.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Reads `bytes` as an agent's `GET /v1/health/service/<name>` answer, and each entry as
+    /// the backend reads it.
+    pub fn health_answer(bytes: &[u8]) {
+        if let Ok(entries) = serde_json::from_slice::<Vec<crate::client::HealthEntry>>(bytes) {
+            for entry in &entries {
+                let _ = crate::mapping::read_entry(entry);
+            }
+        }
+    }
+}

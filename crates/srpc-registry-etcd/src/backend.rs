@@ -250,26 +250,7 @@ impl Inner {
     /// Reads one key of directory `prefix` (`<dir>/`): `None` for keys deeper than one
     /// segment, and for unreadable ones (with a warning).
     fn parse(&self, prefix: &str, kv: &KeyValue) -> Option<Url> {
-        let key = match std::str::from_utf8(&kv.key) {
-            Ok(key) => key,
-            Err(_) => {
-                warn!(backend = BACKEND, key = ?String::from_utf8_lossy(&kv.key), "skipping a key that is not UTF-8");
-                return None;
-            }
-        };
-        let name = key.strip_prefix(prefix)?;
-        if name.is_empty() || name.contains('/') {
-            return None; // Not a registration of this directory.
-        }
-        let dir = &prefix[..prefix.len() - 1];
-        let value = String::from_utf8_lossy(&kv.value);
-        match self.config.layout.parse_entry(dir, name, &value) {
-            Ok(url) => Some(url),
-            Err(error) => {
-                warn!(backend = BACKEND, %key, %error, "skipping unreadable key");
-                None
-            }
-        }
+        parse_kv(&self.config.layout, prefix, kv)
     }
 
     /// Lists `dir` into its state and the catalog, unless its watch already knows a newer
@@ -635,6 +616,35 @@ async fn next_message(stream: &mut WatchStream, prefix: &str) -> Result<Option<W
         }
         .into()),
         Ok(Err(error)) => Err(error.into()),
+    }
+}
+
+/// Reads one key of directory `prefix` (`<dir>/`) by `layout`: `None` for keys deeper than
+/// one segment, and for unreadable ones (with a warning).
+pub(crate) fn parse_kv(
+    layout: &srpc_registry::layout::PathLayout,
+    prefix: &str,
+    kv: &KeyValue,
+) -> Option<Url> {
+    let key = match std::str::from_utf8(&kv.key) {
+        Ok(key) => key,
+        Err(_) => {
+            warn!(backend = BACKEND, key = ?String::from_utf8_lossy(&kv.key), "skipping a key that is not UTF-8");
+            return None;
+        }
+    };
+    let name = key.strip_prefix(prefix)?;
+    if name.is_empty() || name.contains('/') {
+        return None; // Not a registration of this directory.
+    }
+    let dir = &prefix[..prefix.len() - 1];
+    let value = String::from_utf8_lossy(&kv.value);
+    match layout.parse_entry(dir, name, &value) {
+        Ok(url) => Some(url),
+        Err(error) => {
+            warn!(backend = BACKEND, %key, %error, "skipping unreadable key");
+            None
+        }
     }
 }
 

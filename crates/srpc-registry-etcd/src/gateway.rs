@@ -683,6 +683,34 @@ fn de_int<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
     }
 }
 
+/// Decodes `bytes` as every gateway answer the backend reads: a watch stream (a sequence of
+/// envelopes, as `WatchStream::next` reads them), a range, a revision, a lease and an error
+/// body. Returns the key-values met, for the backend's key reader.
+#[cfg(fuzzing)]
+pub(crate) fn fuzz_decode(bytes: &[u8]) -> Vec<KeyValue> {
+    let mut kvs = Vec::new();
+    let objects =
+        serde_json::Deserializer::from_slice(bytes).into_iter::<Envelope<WireWatchResponse>>();
+    for envelope in objects {
+        let Ok(envelope) = envelope else { break };
+        if let Ok(wire) = open(envelope, "fuzz", "/v3/watch") {
+            for event in WatchMessage::from(wire).events {
+                match event {
+                    Event::Put(kv) | Event::Delete(kv) => kvs.push(kv),
+                }
+            }
+        }
+    }
+    if let Ok(range) = serde_json::from_slice::<RangeResponse>(bytes) {
+        kvs.extend(range.kvs);
+    }
+    let _ = serde_json::from_slice::<RevisionResponse>(bytes);
+    let _ = serde_json::from_slice::<LeaseResponse>(bytes);
+    let _ = serde_json::from_slice::<AuthResponse>(bytes);
+    let _ = serde_json::from_slice::<ErrorBody>(bytes);
+    kvs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,3 +45,25 @@ pub fn open(config: EtcdConfig) -> Result<EtcdRegistry> {
     let failback = config.failback.clone();
     FailbackRegistry::try_new(failback, |ctx| EtcdBackend::new(config, ctx))
 }
+
+/// Entry points for the fuzz targets (`cargo xtask fuzz`), built only with `--cfg fuzzing`.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    use srpc_registry::layout::PathLayout;
+
+    /// Reads `bytes` as every gateway answer, and each key met as the backend reads keys of
+    /// a Dubbo directory and of an rpcx one.
+    pub fn gateway_answer(bytes: &[u8]) {
+        let dubbo = PathLayout::Dubbo {
+            root: "/dubbo".into(),
+        };
+        let rpcx = PathLayout::Rpcx {
+            base: "/rpcx".into(),
+        };
+        for kv in crate::gateway::fuzz_decode(bytes) {
+            let _ = crate::backend::parse_kv(&dubbo, "/dubbo/a.B/providers/", &kv);
+            let _ = crate::backend::parse_kv(&rpcx, "/rpcx/Arith/", &kv);
+        }
+    }
+}

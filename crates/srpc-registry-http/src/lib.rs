@@ -48,3 +48,14 @@ pub async fn connect(registry: &Url) -> Result<HttpRegistry> {
     let failback = config.failback.clone();
     FailbackRegistry::try_new(failback, |ctx| HttpBackend::new(config, ctx))
 }
+
+/// Entry points for the fuzz targets (`cargo xtask fuzz`), built only with `--cfg fuzzing`.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Reads `text` as the server reads a watch query string (`?index=N&wait=…`) and as an
+    /// instance in a request path.
+    pub fn query_and_instance(text: &str) {
+        crate::server::fuzz_query_and_instance(text);
+    }
+}

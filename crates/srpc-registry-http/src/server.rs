@@ -557,6 +557,18 @@ async fn deregister(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// See `crate::fuzzing::query_and_instance`.
+#[cfg(fuzzing)]
+pub(crate) fn fuzz_query_and_instance(text: &str) {
+    let uri = format!("/v1/watch?{text}");
+    if let Ok(uri) = uri.parse::<axum::http::Uri>() {
+        if let Ok(Query(params)) = Query::<WatchParams>::try_from_uri(&uri) {
+            let _ = params.wait();
+        }
+    }
+    let _ = parse_instance(text);
+}
+
 /// `?index=N&wait=30s`.
 #[derive(Debug, Deserialize)]
 struct WatchParams {
