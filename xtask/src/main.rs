@@ -17,6 +17,11 @@ Commands:
                 and the registries (`bench registry` alone: notify latency per backend
                 against raw ZooKeeper and etcd clients on real servers, scale, resync,
                 memory per provider, churn, heartbeat capacity against etcd keepalives)
+  soak [--minutes N]
+                the HTTP registry server holding 100 000 instances kept alive by paced
+                heartbeats, with long-polling watchers, for N minutes (default 10): no
+                false expiry, no lost instance, flat memory, heartbeat latency; a 2-minute
+                run is part of `test`
   fuzz [--seconds N] [TARGET…]
                 the libFuzzer targets in fuzz/ (default: all, 60 s each), each from its
                 committed seeds (fuzz/seeds/TARGET) plus the corpus it grew before
@@ -39,6 +44,7 @@ fn main() -> ExitCode {
         Some("integration") => integration(&mut Tally::default()),
         Some("bench") => bench(&args[1..]),
         Some("fuzz") => fuzz(&args[1..]),
+        Some("soak") => soak(&args[1..]),
         Some("servers") => servers(),
         Some(other) => Err(format!("unknown command {other:?}\n\n{HELP}")),
     };
@@ -100,7 +106,14 @@ fn test() -> Result<(), String> {
         step("tests (unit, integration, doc)", || {
             cargo_test(&["test", "--workspace", "--all-features"], &mut tally)
         })?;
-        integration(&mut tally)
+        integration(&mut tally)?;
+        // The soak's short version: counted as one test.
+        let soaked = step("soak (2 minutes)", || soak_run(2.0));
+        match soaked {
+            Ok(()) => tally.passed += 1,
+            Err(_) => tally.failed += 1,
+        }
+        soaked
     })();
     // The closing line CI reads, whatever happened: real-server tests that did not run under
     // `integration` are reported as skipped.
@@ -414,6 +427,50 @@ fn bench_registry() -> Result<(), String> {
     });
     servers.stop();
     result
+}
+
+fn soak(args: &[String]) -> Result<(), String> {
+    let minutes = match args {
+        [] => 10.0,
+        [flag, n] if flag == "--minutes" => n
+            .parse::<f64>()
+            .ok()
+            .filter(|m| *m > 0.0)
+            .ok_or("--minutes takes a positive number")?,
+        _ => return Err("usage: cargo xtask soak [--minutes N]".to_owned()),
+    };
+    step(&format!("soak ({minutes} minutes)"), || soak_run(minutes))
+}
+
+/// Builds the server (`srpc`) and `srpc-soak` in release mode and runs the soak.
+fn soak_run(minutes: f64) -> Result<(), String> {
+    cargo(&[
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "srpc-cli",
+        "-p",
+        "srpc-tests",
+        "--bin",
+        "srpc",
+        "--bin",
+        "srpc-soak",
+    ])?;
+    let release = project_root().join("target/release");
+    let status = Command::new(release.join("srpc-soak"))
+        .arg("--minutes")
+        .arg(minutes.to_string())
+        .arg("--server")
+        .arg(release.join("srpc"))
+        .current_dir(project_root())
+        .status()
+        .map_err(|e| format!("cannot run srpc-soak: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("srpc-soak exited with {status}"))
+    }
 }
 
 /// The fuzz targets, as `fuzz/Cargo.toml` names them.
