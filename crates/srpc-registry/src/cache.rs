@@ -174,13 +174,7 @@ impl CacheFile {
         }
         // Under the lock: what the file holds now (other processes' entries), then ours.
         let mut merged: BTreeMap<String, String> = match fs::read(&self.path) {
-            Ok(bytes) => properties::parse(&bytes)
-                .into_iter()
-                .filter_map(|line| match line {
-                    Line::Entry(key, value) => Some((key, value)),
-                    Line::Skipped(..) => None,
-                })
-                .collect(),
+            Ok(bytes) => properties::entries(&bytes).collect(),
             Err(error) if error.kind() == io::ErrorKind::NotFound => BTreeMap::new(),
             Err(error) => return Err(error),
         };

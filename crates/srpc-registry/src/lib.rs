@@ -70,25 +70,13 @@ pub mod fuzzing {
     /// reader accepts, written back, reads the same.
     pub fn read_cache_file(bytes: &[u8]) {
         let _ = crate::cache::read_lists(std::path::Path::new("fuzz.cache"), bytes);
-        let entries: Vec<(String, String)> = crate::properties::parse(bytes)
-            .into_iter()
-            .filter_map(|line| match line {
-                crate::properties::Line::Entry(k, v) => Some((k, v)),
-                crate::properties::Line::Skipped(..) => None,
-            })
-            .collect();
+        let entries: Vec<(String, String)> = crate::properties::entries(bytes).collect();
         let text = crate::properties::write(
             "c",
             "d",
             entries.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         );
-        let again: Vec<(String, String)> = crate::properties::parse(text.as_bytes())
-            .into_iter()
-            .filter_map(|line| match line {
-                crate::properties::Line::Entry(k, v) => Some((k, v)),
-                crate::properties::Line::Skipped(..) => None,
-            })
-            .collect();
+        let again: Vec<(String, String)> = crate::properties::entries(text.as_bytes()).collect();
         assert_eq!(again, entries, "written as {text:?}");
     }
 }

@@ -44,6 +44,14 @@ pub(crate) fn parse(bytes: &[u8]) -> Vec<Line> {
     lines
 }
 
+/// The entries of a properties file, without the lines that could not be read.
+pub(crate) fn entries(bytes: &[u8]) -> impl Iterator<Item = (String, String)> {
+    parse(bytes).into_iter().filter_map(|line| match line {
+        Line::Entry(key, value) => Some((key, value)),
+        Line::Skipped(..) => None,
+    })
+}
+
 /// Writes entries as `Properties.store` does: the comment line, a date line, then one
 /// `key=value` line each, escaped so that the file is ASCII.
 pub(crate) fn write<'a>(
@@ -189,13 +197,7 @@ mod tests {
     use super::*;
 
     fn entries(text: &str) -> Vec<(String, String)> {
-        parse(text.as_bytes())
-            .into_iter()
-            .filter_map(|l| match l {
-                Line::Entry(k, v) => Some((k, v)),
-                Line::Skipped(..) => None,
-            })
-            .collect()
+        super::entries(text.as_bytes()).collect()
     }
 
     #[test]

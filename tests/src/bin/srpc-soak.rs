@@ -113,12 +113,7 @@ async fn metric(http: &reqwest::Client, base: &str, name: &str) -> u64 {
 async fn main() {
     let o = options();
     let duration = Duration::from_secs_f64(o.minutes * 60.0);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = format!("127.0.0.1:{}", srpc_tests::servers::free_port());
     let base = format!("http://{addr}");
     let child = Command::new(&o.server)
         .args(["-q", "registry", "serve", "--addr", &addr, "--ttl", "30s"])
