@@ -71,7 +71,9 @@ impl Message {
 
     /// Reads a datagram as Java does, leniently: surrounding white space and NUL padding
     /// are ignored, only the first line counts (so CRLF works), and any run of white space
-    /// may separate the verb from the URL.
+    /// may separate the verb from the URL. White space is what Java's `String.trim` drops
+    /// (characters up to U+0020), as for URLs: found by fuzzing, a URL starting with U+0085
+    /// (Unicode white space) lost it on the way through `encode` and `decode`.
     pub fn decode(datagram: &[u8]) -> Result<Message, DecodeError> {
         let text = String::from_utf8_lossy(datagram);
         let text = text.trim_matches(|c: char| c <= ' ');
@@ -83,7 +85,8 @@ impl Message {
         if line.is_empty() {
             return Err(DecodeError::Empty);
         }
-        let (verb, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+        let blank = |c: char| c <= ' ';
+        let (verb, rest) = line.split_once(blank).unwrap_or((line, ""));
         let make: fn(Url) -> Message = match verb {
             "register" => Message::Register,
             "unregister" => Message::Unregister,
@@ -91,7 +94,7 @@ impl Message {
             "unsubscribe" => Message::Unsubscribe,
             other => return Err(DecodeError::UnknownVerb(other.chars().take(64).collect())),
         };
-        let rest = rest.trim();
+        let rest = rest.trim_matches(blank);
         Url::parse_decoded(rest)
             .map(make)
             .map_err(|e| DecodeError::BadUrl {
@@ -160,6 +163,16 @@ mod tests {
             Message::decode(b"unsubscribe consumer://h/a.B"),
             Ok(Message::Unsubscribe(_))
         ));
+    }
+
+    #[test]
+    fn what_decode_accepts_encode_sends_unchanged() {
+        // Found by `cargo xtask fuzz` (target `multicast_datagram`): U+0085 is Unicode white
+        // space but not Java's; a URL starting with it lost it through encode and decode.
+        let datagram = "register \u{85}h:1/a.B?x=1".as_bytes();
+        let message = Message::decode(datagram).unwrap();
+        assert_eq!(message.url().host(), "\u{85}h");
+        assert_eq!(Message::decode(&message.encode()), Ok(message));
     }
 
     #[test]
