@@ -387,6 +387,16 @@ fn bench(extra: &[String]) -> Result<(), String> {
 /// second run measures mDNS inside a private network namespace.
 fn bench_registry() -> Result<(), String> {
     step("tools for the registry benchmark", install_server_tools)?;
+    // The heartbeat section runs the HTTP registry as a process of its own, as etcd is.
+    cargo(&[
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "srpc-cli",
+        "--bin",
+        "srpc",
+    ])?;
     let mut servers = Servers::start()?;
     let bin = [
         "run",
@@ -407,6 +417,10 @@ fn bench_registry() -> Result<(), String> {
             for (name, value) in &servers.env {
                 command.env(name, value);
             }
+            command.env(
+                "SRPC_SERVER_BIN",
+                project_root().join("target/release/srpc"),
+            );
             let status = command
                 .status()
                 .map_err(|e| format!("cannot run srpc-bench-registry: {e}"))?;

@@ -314,50 +314,63 @@ async fn report_scale(backend: &str, registry_url: &str, interface: &str, sizes:
     }
 }
 
-/// Sends `requests` (path, JSON body), round-robin, from `WORKERS` concurrent loops over
-/// keep-alive connections for `duration`; every answer must be a success. Returns requests
-/// answered per second and their p99 latency.
+/// Sends `requests` (path, JSON body), round-robin, from `WORKERS` concurrent loops, each
+/// over its own keep-alive HTTP/1.1 connection to `addr`, for `duration`; every answer must
+/// be a success. Returns requests answered per second and their p99 latency.
+///
+/// The connections are hyper's own (`hyper::client::conn::http1`), not a pooled client: the
+/// load generator shares the two cores with the server it measures, and a lighter one
+/// leaves more of them to the server (reqwest spent about as much CPU per request as the
+/// srpc server itself, parsing each request's URL and going through its pool).
 async fn hammer(
-    base: &str,
+    addr: std::net::SocketAddr,
     requests: Vec<(String, Vec<u8>)>,
     duration: Duration,
 ) -> (f64, Duration) {
     const WORKERS: usize = 64;
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .pool_max_idle_per_host(WORKERS)
-        .build()
-        .unwrap();
-    let requests = Arc::new(
+    let requests: Arc<Vec<(String, bytes::Bytes)>> = Arc::new(
         requests
             .into_iter()
-            .map(|(path, body)| (format!("{base}{path}"), body))
-            .collect::<Vec<_>>(),
+            .map(|(path, body)| (path, bytes::Bytes::from(body)))
+            .collect(),
     );
+    let host = addr.to_string();
     let started = Instant::now();
     let workers: Vec<_> = (0..WORKERS)
         .map(|w| {
-            let http = http.clone();
             let requests = requests.clone();
+            let host = host.clone();
             tokio::spawn(async move {
+                let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+                stream.set_nodelay(true).unwrap();
+                let (mut sender, connection) =
+                    hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                        .await
+                        .unwrap();
+                let connection = tokio::spawn(connection);
                 let mut latencies = Vec::new();
                 let mut i = w;
                 while started.elapsed() < duration {
-                    let (url, body) = &requests[i % requests.len()];
-                    let sent = Instant::now();
-                    let answer = http
-                        .post(url)
-                        .header("content-type", "application/json")
-                        .body(body.clone())
-                        .send()
-                        .await
+                    let (path, body) = &requests[i % requests.len()];
+                    let request = hyper::Request::post(path.as_str())
+                        .header(hyper::header::HOST, host.as_str())
+                        .header(hyper::header::CONTENT_TYPE, "application/json")
+                        .body(http_body_util::Full::new(body.clone()))
                         .unwrap();
+                    let sent = Instant::now();
+                    sender.ready().await.unwrap();
+                    let answer = sender.send_request(request).await.unwrap();
                     let status = answer.status();
-                    let text = answer.bytes().await.unwrap();
-                    assert!(status.is_success(), "{url}: {status} {text:?}");
+                    let text = http_body_util::BodyExt::collect(answer.into_body())
+                        .await
+                        .unwrap()
+                        .to_bytes();
+                    assert!(status.is_success(), "{path}: {status} {text:?}");
                     latencies.push(sent.elapsed());
                     i += WORKERS;
                 }
+                drop(sender);
+                let _ = connection.await;
                 latencies
             })
         })
@@ -370,14 +383,68 @@ async fn hammer(
     (rate, Series::of(latencies).p99)
 }
 
+/// CPU time (user and system, every thread) a process has used so far, from
+/// `/proc/<pid>/stat` (in clock ticks of 10 ms: Linux's `USER_HZ` is 100).
+fn process_cpu(pid: u32) -> Duration {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The command name (field 2) is in parentheses and may hold spaces: count from its end.
+    let after = &text[text.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // Fields 14 and 15 of the line, utime and stime, are the 12th and 13th after the name.
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Duration::from_millis(ticks * 10)
+}
+
+/// [`hammer`], also measuring the CPU the server process `pid` spent meanwhile. Returns
+/// requests per second, their p99 and the server's CPU per request.
+async fn hammer_process(
+    pid: u32,
+    addr: std::net::SocketAddr,
+    requests: Vec<(String, Vec<u8>)>,
+    duration: Duration,
+) -> (f64, Duration, Duration) {
+    let before = process_cpu(pid);
+    let started = Instant::now();
+    let (rate, p99) = hammer(addr, requests, duration).await;
+    let answered = rate * started.elapsed().as_secs_f64();
+    let cpu = process_cpu(pid).saturating_sub(before);
+    (rate, p99, cpu.div_f64(answered.max(1.0)))
+}
+
+/// Kills a server process when dropped (also when the bench panics).
+struct ServerProcess(std::process::Child);
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Heartbeat capacity: heartbeats per second the srpc HTTP registry answers for
 /// `instances` registered instances, beside etcd lease keepalives per second (through the
 /// same gateway API srpc's etcd backend uses) for as many leases, same load generator, same
-/// run, same two cores.
-async fn heartbeat_capacity(etcd: Option<&str>, instances: usize, duration: Duration) {
-    let server = http_server().await;
-    let base = format!("http://{}", server.local_addr());
+/// run, same two cores. Both servers are processes of their own (`srpc registry serve`, an
+/// etcd started for this section alone), so each one's CPU per request is measured too:
+/// what it costs the server, whatever the load generator costs.
+async fn heartbeat_capacity(instances: usize, duration: Duration) {
+    let server_bin =
+        std::env::var("SRPC_SERVER_BIN").unwrap_or_else(|_| "target/release/srpc".to_owned());
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let server = ServerProcess(
+        std::process::Command::new(&server_bin)
+            .args(["-q", "registry", "serve", "--addr", &addr.to_string()])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {server_bin} (SRPC_SERVER_BIN): {e}")),
+    );
+    let base = format!("http://{addr}");
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "{server_bin} did not answer");
+        tokio::time::sleep(Duration::from_millis(20)).await; // polling a start, with a deadline
+    }
     let mut heartbeats = Vec::with_capacity(instances);
     for i in 0..instances {
         let url = format!(
@@ -397,18 +464,24 @@ async fn heartbeat_capacity(etcd: Option<&str>, instances: usize, duration: Dura
         let body = serde_json::to_vec(&serde_json::json!({"url": url, "holder": "bench"})).unwrap();
         heartbeats.push(("/v1/heartbeat".to_owned(), body));
     }
-    let (srpc_rate, srpc_p99) = hammer(&base, heartbeats, duration).await;
-    server.shutdown().await.unwrap();
+    let (srpc_rate, srpc_p99, srpc_cpu) =
+        hammer_process(server.0.id(), addr, heartbeats, duration).await;
+    drop(server);
     println!(
-        "http       heartbeats: {srpc_rate:.0}/s, p99 {} ({instances} instances, 64 concurrent)",
-        ms(srpc_p99)
+        "http       heartbeats: {srpc_rate:.0}/s, p99 {} ({instances} instances, 64 connections); server CPU {:.1} us per heartbeat",
+        ms(srpc_p99),
+        srpc_cpu.as_secs_f64() * 1e6
     );
-    let Some(etcd) = etcd else {
-        return;
+    let etcd = match srpc_tests::servers::Etcd::start(srpc_tests::servers::EtcdVersion::V3_4) {
+        Ok(etcd) => etcd,
+        Err(e) => {
+            println!("etcd       lease keepalives: not measured ({e})");
+            return;
+        }
     };
-    let base = format!("http://{etcd}");
+    let etcd_addr: std::net::SocketAddr = etcd.address().parse().unwrap();
+    let base = format!("http://{etcd_addr}");
     let mut keepalives = Vec::with_capacity(instances);
-    let mut leases = Vec::with_capacity(instances);
     for _ in 0..instances {
         let granted: serde_json::Value = http
             .post(format!("{base}/v3/lease/grant"))
@@ -422,23 +495,19 @@ async fn heartbeat_capacity(etcd: Option<&str>, instances: usize, duration: Dura
         let id = granted["ID"].as_str().unwrap().to_owned();
         let body = serde_json::to_vec(&serde_json::json!({"ID": id})).unwrap();
         keepalives.push(("/v3/lease/keepalive".to_owned(), body));
-        leases.push(id);
     }
-    let (etcd_rate, etcd_p99) = hammer(&base, keepalives, duration).await;
-    for id in leases {
-        let _ = http
-            .post(format!("{base}/v3/lease/revoke"))
-            .json(&serde_json::json!({"ID": id}))
-            .send()
-            .await;
-    }
+    let (etcd_rate, etcd_p99, etcd_cpu) =
+        hammer_process(etcd.pid().unwrap(), etcd_addr, keepalives, duration).await;
+    drop(etcd);
     println!(
-        "etcd       lease keepalives: {etcd_rate:.0}/s, p99 {} ({instances} leases, 64 concurrent)",
-        ms(etcd_p99)
+        "etcd       lease keepalives: {etcd_rate:.0}/s, p99 {} ({instances} leases, 64 connections); server CPU {:.1} us per keepalive",
+        ms(etcd_p99),
+        etcd_cpu.as_secs_f64() * 1e6
     );
     println!(
-        "http/etcd heartbeat capacity ratio: {:.2}",
-        srpc_rate / etcd_rate
+        "http/etcd heartbeat capacity ratio: {:.2} (server CPU per request, etcd/http: {:.2})",
+        srpc_rate / etcd_rate,
+        etcd_cpu.as_secs_f64() / srpc_cpu.as_secs_f64().max(1e-9)
     );
 }
 
@@ -783,8 +852,7 @@ async fn main() {
                 }
             }
             "heartbeats" => {
-                let etcd = std::env::var("SRPC_ETCD").ok();
-                heartbeat_capacity(etcd.as_deref(), 1_000, Duration::from_secs(8)).await;
+                heartbeat_capacity(1_000, Duration::from_secs(8)).await;
             }
             "mdns" => {
                 srpc_tests::netns::private();
