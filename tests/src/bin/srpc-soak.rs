@@ -24,7 +24,6 @@
     missing_docs
 )] // A measurement binary: failures end it.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -65,16 +64,6 @@ fn options() -> Options {
     options
 }
 
-/// Kills the server process when dropped (also on a panic).
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn rss_mib(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
@@ -113,29 +102,16 @@ async fn metric(http: &reqwest::Client, base: &str, name: &str) -> u64 {
 async fn main() {
     let o = options();
     let duration = Duration::from_secs_f64(o.minutes * 60.0);
-    let addr = format!("127.0.0.1:{}", srpc_tests::servers::free_port());
-    let base = format!("http://{addr}");
-    let child = Command::new(&o.server)
-        .args(["-q", "registry", "serve", "--addr", &addr, "--ttl", "30s"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", o.server));
-    let server = Server(child);
-    let pid = server.0.id();
+    let server =
+        srpc_tests::servers::HttpRegistryProcess::start(o.server.as_ref(), &["--ttl", "30s"])
+            .unwrap();
+    let pid = server.pid().unwrap();
+    let base = format!("http://{}", server.addr());
     let http = reqwest::Client::builder()
         .no_proxy()
         .pool_max_idle_per_host(IN_FLIGHT + o.watchers)
         .build()
         .unwrap();
-    let started = Instant::now();
-    while http.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the server did not answer"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     println!(
         "soak: {} instances, TTL {}s, heartbeat every {}s, {} watchers, {} min, server pid {pid}",
         o.instances,
