@@ -181,10 +181,22 @@ impl Inner {
 
     /// The value of parameter `key`: a binary search over the sorted keys.
     fn get(&self, key: &str) -> Option<&str> {
+        self.get_prefixed("", key)
+    }
+
+    /// The value of parameter `<prefix><key>`, found without building the name (an
+    /// allocation on every lookup of a `default.` fallback otherwise).
+    fn get_prefixed(&self, prefix: &str, key: &str) -> Option<&str> {
         let (mut lo, mut hi) = (0, self.params.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            match self.key(mid).cmp(key) {
+            let name = self.key(mid);
+            let order = if prefix.is_empty() {
+                name.cmp(key)
+            } else {
+                name.bytes().cmp(prefix.bytes().chain(key.bytes()))
+            };
+            match order {
                 Ordering::Less => lo = mid + 1,
                 Ordering::Greater => hi = mid,
                 Ordering::Equal => {
@@ -396,7 +408,7 @@ impl Url {
         if key.starts_with("default.") {
             return None;
         }
-        self.inner.get(&format!("default.{key}"))
+        self.inner.get_prefixed("default.", key)
     }
 
     /// The value of parameter `key`, or `default` when it is absent.

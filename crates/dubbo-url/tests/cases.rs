@@ -371,6 +371,37 @@ fn typed_getters() {
 }
 
 #[test]
+fn default_fallback_finds_its_key_among_neighbours() {
+    // `param` falls back to `default.<key>`, looked up without building the name: keys that
+    // sort just before and after `default.k` must not be taken for it.
+    let url = Url::builder("dubbo")
+        .host("h")
+        .port(1)
+        .path("a.B")
+        .param("default", "0")
+        .param("default.k", "1")
+        .param("default.kk", "2")
+        .param("defaultk", "3")
+        .param("default-k", "4")
+        .build()
+        .unwrap();
+    assert!(
+        url.params().all(|(key, _)| key != "k"),
+        "the fallback is what is tested"
+    );
+    assert_eq!(url.param("k"), Some("1"));
+    assert_eq!(url.param("kk"), Some("2"));
+    assert_eq!(url.param("j"), None);
+    assert_eq!(url.param("default.k"), Some("1"));
+    assert_eq!(
+        url.param("default.j"),
+        None,
+        "no default.default.j fallback"
+    );
+    assert_eq!(Url::parse("dubbo://h:1/a.B").unwrap().param("k"), None);
+}
+
+#[test]
 fn backup_addresses() {
     let cases = [
         ("zookeeper://a:2181", 0, vec!["a:2181"]),

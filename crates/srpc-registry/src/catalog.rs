@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use dubbo_url::{Url, is_match};
 use tokio::sync::{mpsc, watch};
 
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Members, Snapshot};
 
 /// Identifies one subscription inside a [`Catalog`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -62,7 +62,7 @@ struct State {
 #[derive(Debug)]
 struct Sub {
     query: Url,
-    members: HashSet<Url>,
+    members: Members,
     listed: bool,
     /// The `connected` flag of the last published snapshot.
     connected: bool,
@@ -83,13 +83,13 @@ impl Catalog {
         let mut state = self.lock();
         let id = SubscriptionId(state.next_id);
         state.next_id += 1;
-        let members: HashSet<Url> = state
+        let members: Members = state
             .counts
             .keys()
             .filter(|url| is_match(&query, url))
             .cloned()
             .collect();
-        let snapshot = Snapshot::build(1, false, members.iter().cloned());
+        let snapshot = members.snapshot(1, false);
         let (tx, rx) = watch::channel(Arc::new(snapshot));
         if !state.closed {
             state.subs.insert(
@@ -378,11 +378,7 @@ impl Sub {
     fn publish(&mut self, connected: bool) {
         self.revision += 1;
         self.connected = connected;
-        let snapshot = Arc::new(Snapshot::build(
-            self.revision,
-            connected,
-            self.members.iter().cloned(),
-        ));
+        let snapshot = Arc::new(self.members.snapshot(self.revision, connected));
         let mut taps = self.taps.lock().unwrap_or_else(|p| p.into_inner());
         if !taps.is_empty() {
             taps.retain(|tap| tap.send(snapshot.clone()).is_ok());

@@ -1,6 +1,7 @@
 //! [`Snapshot`]: the immutable state a subscription sees, and [`Change`], a difference of two.
 
-use std::collections::BTreeMap;
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use dubbo_url::Url;
 
@@ -15,6 +16,105 @@ pub struct Snapshot {
     pub(crate) connected: bool,
     pub(crate) categories: BTreeMap<String, Vec<Url>>,
 }
+
+/// The URLs one subscription selects, kept in snapshot order as they change, so that
+/// publishing a snapshot copies them (one reference count each) instead of sorting them: a
+/// change to a subscription of 10 000 providers costs a copy, not 10 000 × log 10 000 string
+/// comparisons.
+#[derive(Debug, Default)]
+pub(crate) struct Members {
+    /// By [`Url`]'s equality (which ignores `timestamp`): what is a member.
+    set: HashSet<Url>,
+    /// The same URLs by category, each sorted by full string.
+    ordered: BTreeMap<String, BTreeSet<ByFullString>>,
+}
+
+impl Members {
+    /// Adds `url`, replacing an equal member (one that differs in `timestamp` only).
+    pub(crate) fn replace(&mut self, url: Url) {
+        if let Some(old) = self.set.replace(url.clone()) {
+            self.forget(old);
+        }
+        match self.ordered.get_mut(url.category()) {
+            Some(urls) => {
+                urls.insert(ByFullString(url));
+            }
+            None => {
+                let category = url.category().to_owned();
+                self.ordered
+                    .insert(category, BTreeSet::from([ByFullString(url)]));
+            }
+        }
+    }
+
+    /// Removes the member equal to `url`; whether there was one.
+    pub(crate) fn remove(&mut self, url: &Url) -> bool {
+        match self.set.take(url) {
+            Some(old) => {
+                self.forget(old);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn forget(&mut self, old: Url) {
+        if let Some(urls) = self.ordered.get_mut(old.category()) {
+            urls.remove(&ByFullString(old.clone()));
+            if urls.is_empty() {
+                self.ordered.remove(old.category());
+            }
+        }
+    }
+
+    /// The snapshot of the members now.
+    pub(crate) fn snapshot(&self, revision: u64, connected: bool) -> Snapshot {
+        let categories = self
+            .ordered
+            .iter()
+            .map(|(category, urls)| (category.clone(), urls.iter().map(|u| u.0.clone()).collect()))
+            .collect();
+        Snapshot {
+            revision,
+            connected,
+            categories,
+        }
+    }
+}
+
+impl FromIterator<Url> for Members {
+    fn from_iter<I: IntoIterator<Item = Url>>(urls: I) -> Members {
+        let mut members = Members::default();
+        for url in urls {
+            members.replace(url);
+        }
+        members
+    }
+}
+
+/// A URL ordered by its full string, as snapshots list a category.
+#[derive(Debug)]
+struct ByFullString(Url);
+
+impl Ord for ByFullString {
+    fn cmp(&self, other: &ByFullString) -> Ordering {
+        self.0.as_full_str().cmp(other.0.as_full_str())
+    }
+}
+
+impl PartialOrd for ByFullString {
+    fn partial_cmp(&self, other: &ByFullString) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for ByFullString {
+    fn eq(&self, other: &ByFullString) -> bool {
+        self.0.as_full_str() == other.0.as_full_str()
+    }
+}
+
+impl Eq for ByFullString {}
 
 /// One difference between two snapshots, as a `tower::discover::Change` carries it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -102,5 +202,55 @@ impl Snapshot {
     /// Whether `url` is selected (timestamp values ignored, as in URL equality).
     pub fn contains(&self, url: &Url) -> bool {
         self.category(url.category()).contains(url)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn members_publish_what_a_sorted_build_would() {
+        let urls = [
+            "dubbo://h:3/a.B",
+            "dubbo://h:1/a.B?category=routers",
+            "dubbo://h:2/a.B",
+            "dubbo://h:10/a.B",
+            "dubbo://h:1/a.B?category=configurators",
+            "dubbo://h:1/a.B",
+        ]
+        .map(url);
+        let mut members: Members = urls.iter().cloned().collect();
+        assert_eq!(
+            members.snapshot(7, true),
+            Snapshot::build(7, true, urls.iter().cloned())
+        );
+        assert!(members.remove(&url("dubbo://h:2/a.B")));
+        assert!(!members.remove(&url("dubbo://h:2/a.B")), "already gone");
+        assert!(members.remove(&url("dubbo://h:1/a.B?category=routers")));
+        let left = members.snapshot(8, true);
+        assert_eq!(left.category("routers"), []);
+        assert_eq!(
+            left.providers(),
+            ["dubbo://h:1/a.B", "dubbo://h:10/a.B", "dubbo://h:3/a.B"].map(url)
+        );
+    }
+
+    #[test]
+    fn a_newer_copy_replaces_the_member_it_equals() {
+        let mut members: Members = [url("dubbo://h:1/a.B?timestamp=1")].into_iter().collect();
+        members.replace(url("dubbo://h:1/a.B?timestamp=2"));
+        let snapshot = members.snapshot(2, true);
+        assert_eq!(snapshot.len(), 1);
+        assert_eq!(
+            snapshot.providers()[0].as_full_str(),
+            "dubbo://h:1/a.B?timestamp=2"
+        );
+        assert!(members.remove(&url("dubbo://h:1/a.B?timestamp=3")));
+        assert!(members.snapshot(3, true).is_empty());
     }
 }
