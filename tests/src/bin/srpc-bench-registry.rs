@@ -75,37 +75,103 @@ fn samples() -> usize {
         .unwrap_or(200)
 }
 
-/// Registers `n` providers one after another through `provider`; each sample is the time
-/// from the start of `register` until `consumer`'s subscription holds the new URL.
-async fn notify_latency(
+/// Warm-up samples of each side, discarded: the first ones open connections and fill caches
+/// (and a freshly started ZooKeeper, a JVM, is still compiling its hot paths).
+const WARM_UP: usize = 10;
+
+/// Warm-up pairs before a comparison with a raw client, discarded: long enough for the JVM
+/// of a fresh ZooKeeper, and the same for both sides.
+const WARM_UP_PAIRS: usize = 100;
+
+/// srpc's side of the notify-latency measurement: one handle registers providers one after
+/// another; a second handle's subscription waits for each.
+struct SrpcProbe {
     provider: Arc<dyn Registry>,
     consumer: Arc<dyn Registry>,
-    interface: &str,
-    n: usize,
-) -> Series {
-    let query: Url = format!("consumer://127.0.0.1/{interface}?category=providers")
-        .parse()
-        .unwrap();
-    let mut sub = consumer.subscribe(&query).await.unwrap();
-    let mut latencies = Vec::with_capacity(n);
-    for i in 0..n + 10 {
-        let url: Url = format!("dubbo://127.0.0.1:{}/{interface}?weight=100", 20000 + i)
+    sub: srpc_registry::Subscription,
+    interface: String,
+    next: usize,
+}
+
+impl SrpcProbe {
+    async fn new(
+        (provider, consumer): (Arc<dyn Registry>, Arc<dyn Registry>),
+        interface: &str,
+    ) -> SrpcProbe {
+        let query: Url = format!("consumer://127.0.0.1/{interface}?category=providers")
             .parse()
             .unwrap();
-        let started = Instant::now();
-        provider.register(&url).await.unwrap();
-        sub.wait_for(|s| s.contains(&url), Duration::from_secs(30))
-            .await
-            .unwrap();
-        // The first ten warm connections and caches up.
-        if i >= 10 {
-            latencies.push(started.elapsed());
+        let sub = consumer.subscribe(&query).await.unwrap();
+        SrpcProbe {
+            provider,
+            consumer,
+            sub,
+            interface: interface.to_owned(),
+            next: 0,
         }
     }
-    drop(sub);
-    let _ = provider.close().await;
-    let _ = consumer.close().await;
+
+    /// One sample: the time from the start of `register` until the subscription's snapshot
+    /// holds the new URL.
+    async fn sample(&mut self) -> Duration {
+        let url: Url = format!(
+            "dubbo://127.0.0.1:{}/{}?weight=100",
+            20000 + self.next,
+            self.interface
+        )
+        .parse()
+        .unwrap();
+        self.next += 1;
+        let started = Instant::now();
+        self.provider.register(&url).await.unwrap();
+        self.sub
+            .wait_for(|s| s.contains(&url), Duration::from_secs(30))
+            .await
+            .unwrap();
+        started.elapsed()
+    }
+
+    async fn close(self) {
+        drop(self.sub);
+        let _ = self.provider.close().await;
+        let _ = self.consumer.close().await;
+    }
+}
+
+/// `n` samples of srpc alone, after the warm-up.
+async fn notify_latency(mut probe: SrpcProbe, n: usize) -> Series {
+    for _ in 0..WARM_UP {
+        probe.sample().await;
+    }
+    let mut latencies = Vec::with_capacity(n);
+    for _ in 0..n {
+        latencies.push(probe.sample().await);
+    }
+    probe.close().await;
     Series::of(latencies)
+}
+
+/// `n` samples of srpc and `n` of the raw client, interleaved (srpc first on even samples, raw
+/// first on odd ones), so that both series see the same stretches of a noisy machine.
+async fn compare(mut srpc: SrpcProbe, mut raw: RawProbe, n: usize) -> (Series, Series) {
+    let mut ours = Vec::with_capacity(n);
+    let mut theirs = Vec::with_capacity(n);
+    for i in 0..WARM_UP_PAIRS + n {
+        let (a, b) = if i % 2 == 0 {
+            let a = srpc.sample().await;
+            (a, raw.sample().await)
+        } else {
+            let b = raw.sample().await;
+            (srpc.sample().await, b)
+        };
+        if i >= WARM_UP_PAIRS {
+            ours.push(a);
+            theirs.push(b);
+        }
+    }
+    srpc.close().await;
+    raw.close().await;
+    (Series::of(ours), Series::of(theirs))
 }
 
 async fn pair(url: &str) -> (Arc<dyn Registry>, Arc<dyn Registry>) {
@@ -136,82 +202,141 @@ fn ratio(backend: &str, srpc: &Series, raw: &Series) {
     );
 }
 
-/// A plain ZooKeeper children watch: one client creates an ephemeral node, the other's
-/// one-shot watch on the directory fires; re-armed with a listing each time, as any watcher
-/// must.
-async fn raw_zookeeper(server: &str, n: usize) -> Series {
-    use zookeeper_client::{Acls, Client, CreateMode};
-    let root = srpc_tests::servers::fresh_root("srpc-bench-raw");
-    let writer = Client::connect(server).await.unwrap();
-    let reader = Client::connect(server).await.unwrap();
-    let persistent = CreateMode::Persistent.with_acls(Acls::anyone_all());
-    writer
-        .mkdir(&format!("{root}/dir"), &persistent)
-        .await
-        .unwrap();
-    let dir = format!("{root}/dir");
-    let ephemeral = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
-    let mut latencies = Vec::with_capacity(n);
-    for i in 0..n + 10 {
-        let (_, watcher) = reader.list_and_watch_children(&dir).await.unwrap();
-        let started = Instant::now();
-        writer
-            .create(&format!("{dir}/node-{i}"), b"", &ephemeral)
-            .await
-            .unwrap();
-        watcher.changed().await;
-        if i >= 10 {
-            latencies.push(started.elapsed());
-        }
-    }
-    Series::of(latencies)
+/// The same measurement with a raw client of the server.
+enum RawProbe {
+    /// A plain ZooKeeper children watch: one client creates an ephemeral node, the other's
+    /// one-shot watch on the directory fires; re-armed with a listing each time, as any
+    /// watcher must.
+    Zookeeper {
+        writer: zookeeper_client::Client,
+        reader: zookeeper_client::Client,
+        dir: String,
+        next: usize,
+    },
+    /// A plain etcd watch stream on the JSON gateway: one request streams the watch of a
+    /// prefix, another puts a key under it; the sample ends when the event's chunk arrives.
+    Etcd {
+        http: reqwest::Client,
+        base: String,
+        prefix: String,
+        stream: reqwest::Response,
+        next: usize,
+    },
 }
 
-/// A plain etcd watch stream on the JSON gateway: one request streams the watch of a
-/// prefix, another puts a key under it; the sample ends when the event's chunk arrives.
-async fn raw_etcd(server: &str, n: usize) -> Series {
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let base = format!("http://{server}");
-    let prefix = format!("/srpc-bench-raw-{}/", std::process::id());
-    let mut end = prefix.clone().into_bytes();
-    *end.last_mut().unwrap() += 1;
-    let watch = serde_json::json!({
-        "create_request": {"key": BASE64.encode(&prefix), "range_end": BASE64.encode(&end)}
-    });
-    let mut stream = http
-        .post(format!("{base}/v3/watch"))
-        .json(&watch)
-        .send()
-        .await
-        .unwrap();
-    // The first chunk says the watch was created.
-    let created = stream.chunk().await.unwrap().unwrap();
-    assert!(String::from_utf8_lossy(&created).contains("created"));
-    let mut latencies = Vec::with_capacity(n);
-    for i in 0..n + 10 {
-        let key = format!("{prefix}{i}");
-        let put = serde_json::json!({"key": BASE64.encode(&key), "value": BASE64.encode("x")});
-        let started = Instant::now();
-        let send = http.post(format!("{base}/v3/kv/put")).json(&put).send();
-        let (answer, chunk) = tokio::join!(send, stream.chunk());
-        answer.unwrap().error_for_status().unwrap();
-        let chunk = chunk.unwrap().unwrap();
-        assert!(
-            String::from_utf8_lossy(&chunk).contains("events"),
-            "{chunk:?}"
-        );
-        if i >= 10 {
-            latencies.push(started.elapsed());
+impl RawProbe {
+    async fn zookeeper(server: &str) -> RawProbe {
+        use zookeeper_client::{Acls, Client, CreateMode};
+        let root = srpc_tests::servers::fresh_root("srpc-bench-raw");
+        let writer = Client::connect(server).await.unwrap();
+        let reader = Client::connect(server).await.unwrap();
+        let persistent = CreateMode::Persistent.with_acls(Acls::anyone_all());
+        let dir = format!("{root}/dir");
+        writer.mkdir(&dir, &persistent).await.unwrap();
+        RawProbe::Zookeeper {
+            writer,
+            reader,
+            dir,
+            next: 0,
         }
     }
-    let delete =
-        serde_json::json!({"key": BASE64.encode(&prefix), "range_end": BASE64.encode(&end)});
-    let _ = http
-        .post(format!("{base}/v3/kv/deleterange"))
-        .json(&delete)
-        .send()
-        .await;
-    Series::of(latencies)
+
+    async fn etcd(server: &str) -> RawProbe {
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let base = format!("http://{server}");
+        let prefix = format!("/srpc-bench-raw-{}/", std::process::id());
+        let watch = serde_json::json!({
+            "create_request": {
+                "key": BASE64.encode(&prefix),
+                "range_end": BASE64.encode(prefix_end(&prefix)),
+            }
+        });
+        let mut stream = http
+            .post(format!("{base}/v3/watch"))
+            .json(&watch)
+            .send()
+            .await
+            .unwrap();
+        // The first chunk says the watch was created.
+        let created = stream.chunk().await.unwrap().unwrap();
+        assert!(String::from_utf8_lossy(&created).contains("created"));
+        RawProbe::Etcd {
+            http,
+            base,
+            prefix,
+            stream,
+            next: 0,
+        }
+    }
+
+    async fn sample(&mut self) -> Duration {
+        match self {
+            RawProbe::Zookeeper {
+                writer,
+                reader,
+                dir,
+                next,
+            } => {
+                use zookeeper_client::{Acls, CreateMode};
+                let ephemeral = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
+                let (_, watcher) = reader.list_and_watch_children(dir).await.unwrap();
+                let node = format!("{dir}/node-{next}");
+                *next += 1;
+                let started = Instant::now();
+                writer.create(&node, b"", &ephemeral).await.unwrap();
+                watcher.changed().await;
+                started.elapsed()
+            }
+            RawProbe::Etcd {
+                http,
+                base,
+                prefix,
+                stream,
+                next,
+            } => {
+                let key = format!("{prefix}{next}");
+                *next += 1;
+                let put =
+                    serde_json::json!({"key": BASE64.encode(&key), "value": BASE64.encode("x")});
+                let started = Instant::now();
+                let send = http.post(format!("{base}/v3/kv/put")).json(&put).send();
+                let (answer, chunk) = tokio::join!(send, stream.chunk());
+                answer.unwrap().error_for_status().unwrap();
+                let chunk = chunk.unwrap().unwrap();
+                assert!(
+                    String::from_utf8_lossy(&chunk).contains("events"),
+                    "{chunk:?}"
+                );
+                started.elapsed()
+            }
+        }
+    }
+
+    async fn close(self) {
+        if let RawProbe::Etcd {
+            http, base, prefix, ..
+        } = self
+        {
+            let delete = serde_json::json!({
+                "key": BASE64.encode(&prefix),
+                "range_end": BASE64.encode(prefix_end(&prefix)),
+            });
+            let _ = http
+                .post(format!("{base}/v3/kv/deleterange"))
+                .json(&delete)
+                .send()
+                .await;
+        }
+    }
+}
+
+/// The end of etcd's range of keys under `prefix`.
+fn prefix_end(prefix: &str) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    if let Some(last) = end.last_mut() {
+        *last += 1;
+    }
+    end
 }
 
 /// Puts providers `0..n` of `interface` into the registry, 64 at a time. An HTTP registry
@@ -730,49 +855,52 @@ async fn main() {
     for backend in chosen {
         match backend {
             "inprocess" => {
-                let (p, c) = pair(&format!("inprocess://bench-{}", std::process::id())).await;
-                report(backend, &notify_latency(p, c, "bench.Inprocess", n).await);
+                let url = format!("inprocess://bench-{}", std::process::id());
+                let probe = SrpcProbe::new(pair(&url).await, "bench.Inprocess").await;
+                report(backend, &notify_latency(probe, n).await);
             }
             "multicast" => {
                 let url = format!(
                     "multicast://239.255.77.90:{}?interface=127.0.0.1&timeout=100",
                     free_port()
                 );
-                let (p, c) = pair(&url).await;
-                report(backend, &notify_latency(p, c, "bench.Multicast", n).await);
+                let probe = SrpcProbe::new(pair(&url).await, "bench.Multicast").await;
+                report(backend, &notify_latency(probe, n).await);
             }
             "http" => {
                 let server = http_server().await;
-                let (p, c) = pair(&format!("http://{}", server.local_addr())).await;
-                report(backend, &notify_latency(p, c, "bench.Http", n).await);
+                let url = format!("http://{}", server.local_addr());
+                let probe = SrpcProbe::new(pair(&url).await, "bench.Http").await;
+                report(backend, &notify_latency(probe, n).await);
                 server.shutdown().await.unwrap();
             }
             "consul" => {
                 // Against srpc's fake agent (no Consul binary here): measures srpc's side.
                 let agent = srpc_tests::consul::FakeConsul::start().await.unwrap();
-                let (p, c) = pair(&format!("consul://{}", agent.addr())).await;
-                report("consul*", &notify_latency(p, c, "bench.Consul", n).await);
+                let url = format!("consul://{}", agent.addr());
+                let probe = SrpcProbe::new(pair(&url).await, "bench.Consul").await;
+                report("consul*", &notify_latency(probe, n).await);
             }
             "zookeeper" => {
                 let server = srpc_tests::servers::shared_zookeeper();
                 let root = srpc_tests::servers::fresh_root("srpc-bench");
-                // A freshly started server is still warming up (ZooKeeper is a JVM): a
-                // discarded raw series first, so that neither side measures a colder server.
-                raw_zookeeper(&server, n).await;
-                let (p, c) = pair(&format!("zookeeper://{server}?group={root}")).await;
-                let srpc = notify_latency(p, c, "bench.Zookeeper", n).await;
+                let url = format!("zookeeper://{server}?group={root}");
+                let srpc = SrpcProbe::new(pair(&url).await, "bench.Zookeeper").await;
+                let raw = RawProbe::zookeeper(&server).await;
+                let (srpc, raw) = compare(srpc, raw, n).await;
                 report(backend, &srpc);
-                ratio(backend, &srpc, &raw_zookeeper(&server, n).await);
+                ratio(backend, &srpc, &raw);
             }
             "etcd" => {
                 let server = std::env::var("SRPC_ETCD")
                     .expect("SRPC_ETCD: run under cargo xtask bench registry");
                 let root = srpc_tests::servers::fresh_root("srpc-bench");
-                raw_etcd(&server, n).await; // warm-up, discarded, as for ZooKeeper
-                let (p, c) = pair(&format!("etcd://{server}?group={root}")).await;
-                let srpc = notify_latency(p, c, "bench.Etcd", n).await;
+                let url = format!("etcd://{server}?group={root}");
+                let srpc = SrpcProbe::new(pair(&url).await, "bench.Etcd").await;
+                let raw = RawProbe::etcd(&server).await;
+                let (srpc, raw) = compare(srpc, raw, n).await;
                 report(backend, &srpc);
-                ratio(backend, &srpc, &raw_etcd(&server, n).await);
+                ratio(backend, &srpc, &raw);
             }
             "scale" => {
                 let hub = format!("inprocess://bench-scale-{}", std::process::id());
@@ -838,8 +966,9 @@ async fn main() {
             }
             "mdns" => {
                 srpc_tests::netns::private();
-                let (p, c) = pair("mdns://local?timeout=100").await;
-                report(backend, &notify_latency(p, c, "bench.Mdns", n).await);
+                let pair = pair("mdns://local?timeout=100").await;
+                let probe = SrpcProbe::new(pair, "bench.Mdns").await;
+                report(backend, &notify_latency(probe, n).await);
             }
             other => panic!("unknown backend {other}: one of {BACKENDS:?} or mdns"),
         }
