@@ -17,6 +17,9 @@ pub struct Snapshot {
     pub(crate) categories: BTreeMap<String, Vec<Url>>,
 }
 
+/// Where a full string's `timestamp` value begins.
+const TIMESTAMP_IS: &str = "timestamp=";
+
 /// The URLs one subscription selects, kept in snapshot order as they change, so that
 /// publishing a snapshot copies them (one reference count each) instead of sorting them: a
 /// change to a subscription of 10 000 providers costs a copy, not 10 000 × log 10 000 string
@@ -200,8 +203,24 @@ impl Snapshot {
     }
 
     /// Whether `url` is selected (timestamp values ignored, as in URL equality).
+    ///
+    /// A binary search, not a scan: URLs equal to `url` differ from it at most in the value
+    /// of `timestamp`, so their full strings (by which a category is sorted) share all of
+    /// `url`'s up to its first `timestamp=`, and only the few URLs with that prefix are
+    /// compared.
     pub fn contains(&self, url: &Url) -> bool {
-        self.category(url.category()).contains(url)
+        let urls = self.category(url.category());
+        let full = url.as_full_str();
+        let prefix = match full.find(TIMESTAMP_IS) {
+            Some(at) => &full[..at + TIMESTAMP_IS.len()],
+            // No timestamp: only the same full string is equal.
+            None => full,
+        };
+        let start = urls.partition_point(|u| u.as_full_str() < prefix);
+        urls[start..]
+            .iter()
+            .take_while(|u| u.as_full_str().starts_with(prefix))
+            .any(|u| u == url)
     }
 }
 
@@ -238,6 +257,37 @@ mod tests {
             left.providers(),
             ["dubbo://h:1/a.B", "dubbo://h:10/a.B", "dubbo://h:3/a.B"].map(url)
         );
+    }
+
+    #[test]
+    fn contains_ignores_timestamps_among_neighbours() {
+        let urls = [
+            "dubbo://h:1/a.B?side=provider&timestamp=5&weight=1",
+            "dubbo://h:1/a.B?side=provider&timestamp=6&weight=2",
+            "dubbo://h:1/a.B?side=provider&timestamp=7&weight=3",
+            "dubbo://h:1/a.B?side=provider",
+            "dubbo://h:2/a.B?note=timestamp=1&side=provider",
+            "dubbo://h:3/a.B",
+        ]
+        .map(url);
+        let snapshot = Snapshot::build(1, true, urls.iter().cloned());
+        for u in &urls {
+            assert!(snapshot.contains(u), "{u}");
+        }
+        // Equal apart from the timestamp value, sorted elsewhere than the member.
+        assert!(snapshot.contains(&url("dubbo://h:1/a.B?side=provider&timestamp=9&weight=1")));
+        assert!(snapshot.contains(&url("dubbo://h:1/a.B?side=provider&timestamp=0&weight=3")));
+        assert!(snapshot.contains(&url("dubbo://h:2/a.B?note=timestamp=1&side=provider")));
+        for absent in [
+            "dubbo://h:1/a.B?side=provider&timestamp=9&weight=4",
+            "dubbo://h:1/a.B?side=consumer",
+            "dubbo://h:1/a.B?side=provider&weight=1",
+            "dubbo://h:2/a.B?note=timestamp=2&side=provider",
+            "dubbo://h:3/a.B?category=routers",
+            "dubbo://h:4/a.B",
+        ] {
+            assert!(!snapshot.contains(&url(absent)), "{absent}");
+        }
     }
 
     #[test]
