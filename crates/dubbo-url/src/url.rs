@@ -880,14 +880,16 @@ fn parse_params(query: &str) -> Vec<(&str, std::borrow::Cow<'_, str>)> {
     // Byte scans (memchr): the separators are ASCII, so every cut falls on a character
     // boundary.
     let bytes = query.as_bytes();
-    let count = 1 + memchr::memchr2_iter(b'&', b';', bytes).count();
-    let mut params: Vec<(&str, Cow<'_, str>)> = Vec::with_capacity(count);
+    // A guess, not a count (a second pass over the query): Java's parameters average well
+    // over 8 bytes each.
+    let mut params: Vec<(&str, Cow<'_, str>)> = Vec::with_capacity(bytes.len() / 8 + 1);
     let mut start = 0;
     let ends = memchr::memchr2_iter(b'&', b';', bytes).chain(std::iter::once(bytes.len()));
     for end in ends {
         let part = trim(query.get(start..end).unwrap_or_default());
         start = end + 1;
-        let (key, value) = match memchr::memchr(b'=', part.as_bytes()) {
+        // A plain scan: parts are short, shorter than a vector search pays off on.
+        let (key, value) = match part.bytes().position(|b| b == b'=') {
             Some(eq) => (
                 part.get(..eq).unwrap_or_default(),
                 trim(part.get(eq + 1..).unwrap_or_default()),
@@ -946,7 +948,15 @@ fn parse_params(query: &str) -> Vec<(&str, std::borrow::Cow<'_, str>)> {
 /// both ends, and no others; the writer trims values the same way, so what is read is what
 /// is written (found by fuzzing: `k=\u{1}v` read a value the writer wrote as `v`).
 fn trim(part: &str) -> &str {
-    part.trim_matches(|c: char| c <= ' ')
+    // Those characters are the ASCII bytes up to 0x20, which never occur inside a longer
+    // UTF-8 sequence: trimming bytes cuts on character boundaries.
+    let bytes = part.as_bytes();
+    let start = bytes.iter().position(|&b| b > b' ').unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|&b| b > b' ')
+        .map_or(start, |i| i + 1);
+    part.get(start..end).unwrap_or_default()
 }
 
 fn split_host_port<'a>(hostport: &'a str, url: &str) -> Result<(&'a str, u16)> {
