@@ -136,3 +136,56 @@ async fn a_restarted_server_is_repopulated_by_heartbeats_and_consumers_keep_thei
     );
     drop(second);
 }
+
+/// `srpc_registry_heartbeats_total` from the server's metrics.
+async fn heartbeats_total(addr: SocketAddr) -> u64 {
+    let text = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("srpc_registry_heartbeats_total "))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// A handle renews all its registrations with one holder heartbeat per period (a third of
+/// the TTL), not one heartbeat per registration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_heartbeat_per_period_renews_every_registration_of_a_handle() {
+    let s = server().await;
+    let addr = s.local_addr();
+    let url = format!("http://{addr}?ttl=1500ms&wait=5s");
+    let period = Duration::from_millis(500);
+    let provider = srpc::registry::connect(&url).await.unwrap();
+    let registered = Instant::now();
+    for port in 20971..20976 {
+        provider.register(&echo(port)).await.unwrap();
+    }
+    let until = |count: u64| async move {
+        let deadline = Instant::now() + DEADLINE;
+        while heartbeats_total(addr).await < count {
+            assert!(Instant::now() < deadline, "fewer than {count} heartbeats");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    until(3).await;
+    // Five heartbeats a period would have made three in the first period.
+    let elapsed = registered.elapsed();
+    assert!(
+        elapsed >= 2 * period,
+        "three heartbeats after {elapsed:?}: one per registration, not one per handle"
+    );
+    // Twice the TTL later, all five are still there.
+    until(7).await;
+    let consumer = srpc::registry::connect(&url).await.unwrap();
+    assert_eq!(consumer.lookup(&query()).await.unwrap().len(), 5);
+}

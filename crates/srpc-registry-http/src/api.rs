@@ -39,6 +39,24 @@ pub struct InstanceRequest {
     pub holder: Option<String>,
 }
 
+/// `POST /v1/holders/heartbeat`: renews every lease one holder has, whatever its instances.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HolderRequest {
+    /// The holder given at registration (empty: the anonymous holder).
+    pub holder: String,
+}
+
+/// Answer to a holder's heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HolderResponse {
+    /// How many leases were renewed: fewer than the holder registered means the server lost
+    /// some (it restarted, or they expired), and the holder should register them again.
+    pub renewed: u64,
+    /// The shortest TTL among them, in milliseconds (0 when none was renewed). Heartbeat at a
+    /// third of it.
+    pub ttl_ms: u64,
+}
+
 /// Answer to a registration or heartbeat.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegisterResponse {

@@ -1,6 +1,6 @@
 //! [`HttpBackend`]: registers with heartbeats that never give up, and watches by long-poll.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -15,8 +15,8 @@ use srpc_registry::{
 use tracing::{debug, warn};
 
 use crate::api::{
-    ANY_HOLDER, ErrorResponse, InstanceRequest, InstancesResponse, RegisterRequest,
-    RegisterResponse, ServiceResponse,
+    ANY_HOLDER, ErrorResponse, HolderRequest, HolderResponse, InstanceRequest, InstancesResponse,
+    RegisterRequest, RegisterResponse, ServiceResponse,
 };
 
 const BACKEND: &str = crate::SCHEME;
@@ -83,8 +83,8 @@ struct Inner {
     config: HttpConfig,
     http: reqwest::Client,
     ctx: Context,
-    /// One keepalive (heartbeats) per registration.
-    heartbeats: Mutex<HashMap<Url, Keepalive>>,
+    /// What this handle registered, and the one keepalive that renews it all.
+    held: Mutex<Held>,
     /// This handle's holder id: its registrations are its own leases, whoever else
     /// registers the same URL.
     holder: String,
@@ -92,10 +92,20 @@ struct Inner {
     watches: Watches,
 }
 
-/// The heartbeats of one registration.
-struct Heartbeat {
+/// A handle's registrations and their heartbeats: one holder heartbeat renews every lease
+/// the handle has, however many services it registered (one request per period, not one
+/// per registration).
+#[derive(Debug, Default)]
+struct Held {
+    urls: HashSet<Url>,
+    /// Running while there is a registration, with its period.
+    keepalive: Option<(Duration, Keepalive)>,
+}
+
+/// The heartbeats of one handle: `POST /v1/holders/heartbeat`, or one `POST /v1/heartbeat`
+/// per registration against a server that predates holder heartbeats.
+struct HolderHeartbeat {
     inner: Arc<Inner>,
-    url: Url,
 }
 
 /// What a watch follows: one service key, or every instance (for wildcard queries).
@@ -129,7 +139,7 @@ impl HttpBackend {
                 config,
                 http,
                 ctx,
-                heartbeats: Mutex::default(),
+                held: Mutex::default(),
                 holder: format!("{:016x}", fastrand::u64(..)),
                 watches,
             }),
@@ -138,8 +148,12 @@ impl HttpBackend {
 }
 
 impl Inner {
-    fn heartbeats(&self) -> MutexGuard<'_, HashMap<Url, Keepalive>> {
-        self.heartbeats.lock().unwrap_or_else(|p| p.into_inner())
+    fn held(&self) -> MutexGuard<'_, Held> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn held_urls(&self) -> Vec<Url> {
+        self.held().urls.iter().cloned().collect()
     }
 
     /// POSTs a JSON body; `Ok(None)` for 404, else the answer's body.
@@ -281,17 +295,60 @@ impl Inner {
 }
 
 #[async_trait]
-impl Renew for Heartbeat {
+impl Renew for HolderHeartbeat {
     async fn renew(&self) -> Result<Renewal> {
-        let request = self.inner.instance(&self.url);
-        Ok(match self.inner.post("/v1/heartbeat", &request).await? {
-            Some(_) => Renewal::Renewed,
-            None => Renewal::Lost,
-        })
+        let inner = &self.inner;
+        let held = inner.held_urls();
+        let request = HolderRequest {
+            holder: inner.holder.clone(),
+        };
+        let Some(body) = inner.post("/v1/holders/heartbeat", &request).await? else {
+            // A server without holder heartbeats: one heartbeat per registration.
+            for url in &held {
+                if inner
+                    .post("/v1/heartbeat", &inner.instance(url))
+                    .await?
+                    .is_none()
+                {
+                    return Ok(Renewal::Lost);
+                }
+            }
+            return Ok(Renewal::Renewed);
+        };
+        let answer: HolderResponse = serde_json::from_slice(&body).map_err(|source| {
+            Error::backend(
+                BACKEND,
+                InvalidAnswer {
+                    url: format!("{}/v1/holders/heartbeat", inner.config.base),
+                    source,
+                },
+            )
+        })?;
+        if answer.renewed >= held.len() as u64 {
+            Ok(Renewal::Renewed)
+        } else {
+            warn!(
+                backend = BACKEND,
+                server = %inner.config.base,
+                renewed = answer.renewed,
+                registered = held.len(),
+                "the server lost registrations of this handle (restarted, or they expired); registering them again"
+            );
+            Ok(Renewal::Lost)
+        }
     }
 
     async fn restore(&self) -> Result<()> {
-        self.inner.register_once(&self.url).await.map(|_| ())
+        let inner = &self.inner;
+        for url in inner.held_urls() {
+            inner.register_once(&url).await?;
+            // Unregistered meanwhile: take back what was just written again, or it would
+            // live on under this holder's heartbeats.
+            if !inner.held().urls.contains(&url) {
+                inner.post("/v1/deregister", &inner.instance(&url)).await?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -334,19 +391,31 @@ impl Backend for HttpBackend {
     async fn register(&self, url: &Url) -> Result<()> {
         let inner = &self.inner;
         let granted = inner.register_once(url).await?;
-        let heartbeat = Heartbeat {
-            inner: inner.clone(),
-            url: url.clone(),
-        };
         // A third of what the server granted, which may be less than what was asked.
         let period = Keepalive::period_for(granted);
-        let keepalive = Keepalive::start(BACKEND, url.to_string(), &inner.ctx, period, heartbeat)?;
-        inner.heartbeats().insert(url.clone(), keepalive);
+        let mut held = inner.held();
+        held.urls.replace(url.clone());
+        // One keepalive for the handle, at the shortest period any grant asks for.
+        if held.keepalive.as_ref().is_none_or(|(p, _)| period < *p) {
+            let heartbeat = HolderHeartbeat {
+                inner: inner.clone(),
+            };
+            let what = format!("the registrations of holder {}", inner.holder);
+            let keepalive = Keepalive::start(BACKEND, what, &inner.ctx, period, heartbeat)?;
+            held.keepalive = Some((period, keepalive));
+        }
         Ok(())
     }
 
     async fn unregister(&self, url: &Url) -> Result<()> {
-        let ours = self.inner.heartbeats().remove(url).is_some();
+        let ours = {
+            let mut held = self.inner.held();
+            let ours = held.urls.remove(url);
+            if held.urls.is_empty() {
+                held.keepalive = None;
+            }
+            ours
+        };
         let mut request = self.inner.instance(url);
         if !ours {
             // Not registered through this handle: take it back for everyone (an operator
@@ -383,7 +452,7 @@ impl Backend for HttpBackend {
     }
 
     async fn close(&self) -> Result<()> {
-        self.inner.heartbeats().clear();
+        *self.inner.held() = Held::default();
         self.inner.watches.close();
         Ok(())
     }
@@ -392,7 +461,7 @@ impl Backend for HttpBackend {
 impl Drop for HttpBackend {
     fn drop(&mut self) {
         // The tasks hold the inner state; stop them so it can go.
-        self.inner.heartbeats().clear();
+        *self.inner.held() = Held::default();
         self.inner.watches.close();
     }
 }

@@ -1,7 +1,7 @@
 //! [`HttpRegistryServer`]: the srpc registry server (axum). Instances are Dubbo URLs under
 //! their service key, kept alive by heartbeats; watchers long-poll on revisions.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::future::IntoFuture;
 use std::net::SocketAddr;
@@ -27,8 +27,9 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tracing::{debug, info};
 
 use crate::api::{
-    ANY_HOLDER, ErrorResponse, INDEX_HEADER, InstanceRequest, InstancesResponse, RegisterRequest,
-    RegisterResponse, SERVERS_HEADER, ServiceResponse, ServiceSummary, ServicesResponse,
+    ANY_HOLDER, ErrorResponse, HolderRequest, HolderResponse, INDEX_HEADER, InstanceRequest,
+    InstancesResponse, RegisterRequest, RegisterResponse, SERVERS_HEADER, ServiceResponse,
+    ServiceSummary, ServicesResponse,
 };
 
 /// The largest request body accepted (413 above it).
@@ -161,6 +162,7 @@ fn router(state: Arc<Shared>) -> Router {
         .route("/srpc/registry", get(compat_get).post(compat_post))
         .route("/v1/register", post(register))
         .route("/v1/heartbeat", post(heartbeat))
+        .route("/v1/holders/heartbeat", post(holder_heartbeat))
         .route("/v1/deregister", post(deregister))
         .route("/v1/services", get(list_services))
         .route("/v1/services/{key}", get(get_service))
@@ -247,6 +249,34 @@ struct Book {
     services: BTreeMap<String, Service>,
     /// Compatibility endpoint: address → expiry.
     servers: BTreeMap<String, Instant>,
+    /// Which instances each holder has a lease on (service key, URL), so that one request
+    /// renews them all.
+    holders: HashMap<String, HashSet<(String, Url)>>,
+}
+
+impl Book {
+    fn hold(&mut self, holder: &str, key: &str, url: &Url) {
+        let held = (key.to_owned(), url.clone());
+        match self.holders.get_mut(holder) {
+            Some(set) => {
+                // A newer copy (another timestamp) replaces the one held.
+                set.replace(held);
+            }
+            None => {
+                self.holders
+                    .insert(holder.to_owned(), HashSet::from([held]));
+            }
+        }
+    }
+
+    fn release(&mut self, holder: &str, key: &str, url: &Url) {
+        if let Some(set) = self.holders.get_mut(holder) {
+            set.remove(&(key.to_owned(), url.clone()));
+            if set.is_empty() {
+                self.holders.remove(holder);
+            }
+        }
+    }
 }
 
 struct Service {
@@ -330,16 +360,34 @@ impl Shared {
         let mut book = self.book();
         book.servers.retain(|_, expires| *expires > now);
         let mut expired_keys = Vec::new();
-        for (key, service) in &mut book.services {
+        let mut lapsed = Vec::new();
+        let Book {
+            services, holders, ..
+        } = &mut *book;
+        for (key, service) in services.iter_mut() {
             let before = service.instances.len();
             service.instances.retain(|_, i| {
-                i.holders.retain(|_, lease| lease.expires > now);
+                i.holders.retain(|holder, lease| {
+                    let alive = lease.expires > now;
+                    if !alive {
+                        lapsed.push((holder.clone(), key.clone(), i.url.clone()));
+                    }
+                    alive
+                });
                 !i.holders.is_empty()
             });
             let gone = before - service.instances.len();
             if gone > 0 {
                 self.expirations.fetch_add(gone as u64, Ordering::Relaxed);
                 expired_keys.push(key.clone());
+            }
+        }
+        for (holder, key, url) in lapsed {
+            if let Some(set) = holders.get_mut(&holder) {
+                set.remove(&(key, url));
+                if set.is_empty() {
+                    holders.remove(&holder);
+                }
             }
         }
         // Entries made by GETs of unknown keys, or left by services that went away, are
@@ -455,20 +503,21 @@ async fn register(
     let changed = match service.instances.get_mut(&url) {
         Some(instance) => {
             // Equal URLs may still differ in their timestamp: keep the newest form.
-            let newer = instance.url.to_full_string() != url.to_full_string();
+            let newer = instance.url.as_full_str() != url.as_full_str();
             instance.url = url.clone();
-            instance.holders.insert(holder, lease);
+            instance.holders.insert(holder.clone(), lease);
             newer
         }
         None => {
             let instance = Instance {
                 url: url.clone(),
-                holders: HashMap::from([(holder, lease)]),
+                holders: HashMap::from([(holder.clone(), lease)]),
             };
             service.instances.insert(url.clone(), instance);
             true
         }
     };
+    book.hold(&holder, &key, &url);
     if changed {
         state.changed(&mut book, &key);
     }
@@ -521,6 +570,52 @@ async fn heartbeat(
         .into_response())
 }
 
+/// Renews every lease of one holder: one request for all of a client's instances, however
+/// many services it provides. Always 200: the count tells the holder whether the server
+/// still has everything it registered.
+async fn holder_heartbeat(
+    State(state): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    state.authorize(&headers)?;
+    let request: HolderRequest = parse_body(&body)?;
+    if request.holder == ANY_HOLDER {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("holder {ANY_HOLDER:?} stands for every holder; it can only deregister"),
+        ));
+    }
+    let now = Instant::now();
+    let mut book = state.book();
+    let Book {
+        services, holders, ..
+    } = &mut *book;
+    let mut renewed = 0u64;
+    let mut shortest: Option<Duration> = None;
+    for (key, url) in holders.get(&request.holder).into_iter().flatten() {
+        let lease = services
+            .get_mut(key)
+            .and_then(|s| s.instances.get_mut(url))
+            .and_then(|i| i.holders.get_mut(&request.holder));
+        if let Some(lease) = lease {
+            lease.expires = now + lease.ttl;
+            renewed += 1;
+            shortest = Some(shortest.map_or(lease.ttl, |t| t.min(lease.ttl)));
+        }
+    }
+    drop(book);
+    state.heartbeats.fetch_add(1, Ordering::Relaxed);
+    Ok((
+        StatusCode::OK,
+        json_body(&HolderResponse {
+            renewed,
+            ttl_ms: shortest.map_or(0, |t| t.as_millis() as u64),
+        }),
+    )
+        .into_response())
+}
+
 async fn deregister(
     State(state): State<Arc<Shared>>,
     headers: HeaderMap,
@@ -534,14 +629,15 @@ async fn deregister(
     let mut book = state.book();
     // Only this holder's lease goes; the instance goes with its last holder.
     let holder = request.holder.unwrap_or_default();
+    let mut released = Vec::new();
     let removed = book.services.get_mut(&key).is_some_and(|s| {
         let Some(instance) = s.instances.get_mut(&url) else {
             return false;
         };
         if holder == ANY_HOLDER {
-            instance.holders.clear();
-        } else {
-            instance.holders.remove(&holder);
+            released.extend(instance.holders.drain().map(|(h, _)| h));
+        } else if instance.holders.remove(&holder).is_some() {
+            released.push(holder);
         }
         if instance.holders.is_empty() {
             s.instances.remove(&url);
@@ -550,6 +646,9 @@ async fn deregister(
             false
         }
     });
+    for holder in released {
+        book.release(&holder, &key, &url);
+    }
     if removed {
         state.changed(&mut book, &key);
         debug!(backend = "http", service = %key, %url, "deregistered");

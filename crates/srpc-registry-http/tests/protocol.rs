@@ -453,6 +453,68 @@ async fn each_holder_of_a_url_has_its_own_lease() {
     assert_eq!(r.status, 400, "{}", r.body);
 }
 
+/// `POST /v1/holders/heartbeat` renews every lease of one holder, across services, and says
+/// how many: what a client compares with what it registered.
+#[tokio::test]
+async fn one_holder_heartbeat_renews_every_lease_of_its_holder() {
+    let s = server(loopback()).await;
+    let addr = s.local_addr();
+    let mine = [
+        "dubbo://127.0.0.1:20961/com.acme.A",
+        "dubbo://127.0.0.1:20962/com.acme.A",
+        "dubbo://127.0.0.1:20963/com.acme.B",
+    ];
+    let theirs = "dubbo://127.0.0.1:20964/com.acme.B";
+    for (url, holder) in mine.iter().map(|u| (u, "h")).chain([(&theirs, "other")]) {
+        let body = format!(r#"{{"url":"{url}","holder":"{holder}","ttl_ms":1200}}"#);
+        assert_eq!(post(addr, "/v1/register", &body).await.status, 200);
+    }
+    let beat = |holder: &'static str| async move {
+        let r = post(
+            addr,
+            "/v1/holders/heartbeat",
+            &format!(r#"{{"holder":"{holder}"}}"#),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let answer: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        (
+            answer["renewed"].as_u64().unwrap(),
+            answer["ttl_ms"].as_u64().unwrap(),
+        )
+    };
+    let listing = || async move { request(addr, "GET", "/v1/instances", &[], "").await.body };
+    // Heartbeat "h" only, as its client would, until "other"'s lease runs out.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert_eq!(beat("h").await, (3, 1200));
+        if !listing().await.contains("20964") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the unrenewed lease never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let listed = listing().await;
+    for port in ["20961", "20962", "20963"] {
+        assert!(
+            listed.contains(port),
+            "{port} renewed by its holder: {listed}"
+        );
+    }
+    assert_eq!(beat("other").await, (0, 0), "its only lease expired");
+    assert_eq!(beat("nobody").await, (0, 0));
+    let body = format!(r#"{{"url":"{}","holder":"h"}}"#, mine[0]);
+    assert_eq!(post(addr, "/v1/deregister", &body).await.status, 204);
+    assert_eq!(beat("h").await.0, 2, "a deregistered lease is not renewed");
+    let r = post(addr, "/v1/holders/heartbeat", r#"{"holder":"*"}"#).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = post(addr, "/v1/holders/heartbeat", r#"{"holder":7}"#).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+}
+
 #[tokio::test]
 async fn health_and_metrics() {
     let s = server(loopback()).await;
