@@ -1,5 +1,6 @@
 //! The HTTP registry: the conformance suite against a server started in the test, expiry of
-//! instances whose heartbeats stop, and a server restart repopulated by heartbeats.
+//! instances whose heartbeats stop, a server restart repopulated by heartbeats, one holder
+//! heartbeat per handle, and the fallback to per-registration heartbeats on an older server.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: failures panic.
 
@@ -188,4 +189,95 @@ async fn one_heartbeat_per_period_renews_every_registration_of_a_handle() {
     until(7).await;
     let consumer = srpc::registry::connect(&url).await.unwrap();
     assert_eq!(consumer.lookup(&query()).await.unwrap().len(), 5);
+}
+
+/// A server that predates holder heartbeats: the real one behind a front that answers `404`
+/// on `/v1/holders/heartbeat`, as any unknown route, and passes everything else through.
+async fn older_server(real: SocketAddr) -> SocketAddr {
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::{Bytes, Incoming};
+    use hyper::{Request, Response};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let front = listener.local_addr().unwrap();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let forward = move |request: Request<Incoming>| {
+        let http = http.clone();
+        async move {
+            let path = request.uri().path_and_query().unwrap().to_string();
+            if request.uri().path() == "/v1/holders/heartbeat" {
+                let body = format!(r#"{{"error":"no route POST {path}"}}"#);
+                let mut answer = Response::new(Full::new(Bytes::from(body)));
+                *answer.status_mut() = hyper::StatusCode::NOT_FOUND;
+                return Ok::<_, std::convert::Infallible>(answer);
+            }
+            let method = request.method().as_str().parse().unwrap();
+            let body = request.into_body().collect().await.unwrap().to_bytes();
+            let reply = http
+                .request(method, format!("http://{real}{path}"))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = reply.status().as_u16();
+            let mut answer = Response::new(Full::new(reply.bytes().await.unwrap()));
+            *answer.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+            Ok(answer)
+        }
+    };
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let service = hyper::service::service_fn(forward.clone());
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+            );
+        }
+    });
+    front
+}
+
+/// Against a server without holder heartbeats, a handle heartbeats each registration, and
+/// they all stay without being registered again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn against_an_older_server_each_registration_is_heartbeated() {
+    let s = server().await;
+    let real = s.local_addr();
+    let front = older_server(real).await;
+    let provider = srpc::registry::connect(&format!("http://{front}?ttl=1500ms&wait=5s"))
+        .await
+        .unwrap();
+    for port in 20981..20984 {
+        provider.register(&echo(port)).await.unwrap();
+    }
+    // Three heartbeats a period, for two TTLs: the instances outlive their first leases.
+    let deadline = Instant::now() + DEADLINE;
+    while heartbeats_total(real).await < 18 {
+        assert!(
+            Instant::now() < deadline,
+            "per-registration heartbeats did not come"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let consumer = srpc::registry::connect(&format!("http://{real}"))
+        .await
+        .unwrap();
+    assert_eq!(consumer.lookup(&query()).await.unwrap().len(), 3);
+    let metrics = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!("http://{real}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "srpc_registry_registrations_total 3"),
+        "registered again although nothing was lost:\n{metrics}"
+    );
 }
