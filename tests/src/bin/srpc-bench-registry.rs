@@ -602,12 +602,42 @@ async fn heartbeat_capacity(instances: usize, duration: Duration) {
         heartbeats.push(("/v1/heartbeat".to_owned(), body));
     }
     let (srpc_rate, srpc_p99, srpc_cpu) =
-        hammer_process(server.pid().unwrap(), addr, heartbeats, duration).await;
-    drop(server);
+        hammer_process(server.pid().unwrap(), addr, heartbeats.clone(), duration).await;
     println!(
         "http       heartbeats: {srpc_rate:.0}/s, p99 {} ({instances} instances, 64 connections); server CPU {:.1} us per heartbeat",
         ms(srpc_p99),
         srpc_cpu.as_secs_f64() * 1e6
+    );
+    // What srpc clients send: one holder heartbeat per handle. The same instances, held
+    // also by handles of PER_HOLDER registrations each (a provider of that many services).
+    const PER_HOLDER: usize = 10;
+    let holders = instances / PER_HOLDER;
+    for (i, (_, body)) in heartbeats.iter().enumerate() {
+        let mut register: serde_json::Value = serde_json::from_slice(body).unwrap();
+        register["holder"] = format!("h{}", i / PER_HOLDER).into();
+        register["ttl_ms"] = 60_000.into();
+        http.post(format!("{base}/v1/register"))
+            .json(&register)
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap();
+    }
+    let beats = (0..holders)
+        .map(|h| {
+            let body = serde_json::to_vec(&serde_json::json!({"holder": format!("h{h}")}));
+            ("/v1/holders/heartbeat".to_owned(), body.unwrap())
+        })
+        .collect();
+    let (holder_rate, holder_p99, holder_cpu) =
+        hammer_process(server.pid().unwrap(), addr, beats, duration).await;
+    drop(server);
+    println!(
+        "http       holder heartbeats: {holder_rate:.0}/s renewing {PER_HOLDER} leases each ({:.0} leases/s), p99 {} ({holders} holders, 64 connections); server CPU {:.1} us per heartbeat",
+        holder_rate * PER_HOLDER as f64,
+        ms(holder_p99),
+        holder_cpu.as_secs_f64() * 1e6
     );
     let etcd = match srpc_tests::servers::Etcd::start(srpc_tests::servers::EtcdVersion::V3_4) {
         Ok(etcd) => etcd,
