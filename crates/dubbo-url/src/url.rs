@@ -278,7 +278,7 @@ impl Url {
     /// input that has no literal `://`.
     pub fn parse(input: &str) -> Result<Url> {
         let text = trim(input);
-        if !text.contains("://") && contains_ignore_ascii_case(text, "%3A%2F%2F") {
+        if find_scheme_end(text, "://").is_none() && contains_ignore_ascii_case(text, "%3A%2F%2F") {
             Url::parse_encoded(text)
         } else {
             Url::parse_decoded(text)
@@ -317,9 +317,9 @@ impl Url {
             .map_or(body, |(before, _)| before)
             .trim_end_matches(|c: char| c <= ' ');
 
-        let (protocol, rest) = if let Some(i) = body.find("://") {
+        let (protocol, rest) = if let Some(i) = find_scheme_end(body, "://") {
             (&body[..i], &body[i + 3..])
-        } else if let Some(i) = body.find(":/") {
+        } else if let Some(i) = find_scheme_end(body, ":/") {
             (&body[..i], &body[i + 1..])
         } else {
             ("", body)
@@ -348,7 +348,7 @@ impl Url {
             // Nothing but separators, e.g. `#` or `?&`: there is no URL here.
             return Err(Error::Empty);
         }
-        let params = params.iter().map(|(k, v)| (*k, v.as_ref()));
+        let params = params.iter().copied();
         Ok(Url {
             inner: Arc::new(Inner::assemble(
                 protocol, username, password, host, port, path, params,
@@ -874,15 +874,14 @@ fn java_sorted(params: Params<'_>) -> Vec<(&str, &str)> {
 
 /// The parameters of a query, sorted by key, without duplicates (the last one wins, as in
 /// Java's map), `default.<key>` also giving `<key>` when that is absent. Borrowed from the
-/// query except for the rare `default.` copies.
-fn parse_params(query: &str) -> Vec<(&str, std::borrow::Cow<'_, str>)> {
-    use std::borrow::Cow;
+/// query, `default.` copies included.
+fn parse_params(query: &str) -> Vec<(&str, &str)> {
     // Byte scans (memchr): the separators are ASCII, so every cut falls on a character
     // boundary.
     let bytes = query.as_bytes();
     // A guess, not a count (a second pass over the query): Java's parameters average well
     // over 8 bytes each.
-    let mut params: Vec<(&str, Cow<'_, str>)> = Vec::with_capacity(bytes.len() / 8 + 1);
+    let mut params: Vec<(&str, &str)> = Vec::with_capacity(bytes.len() / 8 + 1);
     let mut start = 0;
     let ends = memchr::memchr2_iter(b'&', b';', bytes).chain(std::iter::once(bytes.len()));
     for end in ends {
@@ -897,13 +896,13 @@ fn parse_params(query: &str) -> Vec<(&str, std::borrow::Cow<'_, str>)> {
             None => (part, ""),
         };
         if !key.is_empty() {
-            params.push((key, Cow::Borrowed(value)));
+            params.push((key, value));
         }
     }
     // What Java writes is sorted already, without duplicates: then there is nothing to do.
-    if !params.is_sorted_by(|a, b| a.0 < b.0) {
+    if !params.is_sorted_by(|a, b| key_cmp(a.0, b.0).is_lt()) {
         // Sorted stably, duplicates stay in the order written; the last of each run is kept.
-        params.sort_by(|a, b| a.0.cmp(b.0));
+        params.sort_by(|a, b| key_cmp(a.0, b.0));
         let mut kept = 0;
         for i in 0..params.len() {
             if params.get(i + 1).is_some_and(|next| next.0 == params[i].0) {
@@ -914,7 +913,7 @@ fn parse_params(query: &str) -> Vec<(&str, std::borrow::Cow<'_, str>)> {
         }
         params.truncate(kept);
     }
-    let defaults: Vec<(&str, Cow<'_, str>)> = params
+    let defaults: Vec<(&str, &str)> = params
         .iter()
         .filter_map(|(k, v)| {
             // Trimmed as a key read on its own would be (found by fuzzing: the copy of
@@ -929,7 +928,7 @@ fn parse_params(query: &str) -> Vec<(&str, std::borrow::Cow<'_, str>)> {
                 && params
                     .binary_search_by(|(other, _)| (*other).cmp(plain))
                     .is_err())
-            .then(|| (plain, v.clone()))
+            .then_some((plain, *v))
         })
         .collect();
     if !defaults.is_empty() {
@@ -942,6 +941,27 @@ fn parse_params(query: &str) -> Vec<(&str, std::borrow::Cow<'_, str>)> {
         params.sort_by(|a, b| a.0.cmp(b.0));
     }
     params
+}
+
+/// Byte order of two parameter names, decided on the first byte where it can, without a
+/// call to `memcmp`: names mostly differ there.
+fn key_cmp(a: &str, b: &str) -> Ordering {
+    match (a.as_bytes().first(), b.as_bytes().first()) {
+        (Some(x), Some(y)) if x != y => x.cmp(y),
+        _ => a.cmp(b),
+    }
+}
+
+/// Where `sep` (`://` or `:/`) first occurs in `text`. A URL's first ':' usually ends its
+/// protocol, so that one is tried before a search of the whole text.
+fn find_scheme_end(text: &str, sep: &str) -> Option<usize> {
+    let colon = memchr::memchr(b':', text.as_bytes())?;
+    if text.as_bytes().get(colon..colon + sep.len()) == Some(sep.as_bytes()) {
+        Some(colon)
+    } else {
+        // The first `sep` starts at a later ':' (or there is none).
+        text.get(colon + 1..)?.find(sep).map(|i| colon + 1 + i)
+    }
 }
 
 /// Java's `String.trim`: drops characters up to U+0020 (spaces and control characters) at
@@ -1066,5 +1086,27 @@ fn invalid_param(key: &str, value: &str, expected: &'static str) -> Error {
         key: key.to_owned(),
         value: value.to_owned(),
         expected,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn find_scheme_end_finds_what_str_find_finds(text in "[a:/é]{0,12}") {
+            for sep in ["://", ":/"] {
+                prop_assert_eq!(find_scheme_end(&text, sep), text.find(sep), "{:?} in {:?}", sep, text);
+            }
+        }
+
+        #[test]
+        fn key_cmp_is_byte_order(a in "[ab.é]{0,4}", b in "[ab.é]{0,4}") {
+            prop_assert_eq!(key_cmp(&a, &b), a.cmp(&b));
+        }
     }
 }
