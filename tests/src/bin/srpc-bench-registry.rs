@@ -1,8 +1,9 @@
 //! Benchmark of the registries, by section (the arguments; default every one but `mdns`):
 //!
 //! - a backend's name (`inprocess`, `multicast`, `http`, `consul`, `zookeeper`, `etcd`,
-//!   `mdns`; `notify` names all but `mdns`): register → subscriber notified, p50 and p99 over `SRPC_BENCH_SAMPLES` samples
-//!   (default 200); for ZooKeeper and etcd the same with a raw client in the same run (a plain
+//!   `mdns`; `notify` names all but `mdns`): register → subscriber notified, p50 and p99 over
+//!   `SRPC_BENCH_SAMPLES` samples (default 500); for ZooKeeper and etcd the same with a raw
+//!   client in the same run (a plain
 //!   children watch through `zookeeper-client`; a plain watch stream on etcd's gateway),
 //!   printed as `srpc/raw notify latency ratio`;
 //! - `scale`: a fresh subscriber's first snapshot of 1 000 / 10 000 / 100 000 providers;
@@ -72,8 +73,14 @@ fn samples() -> usize {
     std::env::var("SRPC_BENCH_SAMPLES")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(200)
+        .unwrap_or(500)
 }
+
+/// The least time between two Consul samples' registrations. srpc's Consul watch lets news
+/// through at once up to a burst of 100, then at 100 a second (so that an agent bumping its
+/// index on every answer cannot make a busy loop); registrations back to back, faster than
+/// that, would measure a place in that queue, not a registration on its own.
+const CONSUL_GAP: Duration = Duration::from_millis(20);
 
 /// Warm-up samples of each side, discarded: the first ones open connections and fill caches
 /// (and a freshly started ZooKeeper, a JVM, is still compiling its hot paths).
@@ -138,14 +145,17 @@ impl SrpcProbe {
     }
 }
 
-/// `n` samples of srpc alone, after the warm-up.
-async fn notify_latency(mut probe: SrpcProbe, n: usize) -> Series {
+/// `n` samples of srpc alone, after the warm-up, registrations at least `gap` apart.
+async fn notify_latency(mut probe: SrpcProbe, n: usize, gap: Duration) -> Series {
     for _ in 0..WARM_UP {
         probe.sample().await;
     }
     let mut latencies = Vec::with_capacity(n);
     for _ in 0..n {
+        let started = Instant::now();
         latencies.push(probe.sample().await);
+        // Pacing the load, not waiting for a state: the sample is complete.
+        tokio::time::sleep(gap.saturating_sub(started.elapsed())).await;
     }
     probe.close().await;
     Series::of(latencies)
@@ -909,7 +919,9 @@ async fn main() {
         .collect();
     let n = samples();
     let chosen_consul = chosen.contains(&"consul");
-    if std::env::var_os("SRPC_TEST_PRIVATE_NETWORK").is_none() {
+    if std::env::var_os("SRPC_TEST_PRIVATE_NETWORK").is_none()
+        && chosen.iter().any(|c| NOTIFY.contains(c))
+    {
         println!("register -> subscriber notified, {n} samples per series");
     }
     for backend in chosen {
@@ -917,7 +929,7 @@ async fn main() {
             "inprocess" => {
                 let url = format!("inprocess://bench-{}", std::process::id());
                 let probe = SrpcProbe::new(pair(&url).await, "bench.Inprocess").await;
-                report(backend, &notify_latency(probe, n).await);
+                report(backend, &notify_latency(probe, n, Duration::ZERO).await);
             }
             "multicast" => {
                 let url = format!(
@@ -925,13 +937,13 @@ async fn main() {
                     free_port()
                 );
                 let probe = SrpcProbe::new(pair(&url).await, "bench.Multicast").await;
-                report(backend, &notify_latency(probe, n).await);
+                report(backend, &notify_latency(probe, n, Duration::ZERO).await);
             }
             "http" => {
                 let server = http_server().await;
                 let url = format!("http://{}", server.local_addr());
                 let probe = SrpcProbe::new(pair(&url).await, "bench.Http").await;
-                report(backend, &notify_latency(probe, n).await);
+                report(backend, &notify_latency(probe, n, Duration::ZERO).await);
                 server.shutdown().await.unwrap();
             }
             "consul" => {
@@ -939,7 +951,7 @@ async fn main() {
                 let agent = srpc_tests::consul::FakeConsul::start().await.unwrap();
                 let url = format!("consul://{}", agent.addr());
                 let probe = SrpcProbe::new(pair(&url).await, "bench.Consul").await;
-                report("consul*", &notify_latency(probe, n).await);
+                report("consul*", &notify_latency(probe, n, CONSUL_GAP).await);
             }
             "zookeeper" => {
                 let server = srpc_tests::servers::shared_zookeeper();
@@ -1028,7 +1040,7 @@ async fn main() {
                 srpc_tests::netns::private();
                 let pair = pair("mdns://local?timeout=100").await;
                 let probe = SrpcProbe::new(pair, "bench.Mdns").await;
-                report(backend, &notify_latency(probe, n).await);
+                report(backend, &notify_latency(probe, n, Duration::ZERO).await);
             }
             other => panic!("unknown backend {other}: one of {BACKENDS:?} or mdns"),
         }
