@@ -5,6 +5,12 @@
 //! Each figure is the median of 11 batches of 200 000 picks after a warm-up, with the fastest
 //! batch in brackets: on these shared machines whole stretches of a run are up to 2x slower,
 //! so the fastest batch is the closer measure of what the code costs.
+//!
+//! Two anchors run in the same process, over the same addresses: the floor (a random index
+//! into a plain slice, with the RNG the selectors use: no snapshot, nothing shared) and the
+//! same pick under a `std::sync::RwLock` read, as an endpoint list guarded by a read-write
+//! lock is picked from (rpcx's `xClient` takes an `RWMutex` read lock per call). The ratio
+//! of a selector to the floor holds across runs where the machine's speed does not.
 
 #![allow(
     clippy::unwrap_used,
@@ -14,6 +20,7 @@
 )] // A benchmark binary.
 
 use std::hint::black_box;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use srpc_xclient::{CallOptions, Discovery, Options, Selector, XClient};
@@ -41,6 +48,23 @@ fn per_pick_ns(keys: &[CallOptions], mut pick: impl FnMut(&CallOptions)) -> Stri
     format!(" {:>6.1} ({:>4.1})", batches[BATCHES / 2], batches[0])
 }
 
+const SIZES: [usize; 3] = [3, 100, 10_000];
+
+/// `n` endpoint addresses only: picking never connects. Weights vary for the weighted one.
+fn addresses(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            format!(
+                "srpc://10.{}.{}.{}:8972/Svc?weight={}",
+                i / 65536,
+                (i / 256) % 256,
+                i % 256,
+                1 + i % 10
+            )
+        })
+        .collect()
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -58,22 +82,24 @@ fn main() {
             .map(|k| CallOptions::default().with_key(format!("user-{k}")))
             .collect();
         let mut rows = Vec::new();
+        let mut floor = format!("{:<20}", "anchor: floor");
+        let mut locked = format!("{:<20}", "anchor: RwLock");
+        for n in SIZES {
+            let addrs = addresses(n);
+            floor.push_str(&per_pick_ns(&keys, |_| {
+                black_box(std::ptr::from_ref(&addrs[fastrand::usize(..addrs.len())]) as usize);
+            }));
+            let list = RwLock::new(Arc::new(addrs));
+            locked.push_str(&per_pick_ns(&keys, |_| {
+                let Ok(guard) = list.read() else { return };
+                black_box(std::ptr::from_ref(&guard[fastrand::usize(..guard.len())]) as usize);
+            }));
+        }
         for selector in selectors {
             let mut in_place = format!("{:<20}", format!("{selector:?}"));
             let mut handle = in_place.clone();
-            for n in [3usize, 100, 10_000] {
-                // Addresses only: picking never connects. Weights vary for the weighted one.
-                let addrs: Vec<String> = (0..n)
-                    .map(|i| {
-                        format!(
-                            "srpc://10.{}.{}.{}:8972/Svc?weight={}",
-                            i / 65536,
-                            (i / 256) % 256,
-                            i % 256,
-                            1 + i % 10
-                        )
-                    })
-                    .collect();
+            for n in SIZES {
+                let addrs = addresses(n);
                 let (discovery, _list) =
                     Discovery::servers(addrs.iter().map(String::as_str)).unwrap();
                 let x = XClient::new(discovery, Options::default().with_selector(selector));
@@ -94,6 +120,9 @@ fn main() {
             println!("{:<20} {:>13} {:>13} {:>13}", "", "3", "100", "10000");
             for row in &rows {
                 println!("{}", if column == 0 { &row.0 } else { &row.1 });
+            }
+            if column == 0 {
+                println!("{floor}\n{locked}");
             }
         }
     });

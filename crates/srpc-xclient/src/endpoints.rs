@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use arc_swap::ArcSwapOption;
 use dubbo_url::Url;
@@ -29,6 +29,8 @@ pub struct Endpoint {
     opened: AtomicUsize,
     client: ArcSwapOption<Client>,
     connecting: Mutex<()>,
+    /// Left the XClient's endpoints: its connection is closed and no new one is kept.
+    retired: AtomicBool,
 }
 
 impl Endpoint {
@@ -49,6 +51,7 @@ impl Endpoint {
             opened: AtomicUsize::new(0),
             client: ArcSwapOption::empty(),
             connecting: Mutex::new(()),
+            retired: AtomicBool::new(false),
         }
     }
 
@@ -91,7 +94,18 @@ impl Endpoint {
         let client = Arc::new(Client::connect(&self.addr, options).await?);
         self.opened.fetch_add(1, Ordering::Relaxed);
         self.client.store(Some(client.clone()));
+        if self.retired.load(Ordering::SeqCst) {
+            // Picked just before it left: this call gets the connection, nobody keeps it.
+            self.client.store(None);
+        }
         Ok(client)
+    }
+
+    /// The endpoint left: its connection goes now (calls in flight keep it until they end),
+    /// whoever still holds the endpoint (a thread's pick cache, a caller's handle).
+    pub(crate) fn retire(&self) {
+        self.retired.store(true, Ordering::SeqCst);
+        self.client.store(None);
     }
 
     /// How many connections were opened to this endpoint (1 while one stays healthy).

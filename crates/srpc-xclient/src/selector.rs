@@ -1,7 +1,5 @@
 //! Selectors: which endpoint serves the next call.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use crate::endpoints::{Endpoints, fnv1a};
 
 /// How an endpoint is picked for a call.
@@ -11,10 +9,12 @@ pub enum Selector {
     /// Uniformly at random.
     #[default]
     Random,
-    /// In turn.
+    /// In turn. Each thread keeps its own rotation (starting at a random place), so that
+    /// picks on many threads never write to one shared counter: the picks of one thread go
+    /// round the endpoints in order, and over many calls every endpoint gets an even share.
     RoundRobin,
-    /// Smooth weighted round-robin (nginx's) by the `weight` parameter. A total weight of 0
-    /// falls back to round-robin.
+    /// Smooth weighted round-robin (nginx's) by the `weight` parameter, a rotation per thread
+    /// as with `RoundRobin`. A total weight of 0 falls back to round-robin.
     WeightedRoundRobin,
     /// Consistent hashing of the caller's key (`CallOptions::key`): the same key goes to the
     /// same endpoint while the set is stable, and few keys move when it changes. Without a
@@ -24,75 +24,68 @@ pub enum Selector {
     LeastLoaded,
 }
 
-/// Per-XClient selection state: only counters, so picking never takes a lock.
-#[derive(Debug, Default)]
-pub(crate) struct Picker {
-    next: AtomicUsize,
-}
-
-impl Picker {
-    /// Picks an endpoint index, avoiding `exclude` while another endpoint exists.
-    pub(crate) fn pick(
-        &self,
-        selector: Selector,
-        endpoints: &Endpoints,
-        key: Option<&[u8]>,
-        exclude: &[usize],
-    ) -> Option<usize> {
-        let n = endpoints.list.len();
-        if n == 0 {
-            return None;
-        }
-        let allowed = |i: usize| !exclude.contains(&i) || exclude.len() >= n;
-        let first = match selector {
-            Selector::Random => fastrand::usize(..n),
-            Selector::RoundRobin => self.next.fetch_add(1, Ordering::Relaxed) % n,
-            Selector::WeightedRoundRobin => {
-                let turn = self.next.fetch_add(1, Ordering::Relaxed);
-                if endpoints.weighted.is_empty() {
-                    turn % n
-                } else {
-                    endpoints.weighted[turn % endpoints.weighted.len()] as usize
-                }
-            }
-            Selector::ConsistentHash => match key {
-                None => fastrand::usize(..n),
-                Some(key) => {
-                    let point = fnv1a(key);
-                    let at = endpoints.ring_position(point);
-                    let ring = &endpoints.ring;
-                    // Walk the ring clockwise to the first allowed endpoint.
-                    let found = (0..ring.len())
-                        .map(|step| ring[(at + step) % ring.len()].1 as usize)
-                        .find(|i| allowed(*i));
-                    return found;
-                }
-            },
-            Selector::LeastLoaded => {
-                let a = fastrand::usize(..n);
-                let b = if n > 1 {
-                    (a + 1 + fastrand::usize(..n - 1)) % n
-                } else {
-                    a
-                };
-                let (a, b) = match (allowed(a), allowed(b)) {
-                    (true, false) => (a, a),
-                    (false, true) => (b, b),
-                    _ => (a, b),
-                };
-                if endpoints.list[b].in_flight() < endpoints.list[a].in_flight() {
-                    b
-                } else {
-                    a
-                }
-            }
-        };
-        if allowed(first) {
-            return Some(first);
-        }
-        // Step to the next allowed endpoint.
-        (1..n).map(|step| (first + step) % n).find(|i| allowed(*i))
+/// Picks an endpoint index, avoiding `exclude` while another endpoint exists. `turn` is the
+/// picking thread's own counter for the round-robin selectors (the XClient advances it by one
+/// per pick): a rotation per thread, with no write shared between threads.
+pub(crate) fn pick(
+    selector: Selector,
+    endpoints: &Endpoints,
+    key: Option<&[u8]>,
+    exclude: &[usize],
+    turn: usize,
+) -> Option<usize> {
+    let n = endpoints.list.len();
+    if n == 0 {
+        return None;
     }
+    let allowed = |i: usize| !exclude.contains(&i) || exclude.len() >= n;
+    let first = match selector {
+        Selector::Random => fastrand::usize(..n),
+        Selector::RoundRobin => turn % n,
+        Selector::WeightedRoundRobin => {
+            if endpoints.weighted.is_empty() {
+                turn % n
+            } else {
+                endpoints.weighted[turn % endpoints.weighted.len()] as usize
+            }
+        }
+        Selector::ConsistentHash => match key {
+            None => fastrand::usize(..n),
+            Some(key) => {
+                let point = fnv1a(key);
+                let at = endpoints.ring_position(point);
+                let ring = &endpoints.ring;
+                // Walk the ring clockwise to the first allowed endpoint.
+                let found = (0..ring.len())
+                    .map(|step| ring[(at + step) % ring.len()].1 as usize)
+                    .find(|i| allowed(*i));
+                return found;
+            }
+        },
+        Selector::LeastLoaded => {
+            let a = fastrand::usize(..n);
+            let b = if n > 1 {
+                (a + 1 + fastrand::usize(..n - 1)) % n
+            } else {
+                a
+            };
+            let (a, b) = match (allowed(a), allowed(b)) {
+                (true, false) => (a, a),
+                (false, true) => (b, b),
+                _ => (a, b),
+            };
+            if endpoints.list[b].in_flight() < endpoints.list[a].in_flight() {
+                b
+            } else {
+                a
+            }
+        }
+    };
+    if allowed(first) {
+        return Some(first);
+    }
+    // Step to the next allowed endpoint.
+    (1..n).map(|step| (first + step) % n).find(|i| allowed(*i))
 }
 
 #[cfg(test)]
@@ -115,11 +108,10 @@ mod tests {
     }
 
     fn counts(selector: Selector, e: &Endpoints, picks: usize) -> HashMap<usize, usize> {
-        let picker = Picker::default();
         let mut counts = HashMap::new();
-        for _ in 0..picks {
+        for turn in 0..picks {
             *counts
-                .entry(picker.pick(selector, e, None, &[]).unwrap())
+                .entry(pick(selector, e, None, &[], turn).unwrap())
                 .or_default() += 1;
         }
         counts
@@ -155,15 +147,12 @@ mod tests {
 
     #[test]
     fn consistent_hash_is_stable_and_moves_few_keys() {
-        let picker = Picker::default();
         let before = endpoints(&[1, 1, 1, 1]);
         let keys: Vec<String> = (0..1000).map(|i| format!("user-{i}")).collect();
         let owner = |e: &Endpoints, k: &str| {
-            e.list[picker
-                .pick(Selector::ConsistentHash, e, Some(k.as_bytes()), &[])
-                .unwrap()]
-            .addr()
-            .to_owned()
+            e.list[pick(Selector::ConsistentHash, e, Some(k.as_bytes()), &[], 0).unwrap()]
+                .addr()
+                .to_owned()
         };
         for k in &keys {
             assert_eq!(owner(&before, k), owner(&before, k));
@@ -192,7 +181,6 @@ mod tests {
     #[test]
     fn excluded_endpoints_are_avoided_while_another_exists() {
         let e = endpoints(&[1, 1, 1]);
-        let picker = Picker::default();
         for selector in [
             Selector::Random,
             Selector::RoundRobin,
@@ -200,17 +188,17 @@ mod tests {
             Selector::ConsistentHash,
             Selector::LeastLoaded,
         ] {
-            for _ in 0..50 {
-                let i = picker.pick(selector, &e, Some(b"k"), &[0, 1]).unwrap();
+            for turn in 0..50 {
+                let i = pick(selector, &e, Some(b"k"), &[0, 1], turn).unwrap();
                 assert_eq!(i, 2, "{selector:?}");
             }
             assert!(
-                picker.pick(selector, &e, Some(b"k"), &[0, 1, 2]).is_some(),
+                pick(selector, &e, Some(b"k"), &[0, 1, 2], 0).is_some(),
                 "all excluded: pick anyway"
             );
         }
         assert_eq!(
-            picker.pick(Selector::Random, &Endpoints::default(), None, &[]),
+            pick(Selector::Random, &Endpoints::default(), None, &[], 0),
             None
         );
     }

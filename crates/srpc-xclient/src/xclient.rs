@@ -1,6 +1,9 @@
 //! [`XClient`]: picks an endpoint per call (or all of them), with fail modes.
 
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -10,13 +13,14 @@ use futures_util::stream::FuturesUnordered;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use srpc_core::ClientOptions;
+use thread_local::ThreadLocal;
 use tokio::task::AbortHandle;
 use tracing::{debug, info};
 
 use crate::discovery::{Discovery, Kind};
 use crate::endpoints::{Endpoint, Endpoints};
 use crate::error::{Error, Result};
-use crate::selector::{Picker, Selector};
+use crate::selector::{self, Selector};
 
 /// What to do when a call fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -145,6 +149,12 @@ impl CallOptions {
 /// Endpoints are held in an immutable snapshot that selection reads without a lock; it is
 /// replaced whenever discovery changes. Each endpoint has one connection, opened on first use,
 /// shared by every call, and closed when the endpoint leaves.
+///
+/// Each thread that picks keeps a reference to the snapshot it last picked from, checked
+/// against the snapshot's generation on every pick (a plain load: no read-modify-write, no
+/// fence), so a pick costs a few nanoseconds and always sees the current endpoints. A thread
+/// that stops picking keeps its snapshot until it picks again or the XClient is dropped;
+/// the endpoints that left are closed when they leave all the same.
 #[derive(Debug)]
 pub struct XClient {
     shared: Arc<Shared>,
@@ -155,9 +165,30 @@ pub struct XClient {
 struct Shared {
     options: Options,
     endpoints: ArcSwap<Endpoints>,
-    picker: Picker,
+    /// Bumped after every new snapshot is stored: a thread's cached snapshot is current while
+    /// its generation is this one.
+    generation: AtomicU64,
+    /// Each picking thread's snapshot and the generation it was current at.
+    local: ThreadLocal<RefCell<Cached>>,
     /// Bumped on every new snapshot, for [`XClient::wait_for_endpoints`].
     updates: tokio::sync::watch::Sender<u64>,
+}
+
+/// A thread's copy of the snapshot reference, and its round-robin turn.
+#[derive(Debug)]
+struct Cached {
+    generation: u64,
+    endpoints: Arc<Endpoints>,
+    turn: Cell<usize>,
+}
+
+impl Cached {
+    /// The turn of this pick; the next one gets the next.
+    fn next_turn(&self) -> usize {
+        let turn = self.turn.get();
+        self.turn.set(turn.wrapping_add(1));
+        turn
+    }
 }
 
 impl XClient {
@@ -166,7 +197,8 @@ impl XClient {
         let shared = Arc::new(Shared {
             options,
             endpoints: ArcSwap::from_pointee(Endpoints::default()),
-            picker: Picker::default(),
+            generation: AtomicU64::new(0),
+            local: ThreadLocal::new(),
             updates: tokio::sync::watch::Sender::new(0),
         });
         let follower = match discovery.kind {
@@ -229,15 +261,9 @@ impl XClient {
         call: &CallOptions,
         f: impl FnOnce(&Arc<Endpoint>) -> R,
     ) -> Option<R> {
-        // A guard, not a counted reference: no atomic read-modify-write on the snapshot's
-        // count, nor on the endpoint's (the guard is not held across an await).
-        let shared = &self.shared;
-        let snapshot = shared.endpoints.load();
-        let index =
-            shared
-                .picker
-                .pick(shared.options.selector, &snapshot, call.key.as_deref(), &[])?;
-        snapshot.list.get(index).map(f)
+        let key = call.key.as_deref();
+        self.shared
+            .with_current(|endpoints, turn| self.shared.pick_in(endpoints, key, turn, f))
     }
 
     /// Calls `method` on one endpoint, by the selector and fail mode.
@@ -265,11 +291,15 @@ impl XClient {
         let options = &shared.options;
         let timeout = call.timeout.unwrap_or(options.timeout);
         let key = call.key.as_deref();
-        let snapshot = shared.endpoints.load_full();
+        let (snapshot, turn) = shared.with_current(|endpoints, turn| (endpoints.clone(), turn));
         let pick = |exclude: &[usize]| {
-            shared
-                .picker
-                .pick(options.selector, &snapshot, key, exclude)
+            selector::pick(
+                options.selector,
+                &snapshot,
+                key,
+                exclude,
+                turn.wrapping_add(exclude.len()),
+            )
         };
         let Some(first) = pick(&[]) else {
             return Err(Error::NoEndpoints);
@@ -305,7 +335,7 @@ impl XClient {
                 }
             }
             FailMode::Failbackup => {
-                self.hedged(&snapshot, first, method, request, timeout, key)
+                self.hedged(&snapshot, first, pick, method, request, timeout)
                     .await
             }
         }
@@ -315,10 +345,10 @@ impl XClient {
         &self,
         snapshot: &Endpoints,
         first: usize,
+        pick: impl Fn(&[usize]) -> Option<usize>,
         method: &str,
         request: &Req,
         timeout: Duration,
-        key: Option<&[u8]>,
     ) -> Result<Resp>
     where
         Req: Serialize + Sync + ?Sized,
@@ -352,7 +382,7 @@ impl XClient {
                         // The first request failed outright: send the backup now.
                         last_error = Some(failed(method, endpoint, attempts, error));
                         backup_sent = true;
-                        if let Some(second) = shared.picker.pick(shared.options.selector, snapshot, key, &[index]) {
+                        if let Some(second) = pick(&[index]) {
                             attempts += 1;
                             calls.push(tagged(second, shared.attempt(&snapshot.list[second], method, request, timeout)));
                         } else if calls.is_empty() {
@@ -363,7 +393,7 @@ impl XClient {
                 },
                 () = &mut backup, if !backup_sent => {
                     backup_sent = true;
-                    if let Some(second) = shared.picker.pick(shared.options.selector, snapshot, key, &[first]) {
+                    if let Some(second) = pick(&[first]) {
                         if second != first {
                             attempts += 1;
                             calls.push(tagged(second, shared.attempt(&snapshot.list[second], method, request, timeout)));
@@ -462,11 +492,75 @@ impl Shared {
             .filter(|u| u.param_bool("enabled", true).unwrap_or(true))
             .filter(|u| u.port() > 0)
             .collect();
-        let previous = self.endpoints.load();
-        let next = Endpoints::build(usable, &previous, Some(self.options.selector));
+        let previous = self.endpoints.load_full();
+        let next = Arc::new(Endpoints::build(
+            usable,
+            &previous,
+            Some(self.options.selector),
+        ));
         info!(endpoints = next.list.len(), "endpoints updated");
-        self.endpoints.store(Arc::new(next));
+        self.endpoints.store(next.clone());
+        self.generation.fetch_add(1, Ordering::Release);
+        // Threads may still hold the old snapshot (until they pick again): the endpoints
+        // that left close their connections now, not when the last reference goes.
+        let kept: HashSet<*const Endpoint> = next.list.iter().map(Arc::as_ptr).collect();
+        for left in previous
+            .list
+            .iter()
+            .filter(|e| !kept.contains(&Arc::as_ptr(e)))
+        {
+            left.retire();
+        }
         self.updates.send_modify(|n| *n += 1);
+    }
+
+    /// Runs `f` on the current snapshot and this thread's next round-robin turn.
+    ///
+    /// The thread's cached snapshot serves while its generation is current: no atomic
+    /// read-modify-write, neither on a snapshot's count nor on a shared counter, so picks on
+    /// many threads never write to a shared cache line.
+    fn with_current<R>(&self, f: impl FnOnce(&Arc<Endpoints>, usize) -> R) -> R {
+        let generation = self.generation.load(Ordering::Acquire);
+        let local = self.local.get_or(|| {
+            RefCell::new(Cached {
+                generation,
+                endpoints: self.endpoints.load_full(),
+                // Threads start their rotations at different places.
+                turn: Cell::new(fastrand::usize(..)),
+            })
+        });
+        if let Ok(cached) = local.try_borrow() {
+            if cached.generation == generation {
+                return f(&cached.endpoints, cached.next_turn());
+            }
+        }
+        // A newer snapshot: take it (the generation was read first, so the cache is never
+        // marked newer than what it holds), unless a pick on this thread is inside `f` now.
+        let current = self.endpoints.load_full();
+        let turn = match local.try_borrow_mut() {
+            Ok(mut cached) => {
+                let old = std::mem::replace(&mut cached.endpoints, current.clone());
+                cached.generation = generation;
+                let turn = cached.next_turn();
+                drop(cached);
+                drop(old);
+                turn
+            }
+            Err(_) => fastrand::usize(..),
+        };
+        f(&current, turn)
+    }
+
+    /// The selector's pick in `endpoints`, lent to `f`.
+    fn pick_in<R>(
+        &self,
+        endpoints: &Endpoints,
+        key: Option<&[u8]>,
+        turn: usize,
+        f: impl FnOnce(&Arc<Endpoint>) -> R,
+    ) -> Option<R> {
+        let index = selector::pick(self.options.selector, endpoints, key, &[], turn)?;
+        endpoints.list.get(index).map(f)
     }
 
     async fn attempt<Req, Resp>(
@@ -496,5 +590,83 @@ fn failed(method: &str, endpoint: &Endpoint, attempts: u32, source: srpc_core::E
         endpoint: endpoint.addr().to_owned(),
         attempts,
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn urls(ports: &[u16]) -> Vec<Url> {
+        ports
+            .iter()
+            .map(|p| Url::parse(&format!("srpc://127.0.0.1:{p}/Svc")).unwrap())
+            .collect()
+    }
+
+    fn round_robin() -> XClient {
+        let (discovery, _list) = Discovery::servers(std::iter::empty::<&str>()).unwrap();
+        XClient::new(
+            discovery,
+            Options::default().with_selector(Selector::RoundRobin),
+        )
+    }
+
+    fn port(e: &Arc<Endpoint>) -> u16 {
+        e.url().port()
+    }
+
+    #[tokio::test]
+    async fn a_pick_right_after_an_update_sees_the_new_endpoints() {
+        let x = round_robin();
+        let call = CallOptions::default();
+        x.shared.apply(urls(&[7001, 7002]));
+        // This thread now caches the snapshot of 7001 and 7002.
+        assert!(x.select_with(&call, port).is_some());
+        x.shared.apply(urls(&[7003]));
+        for _ in 0..4 {
+            assert_eq!(x.select_with(&call, port), Some(7003));
+        }
+        x.shared.apply(Vec::new());
+        assert_eq!(x.select_with(&call, port), None);
+    }
+
+    #[tokio::test]
+    async fn a_pick_inside_a_pick_works_across_an_update() {
+        let x = round_robin();
+        let call = CallOptions::default();
+        x.shared.apply(urls(&[7001]));
+        let inner = x.select_with(&call, |outer| {
+            assert_eq!(port(outer), 7001);
+            // The outer pick holds this thread's cache while the endpoints change.
+            x.shared.apply(urls(&[7002]));
+            x.select_with(&call, port)
+        });
+        assert_eq!(inner, Some(Some(7002)));
+        assert_eq!(x.select_with(&call, port), Some(7002));
+    }
+
+    #[tokio::test]
+    async fn each_thread_goes_round_the_endpoints_in_turn() {
+        let x = round_robin();
+        x.shared.apply(urls(&[7001, 7002, 7003]));
+        let call = CallOptions::default();
+        let rotation = || -> Vec<u16> {
+            (0..6)
+                .map(|_| x.select_with(&call, port).unwrap())
+                .collect()
+        };
+        std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..3).map(|_| scope.spawn(rotation)).collect();
+            for thread in threads {
+                let picks = thread.join().unwrap();
+                let mut first = picks[..3].to_vec();
+                first.sort_unstable();
+                assert_eq!(first, [7001, 7002, 7003], "{picks:?}");
+                assert_eq!(picks[..3], picks[3..], "{picks:?}");
+            }
+        });
     }
 }
