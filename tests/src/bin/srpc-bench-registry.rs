@@ -51,6 +51,10 @@ const BACKENDS: &[&str] = &["notify", "scale", "resync", "memory", "churn", "hea
 /// Latency percentiles of one series.
 struct Series {
     p50: Duration,
+    /// Beside the p99: on these VMs about 1 % of samples on either side (srpc's and the raw
+    /// client's alike) take 3-6 ms, stalls of the machine or the server, so the p99 of a few
+    /// hundred samples lands either before or after that cliff; the p95 is the stable tail.
+    p95: Duration,
     p99: Duration,
 }
 
@@ -60,6 +64,7 @@ impl Series {
         let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
         Series {
             p50: at(0.50),
+            p95: at(0.95),
             p99: at(0.99),
         }
     }
@@ -193,22 +198,26 @@ async fn pair(url: &str) -> (Arc<dyn Registry>, Arc<dyn Registry>) {
 
 fn report(backend: &str, series: &Series) {
     println!(
-        "{backend:<10} srpc notify latency: p50 {} p99 {}",
+        "{backend:<10} srpc notify latency: p50 {} p95 {} p99 {}",
         ms(series.p50),
+        ms(series.p95),
         ms(series.p99)
     );
 }
 
 fn ratio(backend: &str, srpc: &Series, raw: &Series) {
     println!(
-        "{backend:<10} raw  notify latency: p50 {} p99 {}",
+        "{backend:<10} raw  notify latency: p50 {} p95 {} p99 {}",
         ms(raw.p50),
+        ms(raw.p95),
         ms(raw.p99)
     );
+    let of = |f: fn(&Series) -> Duration| f(srpc).as_secs_f64() / f(raw).as_secs_f64();
     println!(
-        "{backend:<10} srpc/raw notify latency ratio: {:.2} (p50), {:.2} (p99)",
-        srpc.p50.as_secs_f64() / raw.p50.as_secs_f64(),
-        srpc.p99.as_secs_f64() / raw.p99.as_secs_f64()
+        "{backend:<10} srpc/raw notify latency ratio: {:.2} (p50), {:.2} (p95), {:.2} (p99)",
+        of(|s| s.p50),
+        of(|s| s.p95),
+        of(|s| s.p99)
     );
 }
 
