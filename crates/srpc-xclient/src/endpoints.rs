@@ -147,23 +147,36 @@ pub struct Endpoints {
 impl Endpoints {
     /// Builds a snapshot, reusing `previous` endpoints (and their connections) for URLs that
     /// stayed. Only what `selector` reads is precomputed (the weighted sequence; the hash
-    /// ring, 10 MB at 10 000 endpoints); `None` computes both.
+    /// ring, 10 MB at 10 000 endpoints); `None` computes both. Also returns the endpoints of
+    /// `previous` that were not reused: the ones that left.
     pub(crate) fn build(
         urls: Vec<Url>,
         previous: &Endpoints,
         selector: Option<Selector>,
-    ) -> Endpoints {
-        let mut reusable: HashMap<&str, &Arc<Endpoint>> = previous
+    ) -> (Endpoints, Vec<Arc<Endpoint>>) {
+        let mut reusable: HashMap<&str, usize> = previous
             .list
             .iter()
-            .map(|e| (e.url.as_full_str(), e))
+            .enumerate()
+            .map(|(i, e)| (e.url.as_full_str(), i))
             .collect();
+        let mut reused = vec![false; previous.list.len()];
         let mut list: Vec<Arc<Endpoint>> = urls
             .into_iter()
             .map(|url| match reusable.remove(url.as_full_str()) {
-                Some(kept) => kept.clone(),
+                Some(i) => {
+                    reused[i] = true;
+                    previous.list[i].clone()
+                }
                 None => Arc::new(Endpoint::new(url)),
             })
+            .collect();
+        let left = previous
+            .list
+            .iter()
+            .zip(&reused)
+            .filter(|(_, reused)| !**reused)
+            .map(|(e, _)| e.clone())
             .collect();
         list.sort_by(|a, b| a.url.as_full_str().cmp(b.url.as_full_str()));
         let needs = |s: Selector| selector.is_none_or(|chosen| chosen == s);
@@ -178,13 +191,14 @@ impl Endpoints {
             Vec::new()
         };
         let (buckets, bucket_shift) = buckets(&ring);
-        Endpoints {
+        let endpoints = Endpoints {
             list,
             weighted,
             ring,
             buckets,
             bucket_shift,
-        }
+        };
+        (endpoints, left)
     }
 
     /// The first ring entry at or after `point` (`ring.len()` when there is none), as
@@ -301,7 +315,7 @@ mod tests {
             let urls = (0..n)
                 .map(|i| Url::parse(&format!("srpc://10.0.{}.{}:1/Foo", i / 256, i % 256)).unwrap())
                 .collect();
-            let e = Endpoints::build(urls, &Endpoints::default(), None);
+            let (e, _) = Endpoints::build(urls, &Endpoints::default(), None);
             let mut point = 0x9e37_79b9_7f4a_7c15_u64;
             for _ in 0..20_000 {
                 point = point
@@ -327,11 +341,11 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         let none = Endpoints::default();
-        let rr = Endpoints::build(urls(), &none, Some(Selector::RoundRobin));
+        let (rr, _) = Endpoints::build(urls(), &none, Some(Selector::RoundRobin));
         assert!(rr.weighted.is_empty() && rr.ring.is_empty());
-        let wrr = Endpoints::build(urls(), &none, Some(Selector::WeightedRoundRobin));
+        let (wrr, _) = Endpoints::build(urls(), &none, Some(Selector::WeightedRoundRobin));
         assert!(!wrr.weighted.is_empty() && wrr.ring.is_empty());
-        let hash = Endpoints::build(urls(), &none, Some(Selector::ConsistentHash));
+        let (hash, _) = Endpoints::build(urls(), &none, Some(Selector::ConsistentHash));
         assert!(hash.weighted.is_empty() && hash.ring.len() == 3 * VIRTUAL_NODES as usize);
     }
 
@@ -359,12 +373,20 @@ mod tests {
     #[test]
     fn endpoints_keep_their_identity_across_rebuilds() {
         let url = |p: u16| Url::parse(&format!("srpc://127.0.0.1:{p}/Foo?weight=7")).unwrap();
-        let first = Endpoints::build(vec![url(1), url(2)], &Endpoints::default(), None);
-        let second = Endpoints::build(vec![url(2), url(3)], &first, None);
+        let (first, none_left) =
+            Endpoints::build(vec![url(1), url(2)], &Endpoints::default(), None);
+        assert!(none_left.is_empty());
+        let (second, left) = Endpoints::build(vec![url(2), url(3)], &first, None);
         assert!(
             Arc::ptr_eq(&first.list[1], &second.list[0]),
             "the endpoint that stayed is the same"
         );
+        assert_eq!(left.len(), 1, "only port 1 left");
+        assert!(Arc::ptr_eq(&left[0], &first.list[0]));
+        // A URL listed twice makes two endpoints; one is reused, the other has left.
+        let (twice, _) = Endpoints::build(vec![url(4), url(4)], &Endpoints::default(), None);
+        let (_, left) = Endpoints::build(vec![url(4)], &twice, None);
+        assert_eq!(left.len(), 1, "the duplicate that was not reused left");
         assert_eq!(second.list[0].weight(), 7);
         assert_eq!(second.ring.len(), 2 * VIRTUAL_NODES as usize);
     }

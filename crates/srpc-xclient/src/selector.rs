@@ -104,7 +104,7 @@ mod tests {
                 Url::parse(&format!("srpc://127.0.0.1:{}/Foo?weight={w}", 9000 + i)).unwrap()
             })
             .collect();
-        Endpoints::build(urls, &Endpoints::default(), None)
+        Endpoints::build(urls, &Endpoints::default(), None).0
     }
 
     fn counts(selector: Selector, e: &Endpoints, picks: usize) -> HashMap<usize, usize> {

@@ -1,7 +1,6 @@
 //! [`XClient`]: picks an endpoint per call (or all of them), with fail modes.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -492,24 +491,15 @@ impl Shared {
             .filter(|u| u.param_bool("enabled", true).unwrap_or(true))
             .filter(|u| u.port() > 0)
             .collect();
-        let previous = self.endpoints.load_full();
-        let next = Arc::new(Endpoints::build(
-            usable,
-            &previous,
-            Some(self.options.selector),
-        ));
+        let (next, left) =
+            Endpoints::build(usable, &self.endpoints.load(), Some(self.options.selector));
         info!(endpoints = next.list.len(), "endpoints updated");
-        self.endpoints.store(next.clone());
+        self.endpoints.store(Arc::new(next));
         self.generation.fetch_add(1, Ordering::Release);
         // Threads may still hold the old snapshot (until they pick again): the endpoints
         // that left close their connections now, not when the last reference goes.
-        let kept: HashSet<*const Endpoint> = next.list.iter().map(Arc::as_ptr).collect();
-        for left in previous
-            .list
-            .iter()
-            .filter(|e| !kept.contains(&Arc::as_ptr(e)))
-        {
-            left.retire();
+        for endpoint in left {
+            endpoint.retire();
         }
         self.updates.send_modify(|n| *n += 1);
     }
