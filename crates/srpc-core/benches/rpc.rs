@@ -44,14 +44,14 @@ type Call = Arc<dyn Fn(i64) -> BoxFuture<'static, i64> + Send + Sync>;
 /// What one side measured over all its rounds.
 #[derive(Default)]
 struct Run {
-    calls: usize,
     elapsed: Duration,
+    /// One per call.
     latencies: Vec<Duration>,
 }
 
 impl Run {
     fn calls_per_sec(&self) -> f64 {
-        self.calls as f64 / self.elapsed.as_secs_f64()
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
     }
 
     fn at(&self, q: f64) -> Duration {
@@ -79,9 +79,7 @@ async fn measure(duration: Duration, call: &Call, run: &mut Run) {
         })
     });
     for latencies in join_all(workers).await {
-        let latencies = latencies.unwrap();
-        run.calls += latencies.len();
-        run.latencies.extend(latencies);
+        run.latencies.extend(latencies.unwrap());
     }
     run.elapsed += started.elapsed();
 }

@@ -9,8 +9,9 @@
 //! Two anchors run in the same process, over the same addresses: the floor (a random index
 //! into a plain slice, with the RNG the selectors use: no snapshot, nothing shared) and the
 //! same pick under a `std::sync::RwLock` read, as an endpoint list guarded by a read-write
-//! lock is picked from (rpcx's `xClient` takes an `RWMutex` read lock per call). The ratio
-//! of a selector to the floor holds across runs where the machine's speed does not.
+//! lock is picked from (rpcx's `xClient` takes an `RWMutex` read lock per call). They tell
+//! what kind of stretch a run is on: the floor moves with the machine's speed, the `RwLock`
+//! pick also with the cost of atomic read-modify-writes, which varies on its own here.
 
 #![allow(
     clippy::unwrap_used,

@@ -1,11 +1,11 @@
 //! Benchmark of the registries, by section (the arguments; default every one but `mdns`):
 //!
 //! - a backend's name (`inprocess`, `multicast`, `http`, `consul`, `zookeeper`, `etcd`,
-//!   `mdns`; `notify` names all but `mdns`): register → subscriber notified, p50 and p99 over
-//!   `SRPC_BENCH_SAMPLES` samples (default 500); for ZooKeeper and etcd the same with a raw
-//!   client in the same run (a plain
-//!   children watch through `zookeeper-client`; a plain watch stream on etcd's gateway),
-//!   printed as `srpc/raw notify latency ratio`;
+//!   `mdns`; `notify` names all but `mdns`): register → subscriber notified, p50, p95 and
+//!   p99 over `SRPC_BENCH_SAMPLES` samples (default 500; Consul's 20 ms apart); for ZooKeeper
+//!   and etcd the same with a raw client in the same run (a plain children watch through
+//!   `zookeeper-client`; a plain watch stream on etcd's gateway), printed as
+//!   `srpc/raw notify latency ratio`;
 //! - `scale`: a fresh subscriber's first snapshot of 1 000 / 10 000 / 100 000 providers;
 //! - `resync`: from healing a cut connection to a connected, current snapshot;
 //! - `memory`: what a subscriber holds per provider;
