@@ -4,5 +4,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    srpc_registry::fuzzing::read_cache_file(data);
+    srpc_registry_kit::fuzzing::read_cache_file(data);
 });

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use srpc_registry::layout;
+use srpc_registry_kit::layout;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

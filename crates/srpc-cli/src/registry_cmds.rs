@@ -508,7 +508,7 @@ async fn warn_if_nothing_answers(registry_url: &str, url: &Url) {
         return;
     }
     // The very check consumers make (the registry kit's prober).
-    if !srpc::registry::probe(url, Duration::from_secs(1)).await {
+    if !srpc_registry_kit::probe(url, Duration::from_secs(1)).await {
         eprintln!(
             "srpc: warning: nothing accepts TCP connections at {}; {scheme} consumers probe \
              providers and will drop this one within their `session`. Start the provider \

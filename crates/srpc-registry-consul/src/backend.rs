@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use srpc_registry::{
+use srpc_registry_kit::{
     Backend, Context, Error, Keepalive, Renew, Renewal, Result, Url, WatchScope, Watches,
 };
 use tokio::time::Instant;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use srpc_registry::{FailbackConfig, RegistryParams, Result, Url};
+use srpc_registry_kit::{FailbackConfig, RegistryParams, Result, Url};
 
 /// The HTTP port of a Consul agent by default.
 pub const DEFAULT_PORT: u16 = 8500;

@@ -4,10 +4,10 @@
 //! serves Java and Rust alike. See `docs/consul.md`.
 //!
 //! ```no_run
-//! use srpc_registry::Registry;
+//! use srpc_registry_kit::Registry;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> srpc_registry::Result<()> {
+//! # async fn main() -> srpc_registry_kit::Result<()> {
 //! let registry = srpc_registry_consul::connect(&"consul://127.0.0.1:8500".parse()?).await?;
 //! registry.register(&"dubbo://127.0.0.1:20880/com.acme.Echo".parse()?).await?;
 //! # Ok(()) }
@@ -18,7 +18,7 @@ mod client;
 mod config;
 mod mapping;
 
-use srpc_registry::{FailbackRegistry, Result, Url};
+use srpc_registry_kit::{FailbackRegistry, Result, Url};
 
 pub use crate::backend::ConsulBackend;
 pub use crate::client::ConsulError;

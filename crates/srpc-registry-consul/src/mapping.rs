@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use dubbo_url::{Url, decode};
-use srpc_registry::{Error, Result, validate_registration};
+use srpc_registry_kit::{Error, Result, validate_registration};
 
 use crate::client::{HealthEntry, Registration, TtlCheck};
 use crate::config::ConsulConfig;

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use srpc_registry::layout::{PathLayout, rpcx_metadata};
-use srpc_registry::{
+use srpc_registry_kit::layout::{PathLayout, rpcx_metadata};
+use srpc_registry_kit::{
     Backend, Context, Error, Keepalive, Renew, Renewal, Result, Url, WatchScope, Watches,
     is_dynamic,
 };
@@ -207,14 +207,14 @@ impl Inner {
     async fn write_markers(&self, url: &Url) -> Result<()> {
         let markers: Vec<(String, Vec<u8>)> = match &self.config.layout {
             PathLayout::Dubbo { root } => {
-                let dir = srpc_registry::layout::interface_dir(root, url.service_interface());
+                let dir = srpc_registry_kit::layout::interface_dir(root, url.service_interface());
                 let value = java_hash_code(&dir).to_string().into_bytes();
                 vec![(dir, value)]
             }
             PathLayout::Rpcx { base } => vec![
                 (base.clone(), b"rpcx_path".to_vec()),
                 (
-                    srpc_registry::layout::join(base, url.service_interface()),
+                    srpc_registry_kit::layout::join(base, url.service_interface()),
                     url.service_interface().as_bytes().to_vec(),
                 ),
             ],
@@ -622,7 +622,7 @@ async fn next_message(stream: &mut WatchStream, prefix: &str) -> Result<Option<W
 /// Reads one key of directory `prefix` (`<dir>/`) by `layout`: `None` for keys deeper than
 /// one segment, and for unreadable ones (with a warning).
 pub(crate) fn parse_kv(
-    layout: &srpc_registry::layout::PathLayout,
+    layout: &srpc_registry_kit::layout::PathLayout,
     prefix: &str,
     kv: &KeyValue,
 ) -> Option<Url> {

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use srpc_registry::layout::PathLayout;
-use srpc_registry::{FailbackConfig, RegistryParams, Result, Url};
+use srpc_registry_kit::layout::PathLayout;
+use srpc_registry_kit::{FailbackConfig, RegistryParams, Result, Url};
 
 /// The client port etcd listens on by default.
 pub const DEFAULT_PORT: u16 = 2379;

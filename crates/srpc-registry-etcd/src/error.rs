@@ -1,7 +1,7 @@
 //! [`EtcdError`]: what talking to etcd's JSON gateway can fail with, and how each case becomes
 //! a registry error.
 
-use srpc_registry::Error;
+use srpc_registry_kit::Error;
 
 use crate::SCHEME;
 

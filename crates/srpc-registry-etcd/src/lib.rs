@@ -8,10 +8,10 @@
 //! revision was compacted, so no change and no deletion is missed. See `docs/etcd.md`.
 //!
 //! ```no_run
-//! use srpc_registry::Registry;
+//! use srpc_registry_kit::Registry;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> srpc_registry::Result<()> {
+//! # async fn main() -> srpc_registry_kit::Result<()> {
 //! let registry = srpc_registry_etcd::connect(&"etcd://127.0.0.1:2379".parse()?).await?;
 //! // Puts /dubbo/com.acme.Echo/providers/dubbo%3A%2F%2F127.0.0.1%3A20880%2Fcom.acme.Echo
 //! registry.register(&"dubbo://127.0.0.1:20880/com.acme.Echo".parse()?).await?;
@@ -23,7 +23,7 @@ mod config;
 mod error;
 mod gateway;
 
-use srpc_registry::{FailbackRegistry, Result, Url};
+use srpc_registry_kit::{FailbackRegistry, Result, Url};
 
 pub use crate::backend::EtcdBackend;
 pub use crate::config::{DEFAULT_PORT, EtcdConfig};
@@ -50,7 +50,7 @@ pub fn open(config: EtcdConfig) -> Result<EtcdRegistry> {
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzzing {
-    use srpc_registry::layout::PathLayout;
+    use srpc_registry_kit::layout::PathLayout;
 
     /// Reads `bytes` as every gateway answer, and each key met as the backend reads keys of
     /// a Dubbo directory and of an rpcx one.

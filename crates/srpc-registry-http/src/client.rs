@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
-use srpc_registry::{
+use srpc_registry_kit::{
     Backend, Context, Error, FailbackConfig, Keepalive, RegistryParams, Renew, Renewal, Result,
     Url, WatchScope, Watches,
 };
@@ -504,7 +504,7 @@ mod tests {
 
     #[tokio::test]
     async fn connection_errors_keep_the_reqwest_error_as_their_source() {
-        use srpc_registry::Registry;
+        use srpc_registry_kit::Registry;
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = closed.local_addr().unwrap();
         drop(closed);

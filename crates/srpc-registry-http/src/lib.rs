@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use srpc_registry::Registry;
+//! use srpc_registry_kit::Registry;
 //! use srpc_registry_http::{HttpRegistryServer, ServerConfig};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -30,7 +30,7 @@ pub mod api;
 mod client;
 mod server;
 
-use srpc_registry::{FailbackRegistry, Result, Url};
+use srpc_registry_kit::{FailbackRegistry, Result, Url};
 
 pub use crate::client::{HttpBackend, HttpConfig, TOKEN_ENV};
 pub use crate::server::{HttpRegistryServer, MAX_BODY, MAX_WAIT, MIN_TTL, ServerConfig, app};

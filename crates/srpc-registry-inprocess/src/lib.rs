@@ -7,11 +7,11 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use srpc_registry::{Registry, Url};
+//! use srpc_registry_kit::{Registry, Url};
 //! use srpc_registry_inprocess::open;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> srpc_registry::Result<()> {
+//! # async fn main() -> srpc_registry_kit::Result<()> {
 //! let provider_side = open("doc-example");
 //! let consumer_side = open("doc-example");
 //!
@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
 
 use async_trait::async_trait;
-use srpc_registry::{
+use srpc_registry_kit::{
     Backend, Catalog, Context, FailbackConfig, FailbackRegistry, RegistryParams, Result, Url,
     is_dynamic,
 };
@@ -219,7 +219,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 mod tests {
     use std::time::Duration;
 
-    use srpc_registry::Registry;
+    use srpc_registry_kit::Registry;
 
     use super::*;
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use socket2::{Domain, Protocol, Socket, Type};
-use srpc_registry::{
+use srpc_registry_kit::{
     Backend, Catalog, Context, Error, Probed, Prober, ProberSettings, Result, RetryPolicy, Url,
     is_probe_candidate, wait_for_answers,
 };

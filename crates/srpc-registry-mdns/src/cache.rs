@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::Duration;
 
-use srpc_registry::Url;
+use srpc_registry_kit::Url;
 use tokio::time::Instant;
 use tracing::warn;
 

@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use srpc_registry::{FailbackConfig, RegistryParams, Result, Url};
+use srpc_registry_kit::{FailbackConfig, RegistryParams, Result, Url};
 
 /// The DNS-SD service type srpc uses unless told otherwise.
 pub const DEFAULT_TYPE: &str = "_srpc._tcp";

@@ -9,10 +9,10 @@
 //! accepting TCP connections leaves every subscription within `session`. See `docs/mdns.md`.
 //!
 //! ```no_run
-//! use srpc_registry::Registry;
+//! use srpc_registry_kit::Registry;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> srpc_registry::Result<()> {
+//! # async fn main() -> srpc_registry_kit::Result<()> {
 //! let registry = srpc_registry_mdns::connect(&"mdns://local".parse()?).await?;
 //! registry.register(&"dubbo://127.0.0.1:20880/com.acme.Echo".parse()?).await?;
 //! registry.close().await?; // says goodbye
@@ -25,7 +25,7 @@ mod config;
 pub mod record;
 pub mod wire;
 
-use srpc_registry::{FailbackRegistry, Result, Url};
+use srpc_registry_kit::{FailbackRegistry, Result, Url};
 
 pub use crate::backend::MdnsBackend;
 pub use crate::config::{DEFAULT_TYPE, Interface, MdnsConfig};

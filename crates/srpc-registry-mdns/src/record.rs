@@ -10,7 +10,7 @@
 use std::net::IpAddr;
 
 use dubbo_url::Url;
-use srpc_registry::{Error, Result, validate_registration};
+use srpc_registry_kit::{Error, Result, validate_registration};
 
 /// The longest instance name (RFC 6763 §4.1.1: one DNS label).
 pub const MAX_INSTANCE: usize = 63;

@@ -9,8 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use dubbo_url::is_match;
 use socket2::{Domain, Protocol, Socket, Type};
-use srpc_registry::Error as RegistryError;
-use srpc_registry::{
+use srpc_registry_kit::Error as RegistryError;
+use srpc_registry_kit::{
     Backend, Catalog, Context, MAX_PROBE_TIMEOUT, Probed, Prober, ProberSettings, Result,
     RetryPolicy, Url, is_probe_candidate, wait_for_answers,
 };
@@ -264,7 +264,7 @@ impl Inner {
         debug!(backend = crate::SCHEME, verb = message.verb(), %from, url = %message.url(), "received");
         match message {
             Message::Register(url) => {
-                if let Err(error) = srpc_registry::validate_registration(&url) {
+                if let Err(error) = srpc_registry_kit::validate_registration(&url) {
                     warn!(backend = crate::SCHEME, %from, %error, "skipping unusable registration");
                     return;
                 }

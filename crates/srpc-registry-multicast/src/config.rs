@@ -3,7 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use srpc_registry::{Error, FailbackConfig, RegistryParams, Result, Url};
+use srpc_registry_kit::{Error, FailbackConfig, RegistryParams, Result, Url};
 
 /// The port Java Dubbo uses when the registry URL has none.
 pub const DEFAULT_PORT: u16 = 1234;

@@ -4,7 +4,7 @@ use std::io;
 use std::net::SocketAddr;
 
 /// What the multicast backend itself can fail with. It reaches users inside
-/// `srpc_registry::Error::Backend { backend: "multicast", .. }`.
+/// `srpc_registry_kit::Error::Backend { backend: "multicast", .. }`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -36,8 +36,8 @@ pub enum Error {
     },
 }
 
-impl From<Error> for srpc_registry::Error {
-    fn from(error: Error) -> srpc_registry::Error {
-        srpc_registry::Error::backend(crate::SCHEME, error)
+impl From<Error> for srpc_registry_kit::Error {
+    fn from(error: Error) -> srpc_registry_kit::Error {
+        srpc_registry_kit::Error::backend(crate::SCHEME, error)
     }
 }

@@ -8,10 +8,10 @@
 //! `unregister` would otherwise stay forever). See `docs/multicast.md`.
 //!
 //! ```no_run
-//! use srpc_registry::Registry;
+//! use srpc_registry_kit::Registry;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> srpc_registry::Result<()> {
+//! # async fn main() -> srpc_registry_kit::Result<()> {
 //! let registry = srpc_registry_multicast::connect(
 //!     &"multicast://224.5.6.7:1234?interface=127.0.0.1".parse()?,
 //! ).await?;
@@ -25,7 +25,7 @@ mod config;
 mod error;
 pub mod wire;
 
-use srpc_registry::{FailbackRegistry, Result, Url};
+use srpc_registry_kit::{FailbackRegistry, Result, Url};
 
 pub use crate::backend::MulticastBackend;
 pub use crate::config::{DEFAULT_PORT, MulticastConfig};

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use srpc_registry::Url;
+use srpc_registry_kit::Url;
 
 /// The largest datagram Java Dubbo reads whole.
 pub const MAX_DATAGRAM: usize = 2048;

@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
-use srpc_registry::{Error, Registry, Subscription, Url};
+use srpc_registry_kit::{Error, Registry, Subscription, Url};
 use srpc_registry_multicast::{MulticastRegistry, connect};
 use tokio::net::UdpSocket;
 

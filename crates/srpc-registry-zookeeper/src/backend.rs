@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::FutureExt;
-use srpc_registry::{Backend, Context, Error, Result, Url, WatchScope, Watches};
+use srpc_registry_kit::{Backend, Context, Error, Result, Url, WatchScope, Watches};
 use tokio::task::AbortHandle;
 use tracing::{debug, info, warn};
 use zookeeper_client::{
@@ -815,7 +815,7 @@ impl Backend for ZookeeperBackend {
                 let client = inner.client()?;
                 let dir = inner.config.layout.dir_of(url);
                 inner.ensure_dir(&client, &dir).await?;
-                srpc_registry::layout::rpcx_metadata(url).into_bytes()
+                srpc_registry_kit::layout::rpcx_metadata(url).into_bytes()
             }
         };
         inner.write_node(&path, &data, persistent).await?;

@@ -2,14 +2,14 @@
 
 use std::time::Duration;
 
-use srpc_registry::{FailbackConfig, RegistryParams, Result, Url};
+use srpc_registry_kit::{FailbackConfig, RegistryParams, Result, Url};
 
 /// The client port ZooKeeper listens on by default.
 pub const DEFAULT_PORT: u16 = 2181;
 
-/// Which node layout the registry reads and writes (the kit's [`PathLayout`](srpc_registry::layout::PathLayout), which etcd
+/// Which node layout the registry reads and writes (the kit's [`PathLayout`](srpc_registry_kit::layout::PathLayout), which etcd
 /// shares).
-pub use srpc_registry::layout::PathLayout as Layout;
+pub use srpc_registry_kit::layout::PathLayout as Layout;
 
 /// Settings of a ZooKeeper registry.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,10 +7,10 @@
 //! subscription. See `docs/zookeeper.md`.
 //!
 //! ```no_run
-//! use srpc_registry::Registry;
+//! use srpc_registry_kit::Registry;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> srpc_registry::Result<()> {
+//! # async fn main() -> srpc_registry_kit::Result<()> {
 //! let registry = srpc_registry_zookeeper::connect(&"zookeeper://127.0.0.1:2181".parse()?).await?;
 //! // Creates /dubbo/com.acme.Echo/providers/dubbo%3A%2F%2F127.0.0.1%3A20880%2Fcom.acme.Echo
 //! registry.register(&"dubbo://127.0.0.1:20880/com.acme.Echo".parse()?).await?;
@@ -20,7 +20,7 @@
 mod backend;
 mod config;
 
-use srpc_registry::{FailbackRegistry, Result, Url};
+use srpc_registry_kit::{FailbackRegistry, Result, Url};
 
 pub use crate::backend::ZookeeperBackend;
 pub use crate::config::{DEFAULT_PORT, Layout, ZookeeperConfig};

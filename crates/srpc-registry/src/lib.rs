@@ -1,14 +1,11 @@
-//! The srpc `Registry` trait, latest-state subscriptions, and the machinery every backend
-//! shares: the catalog that matches and diffs, and failback with retry and recovery.
+//! The srpc registry contract: the [`Registry`] trait, latest-state [`Subscription`]s of
+//! immutable [`Snapshot`]s, the [`Change`]s derived from them, and the [`Error`] every backend
+//! reports.
 //!
-//! Applications use [`Registry`] and [`Subscription`]. Backend authors get a kit: they
-//! implement [`Backend`] (only their own protocol) and wrap it in [`FailbackRegistry`], which
-//! adds everything the contract promises beyond the raw operations (bookkeeping, `check`,
-//! retries, recovery). [`Watches`] runs one watch task per scope, [`Keepalive`] keeps a
-//! registration alive, [`Catalog`] turns listings into snapshots, [`RegistryParams`] reads
-//! the common parts of a registry URL, [`RetryPolicy`] is how every loop backs off, and
-//! [`layout`] is Dubbo's (and rpcx's) path layout for backends that store paths.
-//! `docs/registry.md` has the guide to writing a backend.
+//! This is what an application (and the XClient) needs; it knows no backend machinery.
+//! Backend authors build on `srpc-registry-kit`, which implements this contract once for every
+//! backend (bookkeeping, retries, recovery, watches, keepalives). `srpc::registry::connect`
+//! opens a backend by URL.
 //!
 //! ```
 //! use std::time::Duration;
@@ -25,58 +22,14 @@
 //! # Ok(()) }
 //! ```
 
-mod answers;
-mod backend;
-mod cache;
-mod catalog;
 mod error;
-mod failback;
-mod keepalive;
-pub mod layout;
-mod params;
-mod prober;
-mod properties;
 mod registry;
-mod retry;
-mod rules;
 mod snapshot;
 mod subscription;
-mod watches;
 
 pub use dubbo_url::Url;
 
-pub use crate::answers::wait_for_answers;
-pub use crate::backend::{Backend, Context};
-pub use crate::catalog::{Catalog, SubscriptionId};
 pub use crate::error::{Error, Result, with_root_cause};
-pub use crate::failback::{FailbackConfig, FailbackRegistry};
-pub use crate::keepalive::{Keepalive, KeepaliveState, Renew, Renewal};
-pub use crate::params::RegistryParams;
-pub use crate::prober::{
-    MAX_PROBE_TIMEOUT, Probed, Prober, ProberSettings, is_probe_candidate, probe,
-};
 pub use crate::registry::Registry;
-pub use crate::retry::{Backoff, RetryPolicy, retry_delays};
-pub use crate::rules::{is_dynamic, validate_query, validate_registration};
-pub use crate::snapshot::{Change, Snapshot};
-pub use crate::subscription::Subscription;
-pub use crate::watches::{WatchScope, Watches};
-
-/// Entry points for the fuzz targets (`cargo xtask fuzz`), built only with `--cfg fuzzing`.
-#[cfg(fuzzing)]
-#[doc(hidden)]
-pub mod fuzzing {
-    /// Reads a cache file's bytes as `file=` does at start; checks that what the properties
-    /// reader accepts, written back, reads the same.
-    pub fn read_cache_file(bytes: &[u8]) {
-        let _ = crate::cache::read_lists(std::path::Path::new("fuzz.cache"), bytes);
-        let entries: Vec<(String, String)> = crate::properties::entries(bytes).collect();
-        let text = crate::properties::write(
-            "c",
-            "d",
-            entries.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        );
-        let again: Vec<(String, String)> = crate::properties::entries(text.as_bytes()).collect();
-        assert_eq!(again, entries, "written as {text:?}");
-    }
-}
+pub use crate::snapshot::{Change, Members, Snapshot};
+pub use crate::subscription::{History, Subscription};

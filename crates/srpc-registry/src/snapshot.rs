@@ -24,8 +24,11 @@ const TIMESTAMP_IS: &str = "timestamp=";
 /// publishing a snapshot copies them (one reference count each) instead of sorting them: a
 /// change to a subscription of 10 000 providers costs a copy, not 10 000 × log 10 000 string
 /// comparisons.
+///
+/// A backend that publishes its own snapshots (the kit's catalog does) keeps one per
+/// subscription and calls [`Members::snapshot`] after each change.
 #[derive(Debug, Default)]
-pub(crate) struct Members {
+pub struct Members {
     /// By [`Url`]'s equality (which ignores `timestamp`): what is a member.
     set: HashSet<Url>,
     /// The same URLs by category, each sorted by full string.
@@ -34,7 +37,7 @@ pub(crate) struct Members {
 
 impl Members {
     /// Adds `url`, replacing an equal member (one that differs in `timestamp` only).
-    pub(crate) fn replace(&mut self, url: Url) {
+    pub fn replace(&mut self, url: Url) {
         if let Some(old) = self.set.replace(url.clone()) {
             self.forget(old);
         }
@@ -51,7 +54,7 @@ impl Members {
     }
 
     /// Removes the member equal to `url`; whether there was one.
-    pub(crate) fn remove(&mut self, url: &Url) -> bool {
+    pub fn remove(&mut self, url: &Url) -> bool {
         match self.set.take(url) {
             Some(old) => {
                 self.forget(old);
@@ -71,7 +74,7 @@ impl Members {
     }
 
     /// The snapshot of the members now.
-    pub(crate) fn snapshot(&self, revision: u64, connected: bool) -> Snapshot {
+    pub fn snapshot(&self, revision: u64, connected: bool) -> Snapshot {
         let categories = self
             .ordered
             .iter()
@@ -133,11 +136,8 @@ pub enum Change {
 }
 
 impl Snapshot {
-    pub(crate) fn build(
-        revision: u64,
-        connected: bool,
-        urls: impl IntoIterator<Item = Url>,
-    ) -> Snapshot {
+    /// A snapshot of `urls` at `revision`: grouped by category, each sorted by full string.
+    pub fn new(revision: u64, connected: bool, urls: impl IntoIterator<Item = Url>) -> Snapshot {
         let mut categories: BTreeMap<String, Vec<Url>> = BTreeMap::new();
         for url in urls {
             match categories.get_mut(url.category()) {
@@ -246,7 +246,7 @@ mod tests {
         let mut members: Members = urls.iter().cloned().collect();
         assert_eq!(
             members.snapshot(7, true),
-            Snapshot::build(7, true, urls.iter().cloned())
+            Snapshot::new(7, true, urls.iter().cloned())
         );
         assert!(members.remove(&url("dubbo://h:2/a.B")));
         assert!(!members.remove(&url("dubbo://h:2/a.B")), "already gone");
@@ -270,7 +270,7 @@ mod tests {
             "dubbo://h:3/a.B",
         ]
         .map(url);
-        let snapshot = Snapshot::build(1, true, urls.iter().cloned());
+        let snapshot = Snapshot::new(1, true, urls.iter().cloned());
         for u in &urls {
             assert!(snapshot.contains(u), "{u}");
         }

@@ -2,14 +2,13 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dubbo_url::Url;
 use futures_util::Stream;
 use tokio::sync::{mpsc, watch};
 
-use crate::catalog::Taps;
 use crate::error::{Error, Result};
 use crate::snapshot::{Change, Snapshot};
 
@@ -25,8 +24,39 @@ use crate::snapshot::{Change, Snapshot};
 pub struct Subscription {
     query: Url,
     rx: watch::Receiver<Arc<Snapshot>>,
-    taps: Option<Arc<Taps>>,
+    history: Option<Arc<History>>,
     _guard: Arc<dyn Send + Sync>,
+}
+
+/// The readers of [`Subscription::history`] for one subscription: whoever publishes its
+/// snapshots (the kit's catalog) hands each one to [`History::publish`] too.
+#[derive(Debug, Default)]
+pub struct History {
+    readers: Mutex<Vec<mpsc::UnboundedSender<Arc<Snapshot>>>>,
+}
+
+impl History {
+    /// No reader yet.
+    pub fn new() -> History {
+        History::default()
+    }
+
+    /// Hands `snapshot` to every reader, forgetting those that went away.
+    pub fn publish(&self, snapshot: &Arc<Snapshot>) {
+        let mut readers = self.readers();
+        if !readers.is_empty() {
+            readers.retain(|reader| reader.send(snapshot.clone()).is_ok());
+        }
+    }
+
+    /// Ends every reader's stream: the subscription is over.
+    pub fn end(&self) {
+        self.readers().clear();
+    }
+
+    fn readers(&self) -> std::sync::MutexGuard<'_, Vec<mpsc::UnboundedSender<Arc<Snapshot>>>> {
+        self.readers.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl Subscription {
@@ -40,20 +70,21 @@ impl Subscription {
         Subscription {
             query,
             rx,
-            taps: None,
+            history: None,
             _guard: guard,
         }
     }
 
-    /// Lets [`Subscription::history`] receive what the catalog publishes.
-    pub(crate) fn with_taps(mut self, taps: Option<Arc<Taps>>) -> Subscription {
-        self.taps = taps;
+    /// Lets [`Subscription::history`] receive every snapshot the source publishes through
+    /// `history`.
+    pub fn with_history(mut self, history: Arc<History>) -> Subscription {
+        self.history = Some(history);
         self
     }
 
     /// A subscription whose content never changes, e.g. for a fixed list of providers.
     pub fn fixed(query: Url, urls: impl IntoIterator<Item = Url>) -> Subscription {
-        let (tx, rx) = watch::channel(Arc::new(Snapshot::build(1, true, urls)));
+        let (tx, rx) = watch::channel(Arc::new(Snapshot::new(1, true, urls)));
         // Keep the sender alive as long as the subscription so `changed` waits instead of failing.
         Subscription::new(query, rx, Arc::new(tx))
     }
@@ -84,8 +115,8 @@ impl Subscription {
     /// catalog ([`Subscription::fixed`], custom backends) end it at once.
     pub fn history(&self) -> mpsc::UnboundedReceiver<Arc<Snapshot>> {
         let (tx, rx) = mpsc::unbounded_channel();
-        if let Some(taps) = &self.taps {
-            taps.lock().unwrap_or_else(|p| p.into_inner()).push(tx);
+        if let Some(history) = &self.history {
+            history.readers().push(tx);
         }
         rx
     }
@@ -201,25 +232,38 @@ mod tests {
     use futures_util::StreamExt;
 
     use super::*;
-    use crate::catalog::Catalog;
 
     fn url(s: &str) -> Url {
         Url::parse(s).unwrap()
     }
 
+    /// A subscription fed by hand, as a backend's source would feed it: publish a snapshot
+    /// with `send`, end the subscription by dropping the sender.
+    fn fed(urls: &[&str]) -> (watch::Sender<Arc<Snapshot>>, Subscription) {
+        let first = Snapshot::new(1, true, urls.iter().map(|u| url(u)));
+        let (tx, rx) = watch::channel(Arc::new(first));
+        let sub = Subscription::new(url("consumer://c/a.B"), rx, Arc::new(()));
+        (tx, sub)
+    }
+
+    fn publish(tx: &watch::Sender<Arc<Snapshot>>, connected: bool, urls: &[&str]) {
+        let revision = tx.borrow().revision() + 1;
+        tx.send_replace(Arc::new(Snapshot::new(
+            revision,
+            connected,
+            urls.iter().map(|u| url(u)),
+        )));
+    }
+
     #[tokio::test]
     async fn changes_are_derived_by_diffing() {
-        let catalog = Arc::new(Catalog::new());
-        catalog.insert("s", url("dubbo://h:1/a.B"));
-        let (id, rx) = catalog.subscribe(url("consumer://c/a.B"));
-        catalog.mark_listed(id, true);
-        let sub = Subscription::new(url("consumer://c/a.B"), rx, catalog.clone());
+        let (tx, sub) = fed(&["dubbo://h:1/a.B"]);
         let mut changes = Box::pin(sub.changes());
         assert_eq!(
             changes.next().await,
             Some(Change::Insert(url("dubbo://h:1/a.B")))
         );
-        catalog.replace("s", [url("dubbo://h:2/a.B")]);
+        publish(&tx, true, &["dubbo://h:2/a.B"]);
         assert_eq!(
             changes.next().await,
             Some(Change::Remove(url("dubbo://h:1/a.B")))
@@ -228,27 +272,23 @@ mod tests {
             changes.next().await,
             Some(Change::Insert(url("dubbo://h:2/a.B")))
         );
-        catalog.close();
+        drop(tx);
         assert_eq!(changes.next().await, None);
     }
 
     #[tokio::test]
     async fn losing_and_regaining_the_registry_are_changes_too() {
-        let catalog = Arc::new(Catalog::new());
-        catalog.insert("s", url("dubbo://h:1/a.B"));
-        let (id, rx) = catalog.subscribe(url("consumer://c/a.B"));
-        catalog.mark_listed(id, true);
-        let sub = Subscription::new(url("consumer://c/a.B"), rx, catalog.clone());
+        let (tx, sub) = fed(&["dubbo://h:1/a.B"]);
         let mut changes = Box::pin(sub.changes());
         assert_eq!(
             changes.next().await,
             Some(Change::Insert(url("dubbo://h:1/a.B"))),
             "no Connected(true) for a first snapshot that is connected"
         );
-        catalog.set_connected(false);
+        publish(&tx, false, &["dubbo://h:1/a.B"]);
         assert_eq!(changes.next().await, Some(Change::Connected(false)));
-        catalog.replace("s", [url("dubbo://h:2/a.B")]);
-        catalog.set_connected(true);
+        publish(&tx, false, &["dubbo://h:2/a.B"]);
+        publish(&tx, true, &["dubbo://h:2/a.B"]);
         let mut rest = Vec::new();
         while rest.last() != Some(&Change::Connected(true)) {
             rest.push(changes.next().await.unwrap());
@@ -265,14 +305,39 @@ mod tests {
 
     #[tokio::test]
     async fn a_slow_reader_gets_the_latest_state() {
-        let catalog = Arc::new(Catalog::new());
-        let (_, rx) = catalog.subscribe(url("consumer://c/a.B"));
-        let mut sub = Subscription::new(url("consumer://c/a.B"), rx, catalog.clone());
+        let (tx, mut sub) = fed(&[]);
+        let mut urls = Vec::new();
         for port in 1..=100 {
-            catalog.insert("s", url(&format!("dubbo://h:{port}/a.B")));
+            urls.push(format!("dubbo://h:{port}/a.B"));
+            let now: Vec<&str> = urls.iter().map(String::as_str).collect();
+            publish(&tx, true, &now);
         }
         let snapshot = sub.changed().await.unwrap();
         assert_eq!(snapshot.len(), 100, "one wake-up carries the whole burst");
+    }
+
+    #[tokio::test]
+    async fn history_gets_every_published_snapshot_and_ends_with_it() {
+        let (_tx, sub) = fed(&[]);
+        let history = Arc::new(History::new());
+        let sub = sub.with_history(history.clone());
+        let mut seen = sub.history();
+        for revision in 2..=4 {
+            history.publish(&Arc::new(Snapshot::new(revision, true, [])));
+        }
+        for revision in 2..=4 {
+            assert_eq!(seen.recv().await.unwrap().revision(), revision);
+        }
+        history.end();
+        assert!(seen.recv().await.is_none());
+        assert!(
+            Subscription::fixed(url("consumer://c/a.B"), [])
+                .history()
+                .recv()
+                .await
+                .is_none(),
+            "a subscription without a history source ends it at once"
+        );
     }
 
     #[tokio::test(start_paused = true)]

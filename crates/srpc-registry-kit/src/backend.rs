@@ -7,8 +7,8 @@ use std::sync::{Arc, OnceLock, Weak};
 use async_trait::async_trait;
 use dubbo_url::Url;
 
+use crate::Result;
 use crate::catalog::Catalog;
-use crate::error::Result;
 use crate::retry::RetryPolicy;
 
 /// What a backend implements: the raw operations against its registry.

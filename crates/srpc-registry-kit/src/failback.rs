@@ -4,41 +4,22 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use dubbo_url::{Url, is_match};
 use tokio::task::AbortHandle;
 use tracing::{debug, info, warn};
 
+use crate::Registry;
+use crate::Subscription;
 use crate::backend::{Backend, Context, Recover};
 use crate::cache::CacheFile;
 use crate::catalog::{Catalog, SubscriptionId};
-use crate::error::{Error, Result};
-use crate::registry::Registry;
-use crate::retry::RetryPolicy;
+use crate::params::FailbackConfig;
 use crate::rules::{is_dynamic, validate_query, validate_registration};
-use crate::subscription::Subscription;
-
-/// Failback settings, usually read from the registry URL with [`FailbackConfig::from_url`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct FailbackConfig {
-    /// Registry-wide `check`: when false, every failed register or subscribe is retried in
-    /// the background instead of returned. A URL's own `check=false` does the same for it.
-    pub check: bool,
-    /// First retry delay (`retry.period`, default 200 ms).
-    pub retry_min: Duration,
-    /// Longest retry delay (`retry.max.period`, default 30 s); retries never stop.
-    pub retry_max: Duration,
-    /// The local cache file (`file`, Java Dubbo's): every subscription's latest providers are
-    /// saved there, and a subscription that cannot list with `check=false` starts from them.
-    /// None by default.
-    pub file: Option<PathBuf>,
-}
+use crate::{Error, Result};
 
 /// A [`Registry`] built from a [`Backend`]: Dubbo's `FailbackRegistry`, done once.
 ///
@@ -79,47 +60,6 @@ enum Op {
 struct SubscriptionGuard<B: Backend> {
     shared: Arc<Shared<B>>,
     id: SubscriptionId,
-}
-
-impl Default for FailbackConfig {
-    fn default() -> FailbackConfig {
-        FailbackConfig {
-            check: true,
-            retry_min: Duration::from_millis(200),
-            retry_max: Duration::from_secs(30),
-            file: None,
-        }
-    }
-}
-
-impl FailbackConfig {
-    /// The retry policy these settings describe.
-    pub fn retry(&self) -> RetryPolicy {
-        RetryPolicy::new(self.retry_min, self.retry_max)
-    }
-
-    /// Reads `check`, `retry.period`, `retry.max.period` and `file` from a registry URL.
-    pub fn from_url(registry: &Url) -> Result<FailbackConfig> {
-        let default = FailbackConfig::default();
-        let config = FailbackConfig {
-            check: registry.param_bool("check", default.check)?,
-            retry_min: registry.param_duration("retry.period", default.retry_min)?,
-            retry_max: registry.param_duration("retry.max.period", default.retry_max)?,
-            file: registry
-                .param("file")
-                .map(str::trim)
-                .filter(|f| !f.is_empty())
-                .map(PathBuf::from),
-        };
-        if config.retry_min.is_zero() || config.retry_max < config.retry_min {
-            return Err(Error::invalid(
-                "registry url",
-                registry,
-                "retry.period must be > 0 and no larger than retry.max.period",
-            ));
-        }
-        Ok(config)
-    }
 }
 
 impl<B: Backend> FailbackRegistry<B> {
@@ -472,8 +412,11 @@ impl<B: Backend> Registry for FailbackRegistry<B> {
                 }
             }
         }
-        let taps = shared.catalog.taps(id);
-        Ok(Subscription::new(query.clone(), rx, guard).with_taps(taps))
+        let subscription = Subscription::new(query.clone(), rx, guard);
+        Ok(match shared.catalog.history(id) {
+            Some(history) => subscription.with_history(history),
+            None => subscription,
+        })
     }
 
     async fn lookup(&self, query: &Url) -> Result<Vec<Url>> {
@@ -604,7 +547,7 @@ fn cached_scope(query: &Url) -> String {
 fn save_snapshots(
     cache: &Arc<CacheFile>,
     query: &Url,
-    mut snapshots: tokio::sync::watch::Receiver<Arc<crate::snapshot::Snapshot>>,
+    mut snapshots: tokio::sync::watch::Receiver<Arc<crate::Snapshot>>,
 ) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
@@ -626,13 +569,15 @@ fn save_snapshots(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use std::collections::HashSet;
     use std::sync::atomic::AtomicUsize;
 
     use tokio::sync::watch;
 
     use super::*;
-    use crate::snapshot::Snapshot;
+    use crate::Snapshot;
 
     /// A backend whose store lives in memory and whose next `failures` calls fail.
     struct Flaky {

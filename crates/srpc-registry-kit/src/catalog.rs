@@ -5,9 +5,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use dubbo_url::{Url, is_match};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
-use crate::snapshot::{Members, Snapshot};
+use crate::{History, Members, Snapshot};
 
 /// Identifies one subscription inside a [`Catalog`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -37,9 +37,6 @@ pub struct Catalog {
     state: Mutex<State>,
 }
 
-/// The receivers of [`crate::Subscription::history`]: every snapshot, uncoalesced.
-pub(crate) type Taps = Mutex<Vec<mpsc::UnboundedSender<Arc<Snapshot>>>>;
-
 /// The source [`Catalog::set_connected`] reports for: the backend's connection.
 const CONNECTION: &str = "connection";
 
@@ -68,7 +65,7 @@ struct Sub {
     connected: bool,
     revision: u64,
     tx: watch::Sender<Arc<Snapshot>>,
-    taps: Arc<Taps>,
+    history: Arc<History>,
 }
 
 impl Catalog {
@@ -101,16 +98,16 @@ impl Catalog {
                     connected: false,
                     revision: 1,
                     tx,
-                    taps: Arc::default(),
+                    history: Arc::default(),
                 },
             );
         }
         (id, rx)
     }
 
-    /// The taps of a subscription, for [`crate::Subscription::history`].
-    pub(crate) fn taps(&self, id: SubscriptionId) -> Option<Arc<Taps>> {
-        self.lock().subs.get(&id).map(|sub| sub.taps.clone())
+    /// Where a subscription's every snapshot goes, for [`crate::Subscription::history`].
+    pub fn history(&self, id: SubscriptionId) -> Option<Arc<History>> {
+        self.lock().subs.get(&id).map(|sub| sub.history.clone())
     }
 
     /// Ends a subscription: its receivers see the channel close.
@@ -370,7 +367,7 @@ impl State {
 impl Drop for Sub {
     fn drop(&mut self) {
         // Ends the history streams with the subscription.
-        self.taps.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.history.end();
     }
 }
 
@@ -379,11 +376,7 @@ impl Sub {
         self.revision += 1;
         self.connected = connected;
         let snapshot = Arc::new(self.members.snapshot(self.revision, connected));
-        let mut taps = self.taps.lock().unwrap_or_else(|p| p.into_inner());
-        if !taps.is_empty() {
-            taps.retain(|tap| tap.send(snapshot.clone()).is_ok());
-        }
-        drop(taps);
+        self.history.publish(&snapshot);
         self.tx.send_replace(snapshot);
     }
 }

@@ -14,8 +14,8 @@ use tracing::{debug, info, warn};
 
 use crate::backend::Context;
 use crate::catalog::Catalog;
-use crate::error::{Error, Result};
 use crate::retry::RetryPolicy;
+use crate::{Error, Result};
 
 /// The watch tasks of one backend handle, keyed by catalog scope (a ZooKeeper directory, an
 /// etcd prefix, a service key of the HTTP registry).
@@ -497,11 +497,12 @@ mod tests {
         let ctx = context();
         let watches = Watches::new("test", &ctx);
         let query = url("consumer://c/a.B");
-        let (id, _rx) = ctx.catalog().subscribe(query.clone());
+        let (id, rx) = ctx.catalog().subscribe(query.clone());
         ctx.catalog().mark_listed(id, true);
         // Every snapshot published, none coalesced.
-        let (tap, mut published) = tokio::sync::mpsc::unbounded_channel();
-        ctx.catalog().taps(id).unwrap().lock().unwrap().push(tap);
+        let sub = crate::Subscription::new(query.clone(), rx, Arc::new(()))
+            .with_history(ctx.catalog().history(id).unwrap());
+        let mut published = sub.history();
         let (a, b, c) = (
             url("dubbo://h:1/a.B?timestamp=1"),
             url("dubbo://h:2/a.B"),

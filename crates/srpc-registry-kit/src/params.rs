@@ -1,11 +1,30 @@
-//! [`RegistryParams`]: the part of reading a registry URL that every backend shares.
+//! What every backend reads alike from its registry URL: [`FailbackConfig`] (`check`, retry
+//! periods, cache `file`) and [`RegistryParams`] (servers, credentials, durations).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use dubbo_url::Url;
 
-use crate::error::{Error, Result};
-use crate::failback::FailbackConfig;
+use crate::retry::RetryPolicy;
+use crate::{Error, Result};
+
+/// Failback settings, usually read from the registry URL with [`FailbackConfig::from_url`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FailbackConfig {
+    /// Registry-wide `check`: when false, every failed register or subscribe is retried in
+    /// the background instead of returned. A URL's own `check=false` does the same for it.
+    pub check: bool,
+    /// First retry delay (`retry.period`, default 200 ms).
+    pub retry_min: Duration,
+    /// Longest retry delay (`retry.max.period`, default 30 s); retries never stop.
+    pub retry_max: Duration,
+    /// The local cache file (`file`, Java Dubbo's): every subscription's latest providers are
+    /// saved there, and a subscription that cannot list with `check=false` starts from them.
+    /// None by default.
+    pub file: Option<PathBuf>,
+}
 
 /// Reads the parameters every backend reads alike from its registry URL: `check` and the
 /// retry policy, the server list (`host:port` plus `backup=`), credentials, and positive
@@ -15,7 +34,7 @@ use crate::failback::FailbackConfig;
 ///
 /// ```
 /// use std::time::Duration;
-/// use srpc_registry::{RegistryParams, Url};
+/// use srpc_registry_kit::{RegistryParams, Url};
 ///
 /// let url: Url = "zookeeper://u:p@a:2181?backup=b&session=30s&check=false".parse()?;
 /// let params = RegistryParams::new(&url);
@@ -23,11 +42,52 @@ use crate::failback::FailbackConfig;
 /// assert_eq!(params.credentials(), Some(("u", "p")));
 /// assert_eq!(params.positive_duration("session", Duration::from_secs(60))?, Duration::from_secs(30));
 /// assert!(!params.failback()?.check);
-/// # Ok::<(), srpc_registry::Error>(())
+/// # Ok::<(), srpc_registry_kit::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy)]
 pub struct RegistryParams<'a> {
     url: &'a Url,
+}
+
+impl Default for FailbackConfig {
+    fn default() -> FailbackConfig {
+        FailbackConfig {
+            check: true,
+            retry_min: Duration::from_millis(200),
+            retry_max: Duration::from_secs(30),
+            file: None,
+        }
+    }
+}
+
+impl FailbackConfig {
+    /// The retry policy these settings describe.
+    pub fn retry(&self) -> RetryPolicy {
+        RetryPolicy::new(self.retry_min, self.retry_max)
+    }
+
+    /// Reads `check`, `retry.period`, `retry.max.period` and `file` from a registry URL.
+    pub fn from_url(registry: &Url) -> Result<FailbackConfig> {
+        let default = FailbackConfig::default();
+        let config = FailbackConfig {
+            check: registry.param_bool("check", default.check)?,
+            retry_min: registry.param_duration("retry.period", default.retry_min)?,
+            retry_max: registry.param_duration("retry.max.period", default.retry_max)?,
+            file: registry
+                .param("file")
+                .map(str::trim)
+                .filter(|f| !f.is_empty())
+                .map(PathBuf::from),
+        };
+        if config.retry_min.is_zero() || config.retry_max < config.retry_min {
+            return Err(Error::invalid(
+                "registry url",
+                registry,
+                "retry.period must be > 0 and no larger than retry.max.period",
+            ));
+        }
+        Ok(config)
+    }
 }
 
 impl<'a> RegistryParams<'a> {

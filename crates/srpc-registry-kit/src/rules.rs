@@ -3,7 +3,7 @@
 
 use dubbo_url::Url;
 
-use crate::error::{Error, Result};
+use crate::{Error, Result};
 
 /// Whether a registration is dynamic (removed by `close` and with its session) rather than
 /// persistent (`dynamic=false`). Absent or empty means dynamic, `true`/`false` in any case

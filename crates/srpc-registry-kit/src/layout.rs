@@ -4,9 +4,9 @@
 
 use dubbo_url::{Url, decode, encode};
 
-use crate::error::{Error, Result};
 use crate::params::RegistryParams;
 use crate::rules::validate_registration;
+use crate::{Error, Result};
 
 /// Which path layout a registry reads and writes. Exhaustive on purpose: a backend must
 /// decide what each layout stores.

@@ -13,8 +13,8 @@ use tracing::{debug, info, warn};
 
 use crate::backend::Context;
 use crate::catalog::Catalog;
-use crate::error::{Error, Result};
 use crate::retry::RetryPolicy;
+use crate::{Error, Result};
 
 /// What one renewal found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,65 @@
+//! What every srpc registry backend is built from, so that a backend writes only its own
+//! protocol.
+//!
+//! A backend implements [`Backend`] (the raw operations) and is wrapped in
+//! [`FailbackRegistry`], which implements the [`Registry`] contract of `srpc-registry` on top:
+//! bookkeeping, `check`, retries, recovery after a new session, the cache file. The backend
+//! gets a [`Context`]: the [`Catalog`] it feeds, the retry policy, the [`Tasks`] its
+//! background work runs in (aborted on close and drop), and a [`Session`] to report what
+//! happened to its connection. [`Watches`] runs one watch task per scope, [`Keepalive`] keeps
+//! a registration alive, [`Prober`] verifies providers of server-less registries,
+//! [`RegistryParams`] reads the common parts of a registry URL, [`RetryPolicy`] is how every
+//! loop backs off, and [`layout`] is Dubbo's (and rpcx's) path layout for backends that store
+//! paths. `docs/registry.md` ("Writing a backend") has the guide.
+//!
+//! The contract's types are re-exported here, so a backend depends on this crate alone.
+
+mod answers;
+mod backend;
+mod cache;
+mod catalog;
+mod failback;
+mod keepalive;
+pub mod layout;
+mod params;
+mod prober;
+mod properties;
+mod retry;
+mod rules;
+mod watches;
+
+pub use srpc_registry::{
+    Change, Error, History, Members, Registry, Result, Snapshot, Subscription, Url, with_root_cause,
+};
+
+pub use crate::answers::wait_for_answers;
+pub use crate::backend::{Backend, Context};
+pub use crate::catalog::{Catalog, SubscriptionId};
+pub use crate::failback::FailbackRegistry;
+pub use crate::keepalive::{Keepalive, KeepaliveState, Renew, Renewal};
+pub use crate::params::{FailbackConfig, RegistryParams};
+pub use crate::prober::{
+    MAX_PROBE_TIMEOUT, Probed, Prober, ProberSettings, is_probe_candidate, probe,
+};
+pub use crate::retry::{Backoff, RetryPolicy, retry_delays};
+pub use crate::rules::{is_dynamic, validate_query, validate_registration};
+pub use crate::watches::{WatchScope, Watches};
+
+/// Entry points for the fuzz targets (`cargo xtask fuzz`), built only with `--cfg fuzzing`.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Reads a cache file's bytes as `file=` does at start; checks that what the properties
+    /// reader accepts, written back, reads the same.
+    pub fn read_cache_file(bytes: &[u8]) {
+        let _ = crate::cache::read_lists(std::path::Path::new("fuzz.cache"), bytes);
+        let entries: Vec<(String, String)> = crate::properties::entries(bytes).collect();
+        let text = crate::properties::write(
+            "c",
+            "d",
+            entries.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        let again: Vec<(String, String)> = crate::properties::entries(text.as_bytes()).collect();
+        assert_eq!(again, entries, "written as {text:?}");
+    }
+}
