@@ -155,3 +155,53 @@ macro_rules! conformance_suite {
         }
     };
 }
+
+/// Issue 26: a registry handle dropped without `close()` stops every task it started, the
+/// backend's and the kit's.
+///
+/// The handle is opened from `registry_url` in a runtime of its own, registers a provider,
+/// subscribes to it and sees it: by then it runs background work (receive loops, watches,
+/// keepalives, the prober). Then the subscription and the handle are dropped, and every task
+/// of that runtime must end within `deadline`: none is left behind holding sockets, sessions
+/// or memory. Servers the backend talks to must run elsewhere (another runtime, a process).
+pub fn dropping_a_handle_stops_every_task(registry_url: &str, deadline: std::time::Duration) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let metrics = tokio::runtime::Handle::current().metrics();
+        let registry = srpc::registry::connect(registry_url).await.unwrap();
+        let provider: srpc_registry::Url = "dubbo://127.0.0.1:1/org.srpc.tasks.Drop?side=provider"
+            .parse()
+            .unwrap();
+        registry.register(&provider).await.unwrap();
+        let mut sub = registry
+            .subscribe(&"consumer://127.0.0.1/org.srpc.tasks.Drop".parse().unwrap())
+            .await
+            .unwrap();
+        sub.wait_for(|s| s.providers().contains(&provider), deadline)
+            .await
+            .unwrap();
+        let running = metrics.num_alive_tasks();
+        assert!(
+            running > 0,
+            "{registry_url}: a subscribed handle runs background tasks"
+        );
+        drop(sub);
+        drop(registry);
+        let stopped = tokio::time::timeout(deadline, async {
+            while metrics.num_alive_tasks() > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        assert!(
+            stopped.is_ok(),
+            "{registry_url}: {} of {running} tasks still alive {deadline:?} after the handle \
+             was dropped",
+            metrics.num_alive_tasks()
+        );
+    });
+}

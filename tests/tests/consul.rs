@@ -72,3 +72,14 @@ impl Factory for Consul {
 
 srpc_tests::conformance_suite!(Consul);
 srpc_tests::outage_suite!(Consul);
+
+#[test]
+fn dropping_a_handle_stops_every_task() {
+    // The agent runs in a runtime of its own: only the handle's tasks are counted.
+    let servers = tokio::runtime::Runtime::new().unwrap();
+    let agent = servers.block_on(agent());
+    srpc_tests::dropping_a_handle_stops_every_task(
+        &format!("consul://{agent}?consul-watch-timeout=5000"),
+        Duration::from_secs(10),
+    );
+}

@@ -65,3 +65,14 @@ mod etcd_3_5 {
     srpc_tests::conformance_suite!(Etcd(EtcdVersion::V3_5), #[ignore = "needs etcd: cargo xtask integration"]);
     srpc_tests::outage_suite!(Etcd(EtcdVersion::V3_5), #[ignore = "needs etcd: cargo xtask integration"]);
 }
+
+#[test]
+#[ignore = "needs etcd: cargo xtask integration"]
+fn dropping_a_handle_stops_every_task() {
+    let url = format!(
+        "etcd://{}?group={}&session=10000",
+        shared_etcd(EtcdVersion::V3_4),
+        fresh_root("srpc-conformance")
+    );
+    srpc_tests::dropping_a_handle_stops_every_task(&url, std::time::Duration::from_secs(10));
+}

@@ -281,3 +281,15 @@ async fn against_an_older_server_each_registration_is_heartbeated() {
         "registered again although nothing was lost:\n{metrics}"
     );
 }
+
+#[test]
+fn dropping_a_handle_stops_every_task() {
+    // The server runs in a runtime of its own: only the handle's tasks are counted.
+    let servers = tokio::runtime::Runtime::new().unwrap();
+    let server = servers.block_on(server());
+    srpc_tests::dropping_a_handle_stops_every_task(
+        &format!("http://{}?ttl=5s&wait=5s", server.local_addr()),
+        Duration::from_secs(10),
+    );
+    drop(server);
+}

@@ -150,3 +150,12 @@ async fn legacy_unicast_queries_get_a_unicast_answer() {
         "{answer:?}"
     );
 }
+
+#[test]
+fn dropping_a_handle_stops_every_task() {
+    srpc_tests::netns::private();
+    srpc_tests::dropping_a_handle_stops_every_task(
+        "mdns://local?timeout=300",
+        std::time::Duration::from_secs(10),
+    );
+}

@@ -26,3 +26,11 @@ impl Factory for Multicast {
 }
 
 srpc_tests::conformance_suite!(Multicast);
+
+#[test]
+fn dropping_a_handle_stops_every_task() {
+    srpc_tests::dropping_a_handle_stops_every_task(
+        &srpc_tests::multicast_url("timeout=300"),
+        std::time::Duration::from_secs(10),
+    );
+}

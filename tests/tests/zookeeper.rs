@@ -115,3 +115,14 @@ async fn reading_never_writes_and_still_sees_the_path_appear() {
         .await
         .unwrap();
 }
+
+#[test]
+#[ignore = "needs ZooKeeper: cargo xtask integration"]
+fn dropping_a_handle_stops_every_task() {
+    let url = format!(
+        "zookeeper://{}?group={}&session=10000",
+        shared_zookeeper(),
+        root()
+    );
+    srpc_tests::dropping_a_handle_stops_every_task(&url, Duration::from_secs(10));
+}

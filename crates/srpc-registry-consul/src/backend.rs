@@ -200,9 +200,7 @@ impl Renew for Passer {
 
 #[async_trait]
 impl Backend for ConsulBackend {
-    fn name(&self) -> &'static str {
-        BACKEND
-    }
+    const NAME: &'static str = BACKEND;
 
     async fn register(&self, url: &Url) -> Result<()> {
         let inner = &self.inner;
@@ -260,17 +258,9 @@ impl Backend for ConsulBackend {
     }
 
     async fn close(&self) -> Result<()> {
+        // The keepalives and watches were stopped with the handle's tasks.
         self.inner.keepalives().clear();
-        self.inner.watches.close();
         Ok(())
-    }
-}
-
-impl Drop for ConsulBackend {
-    fn drop(&mut self) {
-        // The tasks hold the inner state: stop them so that it can go.
-        self.inner.keepalives().clear();
-        self.inner.watches.close();
     }
 }
 

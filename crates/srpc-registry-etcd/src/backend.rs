@@ -9,8 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use srpc_registry_kit::layout::{PathLayout, rpcx_metadata};
 use srpc_registry_kit::{
-    Backend, Context, Error, Keepalive, Renew, Renewal, Result, Url, WatchScope, Watches,
-    is_dynamic,
+    Backend, Context, Error, Keepalive, Renew, Renewal, Result, SessionEvent, Url, WatchScope,
+    Watches, is_dynamic,
 };
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -156,7 +156,7 @@ impl Inner {
                 lease = id,
                 "the lease was lost; writing every registration again with a new one"
             );
-            self.ctx.recover();
+            self.ctx.report(SessionEvent::Renewed);
         }
         let mut keepalive = self.keepalive.lock().unwrap_or_else(|p| p.into_inner());
         if keepalive.is_none() {
@@ -511,9 +511,7 @@ impl Renew for LeaseKeeper {
 
 #[async_trait]
 impl Backend for EtcdBackend {
-    fn name(&self) -> &'static str {
-        BACKEND
-    }
+    const NAME: &'static str = BACKEND;
 
     async fn register(&self, url: &Url) -> Result<()> {
         let inner = &self.inner;
@@ -574,8 +572,8 @@ impl Backend for EtcdBackend {
     }
 
     async fn close(&self) -> Result<()> {
+        // The watches and the keepalive were stopped with the handle's tasks.
         let inner = &self.inner;
-        inner.watches.close();
         inner
             .keepalive
             .lock()
@@ -588,19 +586,6 @@ impl Backend for EtcdBackend {
             info!(backend = BACKEND, lease, "lease revoked");
         }
         Ok(())
-    }
-}
-
-impl Drop for EtcdBackend {
-    fn drop(&mut self) {
-        // The tasks hold the inner state: stop them so that it can go. The lease is left to
-        // expire, as a crashed process's would.
-        self.inner.watches.close();
-        self.inner
-            .keepalive
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
     }
 }
 

@@ -384,9 +384,7 @@ async fn refusal(url: &str, status: StatusCode, response: reqwest::Response) -> 
 
 #[async_trait]
 impl Backend for HttpBackend {
-    fn name(&self) -> &'static str {
-        BACKEND
-    }
+    const NAME: &'static str = BACKEND;
 
     async fn register(&self, url: &Url) -> Result<()> {
         let inner = &self.inner;
@@ -452,17 +450,9 @@ impl Backend for HttpBackend {
     }
 
     async fn close(&self) -> Result<()> {
+        // The heartbeat and the long-polls were stopped with the handle's tasks.
         *self.inner.held() = Held::default();
-        self.inner.watches.close();
         Ok(())
-    }
-}
-
-impl Drop for HttpBackend {
-    fn drop(&mut self) {
-        // The tasks hold the inner state; stop them so it can go.
-        *self.inner.held() = Held::default();
-        self.inner.watches.close();
     }
 }
 

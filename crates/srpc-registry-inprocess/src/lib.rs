@@ -153,9 +153,7 @@ impl HubState {
 
 #[async_trait]
 impl Backend for InprocessBackend {
-    fn name(&self) -> &'static str {
-        SCHEME
-    }
+    const NAME: &'static str = SCHEME;
 
     async fn register(&self, url: &Url) -> Result<()> {
         lock(&self.hub.state).insert(self.member, url);

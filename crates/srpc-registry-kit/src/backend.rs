@@ -1,15 +1,17 @@
 //! The backend author's API: the [`Backend`] trait a backend implements, and the [`Context`]
-//! it is given to report what it reads and to ask for recovery.
+//! it is given to feed what it reads, run its tasks, and report what happened to its session.
 
 use std::fmt;
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use dubbo_url::Url;
+use tokio::sync::watch;
 
 use crate::Result;
 use crate::catalog::Catalog;
 use crate::retry::RetryPolicy;
+use crate::tasks::Tasks;
 
 /// What a backend implements: the raw operations against its registry.
 /// [`crate::FailbackRegistry`] wraps it into a full [`crate::Registry`] with bookkeeping,
@@ -22,7 +24,12 @@ use crate::retry::RetryPolicy;
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
     /// Short name for logs and errors, e.g. `zookeeper`.
-    fn name(&self) -> &'static str;
+    const NAME: &'static str;
+
+    /// [`Backend::NAME`], for code that holds a value.
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
 
     /// Writes one registration to the registry. The URL has passed
     /// [`crate::validate_registration`]; refuse what the registry cannot carry with
@@ -35,7 +42,7 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Starts (or renews, after a new session) watching what `query` needs, and puts the
     /// current listing into the catalog **before returning**. Called again for the same query
-    /// by [`Context::relist`] and [`Context::recover`]: it must be idempotent.
+    /// after [`SessionEvent::Resumed`] and [`SessionEvent::Renewed`]: it must be idempotent.
     async fn subscribe(&self, query: &Url) -> Result<()>;
 
     /// Stops watching what only `query` needed. Called when the last subscription with an
@@ -45,28 +52,73 @@ pub trait Backend: Send + Sync + 'static {
     /// Reads once everything `query` may select. The caller filters with `is_match`.
     async fn lookup(&self, query: &Url) -> Result<Vec<Url>>;
 
-    /// Releases connections and tasks. Registrations were already removed by the caller.
+    /// Releases connections. Registrations were already removed and every task of
+    /// [`Context::tasks`] aborted by the caller.
     async fn close(&self) -> Result<()>;
 }
 
 /// What a backend gets at construction: the catalog to feed, the retry policy of the
-/// registry URL, and a way to ask for recovery.
+/// registry URL, the task set its background work runs in, and the session it reports to.
 #[derive(Clone)]
 pub struct Context {
     catalog: Arc<Catalog>,
     retry: RetryPolicy,
-    owner: Arc<OnceLock<Weak<dyn Recover>>>,
+    tasks: Tasks,
+    session: Session,
 }
 
-/// Implemented by the registry that owns a backend: the recovery verbs of [`Context`].
-pub(crate) trait Recover: Send + Sync {
-    /// Writes every registration again, then re-lists every subscription.
-    fn recover(self: Arc<Self>);
-    /// Re-lists every subscription.
-    fn relist(self: Arc<Self>);
+/// What happened to a backend's connection to its registry, as the backend reports it with
+/// [`Context::report`]. The kit follows these: it marks snapshots, and writes and lists again
+/// where the event calls for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionEvent {
+    /// The connection is lost; the registry may still hold what this handle wrote. Every
+    /// snapshot keeps its URLs and says `connected = false` until the connection is back.
+    Lost,
+    /// The connection is back and the registry kept this handle's state (a ZooKeeper
+    /// reconnect within the same session): every subscription is listed again, since changes
+    /// made meanwhile may have been missed; registrations are left alone.
+    Resumed,
+    /// The registry lost this handle's state and the backend has a new one (a new ZooKeeper
+    /// session, an etcd lease granted again): every registration is written again and every
+    /// subscription listed again, with retries for what fails.
+    Renewed,
+}
+
+/// The kit's end of [`Context::report`]: how many times each event that needs work was
+/// reported. The kit follows the counts (a `watch`), so a burst of reports is one round of
+/// work and nothing queues up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct SessionCounts {
+    pub(crate) resumed: u64,
+    pub(crate) renewed: u64,
+}
+
+#[derive(Clone)]
+struct Session {
+    counts: Arc<watch::Sender<SessionCounts>>,
 }
 
 impl Context {
+    /// A context for a backend of `backend` (for logs) with `retry`; the kit follows what is
+    /// reported through it with the returned receiver.
+    pub(crate) fn new(
+        backend: &'static str,
+        retry: RetryPolicy,
+    ) -> (Context, watch::Receiver<SessionCounts>) {
+        let (counts, rx) = watch::channel(SessionCounts::default());
+        let ctx = Context {
+            catalog: Arc::new(Catalog::new()),
+            retry,
+            tasks: Tasks::new(backend),
+            session: Session {
+                counts: Arc::new(counts),
+            },
+        };
+        (ctx, rx)
+    }
+
     /// The catalog this backend feeds.
     pub fn catalog(&self) -> &Arc<Catalog> {
         &self.catalog
@@ -79,40 +131,29 @@ impl Context {
         self.retry
     }
 
-    /// Reports whether the backend is connected to its registry. While it is not, every
-    /// snapshot keeps its URLs and says `connected = false`.
-    pub fn set_connected(&self, connected: bool) {
-        self.catalog.set_connected(connected);
+    /// The task set of this registry handle: a backend spawns every background task here
+    /// (receive loops, supervisors), and the kit aborts them all on close and drop.
+    pub fn tasks(&self) -> &Tasks {
+        &self.tasks
     }
 
-    /// Asks for every registration to be written again and every subscription to be
-    /// re-listed, now, with retries for what fails. Call it after the registry lost this
-    /// handle's state: a new ZooKeeper session, an etcd lease that expired.
-    pub fn recover(&self) {
-        if let Some(owner) = self.owner.get().and_then(Weak::upgrade) {
-            owner.recover();
+    /// Reports what happened to the connection to the registry; see [`SessionEvent`] for
+    /// what the kit does about each. Returns at once: the writing and listing it calls for
+    /// run in the background.
+    pub fn report(&self, event: SessionEvent) {
+        match event {
+            SessionEvent::Lost => self.catalog.set_connected(false),
+            SessionEvent::Resumed | SessionEvent::Renewed => {
+                // Unlisted before the connection counts again, so that no snapshot says
+                // `connected` before its listing is fresh.
+                self.catalog.mark_all_unlisted();
+                self.catalog.set_connected(true);
+                self.session.counts.send_modify(|counts| match event {
+                    SessionEvent::Renewed => counts.renewed += 1,
+                    _ => counts.resumed += 1,
+                });
+            }
         }
-    }
-
-    /// Asks for every subscription to be re-listed, now, with retries for what fails; the
-    /// registrations are left alone. Call it when the connection came back but the registry
-    /// kept this handle's state (a ZooKeeper reconnect within the same session), since
-    /// changes made meanwhile may have been missed.
-    pub fn relist(&self) {
-        if let Some(owner) = self.owner.get().and_then(Weak::upgrade) {
-            owner.relist();
-        }
-    }
-
-    /// A context whose owner is set later with the returned cell.
-    pub(crate) fn detached(retry: RetryPolicy) -> (Context, Arc<OnceLock<Weak<dyn Recover>>>) {
-        let owner = Arc::new(OnceLock::new());
-        let ctx = Context {
-            catalog: Arc::new(Catalog::new()),
-            retry,
-            owner: owner.clone(),
-        };
-        (ctx, owner)
     }
 }
 
@@ -120,6 +161,7 @@ impl fmt::Debug for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Context")
             .field("retry", &self.retry)
+            .field("tasks", &self.tasks)
             .finish_non_exhaustive()
     }
 }

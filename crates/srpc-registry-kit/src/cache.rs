@@ -33,6 +33,7 @@ use tracing::{debug, info, warn};
 use crate::layout::query_categories;
 use crate::properties::{self, Line};
 use crate::retry::RetryPolicy;
+use crate::tasks::Tasks;
 
 /// The comment Java writes as the file's first line.
 const COMMENT: &str = "Dubbo Registry Cache";
@@ -46,6 +47,8 @@ pub(crate) struct CacheFile {
     state: Mutex<State>,
     /// Wakes the writer task (also when the cache is dropped, to end it).
     dirty: Arc<Notify>,
+    /// Where the writer task runs: the registry handle's.
+    tasks: Tasks,
 }
 
 #[derive(Debug, Default)]
@@ -60,7 +63,7 @@ struct State {
 impl CacheFile {
     /// Opens the cache at `path`, reading what it holds now. Never fails: a missing file is
     /// an empty cache, an unreadable or damaged one is reported and read as far as it goes.
-    pub(crate) fn open(path: PathBuf) -> Arc<CacheFile> {
+    pub(crate) fn open(path: PathBuf, tasks: Tasks) -> Arc<CacheFile> {
         let lists = match fs::read(&path) {
             Ok(bytes) => read_lists(&path, &bytes),
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
@@ -79,6 +82,7 @@ impl CacheFile {
                 ..State::default()
             }),
             dirty: Arc::new(Notify::new()),
+            tasks,
         })
     }
 
@@ -124,10 +128,11 @@ impl CacheFile {
             !std::mem::replace(&mut state.writer_started, true)
         };
         if start_writer {
-            match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => {
-                    runtime.spawn(writer(Arc::downgrade(self), self.dirty.clone()));
-                }
+            match self.tasks.spawn(
+                "cache file writer",
+                writer(Arc::downgrade(self), self.dirty.clone()),
+            ) {
+                Ok(_) => {}
                 Err(_) => {
                     self.lock().writer_started = false;
                     if let Err(error) = self.flush() {
@@ -316,7 +321,7 @@ mod tests {
         let temp = tempfile::tempdir().unwrap();
         let dir = temp.path().to_owned();
         let path = dir.join("cache.properties");
-        let first = CacheFile::open(path.clone());
+        let first = CacheFile::open(path.clone(), Tasks::new("test"));
         let providers = [
             url("dubbo://10.0.0.1:20880/a.B?interface=a.B&group=g&version=1.0"),
             url("dubbo://10.0.0.2:20880/a.B?interface=a.B&group=g&version=1.0&note=two words"),
@@ -332,13 +337,16 @@ mod tests {
             text.contains("g/a.B\\:1.0=dubbo\\://10.0.0.1\\:20880/"),
             "{text}"
         );
-        let second = CacheFile::open(path.clone());
+        let second = CacheFile::open(path.clone(), Tasks::new("test"));
         assert_eq!(second.cached(&query()), Some(providers.to_vec()));
         // An empty list is Java's empty marker, read back as an empty list.
         second.save(&query(), &[]);
         let text = fs::read_to_string(&path).unwrap();
         assert!(text.contains("=empty\\://"), "{text}");
-        assert_eq!(CacheFile::open(path.clone()).cached(&query()), Some(vec![]));
+        assert_eq!(
+            CacheFile::open(path.clone(), Tasks::new("test")).cached(&query()),
+            Some(vec![])
+        );
         let leftovers: Vec<_> = fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -352,8 +360,8 @@ mod tests {
         let temp = tempfile::tempdir().unwrap();
         let dir = temp.path().to_owned();
         let path = dir.join("shared.cache");
-        let a = CacheFile::open(path.clone());
-        let b = CacheFile::open(path.clone());
+        let a = CacheFile::open(path.clone(), Tasks::new("test"));
+        let b = CacheFile::open(path.clone(), Tasks::new("test"));
         let other = url("consumer://127.0.0.1/c.D?interface=c.D&category=providers");
         a.save(
             &query(),
@@ -362,7 +370,7 @@ mod tests {
             )],
         );
         b.save(&other, &[url("dubbo://10.0.0.9:1/c.D?interface=c.D")]);
-        let read = CacheFile::open(path);
+        let read = CacheFile::open(path, Tasks::new("test"));
         assert_eq!(read.cached(&query()).map(|l| l.len()), Some(1));
         assert_eq!(read.cached(&other).map(|l| l.len()), Some(1));
     }
@@ -372,7 +380,7 @@ mod tests {
         let temp = tempfile::tempdir().unwrap();
         let dir = temp.path().to_owned();
         let path = dir.join("locked.cache");
-        let cache = CacheFile::open(path.clone());
+        let cache = CacheFile::open(path.clone(), Tasks::new("test"));
         let held = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -396,7 +404,9 @@ mod tests {
         drop(held);
         cache.flush().unwrap();
         assert_eq!(
-            CacheFile::open(path).cached(&query()).map(|l| l.len()),
+            CacheFile::open(path, Tasks::new("test"))
+                .cached(&query())
+                .map(|l| l.len()),
             Some(1)
         );
     }
@@ -425,7 +435,7 @@ mod tests {
         for (name, bytes) in cases {
             let path = dir.join(format!("{}.cache", name.replace(' ', "-")));
             fs::write(&path, &bytes).unwrap();
-            let cache = CacheFile::open(path);
+            let cache = CacheFile::open(path, Tasks::new("test"));
             let cached = cache.cached(&query());
             match name {
                 "binary" | "empty" => assert_eq!(cached, None, "{name}"),
@@ -433,7 +443,7 @@ mod tests {
             }
         }
         // A directory where the file should be: read as empty, writes fail and are retried.
-        let cache = CacheFile::open(dir.clone());
+        let cache = CacheFile::open(dir.clone(), Tasks::new("test"));
         assert_eq!(cache.cached(&query()), None);
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use async_trait::async_trait;
 use dubbo_url::{Url, is_match};
@@ -14,22 +14,27 @@ use tracing::{debug, info, warn};
 
 use crate::Registry;
 use crate::Subscription;
-use crate::backend::{Backend, Context, Recover};
+use crate::backend::{Backend, Context, SessionCounts};
 use crate::cache::CacheFile;
 use crate::catalog::{Catalog, SubscriptionId};
 use crate::params::FailbackConfig;
 use crate::rules::{is_dynamic, validate_query, validate_registration};
+use crate::tasks::Tasks;
 use crate::{Error, Result};
 
 /// A [`Registry`] built from a [`Backend`]: Dubbo's `FailbackRegistry`, done once.
 ///
 /// - `register`/`subscribe` failures are returned when `check` holds (registry and URL),
 ///   else logged and retried in the background with capped exponential backoff, forever;
-/// - [`Context::recover`] (after a new session) restores every registration and re-lists every
-///   subscription at once, retrying what fails;
+/// - a [`crate::SessionEvent::Renewed`] reported by the backend (a new session) restores every
+///   registration and re-lists every subscription at once, retrying what fails;
+///   [`crate::SessionEvent::Resumed`] re-lists only;
 /// - while the backend says it is disconnected, snapshots keep their URLs and are marked
 ///   `connected = false` (empty protection);
-/// - `close` unregisters dynamic registrations and ends subscriptions.
+/// - `close` unregisters dynamic registrations, ends subscriptions and aborts every task of
+///   [`Context::tasks`]; so does dropping the handle once every subscription made through it
+///   is dropped too (without unregistering: the registry forgets them as it forgets a
+///   crashed process's).
 pub struct FailbackRegistry<B: Backend> {
     shared: Arc<Shared<B>>,
 }
@@ -41,6 +46,7 @@ struct Shared<B> {
     book: Mutex<Book>,
     closed: AtomicBool,
     cache: Option<Arc<CacheFile>>,
+    tasks: Tasks,
 }
 
 #[derive(Default)]
@@ -68,9 +74,9 @@ impl<B: Backend> FailbackRegistry<B> {
         config: FailbackConfig,
         make_backend: impl FnOnce(Context) -> B,
     ) -> FailbackRegistry<B> {
-        let (ctx, owner) = Context::detached(config.retry());
+        let (ctx, session) = Context::new(B::NAME, config.retry());
         let backend = make_backend(ctx.clone());
-        FailbackRegistry::attach(config, ctx, owner, backend)
+        FailbackRegistry::attach(config, ctx, session, backend)
     }
 
     /// Like [`FailbackRegistry::new`] for a backend whose construction can fail.
@@ -78,9 +84,9 @@ impl<B: Backend> FailbackRegistry<B> {
         config: FailbackConfig,
         make_backend: impl FnOnce(Context) -> Result<B>,
     ) -> Result<FailbackRegistry<B>> {
-        let (ctx, owner) = Context::detached(config.retry());
-        let backend = make_backend(ctx.clone())?;
-        Ok(FailbackRegistry::attach(config, ctx, owner, backend))
+        let (ctx, session) = Context::new(B::NAME, config.retry());
+        let backend = make_backend(ctx.clone()).inspect_err(|_| ctx.tasks().close())?;
+        Ok(FailbackRegistry::attach(config, ctx, session, backend))
     }
 
     /// Like [`FailbackRegistry::try_new`] for a backend that connects asynchronously.
@@ -91,18 +97,25 @@ impl<B: Backend> FailbackRegistry<B> {
     where
         F: Future<Output = Result<B>>,
     {
-        let (ctx, owner) = Context::detached(config.retry());
-        let backend = make_backend(ctx.clone()).await?;
-        Ok(FailbackRegistry::attach(config, ctx, owner, backend))
+        let (ctx, session) = Context::new(B::NAME, config.retry());
+        // A backend that fails half-way may have started tasks: they go with it.
+        let backend = make_backend(ctx.clone())
+            .await
+            .inspect_err(|_| ctx.tasks().close())?;
+        Ok(FailbackRegistry::attach(config, ctx, session, backend))
     }
 
     fn attach(
         config: FailbackConfig,
         ctx: Context,
-        owner: Arc<OnceLock<Weak<dyn Recover>>>,
+        session: tokio::sync::watch::Receiver<SessionCounts>,
         backend: B,
     ) -> FailbackRegistry<B> {
-        let cache = config.file.clone().map(CacheFile::open);
+        let tasks = ctx.tasks().clone();
+        let cache = config
+            .file
+            .clone()
+            .map(|file| CacheFile::open(file, tasks.clone()));
         let shared = Arc::new(Shared {
             backend,
             catalog: ctx.catalog().clone(),
@@ -110,12 +123,16 @@ impl<B: Backend> FailbackRegistry<B> {
             book: Mutex::new(Book::default()),
             closed: AtomicBool::new(false),
             cache,
+            tasks,
         });
-        let weak: Weak<Shared<B>> = Arc::downgrade(&shared);
-        let weak: Weak<dyn Recover> = weak;
-        // Set exactly once, here; the backend cannot have asked to recover before it existed.
-        let _ = owner.set(weak);
+        follow_session(&shared, session);
         FailbackRegistry { shared }
+    }
+
+    /// The task set every background task of this handle runs in, the backend's and the
+    /// kit's: empty once the handle is closed, or dropped with its subscriptions.
+    pub fn tasks(&self) -> &Tasks {
+        &self.shared.tasks
     }
 
     /// The wrapped backend.
@@ -168,10 +185,10 @@ impl<B: Backend> Shared<B> {
     /// Retries `op` in the background until it succeeds, the registry closes, or the task is
     /// aborted. `immediate` makes the first attempt now instead of after the first delay.
     fn spawn_retry(self: &Arc<Self>, op: Op, immediate: bool) -> Option<AbortHandle> {
-        let runtime = tokio::runtime::Handle::try_current().ok()?;
         let weak = Arc::downgrade(self);
         let mut backoff = self.config.retry().backoff();
-        let task = runtime.spawn(async move {
+        let op_name = op.to_string();
+        let task = self.tasks.spawn("retry", async move {
             let mut first = true;
             for attempt in 1u64.. {
                 if !(first && immediate) {
@@ -201,7 +218,13 @@ impl<B: Backend> Shared<B> {
                 }
             }
         });
-        Some(task.abort_handle())
+        match task {
+            Ok(task) => Some(task),
+            Err(error) => {
+                debug!(backend = self.backend.name(), op = %op_name, %error, "not retried");
+                None
+            }
+        }
     }
 
     /// A subscription's listing is in: cached providers it started from give way to it.
@@ -250,11 +273,10 @@ impl<B: Backend> Shared<B> {
         if still_wanted || self.closed.load(Ordering::Acquire) {
             return;
         }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let shared = self.clone();
-        runtime.spawn(async move {
+        // Holds the registry only while it runs: the last guard may be the one dropping.
+        let weak = Arc::downgrade(self);
+        let _ = self.tasks.spawn("unsubscribe", async move {
+            let Some(shared) = weak.upgrade() else { return };
             if let Err(error) = shared.backend.unsubscribe(&query).await {
                 warn!(backend = shared.backend.name(), %query, %error, "unsubscribe failed");
             }
@@ -280,8 +302,8 @@ impl<B: Backend> Shared<B> {
     }
 }
 
-impl<B: Backend> Recover for Shared<B> {
-    fn recover(self: Arc<Self>) {
+impl<B: Backend> Shared<B> {
+    fn recover(self: &Arc<Self>) {
         if self.closed.load(Ordering::Acquire) {
             return;
         }
@@ -300,7 +322,7 @@ impl<B: Backend> Recover for Shared<B> {
         self.relist_subscriptions(&mut book);
     }
 
-    fn relist(self: Arc<Self>) {
+    fn relist(self: &Arc<Self>) {
         if self.closed.load(Ordering::Acquire) {
             return;
         }
@@ -395,7 +417,7 @@ impl<B: Backend> Registry for FailbackRegistry<B> {
             id,
         });
         if let Some(cache) = &shared.cache {
-            save_snapshots(cache, query, rx.clone());
+            save_snapshots(&shared.tasks, cache, query, rx.clone());
         }
         match shared.backend.subscribe(query).await {
             Ok(()) => {
@@ -474,6 +496,9 @@ impl<B: Backend> Registry for FailbackRegistry<B> {
             }
         }
         shared.catalog.close();
+        // Before the backend closes its connections, so that no task of it renews, writes or
+        // reconnects behind its back.
+        shared.tasks.close();
         if let Some(cache) = shared.cache.clone() {
             let written = tokio::task::spawn_blocking(move || cache.flush()).await;
             if let Ok(Err(error)) = written {
@@ -498,6 +523,14 @@ impl<B: Backend> fmt::Debug for FailbackRegistry<B> {
             .field("backend", &self.shared.backend.name())
             .field("config", &self.shared.config)
             .finish_non_exhaustive()
+    }
+}
+
+impl<B> Drop for Shared<B> {
+    /// The handle and every subscription of it are gone: the tasks that would keep the
+    /// backend's state alive go too.
+    fn drop(&mut self) {
+        self.tasks.close();
     }
 }
 
@@ -537,6 +570,41 @@ impl fmt::Display for Op {
     }
 }
 
+/// Follows what the backend reports through [`Context::report`]: a renewed session writes
+/// every registration again and re-lists, a resumed one re-lists. Runs in the handle's task
+/// set and holds the registry only while it acts, so it never keeps it alive.
+fn follow_session<B: Backend>(
+    shared: &Arc<Shared<B>>,
+    mut session: tokio::sync::watch::Receiver<SessionCounts>,
+) {
+    let weak: Weak<Shared<B>> = Arc::downgrade(shared);
+    let follower = shared.tasks.spawn("session", async move {
+        // From zero, not from the value at the first poll: a report made before this task
+        // first ran still counts.
+        let mut seen = SessionCounts::default();
+        loop {
+            let now = *session.borrow_and_update();
+            if now != seen {
+                let Some(shared) = weak.upgrade() else { return };
+                if now.renewed != seen.renewed {
+                    shared.recover();
+                } else {
+                    shared.relist();
+                }
+                seen = now;
+            }
+            if session.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+    if let Err(error) = follower {
+        // Outside a runtime (an in-memory backend built in a plain function): such backends
+        // have no session to report on.
+        debug!(backend = shared.backend.name(), %error, "session events are not followed");
+    }
+}
+
 /// The catalog scope holding a subscription's cached providers until it lists.
 fn cached_scope(query: &Url) -> String {
     format!("cache file:{}", query.service_key())
@@ -545,15 +613,13 @@ fn cached_scope(query: &Url) -> String {
 /// Saves every connected snapshot of a subscription to the cache file, until the
 /// subscription ends.
 fn save_snapshots(
+    tasks: &Tasks,
     cache: &Arc<CacheFile>,
     query: &Url,
     mut snapshots: tokio::sync::watch::Receiver<Arc<crate::Snapshot>>,
 ) {
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        return;
-    };
     let (cache, query) = (cache.clone(), query.clone());
-    runtime.spawn(async move {
+    let _ = tasks.spawn("cache file saver", async move {
         loop {
             let snapshot = snapshots.borrow_and_update().clone();
             // Only live lists: a disconnected snapshot holds protected or cached URLs.
@@ -613,9 +679,7 @@ mod tests {
 
     #[async_trait]
     impl Backend for Flaky {
-        fn name(&self) -> &'static str {
-            "flaky"
-        }
+        const NAME: &'static str = "flaky";
         async fn register(&self, url: &Url) -> Result<()> {
             self.fail()?;
             self.registers.fetch_add(1, Ordering::SeqCst);
@@ -782,8 +846,7 @@ mod tests {
 
         // A new session: one failure on the way, then everything is back.
         registry.backend().failures.store(1, Ordering::SeqCst);
-        registry.catalog().set_connected(true);
-        registry.backend().ctx.recover();
+        registry.backend().ctx.report(crate::SessionEvent::Renewed);
         let _ = tokio::time::timeout(LONG, store.wait_for(|s| s.contains(&provider)))
             .await
             .expect("re-registered");
@@ -867,7 +930,7 @@ mod tests {
         assert_eq!(backend.registers.load(Ordering::SeqCst), 1);
         assert_eq!(backend.subscribes.load(Ordering::SeqCst), 1);
 
-        backend.ctx.relist();
+        backend.ctx.report(crate::SessionEvent::Resumed);
         sub.wait_for(Snapshot::is_connected, LONG).await.unwrap();
         let deadline = tokio::time::Instant::now() + LONG;
         while backend.subscribes.load(Ordering::SeqCst) < 2 {
@@ -880,7 +943,7 @@ mod tests {
             "relist writes nothing"
         );
 
-        backend.ctx.recover();
+        backend.ctx.report(crate::SessionEvent::Renewed);
         while backend.registers.load(Ordering::SeqCst) < 2
             || backend.subscribes.load(Ordering::SeqCst) < 3
         {

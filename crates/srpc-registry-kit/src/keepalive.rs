@@ -11,10 +11,10 @@ use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tracing::{debug, info, warn};
 
+use crate::Result;
 use crate::backend::Context;
 use crate::catalog::Catalog;
 use crate::retry::RetryPolicy;
-use crate::{Error, Result};
 
 /// What one renewal found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,8 +78,6 @@ impl Keepalive {
         renewer: impl Renew,
     ) -> Result<Keepalive> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        let runtime = tokio::runtime::Handle::try_current()
-            .map_err(|_| Error::backend(backend, "keepalives need a tokio runtime to run on"))?;
         let what = what.into();
         let source = Source {
             catalog: ctx.catalog().clone(),
@@ -87,11 +85,11 @@ impl Keepalive {
         };
         let (tx, state) = watch::channel(KeepaliveState::Started);
         let retry = ctx.retry().capped(period);
-        let task = runtime.spawn(run(backend, what, period, retry, renewer, source, tx));
-        Ok(Keepalive {
-            task: task.abort_handle(),
-            state,
-        })
+        let task = ctx.tasks().spawn(
+            "keepalive",
+            run(backend, what, period, retry, renewer, source, tx),
+        )?;
+        Ok(Keepalive { task, state })
     }
 
     /// A third of `ttl`: three chances to renew before the registry forgets.
@@ -203,7 +201,7 @@ mod tests {
             if entry.failures.load(Ordering::SeqCst) > 0 {
                 entry.failures.fetch_sub(1, Ordering::SeqCst);
                 entry.log.lock().unwrap().push("fail");
-                return Err(Error::not_connected("test", "injected"));
+                return Err(crate::Error::not_connected("test", "injected"));
             }
             entry.log.lock().unwrap().push("renew");
             Ok(if entry.present.load(Ordering::SeqCst) {
@@ -220,10 +218,10 @@ mod tests {
     }
 
     fn context() -> Context {
-        Context::detached(RetryPolicy::new(
-            Duration::from_millis(100),
-            Duration::from_secs(30),
-        ))
+        Context::new(
+            "test",
+            RetryPolicy::new(Duration::from_millis(100), Duration::from_secs(30)),
+        )
         .0
     }
 

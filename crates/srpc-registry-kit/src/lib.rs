@@ -5,8 +5,8 @@
 //! [`FailbackRegistry`], which implements the [`Registry`] contract of `srpc-registry` on top:
 //! bookkeeping, `check`, retries, recovery after a new session, the cache file. The backend
 //! gets a [`Context`]: the [`Catalog`] it feeds, the retry policy, the [`Tasks`] its
-//! background work runs in (aborted on close and drop), and a [`Session`] to report what
-//! happened to its connection. [`Watches`] runs one watch task per scope, [`Keepalive`] keeps
+//! background work runs in (aborted on close and drop), and [`Context::report`] to say what
+//! happened to its connection ([`SessionEvent`]). [`Watches`] runs one watch task per scope, [`Keepalive`] keeps
 //! a registration alive, [`Prober`] verifies providers of server-less registries,
 //! [`RegistryParams`] reads the common parts of a registry URL, [`RetryPolicy`] is how every
 //! loop backs off, and [`layout`] is Dubbo's (and rpcx's) path layout for backends that store
@@ -26,6 +26,7 @@ mod prober;
 mod properties;
 mod retry;
 mod rules;
+mod tasks;
 mod watches;
 
 pub use srpc_registry::{
@@ -33,7 +34,7 @@ pub use srpc_registry::{
 };
 
 pub use crate::answers::wait_for_answers;
-pub use crate::backend::{Backend, Context};
+pub use crate::backend::{Backend, Context, SessionEvent};
 pub use crate::catalog::{Catalog, SubscriptionId};
 pub use crate::failback::FailbackRegistry;
 pub use crate::keepalive::{Keepalive, KeepaliveState, Renew, Renewal};
@@ -43,6 +44,7 @@ pub use crate::prober::{
 };
 pub use crate::retry::{Backoff, RetryPolicy, retry_delays};
 pub use crate::rules::{is_dynamic, validate_query, validate_registration};
+pub use crate::tasks::Tasks;
 pub use crate::watches::{WatchScope, Watches};
 
 /// Entry points for the fuzz targets (`cargo xtask fuzz`), built only with `--cfg fuzzing`.

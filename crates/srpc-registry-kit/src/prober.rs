@@ -13,7 +13,9 @@ use tokio::net::TcpStream;
 use tokio::task::AbortHandle;
 use tracing::{debug, warn};
 
+use crate::Result;
 use crate::rules::is_dynamic;
+use crate::tasks::Tasks;
 
 /// The longest a single TCP probe may take, whatever the period.
 pub const MAX_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -62,15 +64,16 @@ pub struct Prober {
 }
 
 impl Prober {
-    /// Starts probing at `settings.period` (the first round one period from now). Must run
-    /// inside a tokio runtime.
+    /// Starts probing at `settings.period` (the first round one period from now), as a
+    /// task of `tasks`. Fails once they are closed, and outside a tokio runtime.
     pub fn start(
         backend: &'static str,
+        tasks: &Tasks,
         settings: ProberSettings,
         probed: Arc<dyn Probed>,
-    ) -> Prober {
-        let task = tokio::spawn(run(backend, settings, probed)).abort_handle();
-        Prober { task }
+    ) -> Result<Prober> {
+        let task = tasks.spawn("prober", run(backend, settings, probed))?;
+        Ok(Prober { task })
     }
 
     /// Stops probing.
@@ -223,7 +226,8 @@ mod tests {
             timeout: Duration::from_millis(500),
             misses: 2,
         };
-        let _prober = Prober::start("test", settings, seen.clone());
+        let tasks = Tasks::new("test");
+        let _prober = Prober::start("test", &tasks, settings, seen.clone()).unwrap();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while seen.lost.lock().unwrap().is_empty() {
             assert!(tokio::time::Instant::now() < deadline, "never lost");

@@ -15,6 +15,7 @@ use tracing::{debug, info, warn};
 use crate::backend::Context;
 use crate::catalog::Catalog;
 use crate::retry::RetryPolicy;
+use crate::tasks::Tasks;
 use crate::{Error, Result};
 
 /// The watch tasks of one backend handle, keyed by catalog scope (a ZooKeeper directory, an
@@ -56,6 +57,8 @@ struct Inner {
     backend: &'static str,
     catalog: Arc<Catalog>,
     retry: RetryPolicy,
+    /// The registry handle's task set, where every watch task runs.
+    spawner: Tasks,
     tasks: Mutex<HashMap<String, Entry>>,
     generations: AtomicU64,
     closed: AtomicBool,
@@ -83,6 +86,7 @@ impl Watches {
                 backend,
                 catalog: ctx.catalog().clone(),
                 retry,
+                spawner: ctx.tasks().clone(),
                 tasks: Mutex::default(),
                 generations: AtomicU64::new(0),
                 closed: AtomicBool::new(false),
@@ -94,7 +98,8 @@ impl Watches {
     /// none. Returns whether a task was started. A task that is waiting to be restarted after
     /// a failure is restarted at once: a subscribe (or a re-list after a reconnect) that just
     /// read the registry should not leave its scope stale for a whole backoff delay. Fails
-    /// with [`Error::Closed`] after [`Watches::close`], and outside a tokio runtime.
+    /// with [`Error::Closed`] after [`Watches::close`] or once the handle's tasks are closed, and
+    /// outside a tokio runtime.
     pub fn watch<F, Fut>(&self, scope: &str, query: &Url, body: F) -> Result<bool>
     where
         F: FnMut(WatchScope) -> Fut + Send + 'static,
@@ -111,8 +116,6 @@ impl Watches {
             entry.wake.notify_one();
             return Ok(false);
         }
-        let runtime = tokio::runtime::Handle::try_current()
-            .map_err(|_| Error::backend(inner.backend, "watches need a tokio runtime to run on"))?;
         inner.catalog.link(scope, query);
         let generation = inner.generations.fetch_add(1, Ordering::Relaxed);
         let handle = WatchScope {
@@ -124,11 +127,17 @@ impl Watches {
             failing: Arc::default(),
         };
         let wake = Arc::new(Notify::new());
-        let task = runtime.spawn(run(inner.backend, inner.retry, handle, wake.clone(), body));
+        let task = inner
+            .spawner
+            .spawn(
+                "watch",
+                run(inner.backend, inner.retry, handle, wake.clone(), body),
+            )
+            .inspect_err(|_| inner.catalog.unlink(scope, query))?;
         tasks.insert(
             scope.to_owned(),
             Entry {
-                task: task.abort_handle(),
+                task,
                 generation,
                 queries: HashSet::from([query.clone()]),
                 wake,
@@ -358,10 +367,10 @@ mod tests {
     }
 
     fn context() -> Context {
-        Context::detached(RetryPolicy::new(
-            Duration::from_millis(100),
-            Duration::from_secs(1),
-        ))
+        Context::new(
+            "test",
+            RetryPolicy::new(Duration::from_millis(100), Duration::from_secs(1)),
+        )
         .0
     }
 
@@ -464,7 +473,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn watching_a_failing_scope_again_restarts_it_at_once() {
-        let ctx = Context::detached(RetryPolicy::new(LONG, LONG)).0;
+        let ctx = Context::new("test", RetryPolicy::new(LONG, LONG)).0;
         let watches = Watches::new("test", &ctx);
         let store = store();
         store.fail.store(true, Ordering::SeqCst);

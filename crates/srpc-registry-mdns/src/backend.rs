@@ -20,7 +20,6 @@ use srpc_registry_kit::{
 };
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
-use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -50,7 +49,6 @@ const ANNOUNCE_AGAIN: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct MdnsBackend {
     inner: Arc<Inner>,
-    tasks: Vec<AbortHandle>,
     _prober: Option<Prober>,
 }
 
@@ -125,20 +123,18 @@ impl MdnsBackend {
             arrivals: watch::Sender::new(0),
             config,
         });
-        let tasks = vec![
-            tokio::spawn(inner.clone().receive_loop()).abort_handle(),
-            tokio::spawn(inner.clone().maintain()).abort_handle(),
-        ];
-        let prober = inner.config.is_tcp().then(|| {
-            Prober::start(
-                crate::SCHEME,
-                ProberSettings::within(inner.config.session, 2),
-                Arc::new(ProbeView(inner.clone())),
-            )
-        });
+        let tasks = ctx.tasks();
+        tasks.spawn("receive loop", inner.clone().receive_loop())?;
+        tasks.spawn("maintenance", inner.clone().maintain())?;
+        let prober = if inner.config.is_tcp() {
+            let settings = ProberSettings::within(inner.config.session, 2);
+            let probed = Arc::new(ProbeView(inner.clone()));
+            Some(Prober::start(crate::SCHEME, tasks, settings, probed)?)
+        } else {
+            None
+        };
         Ok(MdnsBackend {
             inner,
-            tasks,
             _prober: prober,
         })
     }
@@ -553,9 +549,7 @@ impl Probed for ProbeView {
 
 #[async_trait]
 impl Backend for MdnsBackend {
-    fn name(&self) -> &'static str {
-        crate::SCHEME
-    }
+    const NAME: &'static str = crate::SCHEME;
 
     async fn register(&self, url: &Url) -> Result<()> {
         let inner = &self.inner;
@@ -618,17 +612,8 @@ impl Backend for MdnsBackend {
     }
 
     async fn close(&self) -> Result<()> {
-        for task in &self.tasks {
-            task.abort();
-        }
+        // The receive loop, the maintenance task and the prober were stopped with the
+        // handle's tasks.
         Ok(())
-    }
-}
-
-impl Drop for MdnsBackend {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
     }
 }

@@ -16,7 +16,6 @@ use srpc_registry_kit::{
 };
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
-use tokio::task::AbortHandle;
 use tracing::{debug, info, warn};
 
 use crate::config::MulticastConfig;
@@ -35,7 +34,6 @@ const QUIET: Duration = Duration::from_millis(100);
 #[derive(Debug)]
 pub struct MulticastBackend {
     inner: Arc<Inner>,
-    tasks: Vec<AbortHandle>,
     /// Drops providers that stopped answering (unless `clean=false`); stopped when dropped.
     _prober: Option<Prober>,
 }
@@ -77,19 +75,22 @@ impl MulticastBackend {
             queries: Mutex::default(),
             arrivals: watch::Sender::new(0),
         });
-        let tasks = vec![tokio::spawn(inner.clone().receive_loop()).abort_handle()];
+        ctx.tasks()
+            .spawn("receive loop", inner.clone().receive_loop())?;
         // Unchanged since Java: a round every `session`, two misses in a row.
-        let prober = inner.config.clean.then(|| {
+        let prober = if inner.config.clean {
             let settings = ProberSettings {
                 period: inner.config.session,
                 timeout: inner.config.session.min(MAX_PROBE_TIMEOUT),
                 misses: 2,
             };
-            Prober::start(crate::SCHEME, settings, Arc::new(ProbeView(inner.clone())))
-        });
+            let probed = Arc::new(ProbeView(inner.clone()));
+            Some(Prober::start(crate::SCHEME, ctx.tasks(), settings, probed)?)
+        } else {
+            None
+        };
         Ok(MulticastBackend {
             inner,
-            tasks,
             _prober: prober,
         })
     }
@@ -360,9 +361,7 @@ fn too_long(url: &Url) -> RegistryError {
 
 #[async_trait]
 impl Backend for MulticastBackend {
-    fn name(&self) -> &'static str {
-        crate::SCHEME
-    }
+    const NAME: &'static str = crate::SCHEME;
 
     async fn register(&self, url: &Url) -> Result<()> {
         if url.to_full_string().len() > MAX_URL_LEN {
@@ -416,17 +415,7 @@ impl Backend for MulticastBackend {
     }
 
     async fn close(&self) -> Result<()> {
-        for task in &self.tasks {
-            task.abort();
-        }
+        // The receive loop and the prober were stopped with the handle's tasks.
         Ok(())
-    }
-}
-
-impl Drop for MulticastBackend {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
     }
 }

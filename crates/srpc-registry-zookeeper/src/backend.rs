@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::FutureExt;
-use srpc_registry_kit::{Backend, Context, Error, Result, Url, WatchScope, Watches};
-use tokio::task::AbortHandle;
+use srpc_registry_kit::{Backend, Context, Error, Result, SessionEvent, Url, WatchScope, Watches};
 use tracing::{debug, info, warn};
 use zookeeper_client::{
     Acls, AddWatchMode, Client, CreateMode, CreateOptions, Error as ZkError, EventType,
@@ -25,7 +24,6 @@ const BACKEND: &str = crate::SCHEME;
 #[derive(Debug)]
 pub struct ZookeeperBackend {
     inner: Arc<Inner>,
-    supervisor: AbortHandle,
 }
 
 #[derive(Debug)]
@@ -102,7 +100,7 @@ impl ZookeeperBackend {
                     %error,
                     "no session yet (check=false): starting anyway, connecting in the background"
                 );
-                ctx.set_connected(false);
+                ctx.report(SessionEvent::Lost);
                 Slot::Opening
             }
             Err(error) => return Err(error),
@@ -119,8 +117,11 @@ impl ZookeeperBackend {
             parsed: Mutex::default(),
             persistent_watches,
         });
-        let supervisor = tokio::spawn(inner.clone().supervise()).abort_handle();
-        Ok(ZookeeperBackend { inner, supervisor })
+        inner
+            .ctx
+            .tasks()
+            .spawn("session supervisor", inner.clone().supervise())?;
+        Ok(ZookeeperBackend { inner })
     }
 
     /// The current session id (it changes after an expiry).
@@ -283,7 +284,7 @@ impl Inner {
             if self.is_closed() {
                 return;
             }
-            self.ctx.set_connected(false);
+            self.ctx.report(SessionEvent::Lost);
             let mut backoff = self.ctx.retry().capped(RETRY_CAP).backoff();
             let client = loop {
                 match new_client(&self.config).await {
@@ -306,8 +307,7 @@ impl Inner {
                 }
                 *slot = Slot::Open(client);
             }
-            self.ctx.set_connected(true);
-            self.ctx.recover();
+            self.ctx.report(SessionEvent::Renewed);
         }
     }
 
@@ -322,7 +322,7 @@ impl Inner {
                         backend = BACKEND,
                         "disconnected; keeping the last known providers until reconnected"
                     );
-                    self.ctx.set_connected(false);
+                    self.ctx.report(SessionEvent::Lost);
                 }
                 SessionState::SyncConnected | SessionState::ConnectedReadOnly => {
                     // The server kept the session, with its ephemeral nodes: nothing to
@@ -331,8 +331,7 @@ impl Inner {
                         backend = BACKEND,
                         "reconnected in the same session; re-listing"
                     );
-                    self.ctx.set_connected(true);
-                    self.ctx.relist();
+                    self.ctx.report(SessionEvent::Resumed);
                 }
                 SessionState::Closed => return,
                 terminal => {
@@ -801,9 +800,7 @@ impl Inner {
 
 #[async_trait]
 impl Backend for ZookeeperBackend {
-    fn name(&self) -> &'static str {
-        BACKEND
-    }
+    const NAME: &'static str = BACKEND;
 
     async fn register(&self, url: &Url) -> Result<()> {
         let inner = &self.inner;
@@ -872,19 +869,9 @@ impl Backend for ZookeeperBackend {
     }
 
     async fn close(&self) -> Result<()> {
-        self.supervisor.abort();
-        self.inner.watches.close();
-        // Dropping the last client closes the session; ephemeral nodes go at once.
+        // The supervisor and the watches were stopped with the handle's tasks. Dropping the last client closes the session; ephemeral nodes go at once.
         *self.inner.client.write().unwrap_or_else(|p| p.into_inner()) = Slot::Closed;
         Ok(())
-    }
-}
-
-impl Drop for ZookeeperBackend {
-    fn drop(&mut self) {
-        // The watch tasks hold the inner state: stop them so that it (and the session) go.
-        self.supervisor.abort();
-        self.inner.watches.close();
     }
 }
 
