@@ -205,3 +205,29 @@ pub fn dropping_a_handle_stops_every_task(registry_url: &str, deadline: std::tim
         );
     });
 }
+
+/// Issue 26: a handle opened from a typed config (no URL string) registers, subscribes and
+/// sees its provider like one opened from a URL, then closes.
+pub async fn a_handle_from_a_builder_works(registry: std::sync::Arc<dyn srpc_registry::Registry>) {
+    let provider: srpc_registry::Url = "dubbo://127.0.0.1:2/org.srpc.builder.Echo?side=provider"
+        .parse()
+        .unwrap();
+    registry.register(&provider).await.unwrap();
+    let mut sub = registry
+        .subscribe(
+            &"consumer://127.0.0.1/org.srpc.builder.Echo"
+                .parse()
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let seen = sub
+        .wait_for(
+            |s| s.is_connected() && s.providers().contains(&provider),
+            std::time::Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(seen.providers(), [provider]);
+    registry.close().await.unwrap();
+}

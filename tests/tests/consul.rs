@@ -83,3 +83,13 @@ fn dropping_a_handle_stops_every_task() {
         Duration::from_secs(10),
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handle_from_a_builder_works() {
+    let config = srpc::registry::ConsulConfig::builder()
+        .agent(&agent().await.to_string())
+        .watch_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    srpc_tests::a_handle_from_a_builder_works(srpc::registry::open(config).await.unwrap()).await;
+}

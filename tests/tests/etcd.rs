@@ -76,3 +76,17 @@ fn dropping_a_handle_stops_every_task() {
     );
     srpc_tests::dropping_a_handle_stops_every_task(&url, std::time::Duration::from_secs(10));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs etcd: cargo xtask integration"]
+async fn a_handle_from_a_builder_works() {
+    let config = srpc::registry::EtcdConfig::builder()
+        .endpoints([shared_etcd(EtcdVersion::V3_4)])
+        .layout(srpc_registry_etcd::Layout::dubbo(&fresh_root(
+            "srpc-builder",
+        )))
+        .session(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap();
+    srpc_tests::a_handle_from_a_builder_works(srpc::registry::open(config).await.unwrap()).await;
+}

@@ -293,3 +293,15 @@ fn dropping_a_handle_stops_every_task() {
     );
     drop(server);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handle_from_a_builder_works() {
+    let server = server().await;
+    let config = srpc::registry::HttpConfig::builder()
+        .server(&server.local_addr().to_string())
+        .ttl(Duration::from_secs(5))
+        .wait(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    srpc_tests::a_handle_from_a_builder_works(srpc::registry::open(config).await.unwrap()).await;
+}

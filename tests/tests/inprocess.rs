@@ -26,3 +26,10 @@ impl Factory for Inprocess {
 }
 
 srpc_tests::conformance_suite!(Inprocess);
+
+#[tokio::test]
+async fn a_handle_from_a_builder_works() {
+    use srpc::registry::{FailbackConfig, InprocessConfig};
+    let config = InprocessConfig::new("builder-test").failback(FailbackConfig::default());
+    srpc_tests::a_handle_from_a_builder_works(srpc::registry::open(config).await.unwrap()).await;
+}

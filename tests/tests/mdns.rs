@@ -159,3 +159,13 @@ fn dropping_a_handle_stops_every_task() {
         std::time::Duration::from_secs(10),
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handle_from_a_builder_works() {
+    srpc_tests::netns::private();
+    let config = srpc::registry::MdnsConfig::builder()
+        .timeout(std::time::Duration::from_millis(300))
+        .build()
+        .unwrap();
+    srpc_tests::a_handle_from_a_builder_works(srpc::registry::open(config).await.unwrap()).await;
+}

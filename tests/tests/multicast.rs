@@ -34,3 +34,20 @@ fn dropping_a_handle_stops_every_task() {
         std::time::Duration::from_secs(10),
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handle_from_a_builder_works() {
+    use srpc::registry::MulticastConfig;
+    let port = std::net::UdpSocket::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = MulticastConfig::builder("239.255.77.77".parse().unwrap(), port)
+        .interface("127.0.0.1".parse().unwrap())
+        .timeout(std::time::Duration::from_millis(300))
+        .clean(false)
+        .build()
+        .unwrap();
+    srpc_tests::a_handle_from_a_builder_works(srpc::registry::open(config).await.unwrap()).await;
+}

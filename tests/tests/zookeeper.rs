@@ -126,3 +126,15 @@ fn dropping_a_handle_stops_every_task() {
     );
     srpc_tests::dropping_a_handle_stops_every_task(&url, Duration::from_secs(10));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ZooKeeper: cargo xtask integration"]
+async fn a_handle_from_a_builder_works() {
+    let config = srpc::registry::ZookeeperConfig::builder()
+        .servers([shared_zookeeper()])
+        .layout(srpc_registry_zookeeper::Layout::dubbo(&root()))
+        .session(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    srpc_tests::a_handle_from_a_builder_works(srpc::registry::open(config).await.unwrap()).await;
+}

@@ -125,7 +125,7 @@ fn test() -> Result<(), String> {
 }
 
 /// The packages whose features must each build alone (`--no-default-features` plus one).
-const FEATURE_PACKAGES: &[&str] = &["srpc", "srpc-cli"];
+const FEATURE_PACKAGES: &[&str] = &["srpc", "srpc-cli", "srpc-registry-http"];
 
 /// `cargo check` of each package with no features, then with each of its features alone, as
 /// listed in its manifest's `[features]` table.

@@ -183,8 +183,10 @@ impl Embedded {
 
     #[cfg(not(feature = "http"))]
     async fn start() -> Result<(Embedded, String), String> {
-        if srpc::registry::enabled_schemes().any(|s| s == "inprocess") {
-            Ok((Embedded {}, "inprocess://srpc-demo".to_owned()))
+        let inprocess = srpc::registry::schemes()
+            .find(|s| s.kind == srpc::registry::RegistryKind::InProcess && s.is_enabled());
+        if let Some(inprocess) = inprocess {
+            Ok((Embedded {}, format!("{}://srpc-demo", inprocess.scheme)))
         } else {
             Err(
                 "this build has no embedded registry (features http and inprocess are off): \

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
 use serde::Serialize;
-use srpc::registry::{Change, Registry, Snapshot, Subscription};
+use srpc::registry::{Change, Registry, RegistryKind, Snapshot, Subscription};
 use srpc::url::Url;
 
 use crate::Failure;
@@ -115,8 +115,9 @@ fn refused_hint(registry: &str) -> String {
         return String::new();
     };
     let address = url.address();
+    let kind = srpc::registry::scheme(url.protocol()).map(|s| s.kind);
     match url.protocol() {
-        "http" => format!(
+        _ if kind == Some(RegistryKind::SrpcServer) => format!(
             "\nhint: nothing accepts connections at {address}; is an srpc registry running \
              there? Start one with `srpc registry serve --addr {address}`"
         ),
@@ -500,7 +501,7 @@ pub(crate) async fn register(
 /// a stand-in registered where nothing listens is dropped by every consumer. Say so before.
 async fn warn_if_nothing_answers(registry_url: &str, url: &Url) {
     let scheme = registry_url.split("://").next().unwrap_or_default();
-    if !matches!(scheme, "multicast" | "mdns")
+    if kind_of(scheme) != Some(RegistryKind::Peers)
         || url.port() == 0
         || url.category() != "providers"
         || url.param("dynamic") == Some("false")
@@ -518,11 +519,17 @@ async fn warn_if_nothing_answers(registry_url: &str, url: &Url) {
     }
 }
 
+/// What kind of registry a scheme reaches, from the facade's scheme table.
+fn kind_of(scheme: &str) -> Option<RegistryKind> {
+    srpc::registry::scheme(scheme).map(|s| s.kind)
+}
+
 /// `srpc unregister`: takes back a registration, whoever made it.
 pub(crate) async fn unregister(args: &[String]) -> Result<(), Failure> {
     let (registry_url, url) = registry_and(args, "url")?;
     let url = Url::parse(&url).map_err(|e| Failure::Invalid(e.to_string()))?;
-    if registry_url.starts_with("inprocess:") {
+    let scheme = registry_url.split("://").next().unwrap_or_default();
+    if kind_of(scheme) == Some(RegistryKind::InProcess) {
         return Err(Failure::Invalid(
             "an inprocess registry lives inside one process: there is nothing another \
              process left in it to remove"
@@ -534,8 +541,7 @@ pub(crate) async fn unregister(args: &[String]) -> Result<(), Failure> {
         .unregister(&url)
         .await
         .map_err(failure_of(&registry_url))?;
-    let scheme = registry_url.split("://").next().unwrap_or_default();
-    if matches!(scheme, "multicast" | "mdns") {
+    if kind_of(scheme) == Some(RegistryKind::Peers) {
         // No server to ask: the retraction went out, and each consumer applies it.
         eprintln!("srpc: sent the retraction of {url} ({scheme} consumers drop it)");
         return registry.close().await.map_err(failure_of(&registry_url));

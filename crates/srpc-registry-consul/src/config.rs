@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use srpc_registry_kit::{FailbackConfig, RegistryParams, Result, Url};
+use srpc_registry_kit::{Error, FailbackConfig, RegistryParams, Result, Url};
 
 /// The HTTP port of a Consul agent by default.
 pub const DEFAULT_PORT: u16 = 8500;
@@ -37,7 +37,129 @@ pub struct ConsulConfig {
     pub failback: FailbackConfig,
 }
 
+/// The URL parameters a `consul://` registry URL reads, besides the kit's
+/// [`COMMON_PARAMS`](srpc_registry_kit::COMMON_PARAMS).
+pub const PARAMS: &[&str] = &[
+    "token",
+    "timeout",
+    "consul-check-pass-interval",
+    "consul-deregister-critical-service-after",
+    "consul-watch-timeout",
+];
+
+impl Default for ConsulConfig {
+    /// The agent on this machine (`http://127.0.0.1:8500`), Java Dubbo's defaults, no token.
+    /// Unlike [`ConsulConfig::from_url`], reads no environment variable.
+    fn default() -> ConsulConfig {
+        ConsulConfig {
+            base: format!("http://127.0.0.1:{DEFAULT_PORT}"),
+            token: None,
+            check_ttl: Duration::from_secs(16),
+            deregister_after: MIN_DEREGISTER_AFTER,
+            watch_timeout: Duration::from_secs(60),
+            timeout: Duration::from_secs(5),
+            failback: FailbackConfig::default(),
+        }
+    }
+}
+
+/// Builds a [`ConsulConfig`] without a URL:
+/// `ConsulConfig::builder().agent("10.0.0.5:8500").token("…").build()?`.
+#[derive(Debug, Clone, Default)]
+pub struct ConsulConfigBuilder {
+    config: ConsulConfig,
+}
+
+impl ConsulConfigBuilder {
+    /// The agent, `host:port` or `http://host:port`.
+    pub fn agent(mut self, address: &str) -> Self {
+        let address = address.trim_end_matches('/');
+        self.config.base = if address.contains("://") {
+            address.to_owned()
+        } else {
+            format!("http://{address}")
+        };
+        self
+    }
+
+    /// The ACL token, sent as `X-Consul-Token`.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.config.token = Some(token.into()).filter(|t| !t.is_empty());
+        self
+    }
+
+    /// The TTL of each registration's check (at least 1 s); passed every third of it.
+    pub fn check_ttl(mut self, ttl: Duration) -> Self {
+        self.config.check_ttl = ttl;
+        self
+    }
+
+    /// `DeregisterCriticalServiceAfter`; raised to Consul's minimum, 1 m.
+    pub fn deregister_after(mut self, after: Duration) -> Self {
+        self.config.deregister_after = after;
+        self
+    }
+
+    /// The wait of each blocking query; cut to Consul's maximum, 10 min.
+    pub fn watch_timeout(mut self, wait: Duration) -> Self {
+        self.config.watch_timeout = wait;
+        self
+    }
+
+    /// How long one non-blocking request may take.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.config.timeout = timeout;
+        self
+    }
+
+    /// Retry, `check` and cache file settings.
+    pub fn failback(mut self, failback: FailbackConfig) -> Self {
+        self.config.failback = failback;
+        self
+    }
+
+    /// The config, once it can work.
+    pub fn build(self) -> Result<ConsulConfig> {
+        let mut config = self.config;
+        let invalid = |value: String, reason: &str| Error::invalid("consul config", value, reason);
+        if !config.base.starts_with("http://") {
+            return Err(invalid(
+                config.base,
+                "only http:// agents are supported yet: use http://",
+            ));
+        }
+        if config.check_ttl < Duration::from_secs(1) {
+            return Err(invalid(
+                format!("check ttl {:?}", config.check_ttl),
+                "consul-check-pass-interval must be at least 1000 ms",
+            ));
+        }
+        for (what, value) in [
+            ("watch timeout", config.watch_timeout),
+            ("timeout", config.timeout),
+        ] {
+            if value.is_zero() {
+                return Err(invalid(format!("{what} 0s"), "must be greater than zero"));
+            }
+        }
+        config.deregister_after = config.deregister_after.max(MIN_DEREGISTER_AFTER);
+        config.watch_timeout = config.watch_timeout.min(MAX_WATCH_TIMEOUT);
+        config.failback.validate()?;
+        Ok(config)
+    }
+}
+
 impl ConsulConfig {
+    /// A builder starting from the defaults ([`ConsulConfig::default`]).
+    pub fn builder() -> ConsulConfigBuilder {
+        ConsulConfigBuilder::default()
+    }
+
+    /// Opens a registry handle with this config (no request is made until it is used).
+    pub async fn connect(self) -> Result<crate::ConsulRegistry> {
+        crate::open(self)
+    }
+
     /// Reads `consul://[host:port][?token=…&consul-check-pass-interval=…&consul-deregister-critical-service-after=…&consul-watch-timeout=…]`.
     pub fn from_url(url: &Url) -> Result<ConsulConfig> {
         ConsulConfig::from_url_and_env(url, |name| std::env::var(name).ok())
@@ -66,34 +188,31 @@ impl ConsulConfig {
         if address.starts_with("https://") {
             return Err(params.invalid("https agents are not supported yet: use http://"));
         }
-        let token = url
-            .param("token")
-            .map(str::to_owned)
-            .or_else(|| env("CONSUL_HTTP_TOKEN"))
-            .filter(|t| !t.is_empty());
         let check_ttl =
             params.positive_duration("consul-check-pass-interval", Duration::from_secs(16))?;
         if check_ttl < Duration::from_secs(1) {
             return Err(params.invalid("consul-check-pass-interval must be at least 1000 ms"));
         }
-        let deregister_after = params
-            .positive_duration(
+        let mut builder = ConsulConfig::builder()
+            .agent(&address)
+            .check_ttl(check_ttl)
+            .deregister_after(params.positive_duration(
                 "consul-deregister-critical-service-after",
                 MIN_DEREGISTER_AFTER,
-            )?
-            .max(MIN_DEREGISTER_AFTER);
-        let watch_timeout = params
-            .positive_duration("consul-watch-timeout", Duration::from_secs(60))?
-            .min(MAX_WATCH_TIMEOUT);
-        Ok(ConsulConfig {
-            base: format!("http://{address}"),
-            token,
-            check_ttl,
-            deregister_after,
-            watch_timeout,
-            timeout: params.positive_duration("timeout", Duration::from_secs(5))?,
-            failback: params.failback()?,
-        })
+            )?)
+            .watch_timeout(
+                params.positive_duration("consul-watch-timeout", Duration::from_secs(60))?,
+            )
+            .timeout(params.positive_duration("timeout", Duration::from_secs(5))?)
+            .failback(params.failback()?);
+        if let Some(token) = url
+            .param("token")
+            .map(str::to_owned)
+            .or_else(|| env("CONSUL_HTTP_TOKEN"))
+        {
+            builder = builder.token(token);
+        }
+        builder.build()
     }
 }
 

@@ -22,7 +22,10 @@ use srpc_registry_kit::{FailbackRegistry, Result, Url};
 
 pub use crate::backend::ConsulBackend;
 pub use crate::client::ConsulError;
-pub use crate::config::{ConsulConfig, DEFAULT_PORT, MAX_WATCH_TIMEOUT, MIN_DEREGISTER_AFTER};
+pub use crate::config::{
+    ConsulConfig, ConsulConfigBuilder, DEFAULT_PORT, MAX_WATCH_TIMEOUT, MIN_DEREGISTER_AFTER,
+    PARAMS,
+};
 pub use crate::mapping::MAX_META_VALUE;
 
 /// The URL scheme of this backend.

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use srpc_registry_kit::layout::PathLayout;
-use srpc_registry_kit::{FailbackConfig, RegistryParams, Result, Url};
+use srpc_registry_kit::{Error, FailbackConfig, RegistryParams, Result, Url};
 
 /// The client port etcd listens on by default.
 pub const DEFAULT_PORT: u16 = 2379;
@@ -27,26 +27,124 @@ pub struct EtcdConfig {
     pub failback: FailbackConfig,
 }
 
+/// The URL parameters an `etcd://` registry URL reads, besides the kit's
+/// [`COMMON_PARAMS`](srpc_registry_kit::COMMON_PARAMS).
+pub const PARAMS: &[&str] = &["backup", "group", "session", "timeout", "layout", "base"];
+
+/// Builds an [`EtcdConfig`] without a URL: `EtcdConfig::builder().endpoints([…]).build()?`.
+#[derive(Debug, Clone, Default)]
+pub struct EtcdConfigBuilder {
+    config: EtcdConfig,
+}
+
+impl Default for EtcdConfig {
+    /// One endpoint on this machine (`http://127.0.0.1:2379`), Java Dubbo's defaults.
+    fn default() -> EtcdConfig {
+        EtcdConfig {
+            endpoints: vec![format!("http://127.0.0.1:{DEFAULT_PORT}")],
+            session: Duration::from_secs(30),
+            timeout: Duration::from_secs(5),
+            credentials: None,
+            layout: PathLayout::default(),
+            failback: FailbackConfig::default(),
+        }
+    }
+}
+
+impl EtcdConfigBuilder {
+    /// The endpoints, tried in turn: `host:port` or `http://host:port` each.
+    pub fn endpoints(mut self, endpoints: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.config.endpoints = endpoints
+            .into_iter()
+            .map(|endpoint| {
+                let endpoint: String = endpoint.into();
+                if endpoint.contains("://") {
+                    endpoint
+                } else {
+                    format!("http://{endpoint}")
+                }
+            })
+            .collect();
+        self
+    }
+
+    /// The lease TTL; keepalives go every third of it.
+    pub fn session(mut self, ttl: Duration) -> Self {
+        self.config.session = ttl;
+        self
+    }
+
+    /// How long one request may take.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.config.timeout = timeout;
+        self
+    }
+
+    /// User and password for etcd's authentication.
+    pub fn credentials(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.config.credentials = Some((user.into(), password.into()));
+        self
+    }
+
+    /// The key layout (Dubbo's under `/dubbo` by default).
+    pub fn layout(mut self, layout: PathLayout) -> Self {
+        self.config.layout = layout;
+        self
+    }
+
+    /// Retry, `check` and cache file settings.
+    pub fn failback(mut self, failback: FailbackConfig) -> Self {
+        self.config.failback = failback;
+        self
+    }
+
+    /// The config, once it can work: at least one endpoint, durations above zero.
+    pub fn build(self) -> Result<EtcdConfig> {
+        let config = self.config;
+        let invalid =
+            |what: String| Error::invalid("etcd config", &what, "must be greater than zero");
+        if config.endpoints.is_empty() {
+            return Err(Error::invalid(
+                "etcd config",
+                "endpoints []",
+                "name at least one endpoint",
+            ));
+        }
+        if config.session.is_zero() {
+            return Err(invalid("session 0s".into()));
+        }
+        if config.timeout.is_zero() {
+            return Err(invalid("timeout 0s".into()));
+        }
+        config.failback.validate()?;
+        Ok(config)
+    }
+}
+
 impl EtcdConfig {
+    /// A builder starting from the defaults ([`EtcdConfig::default`]).
+    pub fn builder() -> EtcdConfigBuilder {
+        EtcdConfigBuilder::default()
+    }
+
+    /// Opens a registry handle with this config (no request is made until it is used).
+    pub async fn connect(self) -> Result<crate::EtcdRegistry> {
+        crate::open(self)
+    }
+
     /// Reads `etcd://[user:password@]host:port[,host2:port2…][?backup=…&group=…&session=…&timeout=…&layout=dubbo|rpcx&base=…]`.
     pub fn from_url(url: &Url) -> Result<EtcdConfig> {
         let params = RegistryParams::new(url);
-        let endpoints = params
-            .servers(DEFAULT_PORT, "etcd://host:port")?
-            .into_iter()
-            .map(|server| format!("http://{server}"))
-            .collect();
-        let credentials = params
-            .credentials()
-            .map(|(user, password)| (user.to_owned(), password.to_owned()));
-        Ok(EtcdConfig {
-            endpoints,
-            session: params.positive_duration("session", Duration::from_secs(30))?,
-            timeout: params.positive_duration("timeout", Duration::from_secs(5))?,
-            credentials,
-            layout: PathLayout::from_params(&params)?,
-            failback: params.failback()?,
-        })
+        let mut builder = EtcdConfig::builder()
+            .endpoints(params.servers(DEFAULT_PORT, "etcd://host:port")?)
+            .session(params.positive_duration("session", Duration::from_secs(30))?)
+            .timeout(params.positive_duration("timeout", Duration::from_secs(5))?)
+            .layout(PathLayout::from_params(&params)?)
+            .failback(params.failback()?);
+        if let Some((user, password)) = params.credentials() {
+            builder = builder.credentials(user, password);
+        }
+        builder.build()
     }
 
     /// The lease TTL in whole seconds, rounded up (etcd counts seconds).

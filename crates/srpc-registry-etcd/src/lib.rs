@@ -26,8 +26,10 @@ mod gateway;
 use srpc_registry_kit::{FailbackRegistry, Result, Url};
 
 pub use crate::backend::EtcdBackend;
-pub use crate::config::{DEFAULT_PORT, EtcdConfig};
+pub use crate::config::{DEFAULT_PORT, EtcdConfig, EtcdConfigBuilder, PARAMS};
 pub use crate::error::EtcdError;
+/// Which key layout the registry reads and writes (the kit's, which ZooKeeper shares).
+pub use srpc_registry_kit::layout::PathLayout as Layout;
 
 /// The URL scheme of this backend.
 pub const SCHEME: &str = "etcd";

@@ -1,6 +1,15 @@
 //! The JSON bodies of the HTTP registry's API, shared by server and client.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
+
+/// The largest request body accepted (413 above it).
+pub const MAX_BODY: usize = 64 * 1024;
+/// The longest long-poll wait a watcher may ask for.
+pub const MAX_WAIT: Duration = Duration::from_secs(300);
+/// The shortest TTL an instance may ask for.
+pub const MIN_TTL: Duration = Duration::from_secs(1);
 
 /// Response header carrying the revision a listing reflects; pass it back as `?index=`.
 pub const INDEX_HEADER: &str = "Srpc-Index";

@@ -16,7 +16,7 @@ use tracing::{debug, warn};
 
 use crate::api::{
     ANY_HOLDER, ErrorResponse, HolderRequest, HolderResponse, InstanceRequest, InstancesResponse,
-    RegisterRequest, RegisterResponse, ServiceResponse,
+    MAX_WAIT, MIN_TTL, RegisterRequest, RegisterResponse, ServiceResponse,
 };
 
 const BACKEND: &str = crate::SCHEME;
@@ -37,7 +37,107 @@ pub struct HttpConfig {
     pub failback: FailbackConfig,
 }
 
+/// The URL parameters an `http://` registry URL reads, besides the kit's
+/// [`COMMON_PARAMS`](srpc_registry_kit::COMMON_PARAMS).
+pub const PARAMS: &[&str] = &["ttl", "wait", "token"];
+
+impl Default for HttpConfig {
+    /// A server on this machine (`http://127.0.0.1:9999`), a 30 s TTL and long-poll, no token.
+    /// Unlike [`HttpConfig::from_url`], reads no environment variable.
+    fn default() -> HttpConfig {
+        HttpConfig {
+            base: "http://127.0.0.1:9999".to_owned(),
+            ttl: Duration::from_secs(30),
+            wait: Duration::from_secs(30),
+            token: None,
+            failback: FailbackConfig::default(),
+        }
+    }
+}
+
+/// Builds an [`HttpConfig`] without a URL:
+/// `HttpConfig::builder().server("10.0.0.5:9999").ttl(…).build()?`.
+#[derive(Debug, Clone, Default)]
+pub struct HttpConfigBuilder {
+    config: HttpConfig,
+}
+
+impl HttpConfigBuilder {
+    /// The server, `host:port` or `http://host:port`.
+    pub fn server(mut self, address: &str) -> Self {
+        let address = address.trim_end_matches('/');
+        self.config.base = if address.contains("://") {
+            address.to_owned()
+        } else {
+            format!("http://{address}")
+        };
+        self
+    }
+
+    /// The TTL asked for each registration (at least [`MIN_TTL`]); heartbeats go every third
+    /// of what the server grants.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.config.ttl = ttl;
+        self
+    }
+
+    /// The long-poll wait (cut to [`MAX_WAIT`]).
+    pub fn wait(mut self, wait: Duration) -> Self {
+        self.config.wait = wait;
+        self
+    }
+
+    /// The bearer token for writes.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.config.token = Some(token.into()).filter(|t| !t.is_empty());
+        self
+    }
+
+    /// Retry, `check` and cache file settings.
+    pub fn failback(mut self, failback: FailbackConfig) -> Self {
+        self.config.failback = failback;
+        self
+    }
+
+    /// The config, once it can work.
+    pub fn build(self) -> Result<HttpConfig> {
+        let mut config = self.config;
+        let invalid = |value: String, reason: String| Error::invalid("http config", value, reason);
+        if !config.base.starts_with("http://") {
+            return Err(invalid(
+                config.base,
+                "only http:// servers are supported yet".to_owned(),
+            ));
+        }
+        if config.ttl < MIN_TTL {
+            return Err(invalid(
+                format!("ttl {:?}", config.ttl),
+                format!("ttl must be at least {MIN_TTL:?}"),
+            ));
+        }
+        if config.wait.is_zero() {
+            return Err(invalid(
+                "wait 0s".to_owned(),
+                "must be greater than zero".to_owned(),
+            ));
+        }
+        config.wait = config.wait.min(MAX_WAIT);
+        config.failback.validate()?;
+        Ok(config)
+    }
+}
+
 impl HttpConfig {
+    /// A builder starting from the defaults ([`HttpConfig::default`]).
+    pub fn builder() -> HttpConfigBuilder {
+        HttpConfigBuilder::default()
+    }
+
+    /// Opens a client with this config (no request is made until it is used).
+    pub async fn connect(self) -> Result<crate::HttpRegistry> {
+        crate::open(self)
+    }
+
     /// Reads a registry URL (its scheme was checked by whoever chose this backend).
     pub fn from_url(url: &Url) -> Result<HttpConfig> {
         let params = RegistryParams::new(url);
@@ -45,27 +145,25 @@ impl HttpConfig {
             return Err(params.invalid("name the server: http://host:port"));
         }
         let ttl = params.positive_duration("ttl", Duration::from_secs(30))?;
-        if ttl < crate::server::MIN_TTL {
-            return Err(
-                params.invalid(format!("ttl must be at least {:?}", crate::server::MIN_TTL))
-            );
+        if ttl < MIN_TTL {
+            return Err(params.invalid(format!("ttl must be at least {MIN_TTL:?}")));
         }
-        let wait = params
-            .positive_duration("wait", Duration::from_secs(30))?
-            .min(crate::server::MAX_WAIT);
-        Ok(HttpConfig {
-            base: format!("http://{}", url.address()),
-            ttl,
-            wait,
-            // From the URL, else from the environment, so that a token need not stand in a
-            // command line that `ps` shows.
-            token: url
-                .param("token")
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned)
-                .or_else(|| std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty())),
-            failback: params.failback()?,
-        })
+        let mut builder = HttpConfig::builder()
+            .server(&url.address())
+            .ttl(ttl)
+            .wait(params.positive_duration("wait", Duration::from_secs(30))?)
+            .failback(params.failback()?);
+        // From the URL, else from the environment, so that a token need not stand in a
+        // command line that `ps` shows.
+        if let Some(token) = url
+            .param("token")
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .or_else(|| std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty()))
+        {
+            builder = builder.token(token);
+        }
+        builder.build()
     }
 }
 

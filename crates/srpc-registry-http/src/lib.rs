@@ -6,13 +6,19 @@
 //! they stop; watchers long-poll (`?index=N&wait=30s`). The GeeRPC-style endpoint
 //! `/srpc/registry` (`Srpc-servers` header) is served too. See `docs/http-registry.md`.
 //!
+//! ## Feature flags
+//!
+//! - `server`: the embeddable server ([`HttpRegistryServer`], axum). Off by default: a
+//!   client-only user compiles no axum.
+//!
 //! ```
+//! # #[cfg(feature = "server")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::Duration;
 //! use srpc_registry_kit::Registry;
 //! use srpc_registry_http::{HttpRegistryServer, ServerConfig};
 //!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let server = HttpRegistryServer::bind(ServerConfig::new(([127, 0, 0, 1], 0).into())).await?;
 //! let registry_url = format!("http://{}?ttl=3s", server.local_addr());
 //! let registry = srpc_registry_http::connect(&registry_url.parse()?).await?;
@@ -24,16 +30,21 @@
 //! registry.close().await?;
 //! server.shutdown().await?;
 //! # Ok(()) }
+//! # #[cfg(not(feature = "server"))]
+//! # fn main() {}
 //! ```
 
 pub mod api;
 mod client;
+#[cfg(feature = "server")]
 mod server;
 
 use srpc_registry_kit::{FailbackRegistry, Result, Url};
 
-pub use crate::client::{HttpBackend, HttpConfig, TOKEN_ENV};
-pub use crate::server::{HttpRegistryServer, MAX_BODY, MAX_WAIT, MIN_TTL, ServerConfig, app};
+pub use crate::api::{MAX_BODY, MAX_WAIT, MIN_TTL};
+pub use crate::client::{HttpBackend, HttpConfig, HttpConfigBuilder, PARAMS, TOKEN_ENV};
+#[cfg(feature = "server")]
+pub use crate::server::{HttpRegistryServer, ServerConfig, app};
 
 /// The URL scheme of the client backend.
 pub const SCHEME: &str = "http";
@@ -44,13 +55,17 @@ pub type HttpRegistry = FailbackRegistry<HttpBackend>;
 /// Opens a client from `http://host:port[?ttl=30s&wait=30s&token=…]`. No request is made
 /// until the registry is used.
 pub async fn connect(registry: &Url) -> Result<HttpRegistry> {
-    let config = HttpConfig::from_url(registry)?;
+    open(HttpConfig::from_url(registry)?)
+}
+
+/// Opens a client with a config. No request is made until the registry is used.
+pub fn open(config: HttpConfig) -> Result<HttpRegistry> {
     let failback = config.failback.clone();
     FailbackRegistry::try_new(failback, |ctx| HttpBackend::new(config, ctx))
 }
 
 /// Entry points for the fuzz targets (`cargo xtask fuzz`), built only with `--cfg fuzzing`.
-#[cfg(fuzzing)]
+#[cfg(all(fuzzing, feature = "server"))]
 #[doc(hidden)]
 pub mod fuzzing {
     /// Reads `text` as the server reads a watch query string (`?index=N&wait=…`) and as an

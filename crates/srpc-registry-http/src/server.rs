@@ -28,16 +28,10 @@ use tracing::{debug, info};
 
 use crate::api::{
     ANY_HOLDER, ErrorResponse, HolderRequest, HolderResponse, INDEX_HEADER, InstanceRequest,
-    InstancesResponse, RegisterRequest, RegisterResponse, SERVERS_HEADER, ServiceResponse,
-    ServiceSummary, ServicesResponse,
+    InstancesResponse, MAX_BODY, MAX_WAIT, MIN_TTL, RegisterRequest, RegisterResponse,
+    SERVERS_HEADER, ServiceResponse, ServiceSummary, ServicesResponse,
 };
 
-/// The largest request body accepted (413 above it).
-pub const MAX_BODY: usize = 64 * 1024;
-/// The longest long-poll wait a watcher may ask for.
-pub const MAX_WAIT: Duration = Duration::from_secs(300);
-/// The shortest TTL an instance may ask for.
-pub const MIN_TTL: Duration = Duration::from_secs(1);
 /// How often expired instances are swept.
 const SWEEP: Duration = Duration::from_millis(200);
 

@@ -68,6 +68,62 @@ struct HubState {
 static HUBS: LazyLock<Mutex<HashMap<String, Arc<Hub>>>> = LazyLock::new(Mutex::default);
 static NEXT_MEMBER: AtomicU64 = AtomicU64::new(1);
 
+/// The URL parameters an `inprocess://` registry URL reads, besides the kit's
+/// [`COMMON_PARAMS`](srpc_registry_kit::COMMON_PARAMS): none.
+pub const PARAMS: &[&str] = &[];
+
+/// Settings of an in-process registry handle: which hub, and the failback settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct InprocessConfig {
+    /// The hub's name: handles on the same name in one process share it.
+    pub hub: String,
+    /// Retry, `check` and cache file settings.
+    pub failback: FailbackConfig,
+}
+
+impl InprocessConfig {
+    /// Hub `hub` with default settings.
+    pub fn new(hub: impl Into<String>) -> InprocessConfig {
+        InprocessConfig {
+            hub: hub.into(),
+            failback: FailbackConfig::default(),
+        }
+    }
+
+    /// With other retry, `check` and cache file settings.
+    pub fn failback(mut self, failback: FailbackConfig) -> InprocessConfig {
+        self.failback = failback;
+        self
+    }
+
+    /// Reads `inprocess://<hub-name>[?check=…]`.
+    pub fn from_url(registry: &Url) -> Result<InprocessConfig> {
+        let params = RegistryParams::new(registry);
+        let name = registry.host();
+        if name.is_empty() {
+            return Err(params.invalid("name the hub: inprocess://<hub-name>"));
+        }
+        Ok(InprocessConfig::new(name).failback(params.failback()?))
+    }
+
+    /// A handle on the hub (created on first use).
+    pub fn connect(self) -> Result<InprocessRegistry> {
+        if self.hub.is_empty() {
+            return Err(srpc_registry_kit::Error::invalid(
+                "inprocess config",
+                "hub \"\"",
+                "name the hub",
+            ));
+        }
+        self.failback.validate()?;
+        let hub = self.hub;
+        Ok(FailbackRegistry::new(self.failback, |ctx| {
+            InprocessBackend::join(&hub, ctx)
+        }))
+    }
+}
+
 /// A new handle on hub `name` (created on first use) with default settings.
 pub fn open(name: &str) -> InprocessRegistry {
     FailbackRegistry::new(FailbackConfig::default(), |ctx| {
@@ -78,15 +134,7 @@ pub fn open(name: &str) -> InprocessRegistry {
 /// Opens a handle from a registry URL `inprocess://<hub-name>[?check=…]` (its scheme was
 /// checked by whoever chose this backend).
 pub fn connect(registry: &Url) -> Result<InprocessRegistry> {
-    let params = RegistryParams::new(registry);
-    let name = registry.host();
-    if name.is_empty() {
-        return Err(params.invalid("name the hub: inprocess://<hub-name>"));
-    }
-    let config = params.failback()?;
-    Ok(FailbackRegistry::new(config, |ctx| {
-        InprocessBackend::join(name, ctx)
-    }))
+    InprocessConfig::from_url(registry)?.connect()
 }
 
 impl InprocessBackend {

@@ -24,7 +24,30 @@ pub enum PathLayout {
     },
 }
 
+impl Default for PathLayout {
+    /// Dubbo's, under `/dubbo`.
+    fn default() -> PathLayout {
+        PathLayout::Dubbo {
+            root: "/dubbo".to_owned(),
+        }
+    }
+}
+
 impl PathLayout {
+    /// Dubbo's layout under `root` (`dubbo` and `/dubbo/` both mean `/dubbo`).
+    pub fn dubbo(root: &str) -> PathLayout {
+        PathLayout::Dubbo {
+            root: normalize_root(root),
+        }
+    }
+
+    /// rpcx's layout under `base`, e.g. `/rpcx_test`.
+    pub fn rpcx(base: &str) -> PathLayout {
+        PathLayout::Rpcx {
+            base: normalize_root(base),
+        }
+    }
+
     /// Reads `layout=dubbo|rpcx` (default `dubbo`), `group` (the Dubbo root, default `dubbo`)
     /// and `base` (the rpcx base, required with `layout=rpcx`).
     pub fn from_params(params: &RegistryParams<'_>) -> Result<PathLayout> {

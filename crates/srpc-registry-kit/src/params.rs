@@ -60,7 +60,43 @@ impl Default for FailbackConfig {
     }
 }
 
+/// The registry URL parameters every backend reads (through [`FailbackConfig::from_url`]);
+/// each backend crate's `PARAMS` lists its own beside these.
+pub const COMMON_PARAMS: &[&str] = &["check", "retry.period", "retry.max.period", "file"];
+
 impl FailbackConfig {
+    /// With registry-wide `check` set to `check`.
+    pub fn with_check(mut self, check: bool) -> FailbackConfig {
+        self.check = check;
+        self
+    }
+
+    /// With background retries backing off from `min` to at most `max`.
+    pub fn with_retry(mut self, min: Duration, max: Duration) -> FailbackConfig {
+        self.retry_min = min;
+        self.retry_max = max;
+        self
+    }
+
+    /// With the local cache file at `file`.
+    pub fn with_file(mut self, file: impl Into<PathBuf>) -> FailbackConfig {
+        self.file = Some(file.into());
+        self
+    }
+
+    /// Checks what no registry URL could say either: retries need a first delay above zero
+    /// and no larger than the longest.
+    pub fn validate(&self) -> Result<()> {
+        if self.retry_min.is_zero() || self.retry_max < self.retry_min {
+            return Err(Error::invalid(
+                "failback config",
+                format!("{:?}..{:?}", self.retry_min, self.retry_max),
+                "retry.period must be > 0 and no larger than retry.max.period",
+            ));
+        }
+        Ok(())
+    }
+
     /// The retry policy these settings describe.
     pub fn retry(&self) -> RetryPolicy {
         RetryPolicy::new(self.retry_min, self.retry_max)

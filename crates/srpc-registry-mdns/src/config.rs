@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use srpc_registry_kit::{FailbackConfig, RegistryParams, Result, Url};
+use srpc_registry_kit::{Error, FailbackConfig, RegistryParams, Result, Url};
 
 /// The DNS-SD service type srpc uses unless told otherwise.
 pub const DEFAULT_TYPE: &str = "_srpc._tcp";
@@ -37,7 +37,99 @@ pub struct MdnsConfig {
     pub failback: FailbackConfig,
 }
 
+/// The URL parameters an `mdns://` registry URL reads, besides the kit's
+/// [`COMMON_PARAMS`](srpc_registry_kit::COMMON_PARAMS).
+pub const PARAMS: &[&str] = &["interface", "type", "session", "timeout"];
+
+impl Default for MdnsConfig {
+    /// `mdns://local` on loopback, type `_srpc._tcp`, probing every 60 s.
+    fn default() -> MdnsConfig {
+        MdnsConfig {
+            interface: Interface::Addr(IpAddr::from([127, 0, 0, 1])),
+            service_type: DEFAULT_TYPE.to_owned(),
+            session: Duration::from_secs(60),
+            timeout: Duration::from_secs(1),
+            failback: FailbackConfig::default(),
+        }
+    }
+}
+
+/// Builds an [`MdnsConfig`] without a URL:
+/// `MdnsConfig::builder().interface(Interface::Name("eth0".into())).build()?`.
+#[derive(Debug, Clone, Default)]
+pub struct MdnsConfigBuilder {
+    config: MdnsConfig,
+}
+
+impl MdnsConfigBuilder {
+    /// The one interface to join and send on (loopback by default).
+    pub fn interface(mut self, interface: Interface) -> Self {
+        self.config.interface = interface;
+        self
+    }
+
+    /// The RFC 6763 service type, `_name._tcp` or `_name._udp`.
+    pub fn service_type(mut self, service_type: impl Into<String>) -> Self {
+        self.config.service_type = service_type.into();
+        self
+    }
+
+    /// The probe period, and what TTL records carry.
+    pub fn session(mut self, session: Duration) -> Self {
+        self.config.session = session;
+        self
+    }
+
+    /// How long `subscribe` and `lookup` wait for the first answers.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.config.timeout = timeout;
+        self
+    }
+
+    /// Retry, `check` and cache file settings.
+    pub fn failback(mut self, failback: FailbackConfig) -> Self {
+        self.config.failback = failback;
+        self
+    }
+
+    /// The config, once it can work.
+    pub fn build(self) -> Result<MdnsConfig> {
+        let config = self.config;
+        let invalid = |value: String, reason: String| Error::invalid("mdns config", value, reason);
+        if let Interface::Name(name) = &config.interface {
+            if !is_interface_name(name) {
+                return Err(invalid(
+                    format!("interface {name:?}"),
+                    "not an interface name".to_owned(),
+                ));
+            }
+        }
+        check_service_type(&config.service_type)
+            .map_err(|reason| invalid(format!("type {:?}", config.service_type), reason))?;
+        for (what, value) in [("session", config.session), ("timeout", config.timeout)] {
+            if value.is_zero() {
+                return Err(invalid(
+                    format!("{what} 0s"),
+                    "must be greater than zero".to_owned(),
+                ));
+            }
+        }
+        config.failback.validate()?;
+        Ok(config)
+    }
+}
+
 impl MdnsConfig {
+    /// A builder starting from the defaults ([`MdnsConfig::default`]).
+    pub fn builder() -> MdnsConfigBuilder {
+        MdnsConfigBuilder::default()
+    }
+
+    /// Joins mDNS on the interface and opens a registry handle with this config.
+    pub async fn connect(self) -> Result<crate::MdnsRegistry> {
+        crate::open(self).await
+    }
+
     /// Reads `mdns://local[?interface=127.0.0.1&type=_srpc._tcp&session=60000&timeout=1000]`.
     pub fn from_url(url: &Url) -> Result<MdnsConfig> {
         let params = RegistryParams::new(url);

@@ -28,7 +28,7 @@ pub mod wire;
 use srpc_registry_kit::{FailbackRegistry, Result, Url};
 
 pub use crate::backend::MdnsBackend;
-pub use crate::config::{DEFAULT_TYPE, Interface, MdnsConfig};
+pub use crate::config::{DEFAULT_TYPE, Interface, MdnsConfig, MdnsConfigBuilder, PARAMS};
 
 /// The URL scheme of this backend.
 pub const SCHEME: &str = "mdns";

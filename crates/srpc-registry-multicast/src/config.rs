@@ -36,7 +36,109 @@ pub struct MulticastConfig {
     pub failback: FailbackConfig,
 }
 
+/// The URL parameters a `multicast://` registry URL reads, besides the kit's
+/// [`COMMON_PARAMS`](srpc_registry_kit::COMMON_PARAMS).
+pub const PARAMS: &[&str] = &[
+    "interface",
+    "ttl",
+    "loopback",
+    "unicast",
+    "clean",
+    "session",
+    "timeout",
+];
+
+/// Builds a [`MulticastConfig`] without a URL:
+/// `MulticastConfig::builder(group, 1234).interface(lan_address).build()?`.
+#[derive(Debug)]
+pub struct MulticastConfigBuilder {
+    config: Result<MulticastConfig>,
+}
+
+impl MulticastConfigBuilder {
+    fn map(mut self, set: impl FnOnce(&mut MulticastConfig)) -> Self {
+        if let Ok(config) = &mut self.config {
+            set(config);
+        }
+        self
+    }
+
+    /// The local interface to join and send on (loopback by default).
+    pub fn interface(self, interface: IpAddr) -> Self {
+        self.map(|c| c.interface = interface)
+    }
+
+    /// Multicast TTL / hop limit, 1..=255.
+    pub fn ttl(self, ttl: u32) -> Self {
+        self.map(|c| c.ttl = ttl)
+    }
+
+    /// Whether this process receives its own datagrams.
+    pub fn loopback(self, loopback: bool) -> Self {
+        self.map(|c| c.loopback = loopback)
+    }
+
+    /// Whether providers may answer by unicast.
+    pub fn unicast(self, unicast: bool) -> Self {
+        self.map(|c| c.unicast = unicast)
+    }
+
+    /// Whether subscribers probe providers and drop those that stop answering.
+    pub fn clean(self, clean: bool) -> Self {
+        self.map(|c| c.clean = clean)
+    }
+
+    /// The probe period.
+    pub fn session(self, session: Duration) -> Self {
+        self.map(|c| c.session = session)
+    }
+
+    /// How long `subscribe` and `lookup` wait for the first answers.
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.map(|c| c.timeout = timeout)
+    }
+
+    /// Retry, `check` and cache file settings.
+    pub fn failback(self, failback: FailbackConfig) -> Self {
+        self.map(|c| c.failback = failback)
+    }
+
+    /// The config, once it can work: a multicast group, an interface of its IP version, a
+    /// TTL in 1..=255, a session above zero.
+    pub fn build(self) -> Result<MulticastConfig> {
+        let config = self.config?;
+        let invalid =
+            |value: String, reason: &str| Error::invalid("multicast config", value, reason);
+        if config.interface.is_ipv4() != config.group.is_ipv4() {
+            return Err(invalid(
+                format!("interface {} and group {}", config.interface, config.group),
+                "they are of different IP versions",
+            ));
+        }
+        if !(1..=255).contains(&config.ttl) {
+            return Err(invalid(format!("ttl {}", config.ttl), "outside 1..=255"));
+        }
+        if config.session.is_zero() {
+            return Err(invalid("session 0s".to_owned(), "session must be > 0"));
+        }
+        config.failback.validate()?;
+        Ok(config)
+    }
+}
+
 impl MulticastConfig {
+    /// A builder starting from [`MulticastConfig::new`]'s defaults for `group` and `port`.
+    pub fn builder(group: IpAddr, port: u16) -> MulticastConfigBuilder {
+        MulticastConfigBuilder {
+            config: MulticastConfig::new(group, port),
+        }
+    }
+
+    /// Joins the group and opens a registry handle with this config.
+    pub async fn connect(self) -> Result<crate::MulticastRegistry> {
+        crate::open(self).await
+    }
+
     /// Defaults for a group and port, joined on loopback.
     pub fn new(group: IpAddr, port: u16) -> Result<MulticastConfig> {
         if !group.is_multicast() {

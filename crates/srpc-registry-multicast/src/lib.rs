@@ -28,7 +28,7 @@ pub mod wire;
 use srpc_registry_kit::{FailbackRegistry, Result, Url};
 
 pub use crate::backend::MulticastBackend;
-pub use crate::config::{DEFAULT_PORT, MulticastConfig};
+pub use crate::config::{DEFAULT_PORT, MulticastConfig, MulticastConfigBuilder, PARAMS};
 pub use crate::error::Error;
 
 /// The URL scheme of this backend.

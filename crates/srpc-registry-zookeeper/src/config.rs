@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use srpc_registry_kit::{FailbackConfig, RegistryParams, Result, Url};
+use srpc_registry_kit::{Error, FailbackConfig, RegistryParams, Result, Url};
 
 /// The client port ZooKeeper listens on by default.
 pub const DEFAULT_PORT: u16 = 2181;
@@ -34,17 +34,116 @@ pub struct ZookeeperConfig {
     pub persistent_watches: bool,
 }
 
+/// The URL parameters a `zookeeper://` registry URL reads, besides the kit's
+/// [`COMMON_PARAMS`](srpc_registry_kit::COMMON_PARAMS).
+pub const PARAMS: &[&str] = &[
+    "backup", "group", "session", "timeout", "layout", "base", "watch",
+];
+
+impl Default for ZookeeperConfig {
+    /// One server on this machine (`127.0.0.1:2181`), Java Dubbo's defaults.
+    fn default() -> ZookeeperConfig {
+        ZookeeperConfig {
+            servers: vec![format!("127.0.0.1:{DEFAULT_PORT}")],
+            session: Duration::from_secs(60),
+            timeout: Duration::from_secs(5),
+            digest: None,
+            layout: Layout::default(),
+            failback: FailbackConfig::default(),
+            persistent_watches: true,
+        }
+    }
+}
+
+/// Builds a [`ZookeeperConfig`] without a URL:
+/// `ZookeeperConfig::builder().servers(["zk1:2181"]).build()?`.
+#[derive(Debug, Clone, Default)]
+pub struct ZookeeperConfigBuilder {
+    config: ZookeeperConfig,
+}
+
+impl ZookeeperConfigBuilder {
+    /// The servers, `host:port` each.
+    pub fn servers(mut self, servers: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.config.servers = servers.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The session timeout asked of the server.
+    pub fn session(mut self, session: Duration) -> Self {
+        self.config.session = session;
+        self
+    }
+
+    /// How long connecting may take.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.config.timeout = timeout;
+        self
+    }
+
+    /// User and password for digest authentication.
+    pub fn digest(mut self, user: &str, password: &str) -> Self {
+        self.config.digest = Some(format!("{user}:{password}"));
+        self
+    }
+
+    /// The node layout (Dubbo's under `/dubbo` by default).
+    pub fn layout(mut self, layout: Layout) -> Self {
+        self.config.layout = layout;
+        self
+    }
+
+    /// `false`: one-shot children watches, as Java Dubbo (see
+    /// [`ZookeeperConfig::persistent_watches`]).
+    pub fn persistent_watches(mut self, persistent: bool) -> Self {
+        self.config.persistent_watches = persistent;
+        self
+    }
+
+    /// Retry, `check` and cache file settings.
+    pub fn failback(mut self, failback: FailbackConfig) -> Self {
+        self.config.failback = failback;
+        self
+    }
+
+    /// The config, once it can work: at least one server, durations above zero.
+    pub fn build(self) -> Result<ZookeeperConfig> {
+        let config = self.config;
+        if config.servers.is_empty() {
+            return Err(Error::invalid(
+                "zookeeper config",
+                "servers []",
+                "name at least one server",
+            ));
+        }
+        for (what, value) in [("session", config.session), ("timeout", config.timeout)] {
+            if value.is_zero() {
+                return Err(Error::invalid(
+                    "zookeeper config",
+                    format!("{what} 0s"),
+                    "must be greater than zero",
+                ));
+            }
+        }
+        config.failback.validate()?;
+        Ok(config)
+    }
+}
+
 impl ZookeeperConfig {
+    /// A builder starting from the defaults ([`ZookeeperConfig::default`]).
+    pub fn builder() -> ZookeeperConfigBuilder {
+        ZookeeperConfigBuilder::default()
+    }
+
+    /// Connects a registry handle with this config.
+    pub async fn connect(self) -> Result<crate::ZookeeperRegistry> {
+        crate::open(self).await
+    }
+
     /// Reads `zookeeper://[user:password@]host:port[,host2:port2…][?backup=…&group=…&session=…&timeout=…&layout=dubbo|rpcx&base=…&watch=persistent|children]`.
     pub fn from_url(url: &Url) -> Result<ZookeeperConfig> {
         let params = RegistryParams::new(url);
-        let servers = params.servers(DEFAULT_PORT, "zookeeper://host:port")?;
-        let layout = Layout::from_params(&params)?;
-        let digest = params
-            .credentials()
-            .map(|(user, password)| format!("{user}:{password}"));
-        let session = params.positive_duration("session", Duration::from_secs(60))?;
-        let timeout = params.positive_duration("timeout", Duration::from_secs(5))?;
         let persistent_watches = match url.param("watch") {
             None | Some("" | "persistent") => true,
             Some("children") => false,
@@ -54,15 +153,17 @@ impl ZookeeperConfig {
                 )));
             }
         };
-        Ok(ZookeeperConfig {
-            servers,
-            session,
-            timeout,
-            digest,
-            layout,
-            failback: params.failback()?,
-            persistent_watches,
-        })
+        let mut builder = ZookeeperConfig::builder()
+            .servers(params.servers(DEFAULT_PORT, "zookeeper://host:port")?)
+            .layout(Layout::from_params(&params)?)
+            .session(params.positive_duration("session", Duration::from_secs(60))?)
+            .timeout(params.positive_duration("timeout", Duration::from_secs(5))?)
+            .persistent_watches(persistent_watches)
+            .failback(params.failback()?);
+        if let Some((user, password)) = params.credentials() {
+            builder = builder.digest(user, password);
+        }
+        builder.build()
     }
 
     /// The connect string: `host:port,host:port`.

@@ -23,7 +23,7 @@ mod config;
 use srpc_registry_kit::{FailbackRegistry, Result, Url};
 
 pub use crate::backend::ZookeeperBackend;
-pub use crate::config::{DEFAULT_PORT, Layout, ZookeeperConfig};
+pub use crate::config::{DEFAULT_PORT, Layout, PARAMS, ZookeeperConfig, ZookeeperConfigBuilder};
 
 /// The URL scheme of this backend.
 pub const SCHEME: &str = "zookeeper";

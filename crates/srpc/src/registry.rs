@@ -1,114 +1,135 @@
-//! Registries: the [`Registry`] trait and [`connect`], which picks a backend by URL scheme.
+//! Registries: the contract ([`Registry`], [`Subscription`], [`Snapshot`], [`Change`],
+//! [`Error`]), [`connect`], which picks a backend by URL scheme, and [`open`], which opens one
+//! from a typed config built without a URL.
 
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 
 pub use srpc_registry::*;
+pub use srpc_registry_kit::FailbackConfig;
+
+#[cfg(feature = "consul")]
+pub use srpc_registry_consul::ConsulConfig;
+#[cfg(feature = "etcd")]
+pub use srpc_registry_etcd::EtcdConfig;
+#[cfg(feature = "http")]
+pub use srpc_registry_http::HttpConfig;
+#[cfg(feature = "inprocess")]
+pub use srpc_registry_inprocess::InprocessConfig;
+#[cfg(feature = "mdns")]
+pub use srpc_registry_mdns::MdnsConfig;
+#[cfg(feature = "multicast")]
+pub use srpc_registry_multicast::MulticastConfig;
+#[cfg(feature = "zookeeper")]
+pub use srpc_registry_zookeeper::ZookeeperConfig;
 
 /// Opens a registry of one backend from its URL.
 type Open = fn(&Url) -> BoxFuture<'_, Result<Arc<dyn Registry>>>;
 
-/// A backend scheme, the cargo feature that enables it, and its constructor when this build
-/// has it. The one place a scheme is checked: backends read the rest of the URL.
-struct Scheme {
-    name: &'static str,
-    feature: &'static str,
-    /// The URL parameters its backend reads (besides [`COMMON_PARAMS`]).
-    params: &'static [&'static str],
+/// What kind of thing a registry scheme reaches, for tools that treat them differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RegistryKind {
+    /// Memory shared inside one process (`inprocess`): nothing outside it can see it.
+    InProcess,
+    /// No server: peers on one link tell each other (`multicast`, `mdns`); consumers drop a
+    /// provider that stops accepting TCP connections.
+    Peers,
+    /// A registry server of another project (`zookeeper`, `etcd`, `consul`).
+    Server,
+    /// srpc's own registry server (`http`: `srpc registry serve`).
+    SrpcServer,
+}
+
+/// What this build knows about one registry scheme.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct SchemeInfo {
+    /// The URL scheme: the backend crate's `SCHEME` when its feature is on; else the name of
+    /// the feature, which is the scheme by convention (a test holds them equal).
+    pub scheme: &'static str,
+    /// The cargo feature of `srpc` that enables it.
+    pub feature: &'static str,
+    /// What it reaches.
+    pub kind: RegistryKind,
+    /// The URL parameters its backend reads (besides [`COMMON_PARAMS`]); empty when the
+    /// feature is off.
+    pub params: &'static [&'static str],
     open: Option<Open>,
 }
 
-/// Parameters every backend reads (failback).
-const COMMON_PARAMS: &[&str] = &["check", "retry.period", "retry.max.period", "file"];
+impl SchemeInfo {
+    /// Whether this build can [`connect`] to it.
+    pub fn is_enabled(&self) -> bool {
+        self.open.is_some()
+    }
+}
 
-/// Every scheme this version of srpc has a backend for, in the order of the docs.
-const SCHEMES: &[Scheme] = &[
-    Scheme {
-        name: "inprocess",
-        feature: "inprocess",
-        params: &[],
-        #[cfg(feature = "inprocess")]
-        open: Some(|url| Box::pin(async move { Ok(arc(srpc_registry_inprocess::connect(url)?)) })),
-        #[cfg(not(feature = "inprocess"))]
-        open: None,
-    },
-    Scheme {
-        name: "multicast",
-        feature: "multicast",
-        params: &[
-            "interface",
-            "ttl",
-            "loopback",
-            "unicast",
-            "clean",
-            "session",
-            "timeout",
-        ],
-        #[cfg(feature = "multicast")]
-        open: Some(|url| {
-            Box::pin(async move { Ok(arc(srpc_registry_multicast::connect(url).await?)) })
-        }),
-        #[cfg(not(feature = "multicast"))]
-        open: None,
-    },
-    Scheme {
-        name: "zookeeper",
-        feature: "zookeeper",
-        params: &[
-            "backup", "group", "session", "timeout", "layout", "base", "watch",
-        ],
-        #[cfg(feature = "zookeeper")]
-        open: Some(|url| {
-            Box::pin(async move { Ok(arc(srpc_registry_zookeeper::connect(url).await?)) })
-        }),
-        #[cfg(not(feature = "zookeeper"))]
-        open: None,
-    },
-    Scheme {
-        name: "etcd",
-        feature: "etcd",
-        params: &["backup", "group", "session", "timeout", "layout", "base"],
-        #[cfg(feature = "etcd")]
-        open: Some(|url| Box::pin(async move { Ok(arc(srpc_registry_etcd::connect(url).await?)) })),
-        #[cfg(not(feature = "etcd"))]
-        open: None,
-    },
-    Scheme {
-        name: "consul",
-        feature: "consul",
-        params: &[
-            "token",
-            "timeout",
-            "consul-check-pass-interval",
-            "consul-deregister-critical-service-after",
-            "consul-watch-timeout",
-        ],
-        #[cfg(feature = "consul")]
-        open: Some(|url| {
-            Box::pin(async move { Ok(arc(srpc_registry_consul::connect(url).await?)) })
-        }),
-        #[cfg(not(feature = "consul"))]
-        open: None,
-    },
-    Scheme {
-        name: "mdns",
-        feature: "mdns",
-        params: &["interface", "type", "session", "timeout"],
-        #[cfg(feature = "mdns")]
-        open: Some(|url| Box::pin(async move { Ok(arc(srpc_registry_mdns::connect(url).await?)) })),
-        #[cfg(not(feature = "mdns"))]
-        open: None,
-    },
-    Scheme {
-        name: "http",
-        feature: "http",
-        params: &["ttl", "wait", "token"],
-        #[cfg(feature = "http")]
-        open: Some(|url| Box::pin(async move { Ok(arc(srpc_registry_http::connect(url).await?)) })),
-        #[cfg(not(feature = "http"))]
-        open: None,
-    },
+/// Parameters every backend reads (failback).
+pub use srpc_registry_kit::COMMON_PARAMS;
+
+/// One table entry: the backend's own constants when its feature is on.
+macro_rules! scheme {
+    ($feature:literal, $kind:expr, $krate:ident, |$url:ident| $open:expr) => {
+        SchemeInfo {
+            #[cfg(feature = $feature)]
+            scheme: $krate::SCHEME,
+            #[cfg(not(feature = $feature))]
+            scheme: $feature,
+            feature: $feature,
+            kind: $kind,
+            #[cfg(feature = $feature)]
+            params: $krate::PARAMS,
+            #[cfg(not(feature = $feature))]
+            params: &[],
+            #[cfg(feature = $feature)]
+            open: Some(|$url| Box::pin(async move { Ok(arc($open)) })),
+            #[cfg(not(feature = $feature))]
+            open: None,
+        }
+    };
+}
+
+/// Every scheme this version of srpc has a backend for, in the order of the docs: the one
+/// place a scheme is checked. Backends read the rest of the URL.
+const SCHEMES: &[SchemeInfo] = &[
+    scheme!(
+        "inprocess",
+        RegistryKind::InProcess,
+        srpc_registry_inprocess,
+        |url| srpc_registry_inprocess::connect(url)?
+    ),
+    scheme!(
+        "multicast",
+        RegistryKind::Peers,
+        srpc_registry_multicast,
+        |url| srpc_registry_multicast::connect(url).await?
+    ),
+    scheme!(
+        "zookeeper",
+        RegistryKind::Server,
+        srpc_registry_zookeeper,
+        |url| srpc_registry_zookeeper::connect(url).await?
+    ),
+    scheme!("etcd", RegistryKind::Server, srpc_registry_etcd, |url| {
+        srpc_registry_etcd::connect(url).await?
+    }),
+    scheme!(
+        "consul",
+        RegistryKind::Server,
+        srpc_registry_consul,
+        |url| srpc_registry_consul::connect(url).await?
+    ),
+    scheme!("mdns", RegistryKind::Peers, srpc_registry_mdns, |url| {
+        srpc_registry_mdns::connect(url).await?
+    }),
+    scheme!(
+        "http",
+        RegistryKind::SrpcServer,
+        srpc_registry_http,
+        |url| srpc_registry_http::connect(url).await?
+    ),
 ];
 
 #[cfg(any(
@@ -124,9 +145,63 @@ fn arc(registry: impl Registry) -> Arc<dyn Registry> {
     Arc::new(registry)
 }
 
+/// Every registry scheme srpc has a backend for, enabled in this build or not.
+pub fn schemes() -> impl Iterator<Item = &'static SchemeInfo> {
+    SCHEMES.iter()
+}
+
+/// What this build knows about `scheme`, if srpc has a backend for it.
+pub fn scheme(scheme: &str) -> Option<&'static SchemeInfo> {
+    SCHEMES.iter().find(|s| s.scheme == scheme)
+}
+
 /// The registry schemes this build can [`connect`] to.
 pub fn enabled_schemes() -> impl Iterator<Item = &'static str> {
-    SCHEMES.iter().filter(|s| s.open.is_some()).map(|s| s.name)
+    SCHEMES.iter().filter(|s| s.is_enabled()).map(|s| s.scheme)
+}
+
+/// A backend config that [`open`] accepts: each backend's `*Config` whose feature is on.
+pub trait RegistryConfig: Send + 'static {
+    /// Opens a handle of this config's backend.
+    fn open(self) -> BoxFuture<'static, Result<Arc<dyn Registry>>>;
+}
+
+macro_rules! registry_config {
+    ($feature:literal, $config:ty, |$c:ident| $open:expr) => {
+        #[cfg(feature = $feature)]
+        impl RegistryConfig for $config {
+            fn open(self) -> BoxFuture<'static, Result<Arc<dyn Registry>>> {
+                let $c = self;
+                Box::pin(async move { Ok(arc($open)) })
+            }
+        }
+    };
+}
+
+registry_config!("inprocess", InprocessConfig, |c| c.connect()?);
+registry_config!("multicast", MulticastConfig, |c| c.connect().await?);
+registry_config!("zookeeper", ZookeeperConfig, |c| c.connect().await?);
+registry_config!("etcd", EtcdConfig, |c| c.connect().await?);
+registry_config!("consul", ConsulConfig, |c| c.connect().await?);
+registry_config!("mdns", MdnsConfig, |c| c.connect().await?);
+registry_config!("http", HttpConfig, |c| c.connect().await?);
+
+/// Opens a registry from a typed config, built without a URL string:
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> srpc::registry::Result<()> {
+/// # #[cfg(feature = "inprocess")] {
+/// use srpc::registry::{self, FailbackConfig, InprocessConfig};
+///
+/// let config = InprocessConfig::new("open-doc").failback(FailbackConfig::default().with_check(false));
+/// let registry = registry::open(config).await?;
+/// registry.close().await?;
+/// # }
+/// # Ok(()) }
+/// ```
+pub async fn open(config: impl RegistryConfig) -> Result<Arc<dyn Registry>> {
+    config.open().await
 }
 
 /// Opens a registry from its URL, e.g. `inprocess://my-hub`.
@@ -141,11 +216,16 @@ pub async fn connect(registry_url: &str) -> Result<Arc<dyn Registry>> {
     if !trimmed.is_empty() && !trimmed.contains("://") {
         // `127.0.0.1:9999`, `localhost:2181`: the scheme is what picks the backend.
         let known: Vec<&str> = enabled_schemes().collect();
+        let guess = SCHEMES
+            .iter()
+            .find(|s| s.kind == RegistryKind::SrpcServer)
+            .map(|s| format!("did you mean {}://{trimmed}? ", s.scheme))
+            .unwrap_or_default();
         return Err(Error::invalid(
             "registry url",
             registry_url,
             format!(
-                "it has no scheme: did you mean http://{trimmed}? (schemes this build knows: {})",
+                "it has no scheme: {guess}(schemes this build knows: {})",
                 known.join(", ")
             ),
         ));
@@ -157,9 +237,9 @@ pub async fn connect(registry_url: &str) -> Result<Arc<dyn Registry>> {
 /// [`connect`] for an already parsed URL.
 pub async fn connect_url(url: &Url) -> Result<Arc<dyn Registry>> {
     let scheme = url.protocol();
-    match SCHEMES.iter().find(|s| s.name == scheme) {
+    match SCHEMES.iter().find(|s| s.scheme == scheme) {
         Some(
-            s @ Scheme {
+            s @ SchemeInfo {
                 open: Some(open), ..
             },
         ) => {
@@ -182,22 +262,22 @@ pub async fn connect_url(url: &Url) -> Result<Arc<dyn Registry>> {
 /// Parameters the backend does not read are ignored, and a typo (`sesion=`) would go
 /// unnoticed: one that is close to a known name gets a warning naming it; others (Java
 /// Dubbo's registry URLs carry `application`, `pid`, …) an info line.
-fn warn_unknown_params(scheme: &Scheme, url: &Url) {
+fn warn_unknown_params(scheme: &SchemeInfo, url: &Url) {
     for (key, _) in url.params() {
         if scheme.params.contains(&key) || COMMON_PARAMS.contains(&key) {
             continue;
         }
         match nearest(key, scheme.params.iter().chain(COMMON_PARAMS)) {
             Some(near) => tracing::warn!(
-                backend = scheme.name,
+                backend = scheme.scheme,
                 parameter = %key,
                 "unknown registry URL parameter {key:?}, ignored: did you mean {near:?}?"
             ),
             None => tracing::info!(
-                backend = scheme.name,
+                backend = scheme.scheme,
                 parameter = %key,
                 "registry URL parameter {key:?} is not read by the {} backend; ignored",
-                scheme.name
+                scheme.scheme
             ),
         }
     }
@@ -235,6 +315,16 @@ mod tests {
                 )
             );
         }
+    }
+
+    #[test]
+    fn an_enabled_backends_scheme_is_its_feature_name() {
+        // What the table says of a scheme whose feature is off rests on this convention.
+        for s in schemes().filter(|s| s.is_enabled()) {
+            assert_eq!(s.scheme, s.feature);
+            assert_eq!(scheme(s.scheme).map(|i| i.feature), Some(s.feature));
+        }
+        assert!(scheme("gopher").is_none());
     }
 
     #[test]
