@@ -1,7 +1,8 @@
 //! srpc: service registration, service discovery and client-side load balancing that speaks
 //! the formats Java Dubbo and rpcx already write.
 //!
-//! This facade re-exports the pieces and picks a registry backend from a URL:
+//! This facade re-exports the pieces and picks a registry backend from a URL
+//! ([`registry::connect`]) or opens one from a typed config ([`registry::open`]):
 //!
 //! ```
 //! use std::time::Duration;
@@ -36,8 +37,10 @@
 //!   Dubbo writes them.
 //! - `mdns`: `mdns://local?interface=<address or name>`, DNS-SD over mDNS on one interface
 //!   (default loopback), read and written by avahi, Bonjour and python-zeroconf too.
-//! - `http`: `http://127.0.0.1:9999`, the srpc HTTP registry (heartbeats, long-poll), and
-//!   [`http`] re-exports its embeddable server.
+//! - `http`: `http://127.0.0.1:9999`, the srpc HTTP registry's client (heartbeats,
+//!   long-poll); [`http`] re-exports its crate.
+//! - `http-server`: `http` plus the registry's embeddable server
+//!   (`srpc::http::HttpRegistryServer`, axum).
 //! - `tower`: `srpc::xclient::tower`, a `tower::discover::Discover` over any subscription.
 
 /// The Dubbo URL model ([`dubbo_url`]).
