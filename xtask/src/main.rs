@@ -467,7 +467,35 @@ fn soak_run(minutes: f64) -> Result<(), String> {
 /// Builds `bin` of `package` in release mode; its path.
 fn release_binary(package: &str, bin: &str) -> Result<PathBuf, String> {
     cargo(&["build", "--release", "--quiet", "-p", package, "--bin", bin])?;
-    Ok(project_root().join("target/release").join(bin))
+    Ok(target_dir()?.join("release").join(bin))
+}
+
+/// Cargo's real target directory: `CARGO_TARGET_DIR` (relative to the project root when
+/// relative), else what `cargo metadata` says (a `build.target-dir` in a config file).
+fn target_dir() -> Result<PathBuf, String> {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR").filter(|d| !d.is_empty()) {
+        return Ok(project_root().join(dir));
+    }
+    let output = cargo_command(&["metadata", "--format-version", "1", "--no-deps"])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("cargo metadata exited with {}", output.status));
+    }
+    target_directory_of(&String::from_utf8_lossy(&output.stdout))
+        .map(PathBuf::from)
+        .ok_or_else(|| "cargo metadata named no target_directory".to_owned())
+}
+
+/// The `target_directory` of `cargo metadata`'s JSON (a plain string search: xtask has no
+/// JSON parser, and cargo writes this field as a plain string).
+fn target_directory_of(metadata: &str) -> Option<String> {
+    const KEY: &str = "\"target_directory\":\"";
+    let start = metadata.find(KEY)? + KEY.len();
+    let rest = &metadata[start..];
+    let end = rest.find('"')?;
+    Some(rest[..end].replace("\\\\", "\\"))
 }
 
 /// The fuzz targets, as `fuzz/Cargo.toml` names them.
@@ -535,11 +563,16 @@ fn fuzz(args: &[String]) -> Result<(), String> {
             Err(format!("building fuzz/ exited with {status}"))
         }
     })?;
-    let bin_dir = root.join("fuzz/target").join(&triple).join("release");
+    // fuzz/ is a workspace of its own: its target directory, unless CARGO_TARGET_DIR (taken
+    // relative to fuzz/, where that cargo ran) moves every workspace's.
+    let fuzz_target = std::env::var_os("CARGO_TARGET_DIR")
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| root.join("fuzz/target"), |d| root.join("fuzz").join(d));
+    let bin_dir = fuzz_target.join(&triple).join("release");
     let mut results = Vec::new();
     for target in targets {
-        let corpus = root.join("target/fuzz-corpus").join(target);
-        let artifacts = root.join("target/fuzz-artifacts").join(target);
+        let corpus = target_dir()?.join("fuzz-corpus").join(target);
+        let artifacts = target_dir()?.join("fuzz-artifacts").join(target);
         let seeds = root.join("fuzz/seeds").join(target);
         for dir in [&corpus, &artifacts, &seeds] {
             std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -702,6 +735,13 @@ fn project_root() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_target_directory_is_read_from_cargo_metadata() {
+        let metadata = r#"{"packages":[],"target_directory":"/tmp/t d/x","version":1}"#;
+        assert_eq!(target_directory_of(metadata).as_deref(), Some("/tmp/t d/x"));
+        assert_eq!(target_directory_of("{}"), None);
+    }
 
     #[test]
     fn reads_the_features_of_a_manifest() {
