@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use srpc_registry_kit::{Error, FailbackConfig, RegistryParams, Result, Url};
+use srpc_registry_kit::{
+    Error, FailbackConfig, RegistryParams, Result, Url, http_base, require_positive,
+};
 
 /// The HTTP port of a Consul agent by default.
 pub const DEFAULT_PORT: u16 = 8500;
@@ -73,12 +75,7 @@ pub struct ConsulConfigBuilder {
 impl ConsulConfigBuilder {
     /// The agent, `host:port` or `http://host:port`.
     pub fn agent(mut self, address: &str) -> Self {
-        let address = address.trim_end_matches('/');
-        self.config.base = if address.contains("://") {
-            address.to_owned()
-        } else {
-            format!("http://{address}")
-        };
+        self.config.base = http_base(address);
         self
     }
 
@@ -134,14 +131,13 @@ impl ConsulConfigBuilder {
                 "consul-check-pass-interval must be at least 1000 ms",
             ));
         }
-        for (what, value) in [
-            ("watch timeout", config.watch_timeout),
-            ("timeout", config.timeout),
-        ] {
-            if value.is_zero() {
-                return Err(invalid(format!("{what} 0s"), "must be greater than zero"));
-            }
-        }
+        require_positive(
+            "consul config",
+            &[
+                ("consul-watch-timeout", config.watch_timeout),
+                ("timeout", config.timeout),
+            ],
+        )?;
         config.deregister_after = config.deregister_after.max(MIN_DEREGISTER_AFTER);
         config.watch_timeout = config.watch_timeout.min(MAX_WATCH_TIMEOUT);
         config.failback.validate()?;

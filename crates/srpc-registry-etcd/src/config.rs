@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use srpc_registry_kit::layout::PathLayout;
-use srpc_registry_kit::{Error, FailbackConfig, RegistryParams, Result, Url};
+use srpc_registry_kit::{
+    Error, FailbackConfig, RegistryParams, Result, Url, http_base, require_positive,
+};
 
 /// The client port etcd listens on by default.
 pub const DEFAULT_PORT: u16 = 2379;
@@ -56,14 +58,7 @@ impl EtcdConfigBuilder {
     pub fn endpoints(mut self, endpoints: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.config.endpoints = endpoints
             .into_iter()
-            .map(|endpoint| {
-                let endpoint: String = endpoint.into();
-                if endpoint.contains("://") {
-                    endpoint
-                } else {
-                    format!("http://{endpoint}")
-                }
-            })
+            .map(|endpoint| http_base(&endpoint.into()))
             .collect();
         self
     }
@@ -101,8 +96,6 @@ impl EtcdConfigBuilder {
     /// The config, once it can work: at least one endpoint, durations above zero.
     pub fn build(self) -> Result<EtcdConfig> {
         let config = self.config;
-        let invalid =
-            |what: String| Error::invalid("etcd config", &what, "must be greater than zero");
         if config.endpoints.is_empty() {
             return Err(Error::invalid(
                 "etcd config",
@@ -110,12 +103,10 @@ impl EtcdConfigBuilder {
                 "name at least one endpoint",
             ));
         }
-        if config.session.is_zero() {
-            return Err(invalid("session 0s".into()));
-        }
-        if config.timeout.is_zero() {
-            return Err(invalid("timeout 0s".into()));
-        }
+        require_positive(
+            "etcd config",
+            &[("session", config.session), ("timeout", config.timeout)],
+        )?;
         config.failback.validate()?;
         Ok(config)
     }

@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use srpc_registry_kit::{
     Backend, Context, Error, FailbackConfig, Keepalive, RegistryParams, Renew, Renewal, Result,
-    Url, WatchScope, Watches,
+    Url, WatchScope, Watches, http_base, require_positive,
 };
 use tracing::{debug, warn};
 
@@ -65,12 +65,7 @@ pub struct HttpConfigBuilder {
 impl HttpConfigBuilder {
     /// The server, `host:port` or `http://host:port`.
     pub fn server(mut self, address: &str) -> Self {
-        let address = address.trim_end_matches('/');
-        self.config.base = if address.contains("://") {
-            address.to_owned()
-        } else {
-            format!("http://{address}")
-        };
+        self.config.base = http_base(address);
         self
     }
 
@@ -115,12 +110,7 @@ impl HttpConfigBuilder {
                 format!("ttl must be at least {MIN_TTL:?}"),
             ));
         }
-        if config.wait.is_zero() {
-            return Err(invalid(
-                "wait 0s".to_owned(),
-                "must be greater than zero".to_owned(),
-            ));
-        }
+        require_positive("http config", &[("wait", config.wait)])?;
         config.wait = config.wait.min(MAX_WAIT);
         config.failback.validate()?;
         Ok(config)

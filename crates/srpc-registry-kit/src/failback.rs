@@ -187,7 +187,8 @@ impl<B: Backend> Shared<B> {
     fn spawn_retry(self: &Arc<Self>, op: Op, immediate: bool) -> Option<AbortHandle> {
         let weak = Arc::downgrade(self);
         let mut backoff = self.config.retry().backoff();
-        let op_name = op.to_string();
+        // A clone is reference counts: the text is made only if the spawn fails.
+        let what = op.clone();
         let task = self.tasks.spawn("retry", async move {
             let mut first = true;
             for attempt in 1u64.. {
@@ -221,7 +222,7 @@ impl<B: Backend> Shared<B> {
         match task {
             Ok(task) => Some(task),
             Err(error) => {
-                debug!(backend = self.backend.name(), op = %op_name, %error, "not retried");
+                debug!(backend = self.backend.name(), op = %what, %error, "not retried");
                 None
             }
         }
@@ -285,9 +286,9 @@ impl<B: Backend> Shared<B> {
 }
 
 impl<B: Backend> Shared<B> {
-    /// Re-lists every subscription (with retries), keeping their URLs meanwhile.
+    /// Re-lists every subscription (with retries), keeping their URLs meanwhile. They were
+    /// marked unlisted already, by `Context::report`, when the session event came.
     fn relist_subscriptions(self: &Arc<Self>, book: &mut Book) {
-        self.catalog.mark_all_unlisted();
         let subscriptions: Vec<(SubscriptionId, Url)> = book
             .subscriptions
             .iter()

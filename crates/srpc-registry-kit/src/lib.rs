@@ -38,7 +38,9 @@ pub use crate::backend::{Backend, Context, SessionEvent};
 pub use crate::catalog::{Catalog, SubscriptionId};
 pub use crate::failback::FailbackRegistry;
 pub use crate::keepalive::{Keepalive, KeepaliveState, Renew, Renewal};
-pub use crate::params::{COMMON_PARAMS, FailbackConfig, RegistryParams};
+pub use crate::params::{
+    COMMON_PARAMS, FailbackConfig, RegistryParams, http_base, require_positive,
+};
 pub use crate::prober::{
     MAX_PROBE_TIMEOUT, Probed, Prober, ProberSettings, is_probe_candidate, probe,
 };

@@ -64,6 +64,30 @@ impl Default for FailbackConfig {
 /// each backend crate's `PARAMS` lists its own beside these.
 pub const COMMON_PARAMS: &[&str] = &["check", "retry.period", "retry.max.period", "file"];
 
+/// Checks a config's durations for a builder's `build()`: each must be above zero. `what` names
+/// the config (`"etcd config"`), each pair a duration by its parameter name.
+pub fn require_positive(what: &'static str, durations: &[(&str, Duration)]) -> Result<()> {
+    match durations.iter().find(|(_, value)| value.is_zero()) {
+        Some((name, _)) => Err(Error::invalid(
+            what,
+            format!("{name} 0s"),
+            format!("{name} must be greater than zero"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `address` as the base URL of an HTTP server: `host:port` gains `http://`, a URL with a
+/// scheme stays as written, a trailing `/` goes.
+pub fn http_base(address: &str) -> String {
+    let address = address.trim_end_matches('/');
+    if address.contains("://") {
+        address.to_owned()
+    } else {
+        format!("http://{address}")
+    }
+}
+
 impl FailbackConfig {
     /// With registry-wide `check` set to `check`.
     pub fn with_check(mut self, check: bool) -> FailbackConfig {
@@ -186,6 +210,24 @@ mod tests {
 
     fn url(s: &str) -> Url {
         Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn builder_checks_name_the_zero_duration_and_bases_gain_a_scheme() {
+        let second = Duration::from_secs(1);
+        assert!(require_positive("x config", &[("session", second)]).is_ok());
+        let err = require_positive(
+            "x config",
+            &[("session", second), ("timeout", Duration::ZERO)],
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("timeout must be greater than zero"),
+            "{err}"
+        );
+        assert_eq!(http_base("a:1/"), "http://a:1");
+        assert_eq!(http_base("http://a:1"), "http://a:1");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use srpc_registry_kit::{Error, FailbackConfig, RegistryParams, Result, Url};
+use srpc_registry_kit::{Error, FailbackConfig, RegistryParams, Result, Url, require_positive};
 
 /// The DNS-SD service type srpc uses unless told otherwise.
 pub const DEFAULT_TYPE: &str = "_srpc._tcp";
@@ -106,14 +106,10 @@ impl MdnsConfigBuilder {
         }
         check_service_type(&config.service_type)
             .map_err(|reason| invalid(format!("type {:?}", config.service_type), reason))?;
-        for (what, value) in [("session", config.session), ("timeout", config.timeout)] {
-            if value.is_zero() {
-                return Err(invalid(
-                    format!("{what} 0s"),
-                    "must be greater than zero".to_owned(),
-                ));
-            }
-        }
+        require_positive(
+            "mdns config",
+            &[("session", config.session), ("timeout", config.timeout)],
+        )?;
         config.failback.validate()?;
         Ok(config)
     }
@@ -155,13 +151,13 @@ impl MdnsConfig {
         };
         let service_type = url.param_or("type", DEFAULT_TYPE).trim().to_owned();
         check_service_type(&service_type).map_err(|reason| params.invalid(reason))?;
-        Ok(MdnsConfig {
-            interface,
-            service_type,
-            session: params.positive_duration("session", Duration::from_secs(60))?,
-            timeout: params.positive_duration("timeout", Duration::from_secs(1))?,
-            failback: params.failback()?,
-        })
+        MdnsConfig::builder()
+            .interface(interface)
+            .service_type(service_type)
+            .session(params.positive_duration("session", Duration::from_secs(60))?)
+            .timeout(params.positive_duration("timeout", Duration::from_secs(1))?)
+            .failback(params.failback()?)
+            .build()
     }
 
     /// The type with its domain, as DNS-SD libraries take it: `_srpc._tcp.local.`.

@@ -3,10 +3,15 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use srpc_registry_kit::{Error, FailbackConfig, RegistryParams, Result, Url};
+use srpc_registry_kit::{Error, FailbackConfig, RegistryParams, Result, Url, require_positive};
 
 /// The port Java Dubbo uses when the registry URL has none.
 pub const DEFAULT_PORT: u16 = 1234;
+
+/// The probe period when none is given (Java's).
+const DEFAULT_SESSION: Duration = Duration::from_secs(60);
+/// How long `subscribe` and `lookup` wait for first answers when not told.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Settings of a multicast registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,9 +123,7 @@ impl MulticastConfigBuilder {
         if !(1..=255).contains(&config.ttl) {
             return Err(invalid(format!("ttl {}", config.ttl), "outside 1..=255"));
         }
-        if config.session.is_zero() {
-            return Err(invalid("session 0s".to_owned(), "session must be > 0"));
-        }
+        require_positive("multicast config", &[("session", config.session)])?;
         config.failback.validate()?;
         Ok(config)
     }
@@ -160,8 +163,8 @@ impl MulticastConfig {
             loopback: true,
             unicast: true,
             clean: true,
-            session: Duration::from_secs(60),
-            timeout: Duration::from_secs(1),
+            session: DEFAULT_SESSION,
+            timeout: DEFAULT_TIMEOUT,
             failback: FailbackConfig::default(),
         })
     }
@@ -187,7 +190,7 @@ impl MulticastConfig {
         } else {
             url.port()
         };
-        let mut config = MulticastConfig::new(group, port)?;
+        let mut builder = MulticastConfig::builder(group, port);
         if let Some(interface) = url.param("interface").filter(|s| !s.is_empty()) {
             let bare = interface.trim_start_matches('[').trim_end_matches(']');
             let address: IpAddr = bare
@@ -198,23 +201,26 @@ impl MulticastConfig {
                     "interface {interface} and group {group} are of different IP versions"
                 )));
             }
-            config.interface = address;
+            builder = builder.interface(address);
         }
         let ttl = url.param_u64("ttl", 1)?;
         if !(1..=255).contains(&ttl) {
             return Err(invalid(format!("ttl {ttl} is outside 1..=255")));
         }
-        config.ttl = ttl as u32;
-        config.loopback = url.param_bool("loopback", true)?;
-        config.unicast = url.param_bool("unicast", true)?;
-        config.clean = url.param_bool("clean", true)?;
-        config.session = url.param_duration("session", config.session)?;
-        config.timeout = url.param_duration("timeout", config.timeout)?;
-        if config.session.is_zero() {
+        let session = url.param_duration("session", DEFAULT_SESSION)?;
+        if session.is_zero() {
             return Err(invalid("session must be > 0".to_owned()));
         }
-        config.failback = params.failback()?;
-        Ok(config)
+        builder
+            // In 1..=255, checked above.
+            .ttl(ttl as u32)
+            .loopback(url.param_bool("loopback", true)?)
+            .unicast(url.param_bool("unicast", true)?)
+            .clean(url.param_bool("clean", true)?)
+            .session(session)
+            .timeout(url.param_duration("timeout", DEFAULT_TIMEOUT)?)
+            .failback(params.failback()?)
+            .build()
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use srpc_registry_kit::{Error, FailbackConfig, RegistryParams, Result, Url};
+use srpc_registry_kit::{Error, FailbackConfig, RegistryParams, Result, Url, require_positive};
 
 /// The client port ZooKeeper listens on by default.
 pub const DEFAULT_PORT: u16 = 2181;
@@ -116,15 +116,10 @@ impl ZookeeperConfigBuilder {
                 "name at least one server",
             ));
         }
-        for (what, value) in [("session", config.session), ("timeout", config.timeout)] {
-            if value.is_zero() {
-                return Err(Error::invalid(
-                    "zookeeper config",
-                    format!("{what} 0s"),
-                    "must be greater than zero",
-                ));
-            }
-        }
+        require_positive(
+            "zookeeper config",
+            &[("session", config.session), ("timeout", config.timeout)],
+        )?;
         config.failback.validate()?;
         Ok(config)
     }
