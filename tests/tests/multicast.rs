@@ -44,7 +44,7 @@ async fn a_handle_from_a_builder_works() {
         .unwrap()
         .port();
     let config = MulticastConfig::builder("239.255.77.77".parse().unwrap(), port)
-        .interface("127.0.0.1".parse().unwrap())
+        .interface(std::net::Ipv4Addr::LOCALHOST)
         .timeout(std::time::Duration::from_millis(300))
         .clean(false)
         .build()

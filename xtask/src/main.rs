@@ -125,7 +125,12 @@ fn test() -> Result<(), String> {
 }
 
 /// The packages whose features must each build alone (`--no-default-features` plus one).
-const FEATURE_PACKAGES: &[&str] = &["srpc", "srpc-cli", "srpc-registry-http"];
+const FEATURE_PACKAGES: &[&str] = &[
+    "srpc",
+    "srpc-cli",
+    "srpc-registry-http",
+    "srpc-registry-kit",
+];
 
 /// `cargo check` of each package with no features, then with each of its features alone, as
 /// listed in its manifest's `[features]` table.

@@ -8,6 +8,7 @@
 //! background work runs in (aborted on close and drop), and [`Context::report`] to say what
 //! happened to its connection ([`SessionEvent`]). [`Watches`] runs one watch task per scope, [`Keepalive`] keeps
 //! a registration alive, [`Prober`] verifies providers of server-less registries,
+//! `GroupSocket` (feature `group`) opens their multicast socket on one interface,
 //! [`RegistryParams`] reads the common parts of a registry URL, [`RetryPolicy`] is how every
 //! loop backs off, and [`layout`] is Dubbo's (and rpcx's) path layout for backends that store
 //! paths. `docs/registry.md` ("Writing a backend") has the guide.
@@ -19,6 +20,8 @@ mod backend;
 mod cache;
 mod catalog;
 mod failback;
+#[cfg(feature = "group")]
+mod group;
 mod keepalive;
 pub mod layout;
 mod params;
@@ -37,6 +40,10 @@ pub use crate::answers::wait_for_answers;
 pub use crate::backend::{Backend, Context, SessionEvent};
 pub use crate::catalog::{Catalog, SubscriptionId};
 pub use crate::failback::FailbackRegistry;
+#[cfg(feature = "group")]
+pub use crate::group::{
+    BindTo, GroupSocket, GroupSocketError, Interface, JoinedSocket, is_interface_name,
+};
 pub use crate::keepalive::{Keepalive, KeepaliveState, Renew, Renewal};
 pub use crate::params::{
     COMMON_PARAMS, FailbackConfig, RegistryParams, http_base, require_positive,

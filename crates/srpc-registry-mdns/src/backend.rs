@@ -13,10 +13,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use socket2::{Domain, Protocol, Socket, Type};
 use srpc_registry_kit::{
-    Backend, Catalog, Context, Error, Probed, Prober, ProberSettings, Result, RetryPolicy, Url,
-    is_probe_candidate, wait_for_answers,
+    Backend, BindTo, Catalog, Context, Error, GroupSocket, GroupSocketError, Interface, Probed,
+    Prober, ProberSettings, Result, RetryPolicy, Url, is_probe_candidate, wait_for_answers,
 };
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
@@ -24,7 +23,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::cache::Cache;
-use crate::config::{Interface, MdnsConfig};
+use crate::config::MdnsConfig;
 use crate::record::{instance_name, txt_properties};
 use crate::wire::{
     self, GROUP, Message, PORT, Published, QuestionOf, SERVICES, T_A, T_AAAA, T_PTR, T_SRV, T_TXT,
@@ -89,14 +88,7 @@ impl MdnsBackend {
     /// Opens the socket on the configured interface and starts the receive loop, the
     /// maintenance loop and the prober. Must run inside a tokio runtime.
     pub fn open(config: MdnsConfig, ctx: Context) -> Result<MdnsBackend> {
-        let interface = interface_address(&config)?;
-        let socket = bind(interface).map_err(|(what, source)| {
-            Error::not_connected_by(
-                crate::SCHEME,
-                format!("{what} (interface {interface})"),
-                source,
-            )
-        })?;
+        let (socket, interface) = join(&config)?;
         let group = SocketAddr::V4(SocketAddrV4::new(GROUP, PORT));
         info!(
             backend = crate::SCHEME,
@@ -145,84 +137,40 @@ impl MdnsBackend {
     }
 }
 
-/// The IPv4 address of the configured interface (checked to exist on this machine).
-fn interface_address(config: &MdnsConfig) -> Result<Ipv4Addr> {
-    let interfaces = if_addrs::get_if_addrs().map_err(|source| {
-        Error::not_connected_by(crate::SCHEME, "list local network interfaces", source)
-    })?;
+/// Joins 224.0.0.251:5353 on the configured interface; returns the socket and the
+/// interface's IPv4 address.
+fn join(config: &MdnsConfig) -> Result<(UdpSocket, Ipv4Addr)> {
     let refuse = |reason: String| Error::invalid("registry URL", "interface", reason);
-    match &config.interface {
-        Interface::Addr(IpAddr::V4(address)) => {
-            if interfaces.iter().any(|i| i.ip() == IpAddr::V4(*address)) {
-                Ok(*address)
-            } else {
-                Err(refuse(format!(
-                    "no interface of this machine has the address {address}"
-                )))
-            }
-        }
-        Interface::Addr(IpAddr::V6(address)) => Err(refuse(format!(
+    if let Interface::Addr(IpAddr::V6(address)) = &config.interface {
+        return Err(refuse(format!(
             "{address} is IPv6; srpc speaks mDNS over IPv4 only: give the interface's IPv4 \
              address or its name"
-        ))),
-        Interface::Name(name) => interfaces
-            .iter()
-            .find_map(|i| match i.ip() {
-                IpAddr::V4(a) if i.name == *name => Some(a),
-                _ => None,
-            })
-            .ok_or_else(|| {
-                refuse(format!(
-                    "no interface named {name:?} with an IPv4 address on this machine"
-                ))
-            }),
+        )));
     }
-}
-
-fn bind(interface: Ipv4Addr) -> std::result::Result<UdpSocket, (String, std::io::Error)> {
-    let step = |what: &str| {
-        let what = what.to_owned();
-        move |source| (what, source)
-    };
-    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
-        .map_err(step("create a UDP socket"))?;
-    // Other mDNS responders on this host (avahi, python-zeroconf, other srpc handles) share
-    // the port.
-    socket
-        .set_reuse_address(true)
-        .map_err(step("set SO_REUSEADDR"))?;
-    socket
-        .set_reuse_port(true)
-        .map_err(step("set SO_REUSEPORT"))?;
-    let _ = socket.set_recv_buffer_size(1 << 20);
-    // Bound to the group: unicast sent to this host's port 5353 from anywhere is not read.
-    let bound = SocketAddr::V4(SocketAddrV4::new(GROUP, PORT));
-    socket
-        .bind(&bound.into())
-        .map_err(step("bind 224.0.0.251:5353"))?;
-    // Only the group traffic of the interface joined below, not of every interface some
-    // other socket of this host joined.
-    socket
-        .set_multicast_all_v4(false)
-        .map_err(step("clear IP_MULTICAST_ALL"))?;
-    socket
-        .join_multicast_v4(&GROUP, &interface)
-        .map_err(step("join 224.0.0.251"))?;
-    socket
-        .set_multicast_if_v4(&interface)
-        .map_err(step("set IP_MULTICAST_IF"))?;
-    // Other processes on this host must hear it too.
-    socket
-        .set_multicast_loop_v4(true)
-        .map_err(step("set IP_MULTICAST_LOOP"))?;
-    // RFC 6762 §11: 255, so receivers can tell link-local traffic.
-    socket
-        .set_multicast_ttl_v4(255)
-        .map_err(step("set IP_MULTICAST_TTL"))?;
-    socket
-        .set_nonblocking(true)
-        .map_err(step("make the socket non-blocking"))?;
-    UdpSocket::from_std(socket.into()).map_err(step("register the socket with tokio"))
+    let joined = GroupSocket::new(IpAddr::V4(GROUP), PORT, config.interface.clone())
+        // Bound to the group: unicast sent to this host's port 5353 from anywhere is not read.
+        .bind_to(BindTo::Group)
+        // Other processes on this host must hear it too.
+        .loopback(true)
+        // RFC 6762 §11: 255, so receivers can tell link-local traffic.
+        .ttl(255)
+        .open()
+        .map_err(|error| match error {
+            GroupSocketError::NoSuchInterface { reason, .. } => refuse(reason),
+            GroupSocketError::Socket { what, source } => Error::not_connected_by(
+                crate::SCHEME,
+                format!("{what} (interface {})", config.interface),
+                source,
+            ),
+            other => Error::not_connected_by(crate::SCHEME, "open the mDNS socket", other),
+        })?;
+    match joined.address {
+        IpAddr::V4(address) => Ok((joined.socket, address)),
+        IpAddr::V6(address) => Err(refuse(format!(
+            "interface {} resolved to the IPv6 address {address}",
+            config.interface
+        ))),
+    }
 }
 
 impl Inner {

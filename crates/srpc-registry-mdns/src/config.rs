@@ -3,21 +3,13 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use srpc_registry_kit::{Error, FailbackConfig, RegistryParams, Result, Url, require_positive};
+use srpc_registry_kit::{
+    Error, FailbackConfig, Interface, RegistryParams, Result, Url, is_interface_name,
+    require_positive,
+};
 
 /// The DNS-SD service type srpc uses unless told otherwise.
 pub const DEFAULT_TYPE: &str = "_srpc._tcp";
-
-/// Where mDNS traffic goes: one interface, by address or by name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Interface {
-    /// The interface that holds this address (the default is 127.0.0.1: loopback only, so
-    /// nothing reaches a network unless asked).
-    Addr(IpAddr),
-    /// The interface of this name, e.g. `eth0`.
-    Name(String),
-}
 
 /// Settings of an mDNS registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,9 +54,10 @@ pub struct MdnsConfigBuilder {
 }
 
 impl MdnsConfigBuilder {
-    /// The one interface to join and send on (loopback by default).
-    pub fn interface(mut self, interface: Interface) -> Self {
-        self.config.interface = interface;
+    /// The one interface to join and send on, an address or [`Interface::Name`] (loopback
+    /// by default).
+    pub fn interface(mut self, interface: impl Into<Interface>) -> Self {
+        self.config.interface = interface.into();
         self
     }
 
@@ -136,18 +129,7 @@ impl MdnsConfig {
         }
         let interface = match url.param("interface").map(str::trim) {
             None | Some("") => Interface::Addr(IpAddr::from([127, 0, 0, 1])),
-            Some(text) => {
-                let bare = text.trim_start_matches('[').trim_end_matches(']');
-                match bare.parse::<IpAddr>() {
-                    Ok(address) => Interface::Addr(address),
-                    Err(_) if is_interface_name(text) => Interface::Name(text.to_owned()),
-                    Err(_) => {
-                        return Err(params.invalid(format!(
-                            "interface {text:?} is neither an IP address nor an interface name"
-                        )));
-                    }
-                }
-            }
+            Some(text) => Interface::parse(text).map_err(|reason| params.invalid(reason))?,
         };
         let service_type = url.param_or("type", DEFAULT_TYPE).trim().to_owned();
         check_service_type(&service_type).map_err(|reason| params.invalid(reason))?;
@@ -169,15 +151,6 @@ impl MdnsConfig {
     pub fn is_tcp(&self) -> bool {
         self.service_type.ends_with("._tcp")
     }
-}
-
-/// Linux interface names: up to 15 bytes, no `/`, white space or `:`.
-fn is_interface_name(text: &str) -> bool {
-    !text.is_empty()
-        && text.len() <= 15
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 /// RFC 6763 §7 and RFC 6335: `_name._tcp` or `_name._udp`; the name 1–15 letters, digits and

@@ -28,7 +28,8 @@ pub mod wire;
 use srpc_registry_kit::{FailbackRegistry, Result, Url};
 
 pub use crate::backend::MdnsBackend;
-pub use crate::config::{DEFAULT_TYPE, Interface, MdnsConfig, MdnsConfigBuilder, PARAMS};
+pub use crate::config::{DEFAULT_TYPE, MdnsConfig, MdnsConfigBuilder, PARAMS};
+pub use srpc_registry_kit::Interface;
 
 /// The URL scheme of this backend.
 pub const SCHEME: &str = "mdns";

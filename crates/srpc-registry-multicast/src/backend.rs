@@ -2,17 +2,16 @@
 //! `subscribe`, and the prober that drops providers which stopped answering.
 
 use std::collections::HashSet;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use dubbo_url::is_match;
-use socket2::{Domain, Protocol, Socket, Type};
 use srpc_registry_kit::Error as RegistryError;
 use srpc_registry_kit::{
-    Backend, Catalog, Context, MAX_PROBE_TIMEOUT, Probed, Prober, ProberSettings, Result,
-    RetryPolicy, Url, is_probe_candidate, wait_for_answers,
+    Backend, BindTo, Catalog, Context, GroupSocket, JoinedSocket, MAX_PROBE_TIMEOUT, Probed,
+    Prober, ProberSettings, Result, RetryPolicy, Url, is_probe_candidate, wait_for_answers,
 };
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
@@ -42,6 +41,8 @@ pub struct MulticastBackend {
 struct Inner {
     config: MulticastConfig,
     socket: UdpSocket,
+    /// The joined interface's address: a `subscribe` from it comes from this host.
+    address: IpAddr,
     group: SocketAddr,
     catalog: Arc<Catalog>,
     /// What this handle registered: it answers `subscribe` messages with these.
@@ -57,18 +58,22 @@ impl MulticastBackend {
     /// Binds the group port, joins the group on the configured interface, and starts the
     /// receive loop (and the prober unless `clean=false`). Must run inside a tokio runtime.
     pub fn open(config: MulticastConfig, ctx: Context) -> Result<MulticastBackend> {
-        let socket = bind(&config)?;
+        let JoinedSocket {
+            socket, address, ..
+        } = bind(&config)?;
         let group = SocketAddr::new(config.group, config.port);
         info!(
             backend = crate::SCHEME,
             %group,
             interface = %config.interface,
+            %address,
             ttl = config.ttl,
             "joined multicast group"
         );
         let inner = Arc::new(Inner {
             config,
             socket,
+            address,
             group,
             catalog: ctx.catalog().clone(),
             registered: Mutex::default(),
@@ -101,108 +106,15 @@ impl MulticastBackend {
     }
 }
 
-fn bind(config: &MulticastConfig) -> std::result::Result<UdpSocket, Error> {
-    let socket_error = |what: String| move |source| Error::Socket { what, source };
-    let domain = if config.group.is_ipv4() {
-        Domain::IPV4
-    } else {
-        Domain::IPV6
-    };
-    let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))
-        .map_err(socket_error("create a UDP socket".into()))?;
-    // Several processes on one host share the group port, as Java processes do.
-    socket
-        .set_reuse_address(true)
-        .map_err(socket_error("set SO_REUSEADDR".into()))?;
-    socket
-        .set_reuse_port(true)
-        .map_err(socket_error("set SO_REUSEPORT".into()))?;
-    // Bursts of announcements must not be dropped while the receive loop is busy.
-    let _ = socket.set_recv_buffer_size(1 << 20);
-    match (config.group, config.interface) {
-        (IpAddr::V4(group), IpAddr::V4(interface)) => {
-            check_local_address(config.interface)?;
-            let any = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), config.port);
-            socket
-                .bind(&any.into())
-                .map_err(socket_error(format!("bind {any}")))?;
-            socket
-                .join_multicast_v4(&group, &interface)
-                .map_err(socket_error(format!(
-                    "join group {group} on interface {interface}"
-                )))?;
-            socket
-                .set_multicast_if_v4(&interface)
-                .map_err(socket_error(format!("send on interface {interface}")))?;
-            socket
-                .set_multicast_loop_v4(config.loopback)
-                .map_err(socket_error("set IP_MULTICAST_LOOP".into()))?;
-            socket
-                .set_multicast_ttl_v4(config.ttl)
-                .map_err(socket_error("set IP_MULTICAST_TTL".into()))?;
-        }
-        (IpAddr::V6(group), IpAddr::V6(interface)) => {
-            let index = interface_index(interface)?;
-            socket
-                .set_only_v6(true)
-                .map_err(socket_error("set IPV6_V6ONLY".into()))?;
-            let any = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), config.port);
-            socket
-                .bind(&any.into())
-                .map_err(socket_error(format!("bind {any}")))?;
-            socket
-                .join_multicast_v6(&group, index)
-                .map_err(socket_error(format!(
-                    "join group {group} on interface {interface}"
-                )))?;
-            socket
-                .set_multicast_if_v6(index)
-                .map_err(socket_error(format!("send on interface {interface}")))?;
-            socket
-                .set_multicast_loop_v6(config.loopback)
-                .map_err(socket_error("set IPV6_MULTICAST_LOOP".into()))?;
-            socket
-                .set_multicast_hops_v6(config.ttl)
-                .map_err(socket_error("set IPV6_MULTICAST_HOPS".into()))?;
-        }
-        _ => {
-            return Err(Error::NoSuchInterface {
-                address: config.interface.to_string(),
-            });
-        }
-    }
-    socket
-        .set_nonblocking(true)
-        .map_err(socket_error("make the socket non-blocking".into()))?;
-    UdpSocket::from_std(socket.into())
-        .map_err(socket_error("register the socket with tokio".into()))
-}
-
-fn local_interfaces() -> std::result::Result<Vec<if_addrs::Interface>, Error> {
-    if_addrs::get_if_addrs().map_err(|source| Error::Socket {
-        what: "list local network interfaces".into(),
-        source,
-    })
-}
-
-fn check_local_address(address: IpAddr) -> std::result::Result<(), Error> {
-    if local_interfaces()?.iter().any(|i| i.ip() == address) {
-        Ok(())
-    } else {
-        Err(Error::NoSuchInterface {
-            address: address.to_string(),
-        })
-    }
-}
-
-fn interface_index(address: Ipv6Addr) -> std::result::Result<u32, Error> {
-    local_interfaces()?
-        .iter()
-        .find(|i| i.ip() == IpAddr::V6(address))
-        .and_then(|i| i.index)
-        .ok_or_else(|| Error::NoSuchInterface {
-            address: address.to_string(),
-        })
+fn bind(config: &MulticastConfig) -> std::result::Result<JoinedSocket, Error> {
+    Ok(
+        GroupSocket::new(config.group, config.port, config.interface.clone())
+            // The wildcard address: unicast answers to `subscribe` arrive on the group port.
+            .bind_to(BindTo::Any)
+            .loopback(config.loopback)
+            .ttl(config.ttl)
+            .open()?,
+    )
 }
 
 impl Inner {
@@ -292,7 +204,7 @@ impl Inner {
             return;
         }
         let unicast =
-            query.param_bool("unicast", true).unwrap_or(true) && from.ip() != self.config.interface;
+            query.param_bool("unicast", true).unwrap_or(true) && from.ip() != self.address;
         let to = if unicast {
             SocketAddr::new(from.ip(), self.config.port)
         } else {

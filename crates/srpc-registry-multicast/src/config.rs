@@ -1,9 +1,12 @@
 //! [`MulticastConfig`]: everything a `multicast://` registry URL can say.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::time::Duration;
 
-use srpc_registry_kit::{Error, FailbackConfig, RegistryParams, Result, Url, require_positive};
+use srpc_registry_kit::{
+    Error, FailbackConfig, Interface, RegistryParams, Result, Url, is_interface_name,
+    require_positive,
+};
 
 /// The port Java Dubbo uses when the registry URL has none.
 pub const DEFAULT_PORT: u16 = 1234;
@@ -21,9 +24,9 @@ pub struct MulticastConfig {
     pub group: IpAddr,
     /// The group port; the socket binds it so that datagrams leave from it, as Java's do.
     pub port: u16,
-    /// The address of the local interface to join and send on. Defaults to loopback
-    /// (127.0.0.1 or ::1): set it to a LAN address to reach other hosts.
-    pub interface: IpAddr,
+    /// The local interface to join and send on, by address or name. Defaults to loopback
+    /// (127.0.0.1 or ::1): set it to a LAN address or interface to reach other hosts.
+    pub interface: Interface,
     /// Multicast TTL / hop limit (default 1: the local segment only).
     pub ttl: u32,
     /// Whether this process receives its own datagrams (default true, as Java).
@@ -68,8 +71,10 @@ impl MulticastConfigBuilder {
         self
     }
 
-    /// The local interface to join and send on (loopback by default).
-    pub fn interface(self, interface: IpAddr) -> Self {
+    /// The local interface to join and send on, an address or [`Interface::Name`]
+    /// (loopback by default).
+    pub fn interface(self, interface: impl Into<Interface>) -> Self {
+        let interface = interface.into();
         self.map(|c| c.interface = interface)
     }
 
@@ -114,11 +119,20 @@ impl MulticastConfigBuilder {
         let config = self.config?;
         let invalid =
             |value: String, reason: &str| Error::invalid("multicast config", value, reason);
-        if config.interface.is_ipv4() != config.group.is_ipv4() {
-            return Err(invalid(
-                format!("interface {} and group {}", config.interface, config.group),
-                "they are of different IP versions",
-            ));
+        match &config.interface {
+            Interface::Addr(address) if address.is_ipv4() != config.group.is_ipv4() => {
+                return Err(invalid(
+                    format!("interface {} and group {}", config.interface, config.group),
+                    "they are of different IP versions",
+                ));
+            }
+            Interface::Name(name) if !is_interface_name(name) => {
+                return Err(invalid(
+                    format!("interface {name:?}"),
+                    "not an interface name",
+                ));
+            }
+            _ => {}
         }
         if !(1..=255).contains(&config.ttl) {
             return Err(invalid(format!("ttl {}", config.ttl), "outside 1..=255"));
@@ -151,14 +165,10 @@ impl MulticastConfig {
                 "not a multicast address (224.0.0.0/4 or ff00::/8)",
             ));
         }
-        let interface = match group {
-            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        };
         Ok(MulticastConfig {
             group,
             port,
-            interface,
+            interface: Interface::loopback_for(group),
             ttl: 1,
             loopback: true,
             unicast: true,
@@ -191,17 +201,16 @@ impl MulticastConfig {
             url.port()
         };
         let mut builder = MulticastConfig::builder(group, port);
-        if let Some(interface) = url.param("interface").filter(|s| !s.is_empty()) {
-            let bare = interface.trim_start_matches('[').trim_end_matches(']');
-            let address: IpAddr = bare
-                .parse()
-                .map_err(|_| invalid(format!("interface {interface:?} is not an IP address")))?;
-            if address.is_ipv4() != group.is_ipv4() {
-                return Err(invalid(format!(
-                    "interface {interface} and group {group} are of different IP versions"
-                )));
+        if let Some(text) = url.param("interface").filter(|s| !s.trim().is_empty()) {
+            let interface = Interface::parse(text).map_err(invalid)?;
+            if let Interface::Addr(address) = interface {
+                if address.is_ipv4() != group.is_ipv4() {
+                    return Err(invalid(format!(
+                        "interface {address} and group {group} are of different IP versions"
+                    )));
+                }
             }
-            builder = builder.interface(address);
+            builder = builder.interface(interface);
         }
         let ttl = url.param_u64("ttl", 1)?;
         if !(1..=255).contains(&ttl) {
@@ -226,6 +235,8 @@ impl MulticastConfig {
 
 #[cfg(test)]
 mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
     use super::*;
 
     fn config(s: &str) -> Result<MulticastConfig> {
@@ -236,7 +247,7 @@ mod tests {
     fn defaults_follow_java_and_stay_on_loopback() {
         let c = config("multicast://224.5.6.7").unwrap();
         assert_eq!(c.port, 1234);
-        assert_eq!(c.interface, IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert_eq!(c.interface, Interface::Addr(Ipv4Addr::LOCALHOST.into()));
         assert_eq!(
             (c.ttl, c.loopback, c.unicast, c.clean),
             (1, true, true, true)
@@ -244,7 +255,7 @@ mod tests {
         assert_eq!(c.session, Duration::from_secs(60));
         assert_eq!(c.timeout, Duration::from_secs(1));
         let v6 = config("multicast://[ff02::1234]:5000").unwrap();
-        assert_eq!(v6.interface, IpAddr::V6(Ipv6Addr::LOCALHOST));
+        assert_eq!(v6.interface, Interface::Addr(Ipv6Addr::LOCALHOST.into()));
         assert_eq!(v6.port, 5000);
     }
 
@@ -255,6 +266,8 @@ mod tests {
         assert!(!c.loopback && !c.unicast && !c.clean);
         assert_eq!(c.session, Duration::from_millis(250));
         assert_eq!(c.timeout, Duration::from_secs(2));
+        let named = config("multicast://239.1.2.3?interface=eth0").unwrap();
+        assert_eq!(named.interface, Interface::Name("eth0".into()));
     }
 
     #[test]
@@ -262,7 +275,10 @@ mod tests {
         for (bad, needle) in [
             ("multicast://10.0.0.1:1234", "not a multicast group"),
             ("multicast://example.com", "not an IP multicast group"),
-            ("multicast://224.5.6.7?interface=eth0", "not an IP address"),
+            (
+                "multicast://224.5.6.7?interface=eth0!",
+                "neither an IP address",
+            ),
             (
                 "multicast://224.5.6.7?interface=::1",
                 "different IP versions",

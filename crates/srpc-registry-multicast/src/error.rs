@@ -3,20 +3,17 @@
 use std::io;
 use std::net::SocketAddr;
 
+use srpc_registry_kit::GroupSocketError;
+
 /// What the multicast backend itself can fail with. It reaches users inside
 /// `srpc_registry_kit::Error::Backend { backend: "multicast", .. }`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// Setting up the socket failed (bind, join, options).
-    #[error("cannot {what}: {source}")]
-    Socket {
-        /// What was being done, e.g. `join group 224.5.6.7 on interface 127.0.0.1`.
-        what: String,
-        /// The operating system's error.
-        #[source]
-        source: io::Error,
-    },
+    /// Opening the group socket failed: the interface is not this machine's, or a socket
+    /// call (bind, join, options) failed.
+    #[error(transparent)]
+    Socket(#[from] GroupSocketError),
     /// Sending a datagram failed.
     #[error("cannot send {verb} to {to}: {source}")]
     Send {
@@ -27,12 +24,6 @@ pub enum Error {
         /// The operating system's error.
         #[source]
         source: io::Error,
-    },
-    /// The `interface` parameter names no address of this machine.
-    #[error("no local network interface has address {address}")]
-    NoSuchInterface {
-        /// The address asked for.
-        address: String,
     },
 }
 

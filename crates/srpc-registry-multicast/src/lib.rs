@@ -30,6 +30,7 @@ use srpc_registry_kit::{FailbackRegistry, Result, Url};
 pub use crate::backend::MulticastBackend;
 pub use crate::config::{DEFAULT_PORT, MulticastConfig, MulticastConfigBuilder, PARAMS};
 pub use crate::error::Error;
+pub use srpc_registry_kit::Interface;
 
 /// The URL scheme of this backend.
 pub const SCHEME: &str = "multicast";

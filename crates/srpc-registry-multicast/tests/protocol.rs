@@ -307,6 +307,34 @@ async fn an_interface_address_this_machine_lacks_is_a_clear_error() {
 }
 
 #[tokio::test]
+async fn the_interface_can_be_named_and_works_as_its_address() {
+    // `lo` is Linux's loopback interface: the same group traffic as interface=127.0.0.1.
+    let port = free_port();
+    let named = format!("multicast://{GROUP}:{port}?interface=lo&timeout=200");
+    let named = connect(&url(&named)).await.unwrap();
+    let mut sub = subscribe_echo(&named).await;
+    let java = JavaPeer::new(Ipv4Addr::UNSPECIFIED, port);
+    java.send(format!("register {JAVA_PROVIDER}\n").as_bytes())
+        .await;
+    sub.wait_for(|s| s.len() == 1, DEADLINE).await.unwrap();
+    // Its own address is known: a subscribe from another host gets a unicast answer.
+    let mine = url("dubbo://127.0.0.1:20882/com.acme.Echo?side=provider");
+    named.register(&mine).await.unwrap();
+    let other = JavaPeer::new(Ipv4Addr::new(127, 0, 0, 2), port);
+    other
+        .send(b"subscribe consumer://127.0.0.2/com.acme.Echo?category=providers\n")
+        .await;
+    let (datagram, _) = other.expect("register").await;
+    assert!(datagram.contains(":20882/"), "{datagram}");
+    let missing = Url::parse(&format!("multicast://{GROUP}:{port}?interface=nosuch0"));
+    let err = connect(&missing.unwrap()).await.unwrap_err().to_string();
+    assert!(
+        err.contains("no local network interface named \"nosuch0\""),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn a_handle_stops_probing_when_its_last_equal_subscription_is_dropped() {
     let port = free_port();
     let probing = registry(port, "session=100").await;
