@@ -1,0 +1,192 @@
+//! [`HttpRegistryServer`]: the srpc registry server (axum). Instances are Dubbo URLs under
+//! their service key, kept alive by heartbeats; watchers long-poll on revisions.
+//!
+//! `book` holds the state (services, instances, leases by holder), `sweep` expires what
+//! stopped heartbeating, `write` and `read` are the handlers, `reply` turns refusals into
+//! JSON errors, `metrics` the Prometheus page. This file wires them into a router.
+
+mod book;
+mod metrics;
+mod read;
+mod reply;
+mod sweep;
+mod write;
+
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tower_http::limit::RequestBodyLimitLayer;
+use tracing::info;
+
+use self::book::Shared;
+use self::metrics::metrics;
+use self::read::{compat_get, get_service, list_instances, list_services};
+use self::reply::{json_errors, no_route};
+use self::sweep::sweep;
+use self::write::{compat_post, deregister, heartbeat, holder_heartbeat, register};
+use crate::api::{MAX_BODY, MIN_TTL};
+
+/// How often expired instances are swept.
+const SWEEP: Duration = Duration::from_millis(200);
+
+/// Server settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Where to listen; loopback by default.
+    pub addr: SocketAddr,
+    /// The longest TTL granted (default 5 min): instances that ask for more, or name none,
+    /// get this; compatibility-endpoint entries live this long.
+    pub ttl: Duration,
+    /// Bearer token required for writes, when set.
+    pub token: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            addr: SocketAddr::from(([127, 0, 0, 1], 9999)),
+            ttl: Duration::from_secs(300),
+            token: None,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Defaults, listening on `addr`.
+    pub fn new(addr: SocketAddr) -> ServerConfig {
+        ServerConfig {
+            addr,
+            ..ServerConfig::default()
+        }
+    }
+
+    /// With another default TTL.
+    #[must_use]
+    pub fn with_ttl(mut self, ttl: Duration) -> ServerConfig {
+        self.ttl = ttl;
+        self
+    }
+
+    /// With a bearer token for writes.
+    #[must_use]
+    pub fn with_token(mut self, token: impl Into<String>) -> ServerConfig {
+        self.token = Some(token.into());
+        self
+    }
+}
+
+/// A running registry server. Dropping the handle leaves it running (until its runtime
+/// ends); [`HttpRegistryServer::shutdown`] stops it gracefully.
+#[derive(Debug)]
+pub struct HttpRegistryServer {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    serve: JoinHandle<std::io::Result<()>>,
+    sweeper: JoinHandle<()>,
+}
+
+impl HttpRegistryServer {
+    /// Binds `config.addr` and starts serving in the background.
+    pub async fn bind(config: ServerConfig) -> std::io::Result<HttpRegistryServer> {
+        if config.ttl < MIN_TTL {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "ttl {:?} is below the least a registry can keep an instance, {MIN_TTL:?}",
+                    config.ttl
+                ),
+            ));
+        }
+        let listener = TcpListener::bind(config.addr).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(Shared::new(config));
+        let sweeper = tokio::spawn(sweep(Arc::downgrade(&state)));
+        let stop = state.stop.clone();
+        let mut stopped = stop.subscribe();
+        let app = router(state);
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        });
+        let serve = tokio::spawn(server.into_future());
+        info!(backend = "http", %addr, "registry server listening");
+        Ok(HttpRegistryServer {
+            addr,
+            stop,
+            serve,
+            sweeper,
+        })
+    }
+
+    /// The address it listens on (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, lets requests in flight finish (long-polls answer at once), and
+    /// waits for the server to end.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        self.stop.send_replace(true);
+        let result = self
+            .serve
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        self.sweeper.abort();
+        result
+    }
+}
+
+/// Builds the axum router over fresh state (for embedding in another server). Its expiry
+/// sweep runs on the current tokio runtime for as long as the router (or a clone of it)
+/// exists, and stops when the last one is dropped.
+pub fn app(config: ServerConfig) -> Router {
+    let state = Arc::new(Shared::new(config));
+    tokio::spawn(sweep(Arc::downgrade(&state)));
+    router(state)
+}
+
+fn router(state: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/srpc/registry", get(compat_get).post(compat_post))
+        .route("/v1/register", post(register))
+        .route("/v1/heartbeat", post(heartbeat))
+        .route("/v1/holders/heartbeat", post(holder_heartbeat))
+        .route("/v1/deregister", post(deregister))
+        .route("/v1/services", get(list_services))
+        .route("/v1/services/{key}", get(get_service))
+        .route("/v1/instances", get(list_instances))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
+        .fallback(no_route)
+        // One limit for every route, enforced before any handler runs, whether or not the
+        // handler reads the body; axum's own per-extractor limit is replaced by it.
+        .layer(DefaultBodyLimit::disable())
+        .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        // Outermost: every error leaves as `{"error": "…"}`, including those made by axum
+        // and tower-http (405, 413, rejected query strings).
+        .layer(middleware::from_fn(json_errors))
+        .with_state(state)
+}
+
+/// See `crate::fuzzing::query_and_instance`.
+#[cfg(fuzzing)]
+pub(crate) fn fuzz_query_and_instance(text: &str) {
+    let uri = format!("/v1/watch?{text}");
+    if let Ok(uri) = uri.parse::<axum::http::Uri>() {
+        if let Ok(axum::extract::Query(params)) =
+            axum::extract::Query::<read::WatchParams>::try_from_uri(&uri)
+        {
+            let _ = params.wait();
+        }
+    }
+    let _ = reply::parse_instance(text);
+}
