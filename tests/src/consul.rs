@@ -91,7 +91,17 @@ const WAIT_DEFAULT: Duration = Duration::from_secs(300);
 impl FakeConsul {
     /// Starts an empty agent on a free loopback port.
     pub async fn start() -> std::io::Result<FakeConsul> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        FakeConsul::start_on(SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Starts an empty agent on `addr` (`127.0.0.1:8500` is where Consul's tools look).
+    pub async fn start_on(addr: SocketAddr) -> std::io::Result<FakeConsul> {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|error| {
+            std::io::Error::new(
+                error.kind(),
+                format!("the fake Consul agent cannot listen on {addr}: {error}"),
+            )
+        })?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             health_requests: std::sync::atomic::AtomicU64::new(0),

