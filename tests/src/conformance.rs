@@ -63,6 +63,37 @@ pub struct Outage {
     pub retry_period: Duration,
 }
 
+impl Outage {
+    /// The usual outage setup: a cuttable proxy in front of `server`, provider and consumer
+    /// through it, a bystander straight to `server`, all opened from
+    /// `<scheme>://<address>?<params>`.
+    pub async fn through_proxy(
+        scheme: &str,
+        server: std::net::SocketAddr,
+        params: &str,
+        lost_after: Duration,
+        retry_period: Duration,
+    ) -> Outage {
+        let proxy = TcpProxy::start(server).await.expect("a proxy on loopback");
+        let cut_url = format!("{scheme}://{}?{params}", proxy.addr());
+        let direct = format!("{scheme}://{server}?{params}");
+        let connect = |url: String| async move {
+            srpc::registry::connect(&url)
+                .await
+                .unwrap_or_else(|e| panic!("cannot open {url}: {e}"))
+        };
+        Outage {
+            provider: connect(cut_url.clone()).await,
+            consumer: connect(cut_url.clone()).await,
+            bystander: connect(direct).await,
+            cut_url,
+            proxy,
+            lost_after,
+            retry_period,
+        }
+    }
+}
+
 /// What may come on top of a retry period on a loaded 2-core machine: connecting, the
 /// server's answer, the scheduler.
 const SCHEDULING_SLACK: Duration = Duration::from_secs(3);

@@ -11,7 +11,6 @@ use async_trait::async_trait;
 use srpc_registry::Registry;
 use srpc_tests::conformance::{Factory, Outage};
 use srpc_tests::consul::FakeConsul;
-use srpc_tests::proxy::TcpProxy;
 
 /// The agents the tests made, kept until the test process ends.
 static FAKES: Mutex<Vec<FakeConsul>> = Mutex::new(Vec::new());
@@ -50,23 +49,12 @@ impl Factory for Consul {
     }
 
     async fn outage(&self) -> Option<Outage> {
-        let agent = agent().await;
-        let proxy = TcpProxy::start(agent).await.unwrap();
         // A TTL of 1 s: a provider that cannot pass goes critical (and out of `passing`
         // answers) soon after the cut; passes every third of a second.
         let params =
             "consul-check-pass-interval=1000&consul-watch-timeout=5000&retry.max.period=1s";
-        let cut = format!("consul://{}?{params}", proxy.addr());
-        let direct = format!("consul://{agent}?{params}");
-        Some(Outage {
-            cut_url: cut.clone(),
-            provider: srpc::registry::connect(&cut).await.unwrap(),
-            consumer: srpc::registry::connect(&cut).await.unwrap(),
-            bystander: srpc::registry::connect(&direct).await.unwrap(),
-            proxy,
-            lost_after: Duration::from_secs(2),
-            retry_period: Duration::from_secs(1),
-        })
+        let (lost_after, retry_period) = (Duration::from_secs(2), Duration::from_secs(1));
+        Some(Outage::through_proxy("consul", agent().await, params, lost_after, retry_period).await)
     }
 }
 

@@ -10,7 +10,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use srpc_registry::Registry;
 use srpc_tests::conformance::{Factory, Outage};
-use srpc_tests::proxy::TcpProxy;
 use srpc_tests::servers::{EtcdVersion, fresh_root, shared_etcd};
 
 struct Etcd(EtcdVersion);
@@ -29,26 +28,16 @@ impl Factory for Etcd {
     }
 
     async fn outage(&self) -> Option<Outage> {
-        let server = shared_etcd(self.0);
-        let proxy = TcpProxy::start(server.parse().unwrap()).await.unwrap();
         // A lease of 2 s (etcd's minimum) expires soon after the cut; keepalives go every
         // 2/3 s, and a lease unheard-from for its TTL is replaced at the first renewal.
         let params = format!(
             "group={}&session=2000&retry.max.period=1s",
             fresh_root("srpc-outage")
         );
-        let cut = format!("etcd://{}?{params}", proxy.addr());
-        let direct = format!("etcd://{server}?{params}");
-        Some(Outage {
-            cut_url: cut.clone(),
-            provider: srpc::registry::connect(&cut).await.unwrap(),
-            consumer: srpc::registry::connect(&cut).await.unwrap(),
-            bystander: srpc::registry::connect(&direct).await.unwrap(),
-            proxy,
-            // The TTL plus etcd's expiry check (it sweeps leases every 500 ms).
-            lost_after: Duration::from_secs(3),
-            retry_period: Duration::from_secs(1),
-        })
+        let server = shared_etcd(self.0).parse().unwrap();
+        // The TTL plus etcd's expiry check (it sweeps leases every 500 ms).
+        let (lost_after, retry_period) = (Duration::from_secs(3), Duration::from_secs(1));
+        Some(Outage::through_proxy("etcd", server, &params, lost_after, retry_period).await)
     }
 }
 

@@ -12,7 +12,6 @@ use async_trait::async_trait;
 use srpc_registry::{Registry, Url};
 use srpc_registry_http::{HttpRegistryServer, ServerConfig};
 use srpc_tests::conformance::{Factory, Outage};
-use srpc_tests::proxy::TcpProxy;
 
 async fn server() -> HttpRegistryServer {
     HttpRegistryServer::bind(ServerConfig::new(([127, 0, 0, 1], 0).into()))
@@ -33,22 +32,12 @@ impl Factory for Http {
     }
 
     async fn outage(&self) -> Option<Outage> {
-        let server = server().await;
-        let proxy = TcpProxy::start(server.local_addr()).await.unwrap();
-        // A TTL of 1.5 s: the server drops what it cannot hear from soon after the cut.
+        // A TTL of 1.5 s: the server drops what it cannot hear from soon after the cut;
+        // heartbeats retry at most every third of the TTL.
         let params = "ttl=1500ms&wait=5s&retry.max.period=1s";
-        let cut = format!("http://{}?{params}", proxy.addr());
-        let direct = format!("http://{}?{params}", server.local_addr());
-        Some(Outage {
-            cut_url: cut.clone(),
-            provider: srpc::registry::connect(&cut).await.unwrap(),
-            consumer: srpc::registry::connect(&cut).await.unwrap(),
-            bystander: srpc::registry::connect(&direct).await.unwrap(),
-            proxy,
-            lost_after: Duration::from_millis(1500),
-            // Heartbeats retry at most every third of the TTL.
-            retry_period: Duration::from_millis(500),
-        })
+        let server = server().await.local_addr();
+        let (lost_after, retry_period) = (Duration::from_millis(1500), Duration::from_millis(500));
+        Some(Outage::through_proxy("http", server, params, lost_after, retry_period).await)
     }
 }
 

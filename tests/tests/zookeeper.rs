@@ -9,7 +9,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use srpc_registry::Registry;
 use srpc_tests::conformance::{Factory, Outage};
-use srpc_tests::proxy::TcpProxy;
 use srpc_tests::servers::shared_zookeeper;
 
 struct Zookeeper;
@@ -45,23 +44,11 @@ impl Factory for Zookeeper {
     }
 
     async fn outage(&self) -> Option<Outage> {
-        let root = root();
-        let proxy = TcpProxy::start(shared_zookeeper().parse().unwrap())
-            .await
-            .unwrap();
         // Sessions of 2 s expire soon after the cut; new ones are tried at most 1 s apart.
-        let params = format!("group={root}&session=2000&retry.max.period=1s");
-        let cut = format!("zookeeper://{}?{params}", proxy.addr());
-        let direct = format!("zookeeper://{}?{params}", shared_zookeeper());
-        Some(Outage {
-            cut_url: cut.clone(),
-            provider: srpc::registry::connect(&cut).await.unwrap(),
-            consumer: srpc::registry::connect(&cut).await.unwrap(),
-            bystander: srpc::registry::connect(&direct).await.unwrap(),
-            proxy,
-            lost_after: Duration::from_secs(2),
-            retry_period: Duration::from_secs(1),
-        })
+        let params = format!("group={}&session=2000&retry.max.period=1s", root());
+        let server = shared_zookeeper().parse().unwrap();
+        let (lost_after, retry_period) = (Duration::from_secs(2), Duration::from_secs(1));
+        Some(Outage::through_proxy("zookeeper", server, &params, lost_after, retry_period).await)
     }
 }
 
