@@ -5,13 +5,17 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
+mod cycles;
+
 const HELP: &str = "\
 cargo xtask <command>
 
 Commands:
-  test          what CI runs: fmt check, clippy -D warnings, every cargo feature of srpc and
-                srpc-cli built alone, rustdoc without broken links, all unit, integration and
-                doc tests, then the real-server tests (`integration`)
+  test          what CI runs: deps, fmt check, no circle of modules within a crate,
+                clippy -D warnings, every cargo feature of srpc, srpc-cli,
+                srpc-registry-http and srpc-registry-kit built alone, rustdoc without
+                broken links, all unit, integration and doc tests, then the real-server
+                tests (`integration`) and a 2-minute soak
   integration   the tests marked #[ignore = \"needs …\"], against real servers on loopback
   bench         the benchmarks: URL parse/format (criterion), selectors, RPC against tarpc,
                 and the registries (`bench registry` alone: notify latency per backend
@@ -77,6 +81,9 @@ fn test() -> Result<(), String> {
     let outcome = (|| {
         step("deps", deps)?;
         step("format", || cargo(&["fmt", "--all", "--check"]))?;
+        step("no crate's modules use each other in a circle", || {
+            cycles::check(&project_root().join("crates"))
+        })?;
         step("clippy", || {
             let lints = ["--", "-D", "warnings"];
             cargo(

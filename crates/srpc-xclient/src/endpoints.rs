@@ -10,8 +10,6 @@ use srpc_core::{Client, ClientOptions};
 use tokio::sync::Mutex;
 use tracing::{debug, warn};
 
-use crate::selector::Selector;
-
 /// The weight of an endpoint without a `weight` parameter (Dubbo's default).
 pub const DEFAULT_WEIGHT: u32 = 100;
 /// Virtual nodes per endpoint on the consistent-hash ring.
@@ -144,15 +142,33 @@ pub struct Endpoints {
     bucket_shift: u32,
 }
 
+/// Which precomputed tables a snapshot carries: only what its selector reads (the hash ring
+/// is 10 MB at 10 000 endpoints).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tables {
+    /// The smooth weighted sequence (weighted round-robin).
+    pub(crate) weighted: bool,
+    /// The hash ring (consistent hashing).
+    pub(crate) ring: bool,
+}
+
+#[cfg(test)]
+impl Tables {
+    /// Every table.
+    pub(crate) const ALL: Tables = Tables {
+        weighted: true,
+        ring: true,
+    };
+}
+
 impl Endpoints {
     /// Builds a snapshot, reusing `previous` endpoints (and their connections) for URLs that
-    /// stayed. Only what `selector` reads is precomputed (the weighted sequence; the hash
-    /// ring, 10 MB at 10 000 endpoints); `None` computes both. Also returns the endpoints of
-    /// `previous` that were not reused: the ones that left.
+    /// stayed, with the `tables` its selector reads. Also returns the endpoints of `previous`
+    /// that were not reused: the ones that left.
     pub(crate) fn build(
         urls: Vec<Url>,
         previous: &Endpoints,
-        selector: Option<Selector>,
+        tables: Tables,
     ) -> (Endpoints, Vec<Arc<Endpoint>>) {
         let mut reusable: HashMap<&str, usize> = previous
             .list
@@ -179,17 +195,12 @@ impl Endpoints {
             .map(|(e, _)| e.clone())
             .collect();
         list.sort_by(|a, b| a.url.as_full_str().cmp(b.url.as_full_str()));
-        let needs = |s: Selector| selector.is_none_or(|chosen| chosen == s);
-        let weighted = if needs(Selector::WeightedRoundRobin) {
+        let weighted = if tables.weighted {
             smooth_weighted_sequence(&list.iter().map(|e| e.weight).collect::<Vec<_>>())
         } else {
             Vec::new()
         };
-        let ring = if needs(Selector::ConsistentHash) {
-            ring(&list)
-        } else {
-            Vec::new()
-        };
+        let ring = if tables.ring { ring(&list) } else { Vec::new() };
         let (buckets, bucket_shift) = buckets(&ring);
         let endpoints = Endpoints {
             list,
@@ -308,6 +319,7 @@ pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::selector::Selector;
 
     #[test]
     fn the_bucket_index_finds_what_a_full_search_finds() {
@@ -315,7 +327,7 @@ mod tests {
             let urls = (0..n)
                 .map(|i| Url::parse(&format!("srpc://10.0.{}.{}:1/Foo", i / 256, i % 256)).unwrap())
                 .collect();
-            let (e, _) = Endpoints::build(urls, &Endpoints::default(), None);
+            let (e, _) = Endpoints::build(urls, &Endpoints::default(), Tables::ALL);
             let mut point = 0x9e37_79b9_7f4a_7c15_u64;
             for _ in 0..20_000 {
                 point = point
@@ -341,11 +353,11 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         let none = Endpoints::default();
-        let (rr, _) = Endpoints::build(urls(), &none, Some(Selector::RoundRobin));
+        let (rr, _) = Endpoints::build(urls(), &none, Selector::RoundRobin.tables());
         assert!(rr.weighted.is_empty() && rr.ring.is_empty());
-        let (wrr, _) = Endpoints::build(urls(), &none, Some(Selector::WeightedRoundRobin));
+        let (wrr, _) = Endpoints::build(urls(), &none, Selector::WeightedRoundRobin.tables());
         assert!(!wrr.weighted.is_empty() && wrr.ring.is_empty());
-        let (hash, _) = Endpoints::build(urls(), &none, Some(Selector::ConsistentHash));
+        let (hash, _) = Endpoints::build(urls(), &none, Selector::ConsistentHash.tables());
         assert!(hash.weighted.is_empty() && hash.ring.len() == 3 * VIRTUAL_NODES as usize);
     }
 
@@ -374,9 +386,9 @@ mod tests {
     fn endpoints_keep_their_identity_across_rebuilds() {
         let url = |p: u16| Url::parse(&format!("srpc://127.0.0.1:{p}/Foo?weight=7")).unwrap();
         let (first, none_left) =
-            Endpoints::build(vec![url(1), url(2)], &Endpoints::default(), None);
+            Endpoints::build(vec![url(1), url(2)], &Endpoints::default(), Tables::ALL);
         assert!(none_left.is_empty());
-        let (second, left) = Endpoints::build(vec![url(2), url(3)], &first, None);
+        let (second, left) = Endpoints::build(vec![url(2), url(3)], &first, Tables::ALL);
         assert!(
             Arc::ptr_eq(&first.list[1], &second.list[0]),
             "the endpoint that stayed is the same"
@@ -384,8 +396,8 @@ mod tests {
         assert_eq!(left.len(), 1, "only port 1 left");
         assert!(Arc::ptr_eq(&left[0], &first.list[0]));
         // A URL listed twice makes two endpoints; one is reused, the other has left.
-        let (twice, _) = Endpoints::build(vec![url(4), url(4)], &Endpoints::default(), None);
-        let (_, left) = Endpoints::build(vec![url(4)], &twice, None);
+        let (twice, _) = Endpoints::build(vec![url(4), url(4)], &Endpoints::default(), Tables::ALL);
+        let (_, left) = Endpoints::build(vec![url(4)], &twice, Tables::ALL);
         assert_eq!(left.len(), 1, "the duplicate that was not reused left");
         assert_eq!(second.list[0].weight(), 7);
         assert_eq!(second.ring.len(), 2 * VIRTUAL_NODES as usize);

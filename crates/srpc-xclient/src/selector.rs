@@ -1,6 +1,6 @@
 //! Selectors: which endpoint serves the next call.
 
-use crate::endpoints::{Endpoints, fnv1a};
+use crate::endpoints::{Endpoints, Tables, fnv1a};
 
 /// How an endpoint is picked for a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -22,6 +22,16 @@ pub enum Selector {
     ConsistentHash,
     /// The less loaded of two random endpoints (power of two choices), by calls in flight.
     LeastLoaded,
+}
+
+impl Selector {
+    /// The precomputed tables this selector reads.
+    pub(crate) fn tables(self) -> Tables {
+        Tables {
+            weighted: self == Selector::WeightedRoundRobin,
+            ring: self == Selector::ConsistentHash,
+        }
+    }
 }
 
 /// Picks an endpoint index, avoiding `exclude` while another endpoint exists. `turn` is the
@@ -104,7 +114,7 @@ mod tests {
                 Url::parse(&format!("srpc://127.0.0.1:{}/Foo?weight={w}", 9000 + i)).unwrap()
             })
             .collect();
-        Endpoints::build(urls, &Endpoints::default(), None).0
+        Endpoints::build(urls, &Endpoints::default(), Tables::ALL).0
     }
 
     fn counts(selector: Selector, e: &Endpoints, picks: usize) -> HashMap<usize, usize> {

@@ -491,8 +491,11 @@ impl Shared {
             .filter(|u| u.param_bool("enabled", true).unwrap_or(true))
             .filter(|u| u.port() > 0)
             .collect();
-        let (next, left) =
-            Endpoints::build(usable, &self.endpoints.load(), Some(self.options.selector));
+        let (next, left) = Endpoints::build(
+            usable,
+            &self.endpoints.load(),
+            self.options.selector.tables(),
+        );
         info!(endpoints = next.list.len(), "endpoints updated");
         self.endpoints.store(Arc::new(next));
         self.generation.fetch_add(1, Ordering::Release);
