@@ -26,12 +26,12 @@ pub use srpc_registry_zookeeper::ZookeeperConfig;
 
 /// The one interface a multicast or mDNS registry joins: an address or a name
 /// (`Interface::Name("eth0".into())`); their builders also take a plain address.
-#[cfg(feature = "multicast")]
-pub use srpc_registry_multicast::Interface;
-/// The one interface a multicast or mDNS registry joins: an address or a name
-/// (`Interface::Name("eth0".into())`); their builders also take a plain address.
 #[cfg(all(feature = "mdns", not(feature = "multicast")))]
 pub use srpc_registry_mdns::Interface;
+/// The one interface a multicast or mDNS registry joins: an address or a name
+/// (`Interface::Name("eth0".into())`); their builders also take a plain address.
+#[cfg(feature = "multicast")]
+pub use srpc_registry_multicast::Interface;
 
 /// Opens a registry of one backend from its URL.
 type Open = fn(&Url) -> BoxFuture<'_, Result<Arc<dyn Registry>>>;
