@@ -172,7 +172,74 @@ enum RegistryCommand {
         /// Require `Authorization: Bearer <TOKEN>` on every write.
         #[arg(long, env = "SRPC_REGISTRY_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// Require `Authorization: Bearer <TOKEN>` (this one or the write token) on every
+        /// listing too. Unset, reads are open; /healthz and /metrics always are.
+        #[arg(long, env = "SRPC_REGISTRY_READ_TOKEN", hide_env_values = true)]
+        read_token: Option<String>,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
+}
+
+/// `srpc registry serve`'s limits (docs/http-registry.md, "Limits").
+#[cfg(feature = "http")]
+#[derive(Debug, clap::Args)]
+struct LimitArgs {
+    /// Instances in total [default: 100000].
+    #[arg(long, value_name = "N")]
+    max_instances: Option<usize>,
+    /// Instances of one service key [default: 10000].
+    #[arg(long, value_name = "N")]
+    max_instances_per_service: Option<usize>,
+    /// Instances one client handle holds [default: 10000].
+    #[arg(long, value_name = "N")]
+    max_instances_per_holder: Option<usize>,
+    /// The longest instance URL, in bytes [default: 8192].
+    #[arg(long, value_name = "BYTES")]
+    max_url_len: Option<usize>,
+    /// Connections open at once; more wait until one closes [default: 4096].
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// How long a client may take to send a request's headers, and how long an idle
+    /// connection stays open [default: 30s].
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    header_timeout: Option<Duration>,
+    /// How long shutdown waits for requests in flight [default: 5s].
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    shutdown_grace: Option<Duration>,
+    /// The longest answer of GET /srpc/registry, in bytes [default: 8192].
+    #[arg(long, value_name = "BYTES")]
+    max_compat_header: Option<usize>,
+}
+
+#[cfg(feature = "http")]
+impl LimitArgs {
+    fn apply(&self, mut limits: srpc::http::Limits) -> srpc::http::Limits {
+        let set = |value: Option<usize>, field: &mut usize| {
+            if let Some(value) = value {
+                *field = value;
+            }
+        };
+        set(self.max_instances, &mut limits.instances);
+        set(
+            self.max_instances_per_service,
+            &mut limits.instances_per_service,
+        );
+        set(
+            self.max_instances_per_holder,
+            &mut limits.instances_per_holder,
+        );
+        set(self.max_url_len, &mut limits.url_len);
+        set(self.max_connections, &mut limits.connections);
+        set(self.max_compat_header, &mut limits.compat_header);
+        if let Some(timeout) = self.header_timeout {
+            limits.header_timeout = timeout;
+        }
+        if let Some(grace) = self.shutdown_grace {
+            limits.shutdown_grace = grace;
+        }
+        limits
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -299,13 +366,26 @@ async fn run_registry(command: Command) -> Result<(), Failure> {
             .await
             .map_err(Failure::Registry),
         #[cfg(feature = "http")]
-        Command::Registry(RegistryCommand::Serve { addr, ttl, token }) => {
-            use srpc::http::{HttpRegistryServer, ServerConfig};
+        Command::Registry(RegistryCommand::Serve {
+            addr,
+            ttl,
+            token,
+            read_token,
+            limits,
+        }) => {
+            use srpc::http::{HttpRegistryServer, Limits, ServerConfig};
             let shutdown = Shutdown::listen();
-            let mut config = ServerConfig::new(addr).with_ttl(ttl);
+            let mut config = ServerConfig::new(addr)
+                .with_ttl(ttl)
+                .with_limits(limits.apply(Limits::default()));
             if let Some(token) = token {
                 config = config.with_token(token);
             }
+            if let Some(token) = read_token {
+                config = config.with_read_token(token);
+            }
+            // What could never work is refused before listening, as invalid input.
+            config.validate().map_err(Failure::Invalid)?;
             let server = HttpRegistryServer::bind(config)
                 .await
                 .map_err(|e| Failure::Registry(format!("cannot listen on {addr}: {e}")))?;

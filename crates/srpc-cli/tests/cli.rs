@@ -138,3 +138,29 @@ fn invalid_input_exits_2_naming_the_problem() {
     );
     check_invalid(&["url", "frobnicate"], "unrecognized subcommand");
 }
+
+/// `srpc registry serve` refuses, before listening, what could never work: an empty token
+/// (also from the environment), a TTL no clock can add, a limit of zero.
+#[test]
+fn registry_serve_refuses_what_could_never_work() {
+    let serve = ["registry", "serve", "--addr", "127.0.0.1:0"];
+    let with = |extra: &[&'static str]| [&serve[..], extra].concat();
+    check_invalid(&with(&["--token", ""]), "the token is empty");
+    check_invalid(&with(&["--read-token", " "]), "the read token is empty");
+    check_invalid(
+        &with(&["--ttl", "300000000000y"]),
+        "above the most this registry grants",
+    );
+    check_invalid(&with(&["--max-instances", "0"]), "limit max-instances is 0");
+    check_invalid(
+        &with(&["--header-timeout", "0s"]),
+        "limit header-timeout is 0",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_srpc"))
+        .args(serve)
+        .env("SRPC_REGISTRY_TOKEN", "")
+        .output()
+        .expect("run srpc");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SRPC_REGISTRY_TOKEN"));
+}

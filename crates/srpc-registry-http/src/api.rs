@@ -8,8 +8,12 @@ use serde::{Deserialize, Serialize};
 pub const MAX_BODY: usize = 64 * 1024;
 /// The longest long-poll wait a watcher may ask for.
 pub const MAX_WAIT: Duration = Duration::from_secs(300);
-/// The shortest TTL an instance may ask for.
+/// The shortest TTL an instance may ask for, and the shortest a client accepts from a server
+/// (a shorter grant is raised to it, with a warning).
 pub const MIN_TTL: Duration = Duration::from_secs(1);
+/// The longest TTL a server grants (`--ttl` above it is refused at start): a provider that
+/// died stays listed at most this long.
+pub const MAX_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Response header carrying the revision a listing reflects; pass it back as `?index=`.
 pub const INDEX_HEADER: &str = "Srpc-Index";

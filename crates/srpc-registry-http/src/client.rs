@@ -31,7 +31,8 @@ pub struct HttpConfig {
     pub ttl: Duration,
     /// Long-poll wait (default 30 s).
     pub wait: Duration,
-    /// Bearer token for writes.
+    /// Bearer token, sent with every request (a registry that protects reads accepts its
+    /// write token for them).
     pub token: Option<String>,
     /// Retry and `check` settings.
     pub failback: FailbackConfig,
@@ -270,12 +271,15 @@ impl Inner {
 
     /// The TTL the server granted, from a register or heartbeat answer; the asked one when
     /// the answer does not say (an older server).
+    /// A grant below [`MIN_TTL`] is raised to it, with a warning: a server (broken or hostile)
+    /// granting 3 ms must not make this client heartbeat every millisecond.
     fn granted(&self, body: &[u8]) -> Duration {
-        serde_json::from_slice::<RegisterResponse>(body)
+        let granted = serde_json::from_slice::<RegisterResponse>(body)
             .map(|r| Duration::from_millis(r.ttl_ms))
             .ok()
             .filter(|ttl| !ttl.is_zero())
-            .unwrap_or(self.config.ttl)
+            .unwrap_or(self.config.ttl);
+        at_least_the_floor(granted, &self.config.base)
     }
 
     async fn get<T: DeserializeOwned>(
@@ -289,13 +293,12 @@ impl Inner {
             url.push_str(&format!("?index={index}&wait={}ms", wait.as_millis()));
             timeout += wait;
         }
-        let response = self
-            .http
-            .get(&url)
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|e| not_connected(&url, e))?;
+        let mut request = self.http.get(&url).timeout(timeout);
+        // The same token for reads: a registry that protects reads accepts its write token.
+        if let Some(token) = &self.config.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.map_err(|e| not_connected(&url, e))?;
         if !response.status().is_success() {
             return Err(refusal(&url, response.status(), response).await);
         }
@@ -457,6 +460,21 @@ struct InvalidAnswer {
     source: serde_json::Error,
 }
 
+/// `granted`, or [`MIN_TTL`] (with a warning naming `server`) when it is shorter.
+fn at_least_the_floor(granted: Duration, server: &str) -> Duration {
+    if granted < MIN_TTL {
+        warn!(
+            backend = BACKEND,
+            %server,
+            ?granted,
+            floor = ?MIN_TTL,
+            "the server granted a TTL below the floor; heartbeating as if it had granted the floor"
+        );
+        return MIN_TTL;
+    }
+    granted
+}
+
 async fn refusal(url: &str, status: StatusCode, response: reqwest::Response) -> Error {
     let text = response.text().await.unwrap_or_default();
     let message = serde_json::from_str::<ErrorResponse>(&text)
@@ -598,6 +616,19 @@ mod tests {
         assert!(
             source.downcast_ref::<reqwest::Error>().is_some(),
             "{source:?}"
+        );
+    }
+
+    #[test]
+    fn a_granted_ttl_below_the_floor_is_raised_to_it() {
+        let server = "http://127.0.0.1:9";
+        assert_eq!(
+            at_least_the_floor(Duration::from_millis(3), server),
+            MIN_TTL
+        );
+        assert_eq!(
+            at_least_the_floor(Duration::from_secs(7), server),
+            Duration::from_secs(7)
         );
     }
 }

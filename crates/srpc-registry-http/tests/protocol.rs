@@ -654,7 +654,7 @@ async fn the_sweep_of_an_embedded_app_stops_when_the_router_is_dropped() {
             .num_alive_tasks()
     };
     let before = tasks();
-    let router = srpc_registry_http::app(loopback());
+    let router = srpc_registry_http::app(loopback()).unwrap();
     assert_eq!(tasks(), before + 1, "the app sweeps expired instances");
     drop(router);
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -664,5 +664,172 @@ async fn the_sweep_of_an_embedded_app_stops_when_the_router_is_dropped() {
             "the sweep task outlived its router"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A registration as the client backend sends it.
+fn registration(port: u16, service: &str, holder: &str) -> String {
+    format!(r#"{{"url":"dubbo://127.0.0.1:{port}/{service}?timestamp=1","holder":"{holder}"}}"#)
+}
+
+/// Each count limit refuses the registration that would cross it with a JSON error naming
+/// the limit, keeps what was registered, and leaves the server answering; a refresh of what
+/// is already there is never refused.
+#[tokio::test]
+async fn each_limit_refuses_with_its_name_and_loses_nothing() {
+    let mut limits = srpc_registry_http::Limits::default();
+    limits.instances = 4;
+    limits.instances_per_service = 2;
+    limits.instances_per_holder = 3;
+    limits.url_len = 200;
+    let s = server(loopback().with_limits(limits)).await;
+    let addr = s.local_addr();
+    let ok = |r: &Reply| assert_eq!(r.status, 200, "{}", r.body);
+    ok(&post(addr, "/v1/register", &registration(1, "a.A", "h1")).await);
+    ok(&post(addr, "/v1/register", &registration(2, "a.A", "h1")).await);
+    let refused = [
+        (
+            registration(3, "a.A", "h2"),
+            429,
+            "limit max-instances-per-service (2)",
+        ),
+        (registration(3, "b.B", "h1"), 200, ""),
+        (
+            registration(4, "c.C", "h1"),
+            429,
+            "limit max-instances-per-holder (3)",
+        ),
+        (registration(4, "c.C", "h2"), 200, ""),
+        (registration(5, "d.D", "h3"), 429, "limit max-instances (4)"),
+        (
+            format!(
+                r#"{{"url":"dubbo://127.0.0.1:6/e.E?pad={}","holder":"h3"}}"#,
+                "x".repeat(200)
+            ),
+            413,
+            "limit max-url-len (200)",
+        ),
+    ];
+    for (body, status, needle) in refused {
+        let r = post(addr, "/v1/register", &body).await;
+        assert_eq!(r.status, status, "{body}: {}", r.body);
+        assert!(r.body.contains(needle), "{body}: {}", r.body);
+        if status != 200 {
+            assert_eq!(r.header("content-type"), Some("application/json"));
+            assert!(r.body.contains("nothing was changed"), "{}", r.body);
+        }
+    }
+    // A refresh of a held instance (another timestamp) is not a new one.
+    let refresh = r#"{"url":"dubbo://127.0.0.1:1/a.A?timestamp=2","holder":"h1"}"#;
+    ok(&post(addr, "/v1/register", refresh).await);
+    let listing = request(addr, "GET", "/v1/instances", &[], "").await;
+    ok(&listing);
+    for port in [":1/", ":2/", ":3/", ":4/"] {
+        assert!(listing.body.contains(port), "{port} kept: {}", listing.body);
+    }
+    assert!(!listing.body.contains(":5/") && !listing.body.contains(":6/"));
+    // Room again once one goes.
+    let gone = r#"{"url":"dubbo://127.0.0.1:4/c.C?timestamp=1","holder":"h2"}"#;
+    assert_eq!(post(addr, "/v1/deregister", gone).await.status, 204);
+    ok(&post(addr, "/v1/register", &registration(5, "d.D", "h3")).await);
+}
+
+/// The compatibility endpoint's answer is one header: a registration that would make it
+/// longer than `max-compat-header` is refused, and the answer stays readable.
+#[tokio::test]
+async fn the_compat_header_stays_within_its_limit() {
+    let mut limits = srpc_registry_http::Limits::default();
+    limits.compat_header = 64;
+    let s = server(loopback().with_limits(limits)).await;
+    let addr = s.local_addr();
+    let register = |n: usize| {
+        let header = format!("Srpc-servers: tcp@127.0.0.1:{}", 10_000 + n);
+        async move { request(addr, "POST", "/srpc/registry", &[&header], "").await }
+    };
+    let mut accepted = 0;
+    loop {
+        let r = register(accepted).await;
+        if r.status != 200 {
+            assert_eq!(r.status, 429, "{}", r.body);
+            assert!(
+                r.body.contains("limit max-compat-header (64)"),
+                "{}",
+                r.body
+            );
+            break;
+        }
+        accepted += 1;
+        assert!(accepted < 10, "64 bytes hold at most 3 such addresses");
+    }
+    assert_eq!(accepted, 3);
+    // Refreshing one already there is never refused.
+    assert_eq!(register(0).await.status, 200);
+    let r = request(addr, "GET", "/srpc/registry", &[], "").await;
+    let answer = r.header("srpc-servers").unwrap();
+    assert!(answer.len() <= 64, "{answer}");
+    assert_eq!(answer.split(',').count(), 3);
+}
+
+/// With a read token, listings need it (or the write token); health and metrics stay open.
+#[tokio::test]
+async fn reads_need_a_token_when_a_read_token_is_set() {
+    let config = loopback().with_token("w").with_read_token("r");
+    let s = server(config).await;
+    let addr = s.local_addr();
+    let body = registration(7, "a.A", "h");
+    let r = request(
+        addr,
+        "POST",
+        "/v1/register",
+        &["Authorization: Bearer r"],
+        &body,
+    )
+    .await;
+    assert_eq!(r.status, 401, "the read token does not write");
+    let r = request(
+        addr,
+        "POST",
+        "/v1/register",
+        &["Authorization: Bearer w"],
+        &body,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    for path in [
+        "/v1/instances",
+        "/v1/services",
+        "/v1/services/a.A",
+        "/srpc/registry",
+    ] {
+        let r = request(addr, "GET", path, &[], "").await;
+        assert_eq!(r.status, 401, "{path}");
+        assert!(r.body.contains("protects reads"), "{path}: {}", r.body);
+        for token in ["r", "w"] {
+            let auth = format!("Authorization: Bearer {token}");
+            let r = request(addr, "GET", path, &[&auth], "").await;
+            assert_eq!(r.status, 200, "{path} with {token}: {}", r.body);
+        }
+    }
+    for path in ["/healthz", "/metrics"] {
+        assert_eq!(
+            request(addr, "GET", path, &[], "").await.status,
+            200,
+            "{path}"
+        );
+    }
+}
+
+/// What could never work is refused when the server starts, not on the first request.
+#[tokio::test]
+async fn a_config_that_cannot_work_is_refused_at_bind() {
+    let forever = Duration::from_secs(300_000_000_000 * 365 * 86_400);
+    for (config, needle) in [
+        (loopback().with_ttl(forever), "above the most"),
+        (loopback().with_token(""), "token is empty"),
+        (loopback().with_read_token(""), "read token is empty"),
+    ] {
+        let err = HttpRegistryServer::bind(config).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains(needle), "{needle}: {err}");
     }
 }

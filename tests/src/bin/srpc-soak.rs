@@ -102,9 +102,23 @@ async fn metric(http: &reqwest::Client, base: &str, name: &str) -> u64 {
 async fn main() {
     let o = options();
     let duration = Duration::from_secs_f64(o.minutes * 60.0);
-    let server =
-        srpc_tests::servers::HttpRegistryProcess::start(o.server.as_ref(), &["--ttl", "30s"])
-            .unwrap();
+    let max = (o.instances * 2).to_string();
+    let server = srpc_tests::servers::HttpRegistryProcess::start(
+        o.server.as_ref(),
+        &[
+            "--ttl",
+            "30s",
+            // One service of `--instances` instances, all held by one holder: above the
+            // defaults a small estate never reaches.
+            "--max-instances",
+            &max,
+            "--max-instances-per-service",
+            &max,
+            "--max-instances-per-holder",
+            &max,
+        ],
+    )
+    .unwrap();
     let pid = server.pid().unwrap();
     let base = format!("http://{}", server.addr());
     let http = reqwest::Client::builder()

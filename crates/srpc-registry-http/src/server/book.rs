@@ -2,12 +2,13 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, header};
 use srpc_registry_kit::Url;
-use tokio::sync::watch;
+use tokio::sync::{OnceCell, watch};
 use tokio::time::Instant;
 
 use super::ServerConfig;
@@ -30,6 +31,12 @@ pub(super) struct Shared {
 pub(super) struct Book {
     pub(super) revision: u64,
     pub(super) services: BTreeMap<String, Service>,
+    /// Instances of every service, counted as they come and go (`max-instances`).
+    pub(super) instances: usize,
+    /// This revision's `GET /v1/instances` and `GET /v1/services` bodies, each made once,
+    /// outside the lock, by the first reader who needs it; replaced on every change.
+    pub(super) all_listing: Listing,
+    pub(super) services_listing: Listing,
     /// Compatibility endpoint: address → expiry.
     pub(super) servers: BTreeMap<String, Instant>,
     /// Which instances each holder has a lease on (service key, URL), so that one request
@@ -62,9 +69,25 @@ impl Book {
     }
 }
 
+/// A response body made once per revision and shared by every reader of it: readers never
+/// build a listing under the lock heartbeats need, and N readers hold one copy.
+pub(super) type Listing = Arc<OnceCell<Bytes>>;
+
 pub(super) struct Service {
     pub(super) revision: watch::Sender<u64>,
     pub(super) instances: HashMap<Url, Instance>,
+    /// This revision's `GET /v1/services/{key}` body.
+    pub(super) listing: Listing,
+}
+
+impl Service {
+    pub(super) fn new() -> Service {
+        Service {
+            revision: watch::Sender::new(0),
+            instances: HashMap::new(),
+            listing: Listing::default(),
+        }
+    }
 }
 
 /// A registered URL and who holds it: it lives while any holder's lease does.
@@ -105,23 +128,34 @@ impl Shared {
         self.book.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Writes need the write token, when one is set.
     pub(super) fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        let Some(token) = &self.config.token else {
+        match &self.config.token {
+            None => Ok(()),
+            Some(token) if presented(headers).is_some_and(|given| same(given, token)) => Ok(()),
+            Some(_) => Err(error(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong bearer token (writes need the registry's token)".into(),
+            )),
+        }
+    }
+
+    /// Reads need the read token or the write token, when a read token is set.
+    pub(super) fn authorize_read(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let Some(read) = &self.config.read_token else {
             return Ok(());
         };
-        // `Bearer`, `bearer`, `BEARER`: the scheme is case-insensitive (RFC 9110 §11.1).
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim());
-        if given == Some(token.as_str()) {
+        let given = presented(headers);
+        let accepted = [Some(read), self.config.token.as_ref()]
+            .into_iter()
+            .flatten()
+            .any(|token| given.is_some_and(|g| same(g, token)));
+        if accepted {
             Ok(())
         } else {
             Err(error(
                 StatusCode::UNAUTHORIZED,
-                "missing or wrong bearer token".into(),
+                "missing or wrong bearer token (this registry protects reads too)".into(),
             ))
         }
     }
@@ -131,9 +165,33 @@ impl Shared {
     pub(super) fn changed(&self, book: &mut Book, key: &str) {
         book.revision += 1;
         let revision = book.revision;
-        if let Some(service) = book.services.get(key) {
+        if let Some(service) = book.services.get_mut(key) {
+            service.listing = Listing::default();
             service.revision.send_replace(revision);
         }
+        book.all_listing = Listing::default();
+        book.services_listing = Listing::default();
         self.revision.send_replace(revision);
     }
+}
+
+/// The bearer token of a request: `Bearer`, `bearer`, `BEARER` (the scheme is
+/// case-insensitive, RFC 9110 §11.1).
+fn presented(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+}
+
+/// Compares tokens in time that depends on their lengths only, not on where they differ.
+fn same(given: &str, token: &str) -> bool {
+    given.len() == token.len()
+        && given
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
 }

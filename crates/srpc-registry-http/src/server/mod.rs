@@ -6,6 +6,7 @@
 //! JSON errors, `metrics` the Prometheus page. This file wires them into a router.
 
 mod book;
+mod config;
 mod metrics;
 mod read;
 mod reply;
@@ -27,63 +28,18 @@ use tokio::task::JoinHandle;
 use tower_http::limit::RequestBodyLimitLayer;
 use tracing::info;
 
+pub use self::config::{Limits, ServerConfig};
+
 use self::book::Shared;
 use self::metrics::metrics;
 use self::read::{compat_get, get_service, list_instances, list_services};
 use self::reply::{json_errors, no_route};
 use self::sweep::sweep;
 use self::write::{compat_post, deregister, heartbeat, holder_heartbeat, register};
-use crate::api::{MAX_BODY, MIN_TTL};
+use crate::api::MAX_BODY;
 
 /// How often expired instances are swept.
 const SWEEP: Duration = Duration::from_millis(200);
-
-/// Server settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ServerConfig {
-    /// Where to listen; loopback by default.
-    pub addr: SocketAddr,
-    /// The longest TTL granted (default 5 min): instances that ask for more, or name none,
-    /// get this; compatibility-endpoint entries live this long.
-    pub ttl: Duration,
-    /// Bearer token required for writes, when set.
-    pub token: Option<String>,
-}
-
-impl Default for ServerConfig {
-    fn default() -> ServerConfig {
-        ServerConfig {
-            addr: SocketAddr::from(([127, 0, 0, 1], 9999)),
-            ttl: Duration::from_secs(300),
-            token: None,
-        }
-    }
-}
-
-impl ServerConfig {
-    /// Defaults, listening on `addr`.
-    pub fn new(addr: SocketAddr) -> ServerConfig {
-        ServerConfig {
-            addr,
-            ..ServerConfig::default()
-        }
-    }
-
-    /// With another default TTL.
-    #[must_use]
-    pub fn with_ttl(mut self, ttl: Duration) -> ServerConfig {
-        self.ttl = ttl;
-        self
-    }
-
-    /// With a bearer token for writes.
-    #[must_use]
-    pub fn with_token(mut self, token: impl Into<String>) -> ServerConfig {
-        self.token = Some(token.into());
-        self
-    }
-}
 
 /// A running registry server. Dropping the handle leaves it running (until its runtime
 /// ends); [`HttpRegistryServer::shutdown`] stops it gracefully.
@@ -98,15 +54,9 @@ pub struct HttpRegistryServer {
 impl HttpRegistryServer {
     /// Binds `config.addr` and starts serving in the background.
     pub async fn bind(config: ServerConfig) -> std::io::Result<HttpRegistryServer> {
-        if config.ttl < MIN_TTL {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!(
-                    "ttl {:?} is below the least a registry can keep an instance, {MIN_TTL:?}",
-                    config.ttl
-                ),
-            ));
-        }
+        config
+            .validate()
+            .map_err(|reason| std::io::Error::new(std::io::ErrorKind::InvalidInput, reason))?;
         let listener = TcpListener::bind(config.addr).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(Shared::new(config));
@@ -147,11 +97,16 @@ impl HttpRegistryServer {
 
 /// Builds the axum router over fresh state (for embedding in another server). Its expiry
 /// sweep runs on the current tokio runtime for as long as the router (or a clone of it)
-/// exists, and stops when the last one is dropped.
-pub fn app(config: ServerConfig) -> Router {
+/// exists, and stops when the last one is dropped. The config is checked as
+/// [`HttpRegistryServer::bind`] checks it; the connection limits (`connections`,
+/// `header_timeout`, `shutdown_grace`) are then the embedding server's to keep.
+pub fn app(config: ServerConfig) -> std::io::Result<Router> {
+    config
+        .validate()
+        .map_err(|reason| std::io::Error::new(std::io::ErrorKind::InvalidInput, reason))?;
     let state = Arc::new(Shared::new(config));
     tokio::spawn(sweep(Arc::downgrade(&state)));
-    router(state)
+    Ok(router(state))
 }
 
 fn router(state: Arc<Shared>) -> Router {

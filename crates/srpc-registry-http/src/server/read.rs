@@ -1,22 +1,21 @@
 //! The handlers that read the book, each a long-poll when given `?index=N`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
+use srpc_registry_kit::Url;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::book::{Instance, Service, Shared, Watching};
-use super::reply::{ApiError, error, json_body, with_index};
-use crate::api::{
-    InstancesResponse, MAX_WAIT, SERVERS_HEADER, ServiceResponse, ServiceSummary, ServicesResponse,
-};
+use super::book::{Instance, Listing, Service, Shared, Watching};
+use super::reply::{ApiError, error, with_index};
+use crate::api::{MAX_WAIT, SERVERS_HEADER, ServiceSummary, ServicesResponse};
 
 /// `?index=N&wait=30s`.
 #[derive(Debug, Deserialize)]
@@ -70,97 +69,174 @@ pub(super) async fn get_service(
     State(state): State<Arc<Shared>>,
     Path(key): Path<String>,
     Query(params): Query<WatchParams>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    state.authorize_read(&headers)?;
     let watch = params.wait()?;
-    let revision = {
-        let mut book = state.book();
-        book.services
-            .entry(key.clone())
-            .or_insert_with(|| Service {
-                revision: watch::Sender::new(0),
-                instances: HashMap::new(),
-            })
-            .revision
-            .subscribe()
-    };
+    let revision = state
+        .book()
+        .services
+        .entry(key.clone())
+        .or_insert_with(Service::new)
+        .revision
+        .subscribe();
     long_poll(&state, revision, watch).await;
-    let book = state.book();
-    let (revision, instances) = match book.services.get(&key) {
-        Some(service) => (
-            *service.revision.borrow(),
-            sorted(service.instances.values()),
-        ),
-        None => (0, Vec::new()),
+    // Under the lock only what a listing is made of, and only for its first reader: the URLs
+    // (shared, a reference count each), never their text converted and sorted.
+    let (revision, listing, urls) = {
+        let book = state.book();
+        match book.services.get(&key) {
+            Some(service) => (
+                *service.revision.borrow(),
+                service.listing.clone(),
+                unmade(&service.listing, || urls_of(service.instances.values())),
+            ),
+            None => (0, Listing::default(), Some(Vec::new())),
+        }
     };
-    drop(book);
-    let body = json_body(&ServiceResponse {
-        service: key,
-        revision,
-        instances,
-    });
-    Ok(with_index((StatusCode::OK, body).into_response(), revision))
+    let body = listing
+        .get_or_init(|| async {
+            json_bytes(&ServiceBody {
+                service: &key,
+                revision,
+                instances: Sorted::new(urls),
+            })
+        })
+        .await
+        .clone();
+    Ok(listing_response(body, revision))
 }
 
 pub(super) async fn list_instances(
     State(state): State<Arc<Shared>>,
     Query(params): Query<WatchParams>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    state.authorize_read(&headers)?;
     let watch = params.wait()?;
     long_poll(&state, state.revision.subscribe(), watch).await;
-    let book = state.book();
-    let revision = book.revision;
-    let instances = sorted(book.services.values().flat_map(|s| s.instances.values()));
-    drop(book);
-    Ok(with_index(
-        (
-            StatusCode::OK,
-            json_body(&InstancesResponse {
+    let (revision, listing, urls) = {
+        let book = state.book();
+        let listing = book.all_listing.clone();
+        let urls = unmade(&listing, || {
+            urls_of(book.services.values().flat_map(|s| s.instances.values()))
+        });
+        (book.revision, listing, urls)
+    };
+    let body = listing
+        .get_or_init(|| async {
+            json_bytes(&InstancesBody {
                 revision,
-                instances,
-            }),
-        )
-            .into_response(),
-        revision,
-    ))
+                instances: Sorted::new(urls),
+            })
+        })
+        .await
+        .clone();
+    Ok(listing_response(body, revision))
 }
 
 pub(super) async fn list_services(
     State(state): State<Arc<Shared>>,
     Query(params): Query<WatchParams>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    state.authorize_read(&headers)?;
     let watch = params.wait()?;
     long_poll(&state, state.revision.subscribe(), watch).await;
-    let book = state.book();
-    let revision = book.revision;
-    let services = book
-        .services
-        .iter()
-        .filter(|(_, s)| !s.instances.is_empty())
-        .map(|(key, s)| ServiceSummary {
-            service: key.clone(),
-            instances: s.instances.len(),
-            revision: *s.revision.borrow(),
+    let (revision, listing, services) = {
+        let book = state.book();
+        let listing = book.services_listing.clone();
+        let services = unmade(&listing, || {
+            book.services
+                .iter()
+                .filter(|(_, s)| !s.instances.is_empty())
+                .map(|(key, s)| ServiceSummary {
+                    service: key.clone(),
+                    instances: s.instances.len(),
+                    revision: *s.revision.borrow(),
+                })
+                .collect()
+        });
+        (book.revision, listing, services)
+    };
+    let body = listing
+        .get_or_init(|| async {
+            json_bytes(&ServicesResponse {
+                revision,
+                services: services.unwrap_or_default(),
+            })
         })
-        .collect();
-    drop(book);
-    Ok(with_index(
-        (
-            StatusCode::OK,
-            json_body(&ServicesResponse { revision, services }),
-        )
-            .into_response(),
-        revision,
-    ))
+        .await
+        .clone();
+    Ok(listing_response(body, revision))
 }
 
-pub(super) fn sorted<'a>(instances: impl Iterator<Item = &'a Instance>) -> Vec<String> {
-    let mut urls: Vec<String> = instances.map(|i| i.url.to_full_string()).collect();
-    urls.sort();
-    urls
+/// What `make` gathers, when `listing` is not made yet (its first reader makes it).
+fn unmade<T>(listing: &Listing, make: impl FnOnce() -> T) -> Option<T> {
+    (!listing.initialized()).then(make)
+}
+
+fn urls_of<'a>(instances: impl Iterator<Item = &'a Instance>) -> Vec<Url> {
+    instances.map(|i| i.url.clone()).collect()
+}
+
+/// `GET /v1/services/{key}`'s body, as [`crate::api::ServiceResponse`] reads it.
+#[derive(Serialize)]
+struct ServiceBody<'a> {
+    service: &'a str,
+    revision: u64,
+    instances: Sorted,
+}
+
+/// `GET /v1/instances`'s body, as [`crate::api::InstancesResponse`] reads it.
+#[derive(Serialize)]
+struct InstancesBody {
+    revision: u64,
+    instances: Sorted,
+}
+
+/// URLs written as their full strings in byte order, without a `String` each.
+struct Sorted(Vec<Url>);
+
+impl Sorted {
+    fn new(urls: Option<Vec<Url>>) -> Sorted {
+        let mut urls = urls.unwrap_or_default();
+        urls.sort_unstable_by(|a, b| a.as_full_str().cmp(b.as_full_str()));
+        Sorted(urls)
+    }
+}
+
+impl Serialize for Sorted {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(Url::as_full_str))
+    }
+}
+
+fn json_bytes(value: &impl Serialize) -> Bytes {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .unwrap_or_else(|e| Bytes::from(format!("{{\"error\":\"{e}\"}}")))
+}
+
+fn listing_response(body: Bytes, revision: u64) -> Response {
+    let response = (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response();
+    with_index(response, revision)
 }
 
 /// `GET /srpc/registry`: the alive addresses, comma-joined and sorted, in `Srpc-servers`.
-pub(super) async fn compat_get(State(state): State<Arc<Shared>>) -> Result<Response, ApiError> {
+pub(super) async fn compat_get(
+    State(state): State<Arc<Shared>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    state.authorize_read(&headers)?;
     let now = Instant::now();
     let mut book = state.book();
     book.servers.retain(|_, expires| *expires > now);

@@ -71,6 +71,15 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A refusal for a limit: names it (as its `srpc registry serve` flag), its value, and what
+/// crossed it.
+pub(super) fn limit(status: StatusCode, name: &str, value: usize, what: String) -> ApiError {
+    error(
+        status,
+        format!("limit {name} ({value}) reached: {what}; nothing was changed"),
+    )
+}
+
 pub(super) fn error(status: StatusCode, message: String) -> ApiError {
     ApiError(status, message)
 }

@@ -29,7 +29,10 @@ impl Shared {
         let mut expired_keys = Vec::new();
         let mut lapsed = Vec::new();
         let Book {
-            services, holders, ..
+            services,
+            holders,
+            instances,
+            ..
         } = &mut *book;
         for (key, service) in services.iter_mut() {
             let before = service.instances.len();
@@ -44,6 +47,7 @@ impl Shared {
                 !i.holders.is_empty()
             });
             let gone = before - service.instances.len();
+            *instances -= gone;
             if gone > 0 {
                 self.expirations.fetch_add(gone as u64, Ordering::Relaxed);
                 expired_keys.push(key.clone());

@@ -11,12 +11,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use srpc_registry_kit::Url;
-use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::debug;
 
 use super::book::{Book, Instance, Lease, Service, Shared};
-use super::reply::{ApiError, error, json_body, parse_body, parse_instance};
+use super::reply::{ApiError, error, json_body, limit, parse_body, parse_instance};
 use crate::api::{
     ANY_HOLDER, HolderRequest, HolderResponse, InstanceRequest, MIN_TTL, RegisterRequest,
     RegisterResponse, SERVERS_HEADER,
@@ -29,7 +28,23 @@ pub(super) async fn register(
 ) -> Result<Response, ApiError> {
     state.authorize(&headers)?;
     let request: RegisterRequest = parse_body(&body)?;
+    let limits = &state.config.limits;
+    if request.url.len() > limits.url_len {
+        return Err(limit(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "max-url-len",
+            limits.url_len,
+            format!("the instance URL is {} bytes", request.url.len()),
+        ));
+    }
     let url = parse_instance(&request.url)?;
+    let holder = request.holder.unwrap_or_default();
+    if holder == ANY_HOLDER {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("holder {ANY_HOLDER:?} stands for every holder; it can only deregister"),
+        ));
+    }
     // What was asked, capped by the server's `--ttl`: a client cannot keep a dead instance
     // longer than the operator allows.
     let ttl = request
@@ -46,24 +61,55 @@ pub(super) async fn register(
             ),
         ));
     }
-    // Everything is checked: from here on nothing can fail half-way.
     let key = url.service_key();
     let mut book = state.book();
-    let service = book.services.entry(key.clone()).or_insert_with(|| Service {
-        revision: watch::Sender::new(0),
-        instances: HashMap::new(),
-    });
-    let holder = request.holder.unwrap_or_default();
-    if holder == ANY_HOLDER {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            format!("holder {ANY_HOLDER:?} stands for every holder; it can only deregister"),
+    let listed = book
+        .services
+        .get(&key)
+        .map_or(0, |service| service.instances.len());
+    let is_new = !book
+        .services
+        .get(&key)
+        .is_some_and(|service| service.instances.contains_key(&url));
+    let holds = book
+        .holders
+        .get(&holder)
+        .is_some_and(|held| held.contains(&(key.clone(), url.clone())));
+    if is_new && book.instances >= limits.instances {
+        return Err(limit(
+            StatusCode::TOO_MANY_REQUESTS,
+            "max-instances",
+            limits.instances,
+            format!("the registry holds {} instances", book.instances),
         ));
     }
+    if is_new && listed >= limits.instances_per_service {
+        return Err(limit(
+            StatusCode::TOO_MANY_REQUESTS,
+            "max-instances-per-service",
+            limits.instances_per_service,
+            format!("service {key} has {listed} instances"),
+        ));
+    }
+    let held = book.holders.get(&holder).map_or(0, |held| held.len());
+    if !holds && held >= limits.instances_per_holder {
+        return Err(limit(
+            StatusCode::TOO_MANY_REQUESTS,
+            "max-instances-per-holder",
+            limits.instances_per_holder,
+            format!("holder {holder:?} holds {held} instances"),
+        ));
+    }
+    // Everything is checked: from here on nothing can fail half-way. `ttl` is at most the
+    // server's, which `ServerConfig::validate` bounded, so the deadline cannot overflow.
     let lease = Lease {
         ttl,
         expires: Instant::now() + ttl,
     };
+    let service = book
+        .services
+        .entry(key.clone())
+        .or_insert_with(Service::new);
     let changed = match service.instances.get_mut(&url) {
         Some(instance) => {
             // Equal URLs may still differ in their timestamp: keep the newest form.
@@ -78,6 +124,7 @@ pub(super) async fn register(
                 holders: HashMap::from([(holder.clone(), lease)]),
             };
             service.instances.insert(url.clone(), instance);
+            book.instances += 1;
             true
         }
     };
@@ -210,6 +257,9 @@ pub(super) async fn deregister(
             false
         }
     });
+    if removed {
+        book.instances -= 1;
+    }
     for holder in released {
         book.release(&holder, &key, &url);
     }
@@ -243,7 +293,31 @@ pub(super) async fn compat_post(
         ));
     }
     let expires = Instant::now() + state.config.ttl;
-    state.book().servers.insert(addr.to_owned(), expires);
+    let most = state.config.limits.compat_header;
+    let mut book = state.book();
+    if !book.servers.contains_key(addr) {
+        // The answer of `GET /srpc/registry` is every address, comma-joined, in one header.
+        let now = Instant::now();
+        let header: usize = book
+            .servers
+            .iter()
+            .filter(|(_, expires)| **expires > now)
+            .map(|(addr, _)| addr.len() + 1)
+            .sum();
+        if header + addr.len() > most {
+            return Err(limit(
+                StatusCode::TOO_MANY_REQUESTS,
+                "max-compat-header",
+                most,
+                format!(
+                    "the {SERVERS_HEADER} answer would be {} bytes",
+                    header + addr.len()
+                ),
+            ));
+        }
+    }
+    book.servers.insert(addr.to_owned(), expires);
+    drop(book);
     state.heartbeats.fetch_add(1, Ordering::Relaxed);
     Ok(StatusCode::OK.into_response())
 }

@@ -81,10 +81,14 @@ pub(crate) fn scheme(registry_url: &str) -> &str {
 }
 
 /// An srpc HTTP registry on a free loopback port, in this process.
+/// Its limits are raised above the largest section (100 000 providers of one service).
 pub(crate) async fn http_server() -> srpc::http::HttpRegistryServer {
-    srpc::http::HttpRegistryServer::bind(srpc::http::ServerConfig::new(([127, 0, 0, 1], 0).into()))
-        .await
-        .unwrap()
+    let mut limits = srpc::http::Limits::default();
+    limits.instances = 1_000_000;
+    limits.instances_per_service = 1_000_000;
+    limits.instances_per_holder = 1_000_000;
+    let config = srpc::http::ServerConfig::new(([127, 0, 0, 1], 0).into()).with_limits(limits);
+    srpc::http::HttpRegistryServer::bind(config).await.unwrap()
 }
 
 pub(crate) fn free_port() -> u16 {

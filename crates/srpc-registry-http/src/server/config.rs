@@ -1,0 +1,239 @@
+//! [`ServerConfig`] and its [`Limits`]: what the server grants and holds at most, checked
+//! when it starts so that nothing fails later on a value that could never work.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::api::{MAX_TTL, MIN_TTL};
+
+/// Server settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Where to listen; loopback by default.
+    pub addr: SocketAddr,
+    /// The longest TTL granted (default 5 min, at most [`MAX_TTL`]): instances that ask for
+    /// more, or name none, get this; compatibility-endpoint entries live this long.
+    pub ttl: Duration,
+    /// Bearer token required for writes, when set (never empty).
+    pub token: Option<String>,
+    /// Bearer token required for reads too, when set (never empty). The write token is
+    /// accepted for reads as well. Unset, reads are open, as a Consul agent or etcd without
+    /// ACLs is.
+    pub read_token: Option<String>,
+    /// What the server holds at most.
+    pub limits: Limits,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            addr: SocketAddr::from(([127, 0, 0, 1], 9999)),
+            ttl: Duration::from_secs(300),
+            token: None,
+            read_token: None,
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Defaults, listening on `addr`.
+    pub fn new(addr: SocketAddr) -> ServerConfig {
+        ServerConfig {
+            addr,
+            ..ServerConfig::default()
+        }
+    }
+
+    /// With another default TTL.
+    #[must_use]
+    pub fn with_ttl(mut self, ttl: Duration) -> ServerConfig {
+        self.ttl = ttl;
+        self
+    }
+
+    /// With a bearer token for writes.
+    #[must_use]
+    pub fn with_token(mut self, token: impl Into<String>) -> ServerConfig {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// With a bearer token for reads (the write token works for reads too).
+    #[must_use]
+    pub fn with_read_token(mut self, token: impl Into<String>) -> ServerConfig {
+        self.read_token = Some(token.into());
+        self
+    }
+
+    /// With other limits.
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> ServerConfig {
+        self.limits = limits;
+        self
+    }
+
+    /// Whether this config can work: a TTL in [`MIN_TTL`]..=[`MAX_TTL`], tokens that are
+    /// not empty, limits above zero. The error is a sentence for an operator.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.ttl < MIN_TTL {
+            return Err(format!(
+                "ttl {:?} is below the least a registry can keep an instance, {MIN_TTL:?}",
+                self.ttl
+            ));
+        }
+        if self.ttl > MAX_TTL {
+            return Err(format!(
+                "ttl {} is above the most this registry grants, {}: a provider that died \
+                 would stay listed that long",
+                humantime::format_duration(self.ttl),
+                humantime::format_duration(MAX_TTL)
+            ));
+        }
+        for (flag, token) in [("token", &self.token), ("read token", &self.read_token)] {
+            if token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+                return Err(format!(
+                    "the {flag} is empty, which no request can present: give a token, or none \
+                     for an open registry (check SRPC_REGISTRY_TOKEN and \
+                     SRPC_REGISTRY_READ_TOKEN)"
+                ));
+            }
+        }
+        self.limits.validate()
+    }
+}
+
+/// What the server holds and allows at most. The defaults are far above what a small
+/// estate uses; each has a flag of `srpc registry serve` named as in [`Limits::NAMES`], and
+/// a refusal names the limit it hit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Instances in total (`max-instances`, default 100 000).
+    pub instances: usize,
+    /// Instances of one service key (`max-instances-per-service`, default 10 000).
+    pub instances_per_service: usize,
+    /// Instances one holder (one client handle) holds a lease on
+    /// (`max-instances-per-holder`, default 10 000).
+    pub instances_per_holder: usize,
+    /// The longest instance URL, in bytes (`max-url-len`, default 8 KiB).
+    pub url_len: usize,
+    /// Connections open at once (`max-connections`, default 4 096); more wait in the
+    /// listen backlog until one closes.
+    pub connections: usize,
+    /// How long a connection may take to send a request's headers, and how long an idle
+    /// keep-alive connection stays open (`header-timeout`, default 30 s).
+    pub header_timeout: Duration,
+    /// How long a graceful shutdown waits for requests in flight before it closes what is
+    /// left (`shutdown-grace`, default 5 s).
+    pub shutdown_grace: Duration,
+    /// The longest `Srpc-servers` answer of `GET /srpc/registry`, in bytes
+    /// (`max-compat-header`, default 8 KiB): a `POST` that would make it longer is refused.
+    pub compat_header: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            instances: 100_000,
+            instances_per_service: 10_000,
+            instances_per_holder: 10_000,
+            url_len: 8 * 1024,
+            connections: 4096,
+            header_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(5),
+            compat_header: 8 * 1024,
+        }
+    }
+}
+
+impl Limits {
+    /// The names of the limits, as flags and refusals spell them.
+    pub const NAMES: [&'static str; 8] = [
+        "max-instances",
+        "max-instances-per-service",
+        "max-instances-per-holder",
+        "max-url-len",
+        "max-connections",
+        "header-timeout",
+        "shutdown-grace",
+        "max-compat-header",
+    ];
+
+    fn validate(&self) -> Result<(), String> {
+        let counts = [
+            ("max-instances", self.instances),
+            ("max-instances-per-service", self.instances_per_service),
+            ("max-instances-per-holder", self.instances_per_holder),
+            ("max-url-len", self.url_len),
+            ("max-connections", self.connections),
+            ("max-compat-header", self.compat_header),
+        ];
+        for (name, value) in counts {
+            if value == 0 {
+                return Err(format!("limit {name} is 0: nothing could be served"));
+            }
+        }
+        for (name, value) in [
+            ("header-timeout", self.header_timeout),
+            ("shutdown-grace", self.shutdown_grace),
+        ] {
+            if value.is_zero() {
+                return Err(format!("limit {name} is 0: give a duration above zero"));
+            }
+            if value > MAX_TTL {
+                return Err(format!(
+                    "limit {name} {} is above {}",
+                    humantime::format_duration(value),
+                    humantime::format_duration(MAX_TTL)
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_at_start_what_could_never_work() {
+        let base = ServerConfig::default();
+        assert_eq!(base.validate(), Ok(()));
+        let cases = [
+            (base.clone().with_ttl(Duration::from_millis(10)), "below"),
+            (
+                base.clone()
+                    .with_ttl(Duration::from_secs(300_000_000_000 * 365 * 86_400)),
+                "above the most",
+            ),
+            (
+                base.clone().with_ttl(MAX_TTL + Duration::from_secs(1)),
+                "above the most",
+            ),
+            (base.clone().with_token(""), "token is empty"),
+            (base.clone().with_read_token("  "), "read token is empty"),
+            (
+                base.clone().with_limits(Limits {
+                    instances_per_holder: 0,
+                    ..Limits::default()
+                }),
+                "max-instances-per-holder is 0",
+            ),
+            (
+                base.clone().with_limits(Limits {
+                    header_timeout: Duration::ZERO,
+                    ..Limits::default()
+                }),
+                "header-timeout is 0",
+            ),
+        ];
+        for (config, needle) in cases {
+            let err = config.validate().unwrap_err();
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
+        assert_eq!(base.with_ttl(MAX_TTL).validate(), Ok(()));
+    }
+}
