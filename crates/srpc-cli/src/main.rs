@@ -386,6 +386,8 @@ async fn run_registry(command: Command) -> Result<(), Failure> {
             }
             // What could never work is refused before listening, as invalid input.
             config.validate().map_err(Failure::Invalid)?;
+            // A registry holds a connection per watching client: as many as the system allows.
+            srpc::http::raise_open_files_limit();
             let server = HttpRegistryServer::bind(config)
                 .await
                 .map_err(|e| Failure::Registry(format!("cannot listen on {addr}: {e}")))?;

@@ -646,3 +646,33 @@ fn unregister_on_multicast_sends_the_datagram() {
     assert_eq!(watch.next_line(), format!("- {url}"));
     assert_eq!(watch.signal("-TERM"), Some(0));
 }
+
+/// `srpc registry serve` raises its soft limit of open files to the hard limit, so that a
+/// low `ulimit -n` does not cap the watchers it can hold below what the system allows.
+#[test]
+fn registry_serve_raises_its_open_files_limit() {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    // A soft limit of 256 under whatever hard limit this machine has.
+    let mut command = Command::new("sh");
+    command.args([
+        "-c",
+        "ulimit -Sn 256 && exec \"$0\" registry serve --addr \"$1\"",
+        env!("CARGO_BIN_EXE_srpc"),
+        &addr,
+    ]);
+    let server = Running::spawn(command);
+    let registry = format!("http://{addr}");
+    let deadline = Instant::now() + DEADLINE;
+    while run(&["list", &registry, "com.acme.Up"]).status.code() != Some(3) {
+        assert!(Instant::now() < deadline, "the registry server did not come up");
+    }
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.pid())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let numbers: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(numbers[0], numbers[1], "soft = hard: {line}");
+    assert_ne!(numbers[0], "256", "{line}");
+}

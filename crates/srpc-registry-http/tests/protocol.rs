@@ -833,3 +833,79 @@ async fn a_config_that_cannot_work_is_refused_at_bind() {
         assert!(err.to_string().contains(needle), "{needle}: {err}");
     }
 }
+
+fn limited(set: impl FnOnce(&mut srpc_registry_http::Limits)) -> ServerConfig {
+    let mut limits = srpc_registry_http::Limits::default();
+    set(&mut limits);
+    loopback().with_limits(limits)
+}
+
+/// Reads until the server closes the connection; panics if it has not within 5 s.
+async fn closed_by_the_server(stream: &mut TcpStream) {
+    let mut sink = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut sink))
+        .await
+        .expect("the server closes the connection")
+        .ok();
+}
+
+/// A client that sends half a request line, or stays idle after a request, is cut off after
+/// `header-timeout`, and the server goes on answering others.
+#[tokio::test]
+async fn slow_and_idle_connections_are_closed_after_the_header_timeout() {
+    let s = server(limited(|l| l.header_timeout = Duration::from_millis(300))).await;
+    let addr = s.local_addr();
+    let mut half = TcpStream::connect(addr).await.unwrap();
+    half.write_all(b"GET /v1/insta").await.unwrap();
+    closed_by_the_server(&mut half).await;
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    closed_by_the_server(&mut idle).await;
+    assert_eq!(request(addr, "GET", "/healthz", &[], "").await.status, 200);
+}
+
+/// Past `max-connections`, a new connection waits (in the listen backlog) until one closes,
+/// and is then served.
+#[tokio::test]
+async fn connections_past_the_cap_wait_for_one_to_close() {
+    let s = server(limited(|l| l.connections = 2)).await;
+    let addr = s.local_addr();
+    let first = TcpStream::connect(addr).await.unwrap();
+    let _second = TcpStream::connect(addr).await.unwrap();
+    let mut third = tokio::spawn(async move { request(addr, "GET", "/healthz", &[], "").await });
+    // Not served while two connections are open (a bounded look, not a synchronisation).
+    if let Ok(served) = tokio::time::timeout(Duration::from_millis(300), &mut third).await {
+        panic!("served past the cap: {served:?}");
+    }
+    drop(first);
+    let reply = tokio::time::timeout(Duration::from_secs(5), third)
+        .await
+        .expect("served once a connection closed")
+        .unwrap();
+    assert_eq!(reply.status, 200);
+}
+
+/// A client that keeps a request half sent cannot hold shutdown up for longer than
+/// `shutdown-grace`.
+#[tokio::test]
+async fn shutdown_waits_at_most_the_grace_for_what_is_in_flight() {
+    let config = limited(|l| {
+        l.header_timeout = Duration::from_secs(600);
+        l.shutdown_grace = Duration::from_millis(300);
+    });
+    let s = server(config).await;
+    let mut half = TcpStream::connect(s.local_addr()).await.unwrap();
+    half.write_all(b"POST /v1/register HTTP/1.1\r\nHost: x\r\nContent-Le")
+        .await
+        .unwrap();
+    // The connection is served (its request started) before shutdown begins.
+    let health = request(s.local_addr(), "GET", "/healthz", &[], "").await;
+    assert_eq!(health.status, 200);
+    tokio::time::timeout(Duration::from_secs(5), s.shutdown())
+        .await
+        .expect("shutdown ends within its grace, not when the client lets it")
+        .unwrap();
+    closed_by_the_server(&mut half).await;
+}

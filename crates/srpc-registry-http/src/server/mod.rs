@@ -10,10 +10,10 @@ mod config;
 mod metrics;
 mod read;
 mod reply;
+mod serve;
 mod sweep;
 mod write;
 
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +29,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tracing::info;
 
 pub use self::config::{Limits, ServerConfig};
+pub use self::serve::raise_open_files_limit;
 
 use self::book::Shared;
 use self::metrics::metrics;
@@ -62,12 +63,9 @@ impl HttpRegistryServer {
         let state = Arc::new(Shared::new(config));
         let sweeper = tokio::spawn(sweep(Arc::downgrade(&state)));
         let stop = state.stop.clone();
-        let mut stopped = stop.subscribe();
+        let limits = state.config.limits.clone();
         let app = router(state);
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        });
-        let serve = tokio::spawn(server.into_future());
+        let serve = tokio::spawn(serve::serve(listener, app, limits, stop.subscribe()));
         info!(backend = "http", %addr, "registry server listening");
         Ok(HttpRegistryServer {
             addr,
