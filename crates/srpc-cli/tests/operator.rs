@@ -665,7 +665,10 @@ fn registry_serve_raises_its_open_files_limit() {
     let registry = format!("http://{addr}");
     let deadline = Instant::now() + DEADLINE;
     while run(&["list", &registry, "com.acme.Up"]).status.code() != Some(3) {
-        assert!(Instant::now() < deadline, "the registry server did not come up");
+        assert!(
+            Instant::now() < deadline,
+            "the registry server did not come up"
+        );
     }
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.pid())).unwrap();
     let line = limits

@@ -5,6 +5,7 @@
 //! stopped heartbeating, `write` and `read` are the handlers, `reply` turns refusals into
 //! JSON errors, `metrics` the Prometheus page. This file wires them into a router.
 
+mod bare_errors;
 mod book;
 mod config;
 mod metrics;

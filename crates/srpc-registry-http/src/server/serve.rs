@@ -20,6 +20,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use super::Limits;
+use super::bare_errors::JsonErrors;
 
 /// File descriptors kept for everything but client connections (the listener, logs, the
 /// state file, outgoing connections of an embedding program).
@@ -86,8 +87,10 @@ pub(super) async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let connection =
-            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        let connection = builder.serve_connection(
+            TokioIo::new(JsonErrors::new(stream)),
+            TowerToHyperService::new(app.clone()),
+        );
         let connection = graceful.watch(connection);
         connections.spawn(async move {
             if let Err(error) = connection.await {
