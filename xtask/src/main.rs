@@ -448,7 +448,15 @@ fn bench_registry() -> Result<(), String> {
     ];
     // Each section in a process of its own, so that none runs among what an earlier one
     // left behind (tasks winding down, a fragmented heap).
-    let sections = ["notify", "scale", "resync", "memory", "churn", "heartbeats"];
+    let sections = [
+        "notify",
+        "scale",
+        "resync",
+        "memory",
+        "churn",
+        "heartbeats",
+        "reads",
+    ];
     let result = step("benchmark registries", || {
         for section in sections {
             let mut command = cargo_command(&[&bin[..], &[section]].concat());

@@ -917,11 +917,20 @@ async fn shutdown_waits_at_most_the_grace_for_what_is_in_flight() {
 async fn requests_the_parser_refuses_are_answered_as_json() {
     let s = server(loopback()).await;
     let addr = s.local_addr();
-    let long_uri = format!("GET /v1/services/{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000));
-    let long_header = format!("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "b".repeat(500_000));
+    let long_uri = format!(
+        "GET /v1/services/{} HTTP/1.1\r\nHost: x\r\n\r\n",
+        "a".repeat(70_000)
+    );
+    let long_header = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(500_000)
+    );
     for (request, status) in [
         ("NOT A REQUEST LINE\r\n\r\n".to_owned(), 400),
-        ("GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n".to_owned(), 400),
+        (
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n".to_owned(),
+            400,
+        ),
         (
             "POST /v1/register HTTP/1.1\r\nHost: x\r\nContent-Length: ten\r\n\r\n".to_owned(),
             400,
@@ -932,7 +941,11 @@ async fn requests_the_parser_refuses_are_answered_as_json() {
         let r = raw(addr, &request).await;
         let shown = &request[..request.len().min(40)];
         assert_eq!(r.status, status, "{shown:?}: {r:?}");
-        assert_eq!(r.header("content-type"), Some("application/json"), "{shown:?}");
+        assert_eq!(
+            r.header("content-type"),
+            Some("application/json"),
+            "{shown:?}"
+        );
         let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
         assert!(body["error"].is_string(), "{shown:?}: {}", r.body);
     }

@@ -11,7 +11,9 @@
 //! - `memory`: what a subscriber holds per provider;
 //! - `churn`: 1 000 providers registering and unregistering for 10 s: notifications against
 //!   snapshots published, and the subscriber thread's CPU;
-//! - `heartbeats`: HTTP registry heartbeats per second against etcd lease keepalives.
+//! - `heartbeats`: HTTP registry heartbeats per second against etcd lease keepalives;
+//! - `reads`: heartbeat latency of an HTTP registry process while 8 clients list its 10 000
+//!   instances over and over, against the same heartbeats alone, and its peak memory.
 //!
 //! `cargo xtask bench registry` runs each section in its own process with the real servers
 //! started on loopback (`SRPC_ZOOKEEPER`, `SRPC_ETCD`), and `mdns` inside a private network
@@ -30,6 +32,7 @@ mod common;
 mod heartbeats;
 mod memory;
 mod notify;
+mod reads;
 mod resync;
 mod scale;
 
@@ -57,7 +60,15 @@ const NOTIFY: &[&str] = &[
     "etcd",
 ];
 
-const BACKENDS: &[&str] = &["notify", "scale", "resync", "memory", "churn", "heartbeats"];
+const BACKENDS: &[&str] = &[
+    "notify",
+    "scale",
+    "resync",
+    "memory",
+    "churn",
+    "heartbeats",
+    "reads",
+];
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -196,6 +207,7 @@ async fn main() {
             "heartbeats" => {
                 heartbeat_capacity(1_000, Duration::from_secs(8)).await;
             }
+            "reads" => reads::heartbeats_under_reads().await,
             "mdns" => {
                 srpc_tests::netns::private();
                 let pair = pair("mdns://local?timeout=100").await;
