@@ -19,13 +19,15 @@
 //!   not written back.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write as _};
+use std::fs::{self, OpenOptions};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use dubbo_url::Url;
+
+use crate::files::{no_follow, read_no_follow, write_atomically};
 use fs4::{FileExt, TryLockError};
 use tokio::sync::Notify;
 use tracing::{debug, info, warn};
@@ -64,7 +66,7 @@ impl CacheFile {
     /// Opens the cache at `path`, reading what it holds now. Never fails: a missing file is
     /// an empty cache, an unreadable or damaged one is reported and read as far as it goes.
     pub(crate) fn open(path: PathBuf, tasks: Tasks) -> Arc<CacheFile> {
-        let lists = match fs::read(&path) {
+        let lists = match read_no_follow(&path) {
             Ok(bytes) => read_lists(&path, &bytes),
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
                 info!(file = %path.display(), "no registry cache file yet; it is written once subscriptions have providers");
@@ -158,11 +160,10 @@ impl CacheFile {
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir)?;
         }
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(lock_path(&self.path))?;
+        let mut options = OpenOptions::new();
+        options.create(true).truncate(false).write(true);
+        no_follow(&mut options);
+        let lock = options.open(lock_path(&self.path))?;
         // fs4's, not std's (std's `File::try_lock` is newer than this crate's Rust).
         match FileExt::try_lock(&lock) {
             Ok(()) => {}
@@ -178,7 +179,7 @@ impl CacheFile {
             Err(TryLockError::Error(error)) => return Err(error),
         }
         // Under the lock: what the file holds now (other processes' entries), then ours.
-        let mut merged: BTreeMap<String, String> = match fs::read(&self.path) {
+        let mut merged: BTreeMap<String, String> = match read_no_follow(&self.path) {
             Ok(bytes) => properties::entries(&bytes).collect(),
             Err(error) if error.kind() == io::ErrorKind::NotFound => BTreeMap::new(),
             Err(error) => return Err(error),
@@ -189,12 +190,7 @@ impl CacheFile {
             &humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
             merged.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         );
-        let temporary = temporary_path(&self.path);
-        let written = write_file(&temporary, text.as_bytes())
-            .and_then(|()| fs::rename(&temporary, &self.path));
-        if written.is_err() {
-            let _ = fs::remove_file(&temporary);
-        }
+        let written = write_atomically(&self.path, text.as_bytes());
         drop(lock);
         written?;
         // Written: forget what was written, unless it changed meanwhile.
@@ -288,20 +284,6 @@ fn lock_path(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(".lock");
     PathBuf::from(name)
-}
-
-/// A temporary name beside the file (same directory, so the rename stays on one file
-/// system), unique to this process.
-fn temporary_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(format!(".{}.tmp", std::process::id()));
-    PathBuf::from(name)
-}
-
-fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut file = File::create(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
 }
 
 #[cfg(test)]

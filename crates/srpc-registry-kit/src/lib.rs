@@ -20,6 +20,7 @@ mod backend;
 mod cache;
 mod catalog;
 mod failback;
+mod files;
 #[cfg(feature = "group")]
 mod group;
 mod keepalive;
@@ -40,6 +41,7 @@ pub use crate::answers::wait_for_answers;
 pub use crate::backend::{Backend, Context, SessionEvent};
 pub use crate::catalog::{Catalog, SubscriptionId};
 pub use crate::failback::FailbackRegistry;
+pub use crate::files::{read_no_follow, write_atomically};
 #[cfg(feature = "group")]
 pub use crate::group::{
     BindTo, GroupSocket, GroupSocketError, Interface, JoinedSocket, is_interface_name,
