@@ -542,8 +542,8 @@ pub struct HttpRegistryProcess {
 }
 
 impl HttpRegistryProcess {
-    /// Runs `binary -q registry serve --addr 127.0.0.1:<free port> <args>` and returns once
-    /// it answers `/healthz`.
+    /// Runs `binary -q registry serve --addr 127.0.0.1:<free port> --no-state-file <args>`
+    /// and returns once it answers `/healthz`.
     pub fn start(binary: &Path, args: &[&str]) -> io::Result<HttpRegistryProcess> {
         let port = free_port();
         let child = Command::new(binary)
@@ -553,6 +553,7 @@ impl HttpRegistryProcess {
                 "serve",
                 "--addr",
                 &format!("127.0.0.1:{port}"),
+                "--no-state-file",
             ])
             .args(args)
             .stdin(Stdio::null())

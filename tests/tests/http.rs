@@ -1,5 +1,5 @@
 //! The HTTP registry: the conformance suite against a server started in the test, expiry of
-//! instances whose heartbeats stop, a server restart repopulated by heartbeats, one holder
+//! instances whose heartbeats stop, restarts (with a state file, and warming up without one), one holder
 //! heartbeat per handle, and the fallback to per-registration heartbeats on an older server.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: failures panic.
@@ -81,17 +81,23 @@ async fn an_instance_whose_heartbeats_stop_is_gone_within_ttl_plus_a_second() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restarted_server_is_repopulated_by_heartbeats_and_consumers_keep_their_list() {
-    let first = server().await;
+/// A registry restarted while a provider heartbeats and another died meanwhile: no snapshot
+/// that says connected lacks the live provider, and the dead one is gone within its TTL (with
+/// a state file) or when the warm-up ends (without one, within the server's TTL).
+async fn restart(config: impl Fn(SocketAddr) -> ServerConfig, dead_gone_within: Duration) {
+    let first = HttpRegistryServer::bind(config(([127, 0, 0, 1], 0).into()))
+        .await
+        .unwrap();
     let addr: SocketAddr = first.local_addr();
     let url = format!("http://{addr}?ttl=1500ms&wait=5s");
-    let heartbeat = Duration::from_millis(500);
     let provider = srpc::registry::connect(&url).await.unwrap();
+    let victim = srpc::registry::connect(&url).await.unwrap();
     let consumer = srpc::registry::connect(&url).await.unwrap();
     let mut sub = consumer.subscribe(&query()).await.unwrap();
+    let mut history = sub.history();
     provider.register(&echo(20961)).await.unwrap();
-    sub.wait_for(|s| s.len() == 1 && s.is_connected(), DEADLINE)
+    victim.register(&echo(20962)).await.unwrap();
+    sub.wait_for(|s| s.len() == 2 && s.is_connected(), DEADLINE)
         .await
         .unwrap();
 
@@ -99,32 +105,59 @@ async fn a_restarted_server_is_repopulated_by_heartbeats_and_consumers_keep_thei
     let s = sub.wait_for(|s| !s.is_connected(), DEADLINE).await.unwrap();
     assert_eq!(
         s.len(),
-        1,
-        "the last known provider stays while the registry is down"
+        2,
+        "the last known providers stay while the registry is down"
     );
-    assert_eq!(
-        consumer.lookup(&query()).await.ok(),
-        None,
-        "the registry is really down"
-    );
+    // The victim dies while the registry is down: its heartbeats stop.
+    drop(victim);
 
-    // A new, empty server on the same address.
-    let second = HttpRegistryServer::bind(ServerConfig::new(addr))
-        .await
-        .unwrap();
+    let second = HttpRegistryServer::bind(config(addr)).await.unwrap();
     let restarted = Instant::now();
     let s = sub
-        .wait_for(|s| s.is_connected() && s.len() == 1, DEADLINE)
+        .wait_for(
+            |s| s.is_connected() && s.len() == 1,
+            dead_gone_within + DEADLINE,
+        )
         .await
         .unwrap();
-    assert_eq!(s.providers()[0], echo(20961));
-    let repopulated = restarted.elapsed();
-    // One heartbeat period, plus scheduling slack for a loaded machine.
+    assert_eq!(s.providers()[0], echo(20961), "the live one stayed");
+    let gone = restarted.elapsed();
     assert!(
-        repopulated <= heartbeat + Duration::from_secs(1),
-        "repopulated after {repopulated:?}"
+        gone <= dead_gone_within + Duration::from_secs(1),
+        "the dead one went {gone:?} after the restart"
     );
-    drop(second);
+    while let Ok(snapshot) = history.try_recv() {
+        if snapshot.is_connected() {
+            assert!(
+                snapshot.providers().contains(&echo(20961)),
+                "a connected snapshot lacked the live provider: {snapshot:?}"
+            );
+        }
+    }
+    drop(provider);
+    second.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_with_a_state_file_loses_no_live_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("registry.json");
+    restart(
+        |addr| ServerConfig::new(addr).with_state_file(&state),
+        // The victim's lease runs its TTL (1.5 s) from the restart, then the sweep.
+        Duration::from_millis(1500),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_without_a_state_file_warms_up_and_loses_no_live_provider() {
+    // TTL 3 s: a warm-up of 1 s + 2 s, after which the dead one is gone.
+    restart(
+        |addr| ServerConfig::new(addr).with_ttl(Duration::from_secs(3)),
+        Duration::from_secs(3),
+    )
+    .await;
 }
 
 /// `srpc_registry_heartbeats_total` from the server's metrics.

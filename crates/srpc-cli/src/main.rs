@@ -176,6 +176,19 @@ enum RegistryCommand {
         /// listing too. Unset, reads are open; /healthz and /metrics always are.
         #[arg(long, env = "SRPC_REGISTRY_READ_TOKEN", hide_env_values = true)]
         read_token: Option<String>,
+        /// Where the registry keeps its state across restarts, so that a restart does not
+        /// tell consumers live providers are gone [default:
+        /// $XDG_STATE_HOME/srpc/registry-<host>-<port>.json, or ~/.local/state/srpc/…].
+        #[arg(long, value_name = "PATH", conflicts_with = "no_state_file")]
+        state_file: Option<std::path::PathBuf>,
+        /// Keep the state in memory only: after a restart, listings say `warming` for
+        /// --warm-up and clients keep what they had meanwhile.
+        #[arg(long)]
+        no_state_file: bool,
+        /// How long listings say `warming` after a start that restored no state [default:
+        /// a third of --ttl plus 2s; 0s: none].
+        #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+        warm_up: Option<Duration>,
         #[command(flatten)]
         limits: LimitArgs,
     },
@@ -371,6 +384,9 @@ async fn run_registry(command: Command) -> Result<(), Failure> {
             ttl,
             token,
             read_token,
+            state_file,
+            no_state_file,
+            warm_up,
             limits,
         }) => {
             use srpc::http::{HttpRegistryServer, Limits, ServerConfig};
@@ -383,6 +399,21 @@ async fn run_registry(command: Command) -> Result<(), Failure> {
             }
             if let Some(token) = read_token {
                 config = config.with_read_token(token);
+            }
+            if let Some(warm_up) = warm_up {
+                config = config.with_warm_up(warm_up);
+            }
+            match state_file
+                .or_else(|| (!no_state_file).then(|| default_state_file(addr)).flatten())
+            {
+                Some(path) => config = config.with_state_file(path),
+                None if !no_state_file => {
+                    let _ = writeln!(
+                        io::stderr().lock(),
+                        "srpc: no state file (port 0, or no $XDG_STATE_HOME or $HOME): a restart warms up instead"
+                    );
+                }
+                None => {}
             }
             // What could never work is refused before listening, as invalid input.
             config.validate().map_err(Failure::Invalid)?;
@@ -472,6 +503,28 @@ fn parse_listen_addr(text: &str) -> Result<std::net::SocketAddr, String> {
 
 /// A server TTL: a duration of at least one second.
 #[cfg(feature = "http")]
+/// `$XDG_STATE_HOME/srpc/registry-<host>-<port>.json` (or `~/.local/state/srpc/…`); none
+/// for port 0, whose next start would listen elsewhere.
+#[cfg(feature = "http")]
+fn default_state_file(addr: std::net::SocketAddr) -> Option<std::path::PathBuf> {
+    if addr.port() == 0 {
+        return None;
+    }
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|d| !d.is_empty())
+                .map(|home| std::path::PathBuf::from(home).join(".local/state"))
+        })?;
+    let host = addr.ip().to_string().replace(':', "_");
+    Some(
+        base.join("srpc")
+            .join(format!("registry-{host}-{}.json", addr.port())),
+    )
+}
+
 fn parse_ttl(text: &str) -> Result<Duration, String> {
     let ttl = parse_duration(text)?;
     if ttl < srpc::http::MIN_TTL {

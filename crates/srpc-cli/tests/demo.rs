@@ -154,7 +154,7 @@ fn demo_over_an_external_http_registry() {
     }
     let _server = Stop(
         Command::new(env!("CARGO_BIN_EXE_srpc"))
-            .args(["registry", "serve", "--addr", &addr])
+            .args(["registry", "serve", "--addr", &addr, "--no-state-file"])
             .spawn()
             .unwrap(),
     );

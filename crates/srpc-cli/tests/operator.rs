@@ -37,7 +37,13 @@ fn serve(port: u16) -> Running {
 /// `srpc registry serve <flags>`, up once a `list` on `registry` gets an answer (3: none).
 fn serve_with(flags: &[&str], registry: &str) -> Running {
     let mut command = srpc();
-    command.args(["registry", "serve"]).args(flags);
+    // Each test's servers keep their state in memory (one test looks at the state file).
+    let flags: Vec<&str> = if flags.iter().any(|f| f.starts_with("--state-file")) {
+        flags.to_vec()
+    } else {
+        [flags, &["--no-state-file"]].concat()
+    };
+    command.args(["registry", "serve"]).args(&flags);
     let server = Running::spawn(command);
     let deadline = Instant::now() + DEADLINE;
     while run(&["list", registry, "com.acme.Up"]).status.code() != Some(3) {
@@ -657,7 +663,7 @@ fn registry_serve_raises_its_open_files_limit() {
     let mut command = Command::new("sh");
     command.args([
         "-c",
-        "ulimit -Sn 256 && exec \"$0\" registry serve --addr \"$1\"",
+        "ulimit -Sn 256 && exec \"$0\" registry serve --no-state-file --addr \"$1\"",
         env!("CARGO_BIN_EXE_srpc"),
         &addr,
     ]);
@@ -678,4 +684,41 @@ fn registry_serve_raises_its_open_files_limit() {
     let numbers: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
     assert_eq!(numbers[0], numbers[1], "soft = hard: {line}");
     assert_ne!(numbers[0], "256", "{line}");
+}
+
+/// `srpc registry serve` keeps its state in `$XDG_STATE_HOME/srpc/registry-<host>-<port>.json`
+/// by default: killed and started again, it lists what was registered at once (no warm-up).
+#[test]
+fn registry_serve_keeps_its_state_across_a_restart() {
+    let state = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let registry = format!("http://{addr}");
+    let start = || {
+        let mut command = srpc();
+        command
+            .args(["registry", "serve", "--addr", &addr])
+            .env("XDG_STATE_HOME", state.path());
+        let server = Running::spawn(command);
+        let deadline = Instant::now() + DEADLINE;
+        while run(&["list", &registry, "com.acme.Up"]).status.code() != Some(3) {
+            assert!(Instant::now() < deadline, "the registry server did not come up");
+        }
+        server
+    };
+    let server = start();
+    let url = "dubbo://127.0.0.1:20977/com.acme.Kept?side=provider";
+    let provider = register(&registry, url);
+    assert_eq!(server.signal("-TERM"), Some(0));
+    let file = state
+        .path()
+        .join("srpc")
+        .join(format!("registry-127.0.0.1-{port}.json"));
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("com.acme.Kept"), "{text}");
+    let _server = start();
+    let out = run(&["list", &registry, "com.acme.Kept"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(":20977/"));
+    drop(provider);
 }

@@ -89,6 +89,11 @@ pub struct ServiceResponse {
     pub revision: u64,
     /// Its live instances, full URLs, sorted.
     pub instances: Vec<String>,
+    /// True while the server warms up after a restart that restored no state: instances
+    /// registered before it may be missing until their next heartbeat, so a client keeps
+    /// what it had (marked not connected) and only adds what this listing has.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub warming: bool,
 }
 
 /// `GET /v1/instances`: every live instance.
@@ -98,6 +103,11 @@ pub struct InstancesResponse {
     pub revision: u64,
     /// Every live instance, full URLs, sorted.
     pub instances: Vec<String>,
+    /// True while the server warms up after a restart that restored no state: instances
+    /// registered before it may be missing until their next heartbeat, so a client keeps
+    /// what it had (marked not connected) and only adds what this listing has.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub warming: bool,
 }
 
 /// One entry of `GET /v1/services`.
@@ -118,6 +128,11 @@ pub struct ServicesResponse {
     pub revision: u64,
     /// Services with at least one live instance, sorted by key.
     pub services: Vec<ServiceSummary>,
+    /// True while the server warms up after a restart that restored no state: instances
+    /// registered before it may be missing until their next heartbeat, so a client keeps
+    /// what it had (marked not connected) and only adds what this listing has.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub warming: bool,
 }
 
 /// Every error answer: `{"error": "…"}`.
@@ -125,4 +140,8 @@ pub struct ServicesResponse {
 pub struct ErrorResponse {
     /// What was wrong, quoting the input.
     pub error: String,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }

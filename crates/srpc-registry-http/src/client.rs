@@ -314,17 +314,22 @@ impl Inner {
         })
     }
 
-    /// Lists a scope once: its revision and instances (unreadable ones skipped).
-    async fn list(&self, scope: &str, wait: Option<(u64, Duration)>) -> Result<(u64, Vec<Url>)> {
-        let (revision, texts) = match scope.strip_prefix("service:") {
+    /// Lists a scope once: its revision, instances (unreadable ones skipped), and whether
+    /// the server is still warming up after a restart (the listing may lack some).
+    async fn list(
+        &self,
+        scope: &str,
+        wait: Option<(u64, Duration)>,
+    ) -> Result<(u64, Vec<Url>, bool)> {
+        let (revision, texts, warming) = match scope.strip_prefix("service:") {
             Some(key) => {
                 let path = format!("/v1/services/{}", encode_path_segment(key));
                 let r: ServiceResponse = self.get(&path, wait).await?;
-                (r.revision, r.instances)
+                (r.revision, r.instances, r.warming)
             }
             None => {
                 let r: InstancesResponse = self.get("/v1/instances", wait).await?;
-                (r.revision, r.instances)
+                (r.revision, r.instances, r.warming)
             }
         };
         let urls = texts
@@ -337,7 +342,7 @@ impl Inner {
                 }
             })
             .collect();
-        Ok((revision, urls))
+        Ok((revision, urls, warming))
     }
 
     /// Registers `url` under this handle's holder; returns the TTL granted.
@@ -376,11 +381,21 @@ impl Inner {
     async fn watch(self: Arc<Self>, scope: WatchScope, index: Arc<AtomicU64>) -> Result<()> {
         loop {
             let since = index.load(Ordering::Acquire);
-            let (revision, urls) = self
+            let (revision, urls, warming) = self
                 .list(scope.name(), Some((since, self.config.wait)))
                 .await?;
             index.store(revision, Ordering::Release);
-            scope.replace(urls);
+            if warming {
+                // Restarted without its state: what it lacks may only be late. Keep it all.
+                debug!(
+                    backend = BACKEND,
+                    scope = scope.name(),
+                    "the registry is warming up; keeping every instance known"
+                );
+                scope.add_unconfirmed(urls);
+            } else {
+                scope.replace(urls);
+            }
         }
     }
 }
@@ -536,8 +551,15 @@ impl Backend for HttpBackend {
     async fn subscribe(&self, query: &Url) -> Result<()> {
         let inner = &self.inner;
         let scope = scope_of(query);
-        let (revision, urls) = inner.list(&scope, None).await?;
-        inner.ctx.catalog().replace(&scope, urls);
+        let (revision, urls, warming) = inner.list(&scope, None).await?;
+        let catalog = inner.ctx.catalog();
+        if warming {
+            // Not authoritative yet: what is known stays, and the subscription says so.
+            catalog.set_scope_connected(&scope, false);
+            catalog.update(&scope, urls, Vec::new());
+        } else {
+            catalog.replace(&scope, urls);
+        }
         let index = Arc::new(AtomicU64::new(revision));
         let watcher = inner.clone();
         inner.watches.watch(&scope, query, move |scope| {

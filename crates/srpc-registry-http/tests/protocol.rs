@@ -951,3 +951,91 @@ async fn requests_the_parser_refuses_are_answered_as_json() {
     }
     assert_eq!(request(addr, "GET", "/healthz", &[], "").await.status, 200);
 }
+
+/// What a server with a state file holds is there again when it starts anew on that file,
+/// and its holders' heartbeats renew it without registering again.
+#[tokio::test]
+async fn the_state_file_brings_instances_back_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state").join("registry.json");
+    let first = server(loopback().with_state_file(&path)).await;
+    let addr = first.local_addr();
+    for (port, holder) in [(1, "h1"), (2, "h2")] {
+        let r = post(addr, "/v1/register", &registration(port, "a.A", holder)).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    first.shutdown().await.unwrap();
+    let written = std::fs::read_to_string(&path).unwrap();
+    assert!(written.contains("\"version\":1"), "{written}");
+
+    let second = server(loopback().with_state_file(&path)).await;
+    let addr = second.local_addr();
+    let listing = request(addr, "GET", "/v1/services/a.A", &[], "").await;
+    assert_eq!(listing.status, 200);
+    assert!(
+        listing.body.contains(":1/") && listing.body.contains(":2/"),
+        "{}",
+        listing.body
+    );
+    assert!(
+        !listing.body.contains("warming"),
+        "a restored state is authoritative"
+    );
+    let renewed = post(addr, "/v1/holders/heartbeat", r#"{"holder":"h1"}"#).await;
+    assert!(renewed.body.contains("\"renewed\":1"), "{}", renewed.body);
+    second.shutdown().await.unwrap();
+}
+
+/// A state file the server did not write is refused at start with an error naming it,
+/// rather than started over (and overwritten) empty.
+#[tokio::test]
+async fn a_state_file_that_does_not_parse_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.json");
+    std::fs::write(&path, "not json").unwrap();
+    let err = HttpRegistryServer::bind(loopback().with_state_file(&path))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+    assert!(err.to_string().contains("registry.json"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "not json",
+        "left as it was"
+    );
+}
+
+/// Without a state file, a watcher whose index is ahead of the server's revision shows a
+/// restart: listings say `warming` until the warm-up ends, then a long-poll is answered with
+/// an authoritative listing. A first start with new clients never warms up.
+#[tokio::test]
+async fn listings_say_warming_after_a_restart_until_the_warm_up_ends() {
+    let s = server(loopback().with_warm_up(Duration::from_millis(1500))).await;
+    let addr = s.local_addr();
+    let fresh = request(addr, "GET", "/v1/instances", &[], "").await;
+    assert!(!fresh.body.contains("warming"), "{}", fresh.body);
+    let r = post(addr, "/v1/register", &registration(1, "a.A", "h")).await;
+    assert_eq!(r.status, 200);
+    // A watcher from before the restart knew revision 1000.
+    let stale = request(addr, "GET", "/v1/services/a.A?index=1000&wait=1s", &[], "").await;
+    assert_eq!(stale.status, 200);
+    assert!(stale.body.contains("\"warming\":true"), "{}", stale.body);
+    let index = stale.header("srpc-index").unwrap().to_owned();
+    let metrics = request(addr, "GET", "/metrics", &[], "").await;
+    assert!(
+        metrics.body.contains("srpc_registry_warming 1"),
+        "{}",
+        metrics.body
+    );
+    // The next long-poll returns when the warm-up ends, with the authoritative listing.
+    let path = format!("/v1/services/a.A?index={index}&wait=10s");
+    let started = Instant::now();
+    let over = request(addr, "GET", &path, &[], "").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!over.body.contains("warming"), "{}", over.body);
+    assert!(over.body.contains(":1/"), "{}", over.body);
+}

@@ -265,6 +265,29 @@ impl WatchScope {
         self.write(|catalog, name| catalog.update(name, added, removed));
     }
 
+    /// Adds URLs from a listing the registry says is incomplete (an HTTP registry warming up
+    /// after a restart), keeping every URL the scope has, and marks the scope not working:
+    /// its subscriptions say `connected = false` and lose nothing until a complete listing
+    /// [`WatchScope::replace`]s it.
+    pub fn add_unconfirmed(&self, urls: impl IntoIterator<Item = Url>) {
+        let Some(inner) = self.inner.upgrade() else {
+            return;
+        };
+        let tasks = inner.tasks();
+        if tasks
+            .get(&*self.name)
+            .is_none_or(|entry| entry.generation != self.generation)
+        {
+            return;
+        }
+        // Stale first, so that no snapshot says connected while it may lack something.
+        self.catalog.set_scope_connected(&self.name, false);
+        self.catalog
+            .update(&self.name, urls.into_iter().collect(), Vec::new());
+        drop(tasks);
+        self.progress.store(true, Ordering::Release);
+    }
+
     /// Marks the scope working without changing its URLs: for a body whose watch is
     /// established again but has nothing new, or that feeds other scopes (a root watch).
     pub fn mark_working(&self) {

@@ -1,15 +1,16 @@
 //! The server's state: every service, its instances and who holds a lease on each.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, header};
 use srpc_registry_kit::Url;
-use tokio::sync::{OnceCell, watch};
+use tokio::sync::{Notify, OnceCell, watch};
 use tokio::time::Instant;
+use tracing::info;
 
 use super::ServerConfig;
 use super::reply::{ApiError, error};
@@ -25,6 +26,15 @@ pub(super) struct Shared {
     pub(super) heartbeats: AtomicU64,
     pub(super) expirations: AtomicU64,
     pub(super) watchers: AtomicU64,
+    /// Told of every change, for the state file's writer.
+    pub(super) dirty: Arc<Notify>,
+    /// Until when a restart may still be noticed, after a start that restored no state;
+    /// `None` once over (or never open).
+    pub(super) warm_until: Mutex<Option<Instant>>,
+    /// Whether a client showed that this server restarted (a watcher knew a revision this
+    /// server never reached; lost leases are no proof, they also expire in an outage): until
+    /// `warm_until`, listings then say `warming`.
+    pub(super) restarted: AtomicBool,
 }
 
 #[derive(Default)]
@@ -121,6 +131,36 @@ impl Shared {
             heartbeats: AtomicU64::new(0),
             expirations: AtomicU64::new(0),
             watchers: AtomicU64::new(0),
+            dirty: Arc::new(Notify::new()),
+            warm_until: Mutex::new(None),
+            restarted: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether listings may still lack instances registered before a restart.
+    pub(super) fn is_warming(&self) -> bool {
+        self.restarted.load(Ordering::Acquire) && self.warm_until().is_some()
+    }
+
+    fn warm_until(&self) -> MutexGuard<'_, Option<Instant>> {
+        self.warm_until.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A client showed that this server restarted: while the warm-up lasts, listings say
+    /// `warming`. Outside the warm-up (or after a restored state) this changes nothing.
+    pub(super) fn restart_seen(&self, how: &str) {
+        if self.warm_until().is_some() && !self.restarted.swap(true, Ordering::AcqRel) {
+            info!(
+                backend = "http",
+                evidence = how,
+                "a client knew this registry before a restart: listings say warming until the warm-up ends"
+            );
+            let mut book = self.book();
+            let keys: Vec<String> = book.services.keys().cloned().collect();
+            for key in &keys {
+                self.changed(&mut book, key);
+            }
+            self.changed(&mut book, "");
         }
     }
 
@@ -172,6 +212,7 @@ impl Shared {
         book.all_listing = Listing::default();
         book.services_listing = Listing::default();
         self.revision.send_replace(revision);
+        self.dirty.notify_one();
     }
 }
 

@@ -2,6 +2,7 @@
 //! when it starts so that nothing fails later on a value that could never work.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::api::{MAX_TTL, MIN_TTL};
@@ -23,6 +24,15 @@ pub struct ServerConfig {
     pub read_token: Option<String>,
     /// What the server holds at most.
     pub limits: Limits,
+    /// Where the server keeps its state across restarts (docs/http-registry.md,
+    /// "Restarts"); `None`: in memory only.
+    pub state_file: Option<PathBuf>,
+    /// How long listings are marked not authoritative after a start that restored no state
+    /// (`warming: true`: clients keep what they had, marked not connected), so that clients
+    /// registered before a restart can heartbeat and register again first. `None`: a third
+    /// of `ttl` plus 2 s, the longest heartbeat period any client of this server has;
+    /// `Some(ZERO)`: none.
+    pub warm_up: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -33,6 +43,8 @@ impl Default for ServerConfig {
             token: None,
             read_token: None,
             limits: Limits::default(),
+            state_file: None,
+            warm_up: None,
         }
     }
 }
@@ -74,6 +86,27 @@ impl ServerConfig {
         self
     }
 
+    /// With a state file, written after changes and read back at start.
+    #[must_use]
+    pub fn with_state_file(mut self, path: impl Into<PathBuf>) -> ServerConfig {
+        self.state_file = Some(path.into());
+        self
+    }
+
+    /// With another warm-up after a start that restored no state (`ZERO`: none).
+    #[must_use]
+    pub fn with_warm_up(mut self, warm_up: Duration) -> ServerConfig {
+        self.warm_up = Some(warm_up);
+        self
+    }
+
+    /// The warm-up this config asks for: [`ServerConfig::warm_up`], else a third of the
+    /// TTL plus 2 s.
+    pub fn warm_up(&self) -> Duration {
+        self.warm_up
+            .unwrap_or(self.ttl / 3 + Duration::from_secs(2))
+    }
+
     /// Whether this config can work: a TTL in [`MIN_TTL`]..=[`MAX_TTL`], tokens that are
     /// not empty, limits above zero. The error is a sentence for an operator.
     pub fn validate(&self) -> Result<(), String> {
@@ -99,6 +132,13 @@ impl ServerConfig {
                      SRPC_REGISTRY_READ_TOKEN)"
                 ));
             }
+        }
+        if self.warm_up.is_some_and(|w| w > MAX_TTL) {
+            return Err(format!(
+                "warm-up {} is above {}",
+                humantime::format_duration(self.warm_up()),
+                humantime::format_duration(MAX_TTL)
+            ));
         }
         self.limits.validate()
     }

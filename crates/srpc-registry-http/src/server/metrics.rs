@@ -72,6 +72,12 @@ pub(super) async fn metrics(State(state): State<Arc<Shared>>) -> Response {
         state.expirations.load(Ordering::Relaxed),
     );
     metric(
+        "warming",
+        "gauge",
+        "1 while listings may lack instances registered before a restart.",
+        u64::from(state.is_warming()),
+    );
+    metric(
         "watchers",
         "gauge",
         "Long-polls waiting now.",

@@ -12,6 +12,7 @@ mod metrics;
 mod read;
 mod reply;
 mod serve;
+mod state;
 mod sweep;
 mod write;
 
@@ -45,34 +46,42 @@ const SWEEP: Duration = Duration::from_millis(200);
 
 /// A running registry server. Dropping the handle leaves it running (until its runtime
 /// ends); [`HttpRegistryServer::shutdown`] stops it gracefully.
-#[derive(Debug)]
 pub struct HttpRegistryServer {
     addr: SocketAddr,
     stop: watch::Sender<bool>,
     serve: JoinHandle<std::io::Result<()>>,
-    sweeper: JoinHandle<()>,
+    state: Arc<Shared>,
+}
+
+impl std::fmt::Debug for HttpRegistryServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpRegistryServer")
+            .field("addr", &self.addr)
+            .field("state_file", &self.state.config.state_file)
+            .finish_non_exhaustive()
+    }
 }
 
 impl HttpRegistryServer {
-    /// Binds `config.addr` and starts serving in the background.
+    /// Binds `config.addr`, restores the state file when there is one, and starts serving in
+    /// the background.
     pub async fn bind(config: ServerConfig) -> std::io::Result<HttpRegistryServer> {
         config
             .validate()
             .map_err(|reason| std::io::Error::new(std::io::ErrorKind::InvalidInput, reason))?;
         let listener = TcpListener::bind(config.addr).await?;
         let addr = listener.local_addr()?;
-        let state = Arc::new(Shared::new(config));
-        let sweeper = tokio::spawn(sweep(Arc::downgrade(&state)));
+        let state = start(config)?;
         let stop = state.stop.clone();
         let limits = state.config.limits.clone();
-        let app = router(state);
+        let app = router(state.clone());
         let serve = tokio::spawn(serve::serve(listener, app, limits, stop.subscribe()));
         info!(backend = "http", %addr, "registry server listening");
         Ok(HttpRegistryServer {
             addr,
             stop,
             serve,
-            sweeper,
+            state,
         })
     }
 
@@ -81,31 +90,64 @@ impl HttpRegistryServer {
         self.addr
     }
 
-    /// Stops accepting, lets requests in flight finish (long-polls answer at once), and
-    /// waits for the server to end.
+    /// Stops accepting, lets requests in flight finish (long-polls answer at once; at most
+    /// `shutdown_grace`), writes the state file a last time, and waits for the server to end.
     pub async fn shutdown(self) -> std::io::Result<()> {
         self.stop.send_replace(true);
-        let result = self
+        let served = self
             .serve
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-        self.sweeper.abort();
-        result
+        let saved = match &self.state.config.state_file {
+            Some(path) => state::save(&self.state, path).await,
+            None => Ok(()),
+        };
+        // The sweep and the state file's writer end with the state.
+        drop(self.state);
+        served.and(saved)
     }
 }
 
+/// The server's state, restored from the state file when there is one, with its sweep and
+/// state writer started (both end when the state is dropped). A start that restored nothing
+/// warms up (see [`ServerConfig::warm_up`]).
+fn start(config: ServerConfig) -> std::io::Result<Arc<Shared>> {
+    let state = Arc::new(Shared::new(config));
+    let restored = match &state.config.state_file {
+        Some(path) => Some(state::restore(&state, path)?),
+        None => None,
+    };
+    let warm_up = state.config.warm_up();
+    if restored.is_none() && !warm_up.is_zero() {
+        *state.warm_until.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(tokio::time::Instant::now() + warm_up);
+        info!(
+            backend = "http",
+            ?warm_up,
+            "no state restored: listings say warming until clients registered before a restart have heartbeated"
+        );
+    }
+    tokio::spawn(sweep(Arc::downgrade(&state)));
+    if let Some(path) = &state.config.state_file {
+        tokio::spawn(state::writer(
+            Arc::downgrade(&state),
+            path.clone(),
+            state.dirty.clone(),
+        ));
+    }
+    Ok(state)
+}
+
 /// Builds the axum router over fresh state (for embedding in another server). Its expiry
-/// sweep runs on the current tokio runtime for as long as the router (or a clone of it)
-/// exists, and stops when the last one is dropped. The config is checked as
-/// [`HttpRegistryServer::bind`] checks it; the connection limits (`connections`,
+/// sweep (and state file writer) run on the current tokio runtime for as long as the router
+/// (or a clone of it) exists, and stop when the last one is dropped. The config is checked
+/// as [`HttpRegistryServer::bind`] checks it; the connection limits (`connections`,
 /// `header_timeout`, `shutdown_grace`) are then the embedding server's to keep.
 pub fn app(config: ServerConfig) -> std::io::Result<Router> {
     config
         .validate()
         .map_err(|reason| std::io::Error::new(std::io::ErrorKind::InvalidInput, reason))?;
-    let state = Arc::new(Shared::new(config));
-    tokio::spawn(sweep(Arc::downgrade(&state)));
-    Ok(router(state))
+    Ok(router(start(config)?))
 }
 
 fn router(state: Arc<Shared>) -> Router {

@@ -73,6 +73,7 @@ pub(super) async fn get_service(
 ) -> Result<Response, ApiError> {
     state.authorize_read(&headers)?;
     let watch = params.wait()?;
+    notice_a_restart(&state, watch);
     let revision = state
         .book()
         .services
@@ -100,6 +101,7 @@ pub(super) async fn get_service(
                 service: &key,
                 revision,
                 instances: Sorted::new(urls),
+                warming: state.is_warming(),
             })
         })
         .await
@@ -114,6 +116,7 @@ pub(super) async fn list_instances(
 ) -> Result<Response, ApiError> {
     state.authorize_read(&headers)?;
     let watch = params.wait()?;
+    notice_a_restart(&state, watch);
     long_poll(&state, state.revision.subscribe(), watch).await;
     let (revision, listing, urls) = {
         let book = state.book();
@@ -128,6 +131,7 @@ pub(super) async fn list_instances(
             json_bytes(&InstancesBody {
                 revision,
                 instances: Sorted::new(urls),
+                warming: state.is_warming(),
             })
         })
         .await
@@ -142,6 +146,7 @@ pub(super) async fn list_services(
 ) -> Result<Response, ApiError> {
     state.authorize_read(&headers)?;
     let watch = params.wait()?;
+    notice_a_restart(&state, watch);
     long_poll(&state, state.revision.subscribe(), watch).await;
     let (revision, listing, services) = {
         let book = state.book();
@@ -164,11 +169,21 @@ pub(super) async fn list_services(
             json_bytes(&ServicesResponse {
                 revision,
                 services: services.unwrap_or_default(),
+                warming: state.is_warming(),
             })
         })
         .await
         .clone();
     Ok(listing_response(body, revision))
+}
+
+/// A watcher that knew a revision this server never reached talked to it before a restart.
+fn notice_a_restart(state: &Shared, watch: Option<(u64, Duration)>) {
+    if let Some((index, _)) = watch {
+        if index > *state.revision.borrow() {
+            state.restart_seen("a watcher's index is ahead of this registry's revision");
+        }
+    }
 }
 
 /// What `make` gathers, when `listing` is not made yet (its first reader makes it).
@@ -186,6 +201,8 @@ struct ServiceBody<'a> {
     service: &'a str,
     revision: u64,
     instances: Sorted,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    warming: bool,
 }
 
 /// `GET /v1/instances`'s body, as [`crate::api::InstancesResponse`] reads it.
@@ -193,6 +210,8 @@ struct ServiceBody<'a> {
 struct InstancesBody {
     revision: u64,
     instances: Sorted,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    warming: bool,
 }
 
 /// URLs written as their full strings in byte order, without a `String` each.

@@ -24,6 +24,7 @@ impl Shared {
     /// Drops expired instances and compatibility entries, and service entries nobody needs.
     fn sweep_once(&self) {
         let now = Instant::now();
+        self.end_warm_up(now);
         let mut book = self.book();
         book.servers.retain(|_, expires| *expires > now);
         let mut expired_keys = Vec::new();
@@ -70,5 +71,33 @@ impl Shared {
             info!(backend = "http", service = %key, "instances expired without heartbeat");
             self.changed(&mut book, &key);
         }
+    }
+
+    /// Ends the warm-up once its time is over: every service's revision moves, so that
+    /// watchers are answered at once with listings that are authoritative again.
+    fn end_warm_up(&self, now: Instant) {
+        {
+            let mut warm_until = self.warm_until.lock().unwrap_or_else(|p| p.into_inner());
+            match *warm_until {
+                Some(until) if now >= until => *warm_until = None,
+                _ => return,
+            }
+        }
+        if !self.restarted.load(Ordering::Acquire) {
+            return; // No client came from before a restart: nothing was said warming.
+        }
+        let mut book = self.book();
+        let keys: Vec<String> = book.services.keys().cloned().collect();
+        for key in &keys {
+            self.changed(&mut book, key);
+        }
+        if keys.is_empty() {
+            self.changed(&mut book, "");
+        }
+        info!(
+            backend = "http",
+            services = keys.len(),
+            "warm-up over: listings are authoritative again"
+        );
     }
 }
