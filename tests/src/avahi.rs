@@ -133,13 +133,33 @@ impl Avahi {
 
     /// `avahi-browse -rpt TYPE`: the resolved (`=`) lines, each split on `;`.
     pub fn browse(&self, service_type: &str) -> Vec<Vec<String>> {
-        let out = self
+        // avahi-browse -t waits for every resolver it started; one that never ended (seen once
+        // under load: 25 minutes) must not hang the test. It is killed after 10 s, and the
+        // caller's loop asks again.
+        let mut child = self
             .command("avahi-browse")
             .args(["-rpt", service_type])
-            .output()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
             .expect("run avahi-browse");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
+        let mut stdout = child.stdout.take().expect("piped stdout");
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut stdout, &mut text);
+            text
+        });
+        let until = Instant::now() + Duration::from_secs(10);
+        while child.try_wait().ok().flatten().is_none() {
+            if Instant::now() > until {
+                stop(&mut child);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.wait();
+        let text = reader.join().unwrap_or_default();
+        text.lines()
             .filter(|l| l.starts_with('='))
             .map(|l| l.split(';').map(str::to_owned).collect())
             .collect()

@@ -231,3 +231,54 @@ pub async fn a_handle_from_a_builder_works(registry: std::sync::Arc<dyn srpc_reg
     assert_eq!(seen.providers(), [provider]);
     registry.close().await.unwrap();
 }
+
+/// How soon a registration deleted behind its handle's back must be in the registry again:
+/// the kit's `restore.period` (1 s) and one write, on a loaded machine.
+pub const RESTORED_WITHIN: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Issue 27: `provider` registers `url`; `delete` removes it from the registry behind the
+/// provider's back (as `srpc unregister`, `etcdctl del` or an agent's deregister would) and
+/// returns once it is gone; the registry, read by `reader`, holds it again within
+/// [`RESTORED_WITHIN`], and `provider` still counts it as registered.
+pub async fn a_deleted_registration_comes_back<F, Fut>(
+    provider: &std::sync::Arc<dyn srpc_registry::Registry>,
+    reader: &std::sync::Arc<dyn srpc_registry::Registry>,
+    url: &srpc_registry::Url,
+    delete: F,
+) where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let query: srpc_registry::Url = format!(
+        "consumer://127.0.0.1/{}?category=providers",
+        url.service_interface()
+    )
+    .parse()
+    .unwrap();
+    let present = || async {
+        reader
+            .lookup(&query)
+            .await
+            .map(|found| found.contains(url))
+            .unwrap_or(false)
+    };
+    provider.register(url).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !present().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{url} was not registered"
+        );
+    }
+    delete().await;
+    let deleted = std::time::Instant::now();
+    // Polling the registry (not a synchronisation: each lookup is a request).
+    while !present().await {
+        assert!(
+            deleted.elapsed() < RESTORED_WITHIN,
+            "{url} was not registered again within {RESTORED_WITHIN:?} of its deletion"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(provider.is_registered(url));
+}

@@ -81,3 +81,19 @@ async fn a_handle_from_a_builder_works() {
         .unwrap();
     srpc_tests::a_handle_from_a_builder_works(srpc::registry::open(config).await.unwrap()).await;
 }
+
+/// Issue 27: a live provider's service deregistered at the agent by someone else is
+/// registered again by its handle within the bound.
+#[tokio::test]
+async fn a_service_deregistered_by_someone_else_is_registered_again() {
+    let url = format!("consul://{}?consul-watch-timeout=5000", agent().await);
+    let provider = srpc::registry::connect(&url).await.unwrap();
+    let other = srpc::registry::connect(&url).await.unwrap();
+    let echo: srpc_registry::Url = "dubbo://127.0.0.1:20983/org.srpc.restore.Consul?side=provider"
+        .parse()
+        .unwrap();
+    srpc_tests::a_deleted_registration_comes_back(&provider, &other, &echo, || async {
+        other.unregister(&echo).await.unwrap();
+    })
+    .await;
+}

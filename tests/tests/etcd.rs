@@ -79,3 +79,28 @@ async fn a_handle_from_a_builder_works() {
         .unwrap();
     srpc_tests::a_handle_from_a_builder_works(srpc::registry::open(config).await.unwrap()).await;
 }
+
+/// Issue 27: a live provider's key deleted by someone else (as `etcdctl del` or `srpc
+/// unregister` would) is written again by its handle within the bound, on 3.4 and 3.5.
+#[tokio::test]
+#[ignore = "needs etcd: cargo xtask integration"]
+async fn a_key_deleted_by_someone_else_is_written_again() {
+    for version in [EtcdVersion::V3_4, EtcdVersion::V3_5] {
+        let url = format!(
+            "etcd://{}?group={}",
+            shared_etcd(version),
+            fresh_root("srpc-restore")
+        );
+        let provider = srpc::registry::connect(&url).await.unwrap();
+        let other = srpc::registry::connect(&url).await.unwrap();
+        let echo: srpc_registry::Url =
+            "dubbo://127.0.0.1:20982/org.srpc.restore.Etcd?side=provider"
+                .parse()
+                .unwrap();
+        srpc_tests::a_deleted_registration_comes_back(&provider, &other, &echo, || async {
+            other.unregister(&echo).await.unwrap();
+        })
+        .await;
+        provider.close().await.unwrap();
+    }
+}

@@ -327,3 +327,28 @@ async fn a_handle_from_a_builder_works() {
         .unwrap();
     srpc_tests::a_handle_from_a_builder_works(srpc::registry::open(config).await.unwrap()).await;
 }
+
+/// Issue 27: a live provider's instance deregistered for every holder (as `srpc unregister`
+/// does) is registered again by its handle within the bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_deregistered_by_someone_else_is_registered_again() {
+    let s = server().await;
+    let base = format!("http://{}", s.local_addr());
+    let url = format!("{base}?ttl=30s&wait=5s");
+    let provider = srpc::registry::connect(&url).await.unwrap();
+    let reader = srpc::registry::connect(&url).await.unwrap();
+    let instance = echo(20984);
+    srpc_tests::a_deleted_registration_comes_back(&provider, &reader, &instance, || async {
+        let answer = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
+            .post(format!("{base}/v1/deregister"))
+            .json(&serde_json::json!({"url": instance.to_full_string(), "holder": "*"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 204);
+    })
+    .await;
+}

@@ -125,3 +125,20 @@ async fn a_handle_from_a_builder_works() {
         .unwrap();
     srpc_tests::a_handle_from_a_builder_works(srpc::registry::open(config).await.unwrap()).await;
 }
+
+/// Issue 27: a live provider's node deleted by someone else (as `srpc unregister` or zkCli
+/// would) is written again by its handle within the bound.
+#[tokio::test]
+#[ignore = "needs ZooKeeper: cargo xtask integration"]
+async fn a_node_deleted_by_someone_else_is_written_again() {
+    let url = format!("zookeeper://{}?group={}", shared_zookeeper(), root());
+    let provider = srpc::registry::connect(&url).await.unwrap();
+    let other = srpc::registry::connect(&url).await.unwrap();
+    let echo: srpc_registry::Url = "dubbo://127.0.0.1:20981/org.srpc.restore.Zk?side=provider"
+        .parse()
+        .unwrap();
+    srpc_tests::a_deleted_registration_comes_back(&provider, &other, &echo, || async {
+        other.unregister(&echo).await.unwrap();
+    })
+    .await;
+}

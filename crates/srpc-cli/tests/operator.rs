@@ -702,7 +702,10 @@ fn registry_serve_keeps_its_state_across_a_restart() {
         let server = Running::spawn(command);
         let deadline = Instant::now() + DEADLINE;
         while run(&["list", &registry, "com.acme.Up"]).status.code() != Some(3) {
-            assert!(Instant::now() < deadline, "the registry server did not come up");
+            assert!(
+                Instant::now() < deadline,
+                "the registry server did not come up"
+            );
         }
         server
     };

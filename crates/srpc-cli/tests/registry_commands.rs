@@ -234,7 +234,15 @@ fn registry_serve_then_register_list_and_watch_over_http() {
         .port();
     let addr = format!("127.0.0.1:{port}");
     let mut serve = srpc();
-    serve.args(["registry", "serve", "--addr", &addr, "--ttl", "30s", "--no-state-file"]);
+    serve.args([
+        "registry",
+        "serve",
+        "--addr",
+        &addr,
+        "--ttl",
+        "30s",
+        "--no-state-file",
+    ]);
     let server = Running::spawn(serve);
     let registry = format!("http://{addr}?ttl=3s&wait=2s");
     // The server is up once a list answers (3, "none matched", is an answer).

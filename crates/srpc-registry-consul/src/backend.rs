@@ -217,6 +217,16 @@ impl Backend for ConsulBackend {
         Ok(())
     }
 
+    /// One `GET /v1/agent/services`: the registrations whose service ID the agent forgot.
+    async fn missing(&self, registered: &[Url]) -> Result<Vec<Url>> {
+        let known = self.inner.client.agent_service_ids().await?;
+        Ok(registered
+            .iter()
+            .filter(|url| !known.contains(&crate::mapping::service_id(url)))
+            .cloned()
+            .collect())
+    }
+
     async fn unregister(&self, url: &Url) -> Result<()> {
         let inner = &self.inner;
         inner.keepalives().remove(url);

@@ -201,6 +201,15 @@ impl Client {
         self.get(&path, wait).await
     }
 
+    /// The IDs of the services this agent has registered (`GET /v1/agent/services`).
+    pub(crate) async fn agent_service_ids(
+        &self,
+    ) -> Result<std::collections::BTreeSet<String>, ConsulError> {
+        let services: Indexed<BTreeMap<String, serde_json::Value>> =
+            self.get("/v1/agent/services", Duration::ZERO).await?;
+        Ok(services.value.into_keys().collect())
+    }
+
     /// Every service of the catalog with its tags, blocking like [`Client::health`].
     pub(crate) async fn services(
         &self,

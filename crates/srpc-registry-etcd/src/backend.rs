@@ -539,6 +539,20 @@ impl Backend for EtcdBackend {
         Ok(())
     }
 
+    /// One transaction of count-only ranges over this handle's keys: those that are gone.
+    async fn missing(&self, registered: &[Url]) -> Result<Vec<Url>> {
+        let layout = &self.inner.config.layout;
+        let keys: Vec<String> = registered.iter().map(|url| layout.path_of(url)).collect();
+        let refs: Vec<&[u8]> = keys.iter().map(|key| key.as_bytes()).collect();
+        let exist = self.inner.gateway.exist(&refs).await?;
+        Ok(registered
+            .iter()
+            .zip(exist)
+            .filter(|(_, exists)| !exists)
+            .map(|(url, _)| url.clone())
+            .collect())
+    }
+
     async fn subscribe(&self, query: &Url) -> Result<()> {
         let inner = &self.inner;
         let catalog = inner.ctx.catalog();

@@ -201,6 +201,43 @@ struct RequestOp<'a> {
     request_put: PutRequest<'a>,
 }
 
+/// A transaction of count-only ranges, one per key: which keys exist, in one request.
+#[derive(Serialize)]
+struct CountTxn<'a> {
+    success: Vec<CountOp<'a>>,
+}
+
+#[derive(Serialize)]
+struct CountOp<'a> {
+    request_range: CountRequest<'a>,
+}
+
+#[derive(Serialize)]
+struct CountRequest<'a> {
+    #[serde(serialize_with = "ser_bytes")]
+    key: &'a [u8],
+    count_only: bool,
+}
+
+#[derive(Deserialize)]
+struct CountTxnResponse {
+    #[serde(default)]
+    responses: Vec<CountOpResponse>,
+}
+
+#[derive(Deserialize)]
+struct CountOpResponse {
+    #[serde(default)]
+    response_range: Option<CountResponse>,
+}
+
+#[derive(Deserialize)]
+struct CountResponse {
+    // Absent when 0 (proto3's JSON leaves zeros out).
+    #[serde(default, deserialize_with = "de_int")]
+    count: i64,
+}
+
 #[derive(Serialize)]
 struct LeaseRequest {
     #[serde(rename = "ID", serialize_with = "ser_int")]
@@ -303,6 +340,38 @@ impl Gateway {
         };
         let r: RevisionResponse = self.call("/v3/kv/txn", &request).await?;
         Ok(r.succeeded)
+    }
+
+    /// Which of `keys` exist, in one transaction per 64 keys (etcd's default limit is 128
+    /// operations per transaction).
+    pub(crate) async fn exist(&self, keys: &[&[u8]]) -> Result<Vec<bool>, EtcdError> {
+        let mut exist = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(64) {
+            let request = CountTxn {
+                success: chunk
+                    .iter()
+                    .map(|key| CountOp {
+                        request_range: CountRequest {
+                            key,
+                            count_only: true,
+                        },
+                    })
+                    .collect(),
+            };
+            let r: CountTxnResponse = self.call("/v3/kv/txn", &request).await?;
+            let mut counts = r
+                .responses
+                .into_iter()
+                .map(|op| op.response_range.map_or(0, |range| range.count));
+            // An answer with fewer responses than asked counts the rest as present: never
+            // write again on a doubt.
+            exist.extend(
+                chunk
+                    .iter()
+                    .map(|_| counts.next().is_none_or(|count| count > 0)),
+            );
+        }
+        Ok(exist)
     }
 
     /// Deletes `key`; how many keys went (0 or 1).

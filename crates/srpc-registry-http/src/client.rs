@@ -548,6 +548,33 @@ impl Backend for HttpBackend {
             .map(|_| ())
     }
 
+    /// One holder heartbeat (a renewal too): when the server renewed fewer leases than this
+    /// handle holds, some were deleted (or lost), and every registration is written again
+    /// (a registration the server has is only refreshed).
+    async fn missing(&self, registered: &[Url]) -> Result<Vec<Url>> {
+        let inner = &self.inner;
+        let request = HolderRequest {
+            holder: inner.holder.clone(),
+        };
+        let Some(body) = inner.post("/v1/holders/heartbeat", &request).await? else {
+            return Ok(Vec::new()); // A server without holder heartbeats: its keepalive checks.
+        };
+        let answer: HolderResponse = serde_json::from_slice(&body).map_err(|source| {
+            Error::backend(
+                BACKEND,
+                InvalidAnswer {
+                    url: format!("{}/v1/holders/heartbeat", inner.config.base),
+                    source,
+                },
+            )
+        })?;
+        if answer.renewed >= registered.len() as u64 {
+            Ok(Vec::new())
+        } else {
+            Ok(registered.to_vec())
+        }
+    }
+
     async fn subscribe(&self, query: &Url) -> Result<()> {
         let inner = &self.inner;
         let scope = scope_of(query);

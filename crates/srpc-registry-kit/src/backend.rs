@@ -55,6 +55,17 @@ pub trait Backend: Send + Sync + 'static {
     /// Releases connections. Registrations were already removed and every task of
     /// [`Context::tasks`] aborted by the caller.
     async fn close(&self) -> Result<()>;
+
+    /// Which of `registered` — this handle's registrations, all written — the registry no
+    /// longer holds: deleted behind this handle's back (an operator's `unregister`, `etcdctl
+    /// del`, an agent that forgot the service). While the connection is up, the kit asks
+    /// every `restore.period` (1 s) and writes what is missing again, with a warning. Check
+    /// in as few requests as the registry allows (one listing per directory, not one per
+    /// URL). The default checks nothing.
+    async fn missing(&self, registered: &[Url]) -> Result<Vec<Url>> {
+        let _ = registered;
+        Ok(Vec::new())
+    }
 }
 
 /// What a backend gets at construction: the catalog to feed, the retry policy of the

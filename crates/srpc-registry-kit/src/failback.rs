@@ -126,6 +126,7 @@ impl<B: Backend> FailbackRegistry<B> {
             tasks,
         });
         follow_session(&shared, session);
+        restore_deleted(&shared);
         FailbackRegistry { shared }
     }
 
@@ -606,6 +607,65 @@ fn follow_session<B: Backend>(
     }
 }
 
+/// Every `restore.period`, while the connection is up, asks the backend which of this
+/// handle's written registrations the registry lost ([`Backend::missing`]) and writes those
+/// again through the retry path (so an `unregister` meanwhile still wins).
+fn restore_deleted<B: Backend>(shared: &Arc<Shared<B>>) {
+    let period = shared.config.restore_period;
+    if period.is_zero() {
+        return;
+    }
+    let weak: Weak<Shared<B>> = Arc::downgrade(shared);
+    let checker = shared.tasks.spawn("restore deleted registrations", async move {
+        let mut ticker = tokio::time::interval(period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let Some(shared) = weak.upgrade() else { return };
+            if shared.closed.load(Ordering::Acquire) {
+                return;
+            }
+            if !shared.catalog.is_connected() {
+                continue; // Reconnecting restores everything anyway.
+            }
+            let written: Vec<Url> = shared
+                .book()
+                .registered
+                .iter()
+                .filter(|(_, pending)| pending.is_none())
+                .map(|(url, _)| url.clone())
+                .collect();
+            if written.is_empty() {
+                continue;
+            }
+            let missing = match shared.backend.missing(&written).await {
+                Ok(missing) => missing,
+                Err(error) => {
+                    debug!(backend = shared.backend.name(), %error, "cannot check this handle's registrations now");
+                    continue;
+                }
+            };
+            for url in missing {
+                let mut book = shared.book();
+                // Still booked as written: not unregistered, nor being retried, meanwhile.
+                if !matches!(book.registered.get(&url), Some(None)) {
+                    continue;
+                }
+                warn!(
+                    backend = shared.backend.name(),
+                    %url,
+                    "this handle's registration was deleted from the registry by someone else; registering it again"
+                );
+                let handle = shared.spawn_retry(Op::Register(url.clone()), true);
+                book.registered.insert(url, handle);
+            }
+        }
+    });
+    if let Err(error) = checker {
+        debug!(backend = shared.backend.name(), %error, "registrations are not checked");
+    }
+}
+
 /// The catalog scope holding a subscription's cached providers until it lists.
 fn cached_scope(query: &Url) -> String {
     format!("cache file:{}", query.service_key())
@@ -718,6 +778,14 @@ mod tests {
                 return Err(Error::backend("flaky", "close failed"));
             }
             Ok(())
+        }
+        async fn missing(&self, registered: &[Url]) -> Result<Vec<Url>> {
+            let store = self.store.borrow();
+            Ok(registered
+                .iter()
+                .filter(|url| !store.contains(*url))
+                .cloned()
+                .collect())
         }
     }
 
@@ -1030,5 +1098,51 @@ mod tests {
         assert_eq!(config.retry_max, Duration::from_secs(2));
         assert!(FailbackConfig::from_url(&url("x://h?retry.period=0")).is_err());
         assert!(FailbackConfig::from_url(&url("x://h?check=maybe")).is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_registration_deleted_behind_its_back_is_written_again_unless_unregistered() {
+        let (registry, mut store) = registry(true);
+        let provider = url("dubbo://127.0.0.1:1/a.B?side=provider");
+        registry.register(&provider).await.unwrap();
+        let delete = || {
+            registry.backend().store.send_modify(|s| {
+                s.remove(&provider);
+            });
+        };
+        delete();
+        // Within `restore.period` (1 s) and the retry's first attempt.
+        tokio::time::timeout(
+            Duration::from_secs(2),
+            store.wait_for(|s| s.contains(&provider)),
+        )
+        .await
+        .expect("written again within the period")
+        .unwrap();
+        assert!(registry.is_registered(&provider));
+        // Unregistered by this handle: it stays gone.
+        registry.unregister(&provider).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(!store.borrow().contains(&provider));
+        // `restore.period=0`: never checked.
+        let (tx, mut quiet) = watch::channel(HashSet::new());
+        let off = FailbackRegistry::new(
+            FailbackConfig::default().with_restore_period(Duration::ZERO),
+            |ctx| Flaky {
+                ctx,
+                store: tx,
+                failures: AtomicUsize::new(0),
+                refuse: AtomicBool::new(false),
+                close_fails: AtomicBool::new(false),
+                registers: AtomicUsize::new(0),
+                subscribes: AtomicUsize::new(0),
+            },
+        );
+        off.register(&provider).await.unwrap();
+        off.backend().store.send_modify(|s| {
+            s.remove(&provider);
+        });
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(!quiet.borrow_and_update().contains(&provider));
     }
 }

@@ -24,6 +24,10 @@ pub struct FailbackConfig {
     /// saved there, and a subscription that cannot list with `check=false` starts from them.
     /// None by default.
     pub file: Option<PathBuf>,
+    /// How often this handle checks that the registry still holds its registrations, and
+    /// writes again those someone else deleted (`restore.period`, default 1 s; 0 turns it
+    /// off). Only backends that can tell ([`crate::Backend::missing`]) are checked.
+    pub restore_period: Duration,
 }
 
 /// Reads the parameters every backend reads alike from its registry URL: `check` and the
@@ -56,13 +60,20 @@ impl Default for FailbackConfig {
             retry_min: Duration::from_millis(200),
             retry_max: Duration::from_secs(30),
             file: None,
+            restore_period: Duration::from_secs(1),
         }
     }
 }
 
 /// The registry URL parameters every backend reads (through [`FailbackConfig::from_url`]);
 /// each backend crate's `PARAMS` lists its own beside these.
-pub const COMMON_PARAMS: &[&str] = &["check", "retry.period", "retry.max.period", "file"];
+pub const COMMON_PARAMS: &[&str] = &[
+    "check",
+    "retry.period",
+    "retry.max.period",
+    "file",
+    "restore.period",
+];
 
 /// Checks a config's durations for a builder's `build()`: each must be above zero. `what` names
 /// the config (`"etcd config"`), each pair a duration by its parameter name.
@@ -102,6 +113,13 @@ impl FailbackConfig {
         self
     }
 
+    /// With registrations checked every `period` and written again when deleted behind this
+    /// handle's back (`ZERO`: never).
+    pub fn with_restore_period(mut self, period: Duration) -> FailbackConfig {
+        self.restore_period = period;
+        self
+    }
+
     /// With the local cache file at `file`.
     pub fn with_file(mut self, file: impl Into<PathBuf>) -> FailbackConfig {
         self.file = Some(file.into());
@@ -126,7 +144,8 @@ impl FailbackConfig {
         RetryPolicy::new(self.retry_min, self.retry_max)
     }
 
-    /// Reads `check`, `retry.period`, `retry.max.period` and `file` from a registry URL.
+    /// Reads `check`, `retry.period`, `retry.max.period`, `file` and `restore.period` from a
+    /// registry URL.
     pub fn from_url(registry: &Url) -> Result<FailbackConfig> {
         let default = FailbackConfig::default();
         let config = FailbackConfig {
@@ -138,6 +157,7 @@ impl FailbackConfig {
                 .map(str::trim)
                 .filter(|f| !f.is_empty())
                 .map(PathBuf::from),
+            restore_period: registry.param_duration("restore.period", default.restore_period)?,
         };
         if config.retry_min.is_zero() || config.retry_max < config.retry_min {
             return Err(Error::invalid(

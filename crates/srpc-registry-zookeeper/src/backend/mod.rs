@@ -249,6 +249,22 @@ impl Backend for ZookeeperBackend {
         }
     }
 
+    /// One `exists` per registration node: those that are gone. (A listing of their
+    /// directories would return every provider of the service, each second.)
+    async fn missing(&self, registered: &[Url]) -> Result<Vec<Url>> {
+        let client = self.inner.client()?;
+        let mut missing = Vec::new();
+        for url in registered {
+            let path = self.inner.node_of(url);
+            match client.check_stat(&path).await {
+                Ok(Some(_)) => {}
+                Ok(None) => missing.push(url.clone()),
+                Err(e) => return Err(zk_error("check", &path, e)),
+            }
+        }
+        Ok(missing)
+    }
+
     async fn subscribe(&self, query: &Url) -> Result<()> {
         let inner = &self.inner;
         let client = inner.client()?;
