@@ -108,6 +108,14 @@ enum Command {
         /// as registered (`srpc list` prints it).
         #[arg(num_args = 1..=2, required = true, value_names = ["REGISTRY", "URL"])]
         args: Vec<String>,
+        /// Remove it even though something accepts TCP connections at its address (a live
+        /// provider registers again at once).
+        #[arg(long)]
+        force: bool,
+        /// How long to watch, after removing it, whether a live provider registers it again
+        /// (exit 1 then).
+        #[arg(long, value_parser = parse_duration, default_value = "3s", value_name = "DURATION")]
+        grace: Duration,
     },
     /// Discover a service's providers and call one (or all) with the JSON codec, printing
     /// the JSON reply. Exit status: 0 answered, 1 the call failed, 3 no provider.
@@ -451,7 +459,9 @@ async fn run_registry(command: Command) -> Result<(), Failure> {
             duration,
             listen,
         } => registry_cmds::register(&args, duration, listen).await,
-        Command::Unregister { args } => registry_cmds::unregister(&args).await,
+        Command::Unregister { args, force, grace } => {
+            registry_cmds::unregister(&args, force, grace).await
+        }
         Command::Call {
             args,
             service,

@@ -525,7 +525,11 @@ fn kind_of(scheme: &str) -> Option<RegistryKind> {
 }
 
 /// `srpc unregister`: takes back a registration, whoever made it.
-pub(crate) async fn unregister(args: &[String]) -> Result<(), Failure> {
+pub(crate) async fn unregister(
+    args: &[String],
+    force: bool,
+    grace: Duration,
+) -> Result<(), Failure> {
     let (registry_url, url) = registry_and(args, "url")?;
     let url = Url::parse(&url).map_err(|e| Failure::Invalid(e.to_string()))?;
     let scheme = registry_url.split("://").next().unwrap_or_default();
@@ -535,6 +539,15 @@ pub(crate) async fn unregister(args: &[String]) -> Result<(), Failure> {
              process left in it to remove"
                 .into(),
         ));
+    }
+    // The very check consumers make (the registry kit's prober): a provider that accepts
+    // connections is alive, and its handle would register it again at once.
+    if !force && url.port() > 0 && srpc_registry_kit::probe(&url, Duration::from_secs(1)).await {
+        return Err(Failure::Registry(format!(
+            "something accepts TCP connections at {}: the provider of {url} looks alive, and \
+             would register it again. Stop it first, or pass --force to remove the entry anyway",
+            url.address()
+        )));
     }
     let registry = connect(&registry_url).await?;
     registry
@@ -546,7 +559,7 @@ pub(crate) async fn unregister(args: &[String]) -> Result<(), Failure> {
         eprintln!("srpc: sent the retraction of {url} ({scheme} consumers drop it)");
         return registry.close().await.map_err(failure_of(&registry_url));
     }
-    // Ask the registry whether it is gone (a live provider would come back by itself).
+    // Watch the registry for `grace`: a live provider's handle writes it again.
     let query = Url::builder("consumer")
         .host("127.0.0.1")
         .path(url.service_interface())
@@ -557,16 +570,20 @@ pub(crate) async fn unregister(args: &[String]) -> Result<(), Failure> {
         .param("enabled", "*")
         .build()
         .map_err(|e| Failure::Invalid(e.to_string()))?;
-    let still = registry
-        .lookup(&query)
+    let mut subscription = registry
+        .subscribe(&query)
         .await
-        .map_err(failure_of(&registry_url))?
-        .contains(&url);
+        .map_err(failure_of(&registry_url))?;
+    let back = subscription
+        .wait_for(|s| s.is_connected() && s.contains(&url), grace)
+        .await
+        .is_ok();
+    drop(subscription);
     registry.close().await.map_err(failure_of(&registry_url))?;
-    if still {
+    if back {
         Err(Failure::Registry(format!(
-            "{url} is still registered: its provider is alive and registered it again, or \
-             the registry kept it"
+            "still registered: the provider at {} is alive and registered {url} again",
+            url.address()
         )))
     } else {
         eprintln!("srpc: unregistered {url}");

@@ -725,3 +725,45 @@ fn registry_serve_keeps_its_state_across_a_restart() {
     assert!(String::from_utf8_lossy(&out.stdout).contains(":20977/"));
     drop(provider);
 }
+
+/// `srpc unregister` tells the truth about a live provider: it refuses while something
+/// accepts connections at the provider's address, and with `--force` it says the provider
+/// registered again (exit 1), instead of "unregistered".
+#[test]
+fn unregister_of_a_live_provider_says_so() {
+    let port = free_port();
+    let server = serve(port);
+    let registry = format!("http://127.0.0.1:{port}");
+    let provider_port = free_port();
+    let url = format!("dubbo://127.0.0.1:{provider_port}/com.acme.Alive");
+    let mut command = srpc();
+    command
+        .args(["register", &registry, &url, "--listen"])
+        .env_remove("SRPC_REGISTRY");
+    let provider = Running::spawn(command);
+    let deadline = Instant::now() + DEADLINE;
+    while !String::from_utf8_lossy(&run(&["list", &registry, "com.acme.Alive"]).stdout)
+        .contains(&url)
+    {
+        assert!(Instant::now() < deadline, "{url} was not registered");
+    }
+    let refused = run(&["unregister", &registry, &url]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("looks alive"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(stderr(&refused).contains("--force"), "{}", stderr(&refused));
+    let forced = run(&["unregister", &registry, &url, "--force"]);
+    assert_eq!(forced.status.code(), Some(1), "{}", stderr(&forced));
+    assert!(
+        stderr(&forced).contains("still registered: the provider at"),
+        "{}",
+        stderr(&forced)
+    );
+    let listed = run(&["list", &registry, "com.acme.Alive"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains(&url));
+    assert_eq!(provider.signal("-TERM"), Some(0));
+    assert_eq!(server.signal("-TERM"), Some(0));
+}
