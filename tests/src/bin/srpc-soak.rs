@@ -3,11 +3,12 @@
 //! The server (`srpc registry serve`, its own process, so that its memory is its own) holds
 //! `--instances` instances (100 000) of one service, registered with a 30 s TTL and kept
 //! alive by heartbeats at a third of it, paced evenly by a bounded load generator (64 in
-//! flight) on loopback; `--watchers` (4) long-poll the service's listing meanwhile. For
-//! `--minutes` (10) it checks:
+//! flight) on loopback; `--watchers` (4) long-poll the service's listing meanwhile, and
+//! `--readers` (2) read every instance over and over (`GET /v1/instances`, no index), the
+//! load that once starved heartbeats. For `--minutes` (10) it checks:
 //! - zero false expirations: the server's `expirations_total` stays 0 and no heartbeat is
 //!   answered 404 (every instance is heartbeated in time, so any expiry is false);
-//! - zero lost instances: every listing a watcher gets holds all of them;
+//! - zero lost instances: every listing a watcher or reader gets holds all of them;
 //! - flat memory: the server's RSS at the end is within 10 % (+ 16 MiB) of its RSS after one
 //!   TTL (30 s) of heartbeats and watchers.
 //!
@@ -39,6 +40,7 @@ struct Options {
     minutes: f64,
     instances: usize,
     watchers: usize,
+    readers: usize,
     server: String,
 }
 
@@ -47,6 +49,7 @@ fn options() -> Options {
         minutes: 10.0,
         instances: 100_000,
         watchers: 4,
+        readers: 2,
         server: "target/release/srpc".to_owned(),
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -57,6 +60,7 @@ fn options() -> Options {
             "--minutes" => options.minutes = value().parse().expect("--minutes N"),
             "--instances" => options.instances = value().parse().expect("--instances N"),
             "--watchers" => options.watchers = value().parse().expect("--watchers N"),
+            "--readers" => options.readers = value().parse().expect("--readers N"),
             "--server" => options.server = value(),
             other => panic!("unknown option {other:?}"),
         }
@@ -123,15 +127,16 @@ async fn main() {
     let base = format!("http://{}", server.addr());
     let http = reqwest::Client::builder()
         .no_proxy()
-        .pool_max_idle_per_host(IN_FLIGHT + o.watchers)
+        .pool_max_idle_per_host(IN_FLIGHT + o.watchers + o.readers)
         .build()
         .unwrap();
     println!(
-        "soak: {} instances, TTL {}s, heartbeat every {}s, {} watchers, {} min, server pid {pid}",
+        "soak: {} instances, TTL {}s, heartbeat every {}s, {} watchers, {} readers, {} min, server pid {pid}",
         o.instances,
         TTL.as_secs(),
         (TTL / 3).as_secs(),
         o.watchers,
+        o.readers,
         o.minutes
     );
 
@@ -255,6 +260,36 @@ async fn main() {
         })
         .collect();
 
+    // Readers: every instance, read again as soon as read.
+    let reads = Arc::new(AtomicU64::new(0));
+    let readers: Vec<_> = (0..o.readers)
+        .map(|_| {
+            let (http, base) = (http.clone(), base.clone());
+            let (stop, lost_views, reads, fewest) = (
+                stop.clone(),
+                lost_views.clone(),
+                reads.clone(),
+                fewest.clone(),
+            );
+            let instances = o.instances;
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok(answer) = http.get(format!("{base}/v1/instances")).send().await else {
+                        continue;
+                    };
+                    let Ok(body) = answer.json::<srpc::http::api::InstancesResponse>().await else {
+                        continue;
+                    };
+                    reads.fetch_add(1, Ordering::Relaxed);
+                    fewest.fetch_min(body.instances.len(), Ordering::Relaxed);
+                    if body.instances.len() != instances {
+                        lost_views.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+
     // Memory: the baseline after one TTL of heartbeats and watchers (by then every instance
     // was renewed three times and every watcher has had several answers; a baseline taken
     // after the first 10 s cycle was 97 MiB where the server settles at 124), then every 30 s.
@@ -278,7 +313,7 @@ async fn main() {
     for generator in generators {
         generator.await.unwrap();
     }
-    for watcher in watchers {
+    for watcher in watchers.into_iter().chain(readers) {
         watcher.abort();
     }
     let rss_end = rss_mib(pid);
@@ -314,9 +349,10 @@ async fn main() {
         "  false expirations: {expirations} (server), {forgotten} heartbeats answered 404; {failed} heartbeats failed"
     );
     println!(
-        "  instances held at the end: {held} of {}; listings seen by watchers: {}, short of instances: {lost_views} (fewest {})",
+        "  instances held at the end: {held} of {}; listings seen by watchers: {}, full reads by readers: {}, short of instances: {lost_views} (fewest {})",
         o.instances,
         views.load(Ordering::Relaxed),
+        reads.load(Ordering::Relaxed),
         if fewest == usize::MAX { 0 } else { fewest }
     );
     println!(
