@@ -767,3 +767,46 @@ fn unregister_of_a_live_provider_says_so() {
     assert_eq!(provider.signal("-TERM"), Some(0));
     assert_eq!(server.signal("-TERM"), Some(0));
 }
+
+/// Under a low open-files limit, idle connections past what the process may hold wait in the
+/// listen backlog instead of making `accept` fail, are closed after `--header-timeout`, and a
+/// new client is served.
+#[test]
+fn registry_serve_keeps_serving_past_its_file_limit() {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let registry = format!("http://{addr}");
+    let mut command = Command::new("sh");
+    command.args([
+        "-c",
+        "ulimit -n 128 && exec \"$0\" registry serve --no-state-file --header-timeout 2s --addr \"$1\"",
+        env!("CARGO_BIN_EXE_srpc"),
+        &addr,
+    ]);
+    let server = Running::spawn(command);
+    let deadline = Instant::now() + DEADLINE;
+    while run(&["list", &registry, "com.acme.Up"]).status.code() != Some(3) {
+        assert!(
+            Instant::now() < deadline,
+            "the registry server did not come up"
+        );
+    }
+    // More idle connections than the process may hold descriptors.
+    let idle: Vec<std::net::TcpStream> = (0..200)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let out = run(&["list", &registry, "com.acme.Up"]);
+        if out.status.code() == Some(3) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not served past the file limit: {}",
+            stderr(&out)
+        );
+    }
+    drop(idle);
+    assert_eq!(server.signal("-TERM"), Some(0));
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, header};
 use srpc_registry_kit::Url;
-use tokio::sync::{Notify, OnceCell, watch};
+use tokio::sync::{Notify, OnceCell, Semaphore, watch};
 use tokio::time::Instant;
 use tracing::info;
 
@@ -28,6 +28,9 @@ pub(super) struct Shared {
     pub(super) watchers: AtomicU64,
     /// Told of every change, for the state file's writer.
     pub(super) dirty: Arc<Notify>,
+    /// Permits to write a large listing: one fewer than the cores (at least one), so that
+    /// readers of everything cannot take the CPU heartbeats need.
+    pub(super) large_listings: Arc<Semaphore>,
     /// Until when a restart may still be noticed, after a start that restored no state;
     /// `None` once over (or never open).
     pub(super) warm_until: Mutex<Option<Instant>>,
@@ -132,6 +135,11 @@ impl Shared {
             expirations: AtomicU64::new(0),
             watchers: AtomicU64::new(0),
             dirty: Arc::new(Notify::new()),
+            large_listings: Arc::new(Semaphore::new(
+                std::thread::available_parallelism()
+                    .map_or(1, |n| n.get().saturating_sub(1))
+                    .max(1),
+            )),
             warm_until: Mutex::new(None),
             restarted: AtomicBool::new(false),
         }

@@ -106,7 +106,7 @@ pub(super) async fn get_service(
         })
         .await
         .clone();
-    Ok(listing_response(body, revision))
+    Ok(listing_response(&state, body, revision).await)
 }
 
 pub(super) async fn list_instances(
@@ -136,7 +136,7 @@ pub(super) async fn list_instances(
         })
         .await
         .clone();
-    Ok(listing_response(body, revision))
+    Ok(listing_response(&state, body, revision).await)
 }
 
 pub(super) async fn list_services(
@@ -174,7 +174,7 @@ pub(super) async fn list_services(
         })
         .await
         .clone();
-    Ok(listing_response(body, revision))
+    Ok(listing_response(&state, body, revision).await)
 }
 
 /// A watcher that knew a revision this server never reached talked to it before a restart.
@@ -237,17 +237,67 @@ fn json_bytes(value: &impl Serialize) -> Bytes {
         .unwrap_or_else(|e| Bytes::from(format!("{{\"error\":\"{e}\"}}")))
 }
 
-fn listing_response(body: Bytes, revision: u64) -> Response {
-    let response = (
-        StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response();
+/// Listings from this size on are written a few at a time (see [`Paced`]).
+const LARGE: usize = 256 * 1024;
+/// The pieces a large listing is written in: the next one is taken when the connection took
+/// the last, so a listing holds its permit until it is nearly all sent.
+const PIECE: usize = 64 * 1024;
+
+async fn listing_response(state: &Shared, body: Bytes, revision: u64) -> Response {
+    let json = [(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    )];
+    let response = if body.len() < LARGE {
+        (StatusCode::OK, json, body).into_response()
+    } else {
+        // Writing large listings costs CPU that heartbeats need: only a few at a time; the
+        // others wait here, costing nothing.
+        match state.large_listings.clone().acquire_owned().await {
+            Ok(permit) => (
+                StatusCode::OK,
+                json,
+                axum::body::Body::new(Paced {
+                    rest: body,
+                    _permit: permit,
+                }),
+            )
+                .into_response(),
+            Err(_) => (StatusCode::OK, json, body).into_response(),
+        }
+    };
     with_index(response, revision)
+}
+
+/// A large listing sent in [`PIECE`]s while holding one of the permits large listings share.
+struct Paced {
+    rest: Bytes,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl http_body::Body for Paced {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        if self.rest.is_empty() {
+            return std::task::Poll::Ready(None);
+        }
+        let n = self.rest.len().min(PIECE);
+        let piece = self.rest.split_to(n);
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(piece))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.rest.len() as u64)
+    }
 }
 
 /// `GET /srpc/registry`: the alive addresses, comma-joined and sorted, in `Srpc-servers`.
