@@ -162,22 +162,8 @@ async fn a_restart_without_a_state_file_warms_up_and_loses_no_live_provider() {
 
 /// `srpc_registry_heartbeats_total` from the server's metrics.
 async fn heartbeats_total(addr: SocketAddr) -> u64 {
-    let text = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("srpc_registry_heartbeats_total "))
-        .unwrap()
-        .parse()
-        .unwrap()
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    srpc_tests::http_metric(&http, &format!("http://{addr}"), "heartbeats_total").await
 }
 
 /// A handle renews all its registrations with one holder heartbeat per period (a third of

@@ -20,31 +20,16 @@ const READERS: usize = 6;
 /// How long the load runs: six TTLs of the provider that must stay.
 const LOAD: Duration = Duration::from_secs(12);
 
-async fn metric(http: &reqwest::Client, base: &str, name: &str) -> u64 {
-    let text = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let line = format!("srpc_registry_{name} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&line))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in /metrics"))
-}
-
 /// A provider with a 2 s TTL heartbeats through 12 s of six clients listing 180 MB of
 /// instances over and over while the registry changes ten times a second: it is never
 /// expired, and its consumer never sees it leave.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn listings_under_load_never_starve_the_heartbeat_of_a_live_provider() {
+    srpc_tests::init_logs();
     let mut limits = Limits::default();
     limits.url_len = 64 * 1024;
     let config = ServerConfig::new(([127, 0, 0, 1], 0).into())
-        .with_ttl(Duration::from_secs(60))
+        .with_ttl(Duration::from_secs(600))
         .with_limits(limits);
     let server = HttpRegistryServer::bind(config).await.unwrap();
     let base = format!("http://{}", server.local_addr());
@@ -62,7 +47,7 @@ async fn listings_under_load_never_starve_the_heartbeat_of_a_live_provider() {
                     i % 250,
                     "x".repeat(URL_PAD)
                 );
-                let body = serde_json::json!({"url": url, "ttl_ms": 60_000, "holder": "bulk"});
+                let body = serde_json::json!({"url": url, "ttl_ms": 600_000, "holder": "bulk"});
                 let answer = http
                     .post(format!("{base}/v1/register"))
                     .json(&body)
@@ -94,7 +79,7 @@ async fn listings_under_load_never_starve_the_heartbeat_of_a_live_provider() {
         .wait_for(|s| s.len() == 1, Duration::from_secs(10))
         .await
         .unwrap();
-    let expired_before = metric(&http, &base, "expirations_total").await;
+    let expired_before = srpc_tests::http_metric(&http, &base, "expirations_total").await;
 
     // The load: readers of everything, and a registry that keeps changing, so that their
     // listings are made again and again.
@@ -125,7 +110,7 @@ async fn listings_under_load_never_starve_the_heartbeat_of_a_live_provider() {
                 pace.tick().await;
                 n += 1;
                 let url = format!("dubbo://127.0.0.1:{}/bench.Churn", 30_000 + n % 100);
-                let body = serde_json::json!({"url": url, "ttl_ms": 60_000, "holder": "churn"});
+                let body = serde_json::json!({"url": url, "ttl_ms": 600_000, "holder": "churn"});
                 let path = if n % 2 == 0 { "register" } else { "deregister" };
                 http.post(format!("{base}/v1/{path}"))
                     .json(&body)
@@ -147,7 +132,7 @@ async fn listings_under_load_never_starve_the_heartbeat_of_a_live_provider() {
         "the readers read"
     );
     assert_eq!(
-        metric(&http, &base, "expirations_total").await,
+        srpc_tests::http_metric(&http, &base, "expirations_total").await,
         expired_before,
         "nothing expired under the load"
     );

@@ -368,6 +368,26 @@ impl Inner {
         Ok(granted)
     }
 
+    /// One holder heartbeat: what the server renewed, or `None` from a server without the
+    /// route (it answered 404).
+    async fn holder_heartbeat(&self) -> Result<Option<HolderResponse>> {
+        let request = HolderRequest {
+            holder: self.holder.clone(),
+        };
+        let Some(body) = self.post("/v1/holders/heartbeat", &request).await? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&body).map(Some).map_err(|source| {
+            Error::backend(
+                BACKEND,
+                InvalidAnswer {
+                    url: format!("{}/v1/holders/heartbeat", self.config.base),
+                    source,
+                },
+            )
+        })
+    }
+
     fn instance(&self, url: &Url) -> InstanceRequest {
         InstanceRequest {
             url: url.to_full_string(),
@@ -405,10 +425,7 @@ impl Renew for HolderHeartbeat {
     async fn renew(&self) -> Result<Renewal> {
         let inner = &self.inner;
         let held = inner.held_urls();
-        let request = HolderRequest {
-            holder: inner.holder.clone(),
-        };
-        let Some(body) = inner.post("/v1/holders/heartbeat", &request).await? else {
+        let Some(answer) = inner.holder_heartbeat().await? else {
             // A server without holder heartbeats: one heartbeat per registration.
             for url in &held {
                 if inner
@@ -421,15 +438,6 @@ impl Renew for HolderHeartbeat {
             }
             return Ok(Renewal::Renewed);
         };
-        let answer: HolderResponse = serde_json::from_slice(&body).map_err(|source| {
-            Error::backend(
-                BACKEND,
-                InvalidAnswer {
-                    url: format!("{}/v1/holders/heartbeat", inner.config.base),
-                    source,
-                },
-            )
-        })?;
         if answer.renewed >= held.len() as u64 {
             Ok(Renewal::Renewed)
         } else {
@@ -552,22 +560,9 @@ impl Backend for HttpBackend {
     /// handle holds, some were deleted (or lost), and every registration is written again
     /// (a registration the server has is only refreshed).
     async fn missing(&self, registered: &[Url]) -> Result<Vec<Url>> {
-        let inner = &self.inner;
-        let request = HolderRequest {
-            holder: inner.holder.clone(),
-        };
-        let Some(body) = inner.post("/v1/holders/heartbeat", &request).await? else {
+        let Some(answer) = self.inner.holder_heartbeat().await? else {
             return Ok(Vec::new()); // A server without holder heartbeats: its keepalive checks.
         };
-        let answer: HolderResponse = serde_json::from_slice(&body).map_err(|source| {
-            Error::backend(
-                BACKEND,
-                InvalidAnswer {
-                    url: format!("{}/v1/holders/heartbeat", inner.config.base),
-                    source,
-                },
-            )
-        })?;
         if answer.renewed >= registered.len() as u64 {
             Ok(Vec::new())
         } else {

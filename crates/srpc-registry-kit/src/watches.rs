@@ -270,22 +270,9 @@ impl WatchScope {
     /// its subscriptions say `connected = false` and lose nothing until a complete listing
     /// [`WatchScope::replace`]s it.
     pub fn add_unconfirmed(&self, urls: impl IntoIterator<Item = Url>) {
-        let Some(inner) = self.inner.upgrade() else {
-            return;
-        };
-        let tasks = inner.tasks();
-        if tasks
-            .get(&*self.name)
-            .is_none_or(|entry| entry.generation != self.generation)
-        {
-            return;
-        }
-        // Stale first, so that no snapshot says connected while it may lack something.
-        self.catalog.set_scope_connected(&self.name, false);
-        self.catalog
-            .update(&self.name, urls.into_iter().collect(), Vec::new());
-        drop(tasks);
-        self.progress.store(true, Ordering::Release);
+        self.write_as(false, |catalog, name| {
+            catalog.update(name, urls.into_iter().collect(), Vec::new());
+        });
     }
 
     /// Marks the scope working without changing its URLs: for a body whose watch is
@@ -310,6 +297,13 @@ impl WatchScope {
     }
 
     fn write(&self, change: impl FnOnce(&Catalog, &str)) {
+        self.write_as(true, change);
+    }
+
+    /// Applies `change` if this watch is still the scope's current one, and records whether
+    /// the scope now works. A listing that is not authoritative (`working == false`) marks
+    /// the scope stale first, so that no snapshot says connected while it may lack URLs.
+    fn write_as(&self, working: bool, change: impl FnOnce(&Catalog, &str)) {
         let Some(inner) = self.inner.upgrade() else {
             return;
         };
@@ -320,11 +314,16 @@ impl WatchScope {
         {
             return; // Stopped: what it read belongs to nobody now.
         }
+        if !working {
+            self.catalog.set_scope_connected(&self.name, false);
+        }
         change(&self.catalog, &self.name);
-        self.catalog.set_scope_connected(&self.name, true);
+        if working {
+            self.catalog.set_scope_connected(&self.name, true);
+        }
         drop(tasks);
         self.progress.store(true, Ordering::Release);
-        if self.failing.swap(false, Ordering::AcqRel) {
+        if working && self.failing.swap(false, Ordering::AcqRel) {
             info!(backend = inner.backend, scope = %self.name, "watch works again");
         }
     }

@@ -86,22 +86,6 @@ fn instance(i: usize) -> String {
     )
 }
 
-async fn metric(http: &reqwest::Client, base: &str, name: &str) -> u64 {
-    let text = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let line = format!("srpc_registry_{name} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&line))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in /metrics"))
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let o = options();
@@ -317,8 +301,8 @@ async fn main() {
         watcher.abort();
     }
     let rss_end = rss_mib(pid);
-    let expirations = metric(&http, &base, "expirations_total").await;
-    let held = metric(&http, &base, "instances").await;
+    let expirations = srpc_tests::http_metric(&http, &base, "expirations_total").await;
+    let held = srpc_tests::http_metric(&http, &base, "instances").await;
     drop(server);
 
     let mut latencies = std::mem::take(&mut *latencies.lock().await);
