@@ -983,6 +983,23 @@ async fn the_state_file_brings_instances_back_after_a_restart() {
     );
     let renewed = post(addr, "/v1/holders/heartbeat", r#"{"holder":"h1"}"#).await;
     assert!(renewed.body.contains("\"renewed\":1"), "{}", renewed.body);
+    // A long-poll of everything from the restored revision waits: nothing changed.
+    let all = request(addr, "GET", "/v1/instances", &[], "").await;
+    let index = all.header("srpc-index").unwrap().to_owned();
+    let started = Instant::now();
+    let waited = request(
+        addr,
+        "GET",
+        &format!("/v1/instances?index={index}&wait=500ms"),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(waited.status, 200);
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "answered at once from the restored revision {index}: a client would spin"
+    );
     second.shutdown().await.unwrap();
 }
 

@@ -142,6 +142,8 @@ pub(super) fn restore(state: &Shared, path: &Path) -> io::Result<usize> {
         }
     }
     book.revision += 1;
+    // Long-polls of everything wait on this; it must say what the listings say.
+    state.revision.send_replace(book.revision);
     drop(book);
     info!(backend = "http", file = %path.display(), restored, skipped, "state file read: leases run their TTL from now");
     Ok(restored)
