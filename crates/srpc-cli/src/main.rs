@@ -512,7 +512,6 @@ fn parse_listen_addr(text: &str) -> Result<std::net::SocketAddr, String> {
 }
 
 /// A server TTL: a duration of at least one second.
-#[cfg(feature = "http")]
 /// `$XDG_STATE_HOME/srpc/registry-<host>-<port>.json` (or `~/.local/state/srpc/…`); none
 /// for port 0, whose next start would listen elsewhere.
 #[cfg(feature = "http")]
@@ -535,6 +534,7 @@ fn default_state_file(addr: std::net::SocketAddr) -> Option<std::path::PathBuf> 
     )
 }
 
+#[cfg(feature = "http")]
 fn parse_ttl(text: &str) -> Result<Duration, String> {
     let ttl = parse_duration(text)?;
     if ttl < srpc::http::MIN_TTL {
