@@ -185,8 +185,8 @@ enum RegistryCommand {
         #[arg(long, env = "SRPC_REGISTRY_READ_TOKEN", hide_env_values = true)]
         read_token: Option<String>,
         /// Where the registry keeps its state across restarts, so that a restart does not
-        /// tell consumers live providers are gone [default:
-        /// $XDG_STATE_HOME/srpc/registry-<host>-<port>.json, or ~/.local/state/srpc/…].
+        /// tell consumers live providers are gone. Default:
+        /// `$XDG_STATE_HOME/srpc/registry-<host>-<port>.json`, or `~/.local/state/srpc/…`.
         #[arg(long, value_name = "PATH", conflicts_with = "no_state_file")]
         state_file: Option<std::path::PathBuf>,
         /// Keep the state in memory only: after a restart, listings say `warming` for
