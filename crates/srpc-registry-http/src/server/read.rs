@@ -95,21 +95,16 @@ pub(super) async fn get_service(
             None => (0, Listing::default(), Some(Vec::new())),
         }
     };
-    let body = listing
-        .get_or_init(|| {
-            let (service, warming) = (key.clone(), state.is_warming());
-            off_the_runtime(move || {
-                json_bytes(&ServiceBody {
-                    service: &service,
-                    revision,
-                    instances: Sorted::new(urls),
-                    warming,
-                })
-            })
+    let service = key.clone();
+    Ok(shared_listing(&state, &listing, revision, move |warming| {
+        json_bytes(&ServiceBody {
+            service: &service,
+            revision,
+            instances: Sorted::new(urls),
+            warming,
         })
-        .await
-        .clone();
-    Ok(listing_response(&state, body, revision).await)
+    })
+    .await)
 }
 
 pub(super) async fn list_instances(
@@ -129,20 +124,14 @@ pub(super) async fn list_instances(
         });
         (book.revision, listing, urls)
     };
-    let body = listing
-        .get_or_init(|| {
-            let warming = state.is_warming();
-            off_the_runtime(move || {
-                json_bytes(&InstancesBody {
-                    revision,
-                    instances: Sorted::new(urls),
-                    warming,
-                })
-            })
+    Ok(shared_listing(&state, &listing, revision, move |warming| {
+        json_bytes(&InstancesBody {
+            revision,
+            instances: Sorted::new(urls),
+            warming,
         })
-        .await
-        .clone();
-    Ok(listing_response(&state, body, revision).await)
+    })
+    .await)
 }
 
 pub(super) async fn list_services(
@@ -170,20 +159,14 @@ pub(super) async fn list_services(
         });
         (book.revision, listing, services)
     };
-    let body = listing
-        .get_or_init(|| {
-            let warming = state.is_warming();
-            off_the_runtime(move || {
-                json_bytes(&ServicesResponse {
-                    revision,
-                    services: services.unwrap_or_default(),
-                    warming,
-                })
-            })
+    Ok(shared_listing(&state, &listing, revision, move |warming| {
+        json_bytes(&ServicesResponse {
+            revision,
+            services: services.unwrap_or_default(),
+            warming,
         })
-        .await
-        .clone();
-    Ok(listing_response(&state, body, revision).await)
+    })
+    .await)
 }
 
 /// A watcher that knew a revision this server never reached talked to it before a restart.
@@ -238,6 +221,22 @@ impl Serialize for Sorted {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_seq(self.0.iter().map(Url::as_full_str))
     }
+}
+
+/// The answer of a listing: this revision's shared body, made by `make` (told whether the
+/// server is warming up) on a blocking thread by the first reader who needs it.
+async fn shared_listing(
+    state: &Shared,
+    listing: &Listing,
+    revision: u64,
+    make: impl FnOnce(bool) -> Bytes + Send + 'static,
+) -> Response {
+    let warming = state.is_warming();
+    let body = listing
+        .get_or_init(|| off_the_runtime(move || make(warming)))
+        .await
+        .clone();
+    listing_response(state, body, revision).await
 }
 
 /// Makes a listing on a blocking thread: sorting and writing 100 000 URLs takes tens of
