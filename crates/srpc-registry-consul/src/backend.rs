@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use srpc_registry_kit::{
-    Backend, Context, Error, Keepalive, Renew, Renewal, Result, Url, WatchScope, Watches,
+    Backend, Bucket, Context, Error, Keepalive, Renew, Renewal, Result, Url, WatchScope, Watches,
 };
-use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::client::{Client, ConsulError, HealthEntry, Registration};
@@ -54,13 +53,6 @@ struct Passer {
 struct RateLimit {
     idle: Bucket,
     news: Bucket,
-}
-
-struct Bucket {
-    burst: f64,
-    per_second: f64,
-    tokens: f64,
-    last: Instant,
 }
 
 impl ConsulBackend {
@@ -292,31 +284,6 @@ impl RateLimit {
     }
 }
 
-impl Bucket {
-    fn new(burst: f64, per_second: f64) -> Bucket {
-        Bucket {
-            burst,
-            per_second,
-            tokens: burst,
-            last: Instant::now(),
-        }
-    }
-
-    async fn take(&mut self) {
-        let now = Instant::now();
-        let earned = now.duration_since(self.last).as_secs_f64() * self.per_second;
-        self.tokens = (self.tokens + earned).min(self.burst);
-        self.last = now;
-        if self.tokens < 1.0 {
-            let missing = (1.0 - self.tokens) / self.per_second;
-            tokio::time::sleep(Duration::from_secs_f64(missing)).await;
-            self.tokens = 1.0;
-            self.last = Instant::now();
-        }
-        self.tokens -= 1.0;
-    }
-}
-
 fn scope_of(service: &str) -> String {
     format!("service:{service}")
 }
@@ -363,6 +330,7 @@ impl From<ConsulError> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::time::Instant;
 
     #[test]
     fn index_rules() {

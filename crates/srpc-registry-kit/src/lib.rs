@@ -10,13 +10,14 @@
 //! a registration alive, [`Prober`] verifies providers of server-less registries,
 //! `GroupSocket` (feature `group`) opens their multicast socket on one interface,
 //! [`RegistryParams`] reads the common parts of a registry URL, [`RetryPolicy`] is how every
-//! loop backs off, and [`layout`] is Dubbo's (and rpcx's) path layout for backends that store
+//! loop backs off, [`Bucket`] how it is paced, and [`layout`] is Dubbo's (and rpcx's) path layout for backends that store
 //! paths. `docs/registry.md` ("Writing a backend") has the guide.
 //!
 //! The contract's types are re-exported here, so a backend depends on this crate alone.
 
 mod answers;
 mod backend;
+mod bucket;
 mod cache;
 mod catalog;
 mod failback;
@@ -39,6 +40,7 @@ pub use srpc_registry::{
 
 pub use crate::answers::wait_for_answers;
 pub use crate::backend::{Backend, Context, SessionEvent};
+pub use crate::bucket::Bucket;
 pub use crate::catalog::{Catalog, SubscriptionId};
 pub use crate::failback::FailbackRegistry;
 pub use crate::files::{read_no_follow, write_atomically};
