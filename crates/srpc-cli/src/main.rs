@@ -198,7 +198,7 @@ enum RegistryCommand {
         #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
         warm_up: Option<Duration>,
         #[command(flatten)]
-        limits: LimitArgs,
+        limits: Box<LimitArgs>,
     },
 }
 
@@ -231,6 +231,11 @@ struct LimitArgs {
     /// The longest answer of GET /srpc/registry, in bytes [default: 8192].
     #[arg(long, value_name = "BYTES")]
     max_compat_header: Option<usize>,
+    /// How many bytes a second large listings (256 KiB and more) are written at, all of
+    /// them together, so that readers of everything cannot take the CPU heartbeats need
+    /// [default: 134217728, 128 MiB].
+    #[arg(long, value_name = "BYTES")]
+    max_listing_rate: Option<usize>,
 }
 
 #[cfg(feature = "http")]
@@ -253,6 +258,7 @@ impl LimitArgs {
         set(self.max_url_len, &mut limits.url_len);
         set(self.max_connections, &mut limits.connections);
         set(self.max_compat_header, &mut limits.compat_header);
+        set(self.max_listing_rate, &mut limits.listing_rate);
         if let Some(timeout) = self.header_timeout {
             limits.header_timeout = timeout;
         }

@@ -1056,3 +1056,40 @@ async fn listings_say_warming_after_a_restart_until_the_warm_up_ends() {
     assert!(!over.body.contains("warming"), "{}", over.body);
     assert!(over.body.contains(":1/"), "{}", over.body);
 }
+
+/// A large listing is written at `max-listing-rate`, and writes are answered while it is
+/// still on its way: readers of everything never hold up registrations and heartbeats.
+#[tokio::test]
+async fn large_listings_are_paced_and_writes_pass_them() {
+    const RATE: usize = 128 * 1024;
+    let s = server(limited(|l| l.listing_rate = RATE)).await;
+    let addr = s.local_addr();
+    let ok = |r: &Reply| assert!(r.status / 100 == 2, "{}: {}", r.status, r.body);
+    let pad = "p".repeat(1000);
+    for port in 1..=400u16 {
+        let body = format!(
+            r#"{{"url":"dubbo://127.0.0.1:{port}/big.Listing?pad={pad}","holder":"bulk"}}"#
+        );
+        ok(&post(addr, "/v1/register", &body).await);
+    }
+    let started = Instant::now();
+    let listing = tokio::spawn(request(addr, "GET", "/v1/instances", &[], ""));
+    // Writes go through while the listing is being written.
+    for port in 1..=5u16 {
+        ok(&post(addr, "/v1/register", &registration(port, "small.S", "h")).await);
+        let heartbeat = post(addr, "/v1/holders/heartbeat", r#"{"holder":"h"}"#).await;
+        ok(&heartbeat);
+    }
+    assert!(!listing.is_finished(), "the listing is still being written");
+    let listing = listing.await.unwrap();
+    ok(&listing);
+    let took = started.elapsed();
+    let body: serde_json::Value = serde_json::from_str(&listing.body).unwrap();
+    let instances = body["instances"].as_array().unwrap();
+    assert!(instances.len() >= 400, "{}", instances.len());
+    // The first second's worth goes at once, the rest at the rate.
+    let size = listing.body.len();
+    assert!(size > 400 * 1000);
+    let least = Duration::from_secs_f64((size - RATE) as f64 / RATE as f64);
+    assert!(took >= least.mul_f64(0.9), "{size} bytes in {took:?}");
+}

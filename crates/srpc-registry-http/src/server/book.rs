@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, header};
-use srpc_registry_kit::Url;
+use srpc_registry_kit::{Bucket, Url};
 use tokio::sync::{Notify, OnceCell, Semaphore, watch};
 use tokio::time::Instant;
 use tracing::info;
@@ -31,6 +31,8 @@ pub(super) struct Shared {
     /// Permits to write a large listing: one fewer than the cores (at least one), so that
     /// readers of everything cannot take the CPU heartbeats need.
     pub(super) large_listings: Arc<Semaphore>,
+    /// The bytes large listings may write, all of them together (`max-listing-rate`).
+    pub(super) listing_bytes: Arc<Mutex<Bucket>>,
     /// Until when a restart may still be noticed, after a start that restored no state;
     /// `None` once over (or never open).
     pub(super) warm_until: Mutex<Option<Instant>>,
@@ -82,9 +84,10 @@ impl Book {
     }
 }
 
-/// A response body made once per revision and shared by every reader of it: readers never
-/// build a listing under the lock heartbeats need, and N readers hold one copy.
-pub(super) type Listing = Arc<OnceCell<Bytes>>;
+/// A response body made once per revision and shared by every reader of it, with the
+/// revision it holds: readers never build a listing under the lock heartbeats need, and N
+/// readers hold one copy.
+pub(super) type Listing = Arc<OnceCell<(u64, Bytes)>>;
 
 pub(super) struct Service {
     pub(super) revision: watch::Sender<u64>,
@@ -125,7 +128,11 @@ impl Drop for Watching<'_> {
 
 impl Shared {
     pub(super) fn new(config: ServerConfig) -> Shared {
+        // A second's worth, up to 1 MiB, goes at once; beyond it, the rate.
+        let rate = config.limits.listing_rate as f64;
+        let listing_bytes = Bucket::new(rate.min(1024.0 * 1024.0), rate);
         Shared {
+            listing_bytes: Arc::new(Mutex::new(listing_bytes)),
             config,
             stop: watch::Sender::new(false),
             book: Mutex::default(),

@@ -171,6 +171,11 @@ pub struct Limits {
     /// The longest `Srpc-servers` answer of `GET /srpc/registry`, in bytes
     /// (`max-compat-header`, default 8 KiB): a `POST` that would make it longer is refused.
     pub compat_header: usize,
+    /// How fast large listings (256 KiB and more: `GET /v1/instances` of a big estate) are
+    /// written, in bytes a second, all of them together (`max-listing-rate`, default 128 MiB,
+    /// what a 1 Gb/s link carries): readers across a network never notice it, while readers
+    /// on the same machine cannot turn all its CPU into copies that heartbeats then wait for.
+    pub listing_rate: usize,
 }
 
 impl Default for Limits {
@@ -184,13 +189,14 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(5),
             compat_header: 8 * 1024,
+            listing_rate: 128 * 1024 * 1024,
         }
     }
 }
 
 impl Limits {
     /// The names of the limits, as flags and refusals spell them.
-    pub const NAMES: [&'static str; 8] = [
+    pub const NAMES: [&'static str; 9] = [
         "max-instances",
         "max-instances-per-service",
         "max-instances-per-holder",
@@ -199,6 +205,7 @@ impl Limits {
         "header-timeout",
         "shutdown-grace",
         "max-compat-header",
+        "max-listing-rate",
     ];
 
     fn validate(&self) -> Result<(), String> {
@@ -209,6 +216,7 @@ impl Limits {
             ("max-url-len", self.url_len),
             ("max-connections", self.connections),
             ("max-compat-header", self.compat_header),
+            ("max-listing-rate", self.listing_rate),
         ];
         for (name, value) in counts {
             if value == 0 {
@@ -268,6 +276,13 @@ mod tests {
                     ..Limits::default()
                 }),
                 "header-timeout is 0",
+            ),
+            (
+                base.clone().with_limits(Limits {
+                    listing_rate: 0,
+                    ..Limits::default()
+                }),
+                "max-listing-rate is 0",
             ),
         ];
         for (config, needle) in cases {

@@ -1,5 +1,6 @@
 //! The handlers that read the book, each a long-poll when given `?index=N`.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -9,11 +10,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize, Serializer};
-use srpc_registry_kit::Url;
+use srpc_registry_kit::{Bucket, Url};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::book::{Instance, Listing, Service, Shared, Watching};
+use super::book::{Book, Instance, Listing, Service, Shared, Watching};
 use super::reply::{ApiError, error, with_index};
 use crate::api::{MAX_WAIT, SERVERS_HEADER, ServiceSummary, ServicesResponse};
 
@@ -82,28 +83,31 @@ pub(super) async fn get_service(
         .revision
         .subscribe();
     long_poll(&state, revision, watch).await;
-    // Under the lock only what a listing is made of, and only for its first reader: the URLs
-    // (shared, a reference count each), never their text converted and sorted.
-    let (revision, listing, urls) = {
-        let book = state.book();
-        match book.services.get(&key) {
+    let service = key.clone();
+    Ok(shared_listing(
+        &state,
+        |book| {
+            book.services
+                .get(&key)
+                .map(|service| service.listing.clone())
+                .unwrap_or_default()
+        },
+        |book| match book.services.get(&key) {
             Some(service) => (
                 *service.revision.borrow(),
-                service.listing.clone(),
-                unmade(&service.listing, || urls_of(service.instances.values())),
+                urls_of(service.instances.values()),
             ),
-            None => (0, Listing::default(), Some(Vec::new())),
-        }
-    };
-    let service = key.clone();
-    Ok(shared_listing(&state, &listing, revision, move |warming| {
-        json_bytes(&ServiceBody {
-            service: &service,
-            revision,
-            instances: Sorted::new(urls),
-            warming,
-        })
-    })
+            None => (0, Vec::new()),
+        },
+        move |revision, urls, warming| {
+            json_bytes(&ServiceBody {
+                service: &service,
+                revision,
+                instances: Sorted::new(urls),
+                warming,
+            })
+        },
+    )
     .await)
 }
 
@@ -116,21 +120,21 @@ pub(super) async fn list_instances(
     let watch = params.wait()?;
     notice_a_restart(&state, watch);
     long_poll(&state, state.revision.subscribe(), watch).await;
-    let (revision, listing, urls) = {
-        let book = state.book();
-        let listing = book.all_listing.clone();
-        let urls = unmade(&listing, || {
-            urls_of(book.services.values().flat_map(|s| s.instances.values()))
-        });
-        (book.revision, listing, urls)
-    };
-    Ok(shared_listing(&state, &listing, revision, move |warming| {
-        json_bytes(&InstancesBody {
-            revision,
-            instances: Sorted::new(urls),
-            warming,
-        })
-    })
+    Ok(shared_listing(
+        &state,
+        |book| book.all_listing.clone(),
+        |book| {
+            let urls = urls_of(book.services.values().flat_map(|s| s.instances.values()));
+            (book.revision, urls)
+        },
+        |revision, urls, warming| {
+            json_bytes(&InstancesBody {
+                revision,
+                instances: Sorted::new(urls),
+                warming,
+            })
+        },
+    )
     .await)
 }
 
@@ -143,11 +147,12 @@ pub(super) async fn list_services(
     let watch = params.wait()?;
     notice_a_restart(&state, watch);
     long_poll(&state, state.revision.subscribe(), watch).await;
-    let (revision, listing, services) = {
-        let book = state.book();
-        let listing = book.services_listing.clone();
-        let services = unmade(&listing, || {
-            book.services
+    Ok(shared_listing(
+        &state,
+        |book| book.services_listing.clone(),
+        |book| {
+            let services = book
+                .services
                 .iter()
                 .filter(|(_, s)| !s.instances.is_empty())
                 .map(|(key, s)| ServiceSummary {
@@ -155,17 +160,17 @@ pub(super) async fn list_services(
                     instances: s.instances.len(),
                     revision: *s.revision.borrow(),
                 })
-                .collect()
-        });
-        (book.revision, listing, services)
-    };
-    Ok(shared_listing(&state, &listing, revision, move |warming| {
-        json_bytes(&ServicesResponse {
-            revision,
-            services: services.unwrap_or_default(),
-            warming,
-        })
-    })
+                .collect();
+            (book.revision, services)
+        },
+        |revision, services, warming| {
+            json_bytes(&ServicesResponse {
+                revision,
+                services,
+                warming,
+            })
+        },
+    )
     .await)
 }
 
@@ -176,11 +181,6 @@ fn notice_a_restart(state: &Shared, watch: Option<(u64, Duration)>) {
             state.restart_seen("a watcher's index is ahead of this registry's revision");
         }
     }
-}
-
-/// What `make` gathers, when `listing` is not made yet (its first reader makes it).
-fn unmade<T>(listing: &Listing, make: impl FnOnce() -> T) -> Option<T> {
-    (!listing.initialized()).then(make)
 }
 
 fn urls_of<'a>(instances: impl Iterator<Item = &'a Instance>) -> Vec<Url> {
@@ -210,8 +210,7 @@ struct InstancesBody {
 struct Sorted(Vec<Url>);
 
 impl Sorted {
-    fn new(urls: Option<Vec<Url>>) -> Sorted {
-        let mut urls = urls.unwrap_or_default();
+    fn new(mut urls: Vec<Url>) -> Sorted {
         urls.sort_unstable_by(|a, b| a.as_full_str().cmp(b.as_full_str()));
         Sorted(urls)
     }
@@ -223,17 +222,27 @@ impl Serialize for Sorted {
     }
 }
 
-/// The answer of a listing: this revision's shared body, made by `make` (told whether the
-/// server is warming up) on a blocking thread by the first reader who needs it.
-async fn shared_listing(
+/// The answer of a listing: the shared body in the cell `listing` picks, made by its first
+/// reader, who takes what `gather` takes under the lock (the URLs are shared, a reference
+/// count each) and turns it into text with `make` (told whether the server is warming up) on
+/// a blocking thread. Every other reader waits for that body: one gathering per change,
+/// however many read.
+async fn shared_listing<G: Send + 'static>(
     state: &Shared,
-    listing: &Listing,
-    revision: u64,
-    make: impl FnOnce(bool) -> Bytes + Send + 'static,
+    listing: impl FnOnce(&Book) -> Listing,
+    gather: impl FnOnce(&Book) -> (u64, G),
+    make: impl FnOnce(u64, G, bool) -> Bytes + Send + 'static,
 ) -> Response {
-    let warming = state.is_warming();
-    let body = listing
-        .get_or_init(|| off_the_runtime(move || make(warming)))
+    let listing = listing(&state.book());
+    let (revision, body) = listing
+        .get_or_init(|| async {
+            // The revision of what was gathered, which may be newer than the cell's when
+            // the registry changed meanwhile: the answer says which it holds.
+            let (revision, gathered) = gather(&state.book());
+            let warming = state.is_warming();
+            let body = off_the_runtime(move || make(revision, gathered, warming)).await;
+            (revision, body)
+        })
         .await
         .clone();
     listing_response(state, body, revision).await
@@ -267,14 +276,17 @@ async fn listing_response(state: &Shared, body: Bytes, revision: u64) -> Respons
     let response = if body.len() < LARGE {
         (StatusCode::OK, json, body).into_response()
     } else {
-        // Writing large listings costs CPU that heartbeats need: only a few at a time; the
-        // others wait here, costing nothing.
+        // Writing large listings costs CPU that heartbeats need: only a few at a time, and
+        // at most `max-listing-rate` bytes a second together; the others wait here, costing
+        // nothing.
         match state.large_listings.clone().acquire_owned().await {
             Ok(permit) => (
                 StatusCode::OK,
                 json,
                 axum::body::Body::new(Paced {
                     rest: body,
+                    bytes: state.listing_bytes.clone(),
+                    due: None,
                     _permit: permit,
                 }),
             )
@@ -285,9 +297,13 @@ async fn listing_response(state: &Shared, body: Bytes, revision: u64) -> Respons
     with_index(response, revision)
 }
 
-/// A large listing sent in [`PIECE`]s while holding one of the permits large listings share.
+/// A large listing sent in [`PIECE`]s while holding one of the permits large listings
+/// share, each piece when the bucket of listing bytes allows.
 struct Paced {
     rest: Bytes,
+    bytes: Arc<std::sync::Mutex<Bucket>>,
+    /// The next piece, taken from the bucket, and when it may go.
+    due: Option<(Bytes, std::pin::Pin<Box<tokio::time::Sleep>>)>,
     _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
@@ -297,22 +313,43 @@ impl http_body::Body for Paced {
 
     fn poll_frame(
         mut self: std::pin::Pin<&mut Self>,
-        _cx: &mut std::task::Context<'_>,
+        cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        if self.rest.is_empty() {
-            return std::task::Poll::Ready(None);
+        use std::task::Poll;
+        if self.due.is_none() {
+            if self.rest.is_empty() {
+                return Poll::Ready(None);
+            }
+            let n = self.rest.len().min(PIECE);
+            let piece = self.rest.split_to(n);
+            let wait = self
+                .bytes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .reserve(n as f64);
+            if wait.is_zero() {
+                return Poll::Ready(Some(Ok(http_body::Frame::data(piece))));
+            }
+            self.due = Some((piece, Box::pin(tokio::time::sleep(wait))));
         }
-        let n = self.rest.len().min(PIECE);
-        let piece = self.rest.split_to(n);
-        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(piece))))
+        if let Some((_, wait)) = self.due.as_mut() {
+            if wait.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
+        match self.due.take() {
+            Some((piece, _)) => Poll::Ready(Some(Ok(http_body::Frame::data(piece)))),
+            None => Poll::Ready(None),
+        }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.rest.is_empty()
+        self.rest.is_empty() && self.due.is_none()
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
-        http_body::SizeHint::with_exact(self.rest.len() as u64)
+        let due = self.due.as_ref().map_or(0, |(piece, _)| piece.len());
+        http_body::SizeHint::with_exact((self.rest.len() + due) as u64)
     }
 }
 
