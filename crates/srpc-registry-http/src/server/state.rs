@@ -197,18 +197,20 @@ pub(super) async fn save(state: &Shared, path: &Path) -> io::Result<()> {
             })
             .collect()
     };
-    let file = StateFile {
-        version: VERSION,
-        instances: instances
-            .into_iter()
-            .map(|(url, holders)| SavedInstance {
-                url: url.to_full_string(),
-                holders: holders.into_iter().collect(),
-            })
-            .collect(),
-    };
     let path = path.to_owned();
+    // Writing 100 000 URLs out takes milliseconds: off the runtime's workers, which
+    // heartbeats need.
     tokio::task::spawn_blocking(move || {
+        let file = StateFile {
+            version: VERSION,
+            instances: instances
+                .into_iter()
+                .map(|(url, holders)| SavedInstance {
+                    url: url.to_full_string(),
+                    holders: holders.into_iter().collect(),
+                })
+                .collect(),
+        };
         let bytes = serde_json::to_vec(&file).map_err(io::Error::other)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
