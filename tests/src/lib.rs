@@ -151,6 +151,7 @@ macro_rules! conformance_suite {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         $(#[$attr])*
         async fn $name() {
+            $crate::init_logs();
             $crate::conformance::$name(&$factory).await;
         }
     };

@@ -52,6 +52,12 @@ struct Shared<B> {
 #[derive(Default)]
 struct Book {
     registered: HashMap<Url, Option<AbortHandle>>,
+    /// The registrations whose latest write went through, with when (the count of
+    /// `writes` then): absent while a write is in flight or retried. Only these can have
+    /// been deleted by someone else (`restore_deleted`).
+    written: HashMap<Url, u64>,
+    /// Writes that went through so far, a clock for `written`.
+    writes: u64,
     subscriptions: HashMap<SubscriptionId, (Url, Option<AbortHandle>)>,
     unregistering: HashMap<Url, AbortHandle>,
 }
@@ -208,8 +214,10 @@ impl<B: Backend> Shared<B> {
                         if let Op::Register(url) = &op {
                             // Booked as in the registry (`is_registered`), unless an
                             // unregister or a new register changed the booking meanwhile.
-                            if let Some(slot @ Some(_)) = shared.book().registered.get_mut(url) {
+                            let mut book = shared.book();
+                            if let Some(slot @ Some(_)) = book.registered.get_mut(url) {
                                 *slot = None;
+                                book.mark_written(url);
                             }
                         }
                         return;
@@ -317,6 +325,7 @@ impl<B: Backend> Shared<B> {
         let registered: Vec<Url> = book.registered.keys().cloned().collect();
         for url in registered {
             let handle = self.spawn_retry(Op::Register(url.clone()), true);
+            book.written.remove(&url);
             if let Some(Some(old)) = book.registered.insert(url, handle) {
                 old.abort();
             }
@@ -355,10 +364,17 @@ impl<B: Backend> Registry for FailbackRegistry<B> {
             if let Some(Some(pending)) = book.registered.insert(url.clone(), None) {
                 pending.abort();
             }
+            // In flight: the registry may not show it yet.
+            book.written.remove(url);
         }
         match shared.backend.register(url).await {
             Ok(()) => {
                 debug!(backend, %url, "registered");
+                let mut book = shared.book();
+                // Unless unregistered (or handed to a retry) meanwhile.
+                if matches!(book.registered.get(url), Some(None)) {
+                    book.mark_written(url);
+                }
                 Ok(())
             }
             Err(error) if check || !error.is_transient() => {
@@ -383,8 +399,12 @@ impl<B: Backend> Registry for FailbackRegistry<B> {
         let shared = &self.shared;
         shared.ensure_open()?;
         url.validate()?;
-        if let Some(Some(pending)) = shared.book().registered.remove(url) {
-            pending.abort();
+        {
+            let mut book = shared.book();
+            book.written.remove(url);
+            if let Some(Some(pending)) = book.registered.remove(url) {
+                pending.abort();
+            }
         }
         let backend = shared.backend.name();
         match shared.backend.unregister(url).await {
@@ -477,6 +497,7 @@ impl<B: Backend> Registry for FailbackRegistry<B> {
             book.abort_all();
             book.subscriptions.clear();
             book.registered.clear();
+            book.written.clear();
             made
         };
         // Everything is attempted; the first failure is what `close` returns, the others
@@ -543,6 +564,12 @@ impl<B: Backend> Drop for SubscriptionGuard<B> {
 }
 
 impl Book {
+    /// Books that `url`'s latest write went through now.
+    fn mark_written(&mut self, url: &Url) {
+        self.writes += 1;
+        self.written.insert(url.clone(), self.writes);
+    }
+
     fn abort_all(&mut self) {
         let handles = self
             .registered
@@ -628,13 +655,13 @@ fn restore_deleted<B: Backend>(shared: &Arc<Shared<B>>) {
             if !shared.catalog.is_connected() {
                 continue; // Reconnecting restores everything anyway.
             }
-            let written: Vec<Url> = shared
-                .book()
-                .registered
-                .iter()
-                .filter(|(_, pending)| pending.is_none())
-                .map(|(url, _)| url.clone())
-                .collect();
+            // Only writes that went through before the question: one in flight, or made
+            // while the backend answers, may be missing from its answer without having
+            // been deleted.
+            let (written, asked_at): (Vec<Url>, u64) = {
+                let book = shared.book();
+                (book.written.keys().cloned().collect(), book.writes)
+            };
             if written.is_empty() {
                 continue;
             }
@@ -647,10 +674,13 @@ fn restore_deleted<B: Backend>(shared: &Arc<Shared<B>>) {
             };
             for url in missing {
                 let mut book = shared.book();
-                // Still booked as written: not unregistered, nor being retried, meanwhile.
-                if !matches!(book.registered.get(&url), Some(None)) {
+                // Still booked as written before the question: not unregistered, retried
+                // or written again meanwhile.
+                let unchanged = book.written.get(&url).is_some_and(|&at| at <= asked_at);
+                if !unchanged || !matches!(book.registered.get(&url), Some(None)) {
                     continue;
                 }
+                book.written.remove(&url);
                 warn!(
                     backend = shared.backend.name(),
                     %url,
@@ -718,9 +748,30 @@ mod tests {
         /// How many times `register` and `subscribe` reached the store.
         registers: AtomicUsize,
         subscribes: AtomicUsize,
+        /// While false, `register` waits before it writes: a write in flight.
+        writes_open: watch::Sender<bool>,
+        /// While false, `missing` waits after reading the store: an answer on its way.
+        answers_open: watch::Sender<bool>,
+        /// How many times `missing` was asked.
+        checks: AtomicUsize,
     }
 
     impl Flaky {
+        fn new(ctx: Context, store: watch::Sender<HashSet<Url>>) -> Flaky {
+            Flaky {
+                ctx,
+                store,
+                failures: AtomicUsize::new(0),
+                refuse: AtomicBool::new(false),
+                close_fails: AtomicBool::new(false),
+                registers: AtomicUsize::new(0),
+                subscribes: AtomicUsize::new(0),
+                writes_open: watch::Sender::new(true),
+                answers_open: watch::Sender::new(true),
+                checks: AtomicUsize::new(0),
+            }
+        }
+
         fn fail(&self) -> Result<()> {
             if self.refuse.load(Ordering::SeqCst) {
                 return Err(Error::invalid(
@@ -744,6 +795,12 @@ mod tests {
         async fn register(&self, url: &Url) -> Result<()> {
             self.fail()?;
             self.registers.fetch_add(1, Ordering::SeqCst);
+            let _ = self
+                .writes_open
+                .subscribe()
+                .wait_for(|open| *open)
+                .await
+                .is_ok();
             self.store.send_modify(|s| {
                 s.replace(url.clone());
             });
@@ -780,12 +837,22 @@ mod tests {
             Ok(())
         }
         async fn missing(&self, registered: &[Url]) -> Result<Vec<Url>> {
-            let store = self.store.borrow();
-            Ok(registered
-                .iter()
-                .filter(|url| !store.contains(*url))
-                .cloned()
-                .collect())
+            self.checks.fetch_add(1, Ordering::SeqCst);
+            let answer: Vec<Url> = {
+                let store = self.store.borrow();
+                registered
+                    .iter()
+                    .filter(|url| !store.contains(*url))
+                    .cloned()
+                    .collect()
+            };
+            let _ = self
+                .answers_open
+                .subscribe()
+                .wait_for(|open| *open)
+                .await
+                .is_ok();
+            Ok(answer)
         }
     }
 
@@ -795,15 +862,7 @@ mod tests {
             check,
             ..FailbackConfig::default()
         };
-        let registry = FailbackRegistry::new(config, |ctx| Flaky {
-            ctx,
-            store: tx,
-            failures: AtomicUsize::new(0),
-            refuse: AtomicBool::new(false),
-            close_fails: AtomicBool::new(false),
-            registers: AtomicUsize::new(0),
-            subscribes: AtomicUsize::new(0),
-        });
+        let registry = FailbackRegistry::new(config, |ctx| Flaky::new(ctx, tx));
         (registry, rx)
     }
 
@@ -1128,15 +1187,7 @@ mod tests {
         let (tx, mut quiet) = watch::channel(HashSet::new());
         let off = FailbackRegistry::new(
             FailbackConfig::default().with_restore_period(Duration::ZERO),
-            |ctx| Flaky {
-                ctx,
-                store: tx,
-                failures: AtomicUsize::new(0),
-                refuse: AtomicBool::new(false),
-                close_fails: AtomicBool::new(false),
-                registers: AtomicUsize::new(0),
-                subscribes: AtomicUsize::new(0),
-            },
+            |ctx| Flaky::new(ctx, tx),
         );
         off.register(&provider).await.unwrap();
         off.backend().store.send_modify(|s| {
@@ -1144,5 +1195,69 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_secs(5)).await;
         assert!(!quiet.borrow_and_update().contains(&provider));
+    }
+
+    /// Waits, in paused time, until the backend was asked `n` times in all whether
+    /// registrations are missing.
+    async fn checked(registry: &FailbackRegistry<Flaky>, n: usize) {
+        tokio::time::timeout(Duration::from_secs(60), async {
+            while registry.backend().checks.load(Ordering::SeqCst) < n {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("asked {n} times within a minute"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_in_flight_is_not_taken_for_deleted() {
+        let (registry, store) = registry(true);
+        let provider = url("dubbo://127.0.0.1:1/a.B?side=provider");
+        // A registration that stays unwritten for several restore periods, e.g. behind a
+        // slow registry: never reported deleted meanwhile, so never written twice.
+        // Another one, written: so that the handle keeps asking.
+        registry
+            .register(&url("dubbo://127.0.0.1:2/a.B?side=provider"))
+            .await
+            .unwrap();
+        registry.backend().writes_open.send_replace(false);
+        let (registered, ()) = tokio::join!(registry.register(&provider), async {
+            let asked = registry.backend().checks.load(Ordering::SeqCst);
+            checked(&registry, asked + 3).await;
+            registry.backend().writes_open.send_replace(true);
+        });
+        registered.unwrap();
+        assert!(store.borrow().contains(&provider));
+        let asked = registry.backend().checks.load(Ordering::SeqCst);
+        checked(&registry, asked + 2).await;
+        assert_eq!(
+            registry.backend().registers.load(Ordering::SeqCst),
+            2,
+            "each registration written once"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_registration_written_again_during_a_check_is_not_taken_for_deleted() {
+        let (registry, store) = registry(true);
+        let provider = url("dubbo://127.0.0.1:1/a.B?side=provider");
+        registry.register(&provider).await.unwrap();
+        // Deleted by someone else, then written again by this handle while the backend's
+        // answer (which still says deleted) is on its way.
+        registry.backend().answers_open.send_replace(false);
+        registry.backend().store.send_modify(|s| {
+            s.remove(&provider);
+        });
+        let asked = registry.backend().checks.load(Ordering::SeqCst);
+        checked(&registry, asked + 1).await;
+        registry.register(&provider).await.unwrap();
+        registry.backend().answers_open.send_replace(true);
+        checked(&registry, asked + 3).await;
+        assert!(store.borrow().contains(&provider));
+        assert_eq!(
+            registry.backend().registers.load(Ordering::SeqCst),
+            2,
+            "written at first and by the handle again, not a third time"
+        );
     }
 }
