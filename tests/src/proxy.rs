@@ -26,7 +26,21 @@ impl TcpProxy {
         let connections: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
         let live = connections.clone();
         let acceptor = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
+            loop {
+                let mut inbound = match listener.accept().await {
+                    Ok((inbound, _)) => inbound,
+                    Err(error) => {
+                        // A connection reset before it was accepted, or no file descriptor
+                        // left for a moment: the proxy must go on accepting, or every later
+                        // client would hang in the listen backlog.
+                        eprintln!("test proxy: accept failed ({error}), accepting again");
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                // Checked and booked under the lock `cut` drains: a connection is either
+                // refused or aborted by the cut, never left forwarding through it.
+                let mut connections = live.lock().unwrap_or_else(|p| p.into_inner());
                 if *cut_rx.borrow() {
                     drop(inbound); // Refused in effect: the client sees the connection close.
                     continue;
@@ -36,9 +50,8 @@ impl TcpProxy {
                         let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
                     }
                 });
-                live.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(forward.abort_handle());
+                connections.retain(|c| !c.is_finished());
+                connections.push(forward.abort_handle());
             }
         });
         Ok(TcpProxy {
