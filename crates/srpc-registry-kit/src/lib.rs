@@ -53,7 +53,8 @@ pub use crate::params::{
     COMMON_PARAMS, FailbackConfig, RegistryParams, http_base, require_positive,
 };
 pub use crate::prober::{
-    MAX_PROBE_TIMEOUT, Probed, Prober, ProberSettings, is_probe_candidate, probe,
+    DEFAULT_PROBE_CONCURRENCY, MAX_PROBE_CONCURRENCY, MAX_PROBE_TIMEOUT, ProbeOutcome, Probed,
+    Prober, ProberSettings, is_local, is_probe_candidate, probe, probe_outcome,
 };
 pub use crate::retry::{Backoff, RetryPolicy, retry_delays};
 pub use crate::rules::{is_dynamic, validate_query, validate_registration};

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use dubbo_url::Url;
 
+use crate::prober::{DEFAULT_PROBE_CONCURRENCY, MAX_PROBE_CONCURRENCY};
 use crate::retry::RetryPolicy;
 use crate::{Error, Result};
 
@@ -221,6 +222,22 @@ impl<'a> RegistryParams<'a> {
             return Err(self.invalid(format!("{key} must be greater than zero")));
         }
         Ok(value)
+    }
+
+    /// `probe.concurrency`, the prober's probes in flight at once: 1 to
+    /// [`MAX_PROBE_CONCURRENCY`], [`DEFAULT_PROBE_CONCURRENCY`] when absent.
+    pub fn probe_concurrency(&self) -> Result<usize> {
+        let value = self
+            .url
+            .param_u64("probe.concurrency", DEFAULT_PROBE_CONCURRENCY as u64)?;
+        usize::try_from(value)
+            .ok()
+            .filter(|n| (1..=MAX_PROBE_CONCURRENCY).contains(n))
+            .ok_or_else(|| {
+                self.invalid(format!(
+                    "probe.concurrency {value} is outside 1..={MAX_PROBE_CONCURRENCY}"
+                ))
+            })
     }
 }
 

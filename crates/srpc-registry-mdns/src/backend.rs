@@ -119,7 +119,8 @@ impl MdnsBackend {
         tasks.spawn("receive loop", inner.clone().receive_loop())?;
         tasks.spawn("maintenance", inner.clone().maintain())?;
         let prober = if inner.config.is_tcp() {
-            let settings = ProberSettings::within(inner.config.session, 2);
+            let settings = ProberSettings::within(inner.config.session, 2)
+                .with_concurrency(inner.config.probe_concurrency);
             let probed = Arc::new(ProbeView(inner.clone()));
             Some(Prober::start(crate::SCHEME, tasks, settings, probed)?)
         } else {

@@ -4,8 +4,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use srpc_registry_kit::{
-    Error, FailbackConfig, Interface, RegistryParams, Result, Url, is_interface_name,
-    require_positive,
+    DEFAULT_PROBE_CONCURRENCY, Error, FailbackConfig, Interface, MAX_PROBE_CONCURRENCY,
+    RegistryParams, Result, Url, is_interface_name, require_positive,
 };
 
 /// The DNS-SD service type srpc uses unless told otherwise.
@@ -25,13 +25,21 @@ pub struct MdnsConfig {
     /// How long `subscribe` and `lookup` wait for the first answers to their query
     /// (`timeout`, default 1 s); once one came, they return 150 ms after the last.
     pub timeout: Duration,
+    /// Probes in flight at once (`probe.concurrency`, default 32).
+    pub probe_concurrency: usize,
     /// Retry and `check` settings.
     pub failback: FailbackConfig,
 }
 
 /// The URL parameters an `mdns://` registry URL reads, besides the kit's
 /// [`COMMON_PARAMS`](srpc_registry_kit::COMMON_PARAMS).
-pub const PARAMS: &[&str] = &["interface", "type", "session", "timeout"];
+pub const PARAMS: &[&str] = &[
+    "interface",
+    "type",
+    "session",
+    "timeout",
+    "probe.concurrency",
+];
 
 impl Default for MdnsConfig {
     /// `mdns://local` on loopback, type `_srpc._tcp`, probing every 60 s.
@@ -41,6 +49,7 @@ impl Default for MdnsConfig {
             service_type: DEFAULT_TYPE.to_owned(),
             session: Duration::from_secs(60),
             timeout: Duration::from_secs(1),
+            probe_concurrency: DEFAULT_PROBE_CONCURRENCY,
             failback: FailbackConfig::default(),
         }
     }
@@ -79,6 +88,12 @@ impl MdnsConfigBuilder {
         self
     }
 
+    /// Probes in flight at once (1 to 1024).
+    pub fn probe_concurrency(mut self, probes: usize) -> Self {
+        self.config.probe_concurrency = probes;
+        self
+    }
+
     /// Retry, `check` and cache file settings.
     pub fn failback(mut self, failback: FailbackConfig) -> Self {
         self.config.failback = failback;
@@ -99,6 +114,12 @@ impl MdnsConfigBuilder {
         }
         check_service_type(&config.service_type)
             .map_err(|reason| invalid(format!("type {:?}", config.service_type), reason))?;
+        if !(1..=MAX_PROBE_CONCURRENCY).contains(&config.probe_concurrency) {
+            return Err(invalid(
+                format!("probe concurrency {}", config.probe_concurrency),
+                format!("outside 1..={MAX_PROBE_CONCURRENCY}"),
+            ));
+        }
         require_positive(
             "mdns config",
             &[("session", config.session), ("timeout", config.timeout)],
@@ -138,6 +159,7 @@ impl MdnsConfig {
             .service_type(service_type)
             .session(params.positive_duration("session", Duration::from_secs(60))?)
             .timeout(params.positive_duration("timeout", Duration::from_secs(1))?)
+            .probe_concurrency(params.probe_concurrency()?)
             .failback(params.failback()?)
             .build()
     }
@@ -207,6 +229,9 @@ mod tests {
         assert_eq!(c.interface, Interface::Name("veth0".into()));
         assert_eq!(c.service_type, "_acme-rpc._udp");
         assert_eq!(c.session, Duration::from_secs(5));
+        assert_eq!(c.probe_concurrency, 32);
+        let c = config("mdns://local?probe.concurrency=4").unwrap();
+        assert_eq!(c.probe_concurrency, 4);
         let c = config("mdns://local?interface=[fd77::1]").unwrap();
         assert_eq!(c.interface, Interface::Addr("fd77::1".parse().unwrap()));
     }
@@ -230,6 +255,7 @@ mod tests {
             ("mdns://local?type=_a-very-long-service._tcp", "1-15"),
             ("mdns://local?type=_a--b._tcp", "1-15"),
             ("mdns://local?type=_123._tcp", "with a letter"),
+            ("mdns://local?probe.concurrency=0", "1..=1024"),
             (
                 "mdns://local?session=0",
                 "session must be greater than zero",

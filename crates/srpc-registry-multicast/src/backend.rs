@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use dubbo_url::is_match;
 use srpc_registry_kit::Error as RegistryError;
 use srpc_registry_kit::{
-    Backend, BindTo, Catalog, Context, GroupSocket, JoinedSocket, MAX_PROBE_TIMEOUT, Probed,
-    Prober, ProberSettings, Result, RetryPolicy, Url, is_probe_candidate, wait_for_answers,
+    Backend, BindTo, Catalog, Context, GroupSocket, JoinedSocket, Probed, Prober, ProberSettings,
+    Result, RetryPolicy, Url, is_probe_candidate, wait_for_answers,
 };
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
@@ -84,11 +84,8 @@ impl MulticastBackend {
             .spawn("receive loop", inner.clone().receive_loop())?;
         // Unchanged since Java: a round every `session`, two misses in a row.
         let prober = if inner.config.clean {
-            let settings = ProberSettings {
-                period: inner.config.session,
-                timeout: inner.config.session.min(MAX_PROBE_TIMEOUT),
-                misses: 2,
-            };
+            let settings = ProberSettings::every(inner.config.session, 2)
+                .with_concurrency(inner.config.probe_concurrency);
             let probed = Arc::new(ProbeView(inner.clone()));
             Some(Prober::start(crate::SCHEME, ctx.tasks(), settings, probed)?)
         } else {

@@ -4,8 +4,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use srpc_registry_kit::{
-    Error, FailbackConfig, Interface, RegistryParams, Result, Url, is_interface_name,
-    require_positive,
+    Error, FailbackConfig, Interface, MAX_PROBE_CONCURRENCY, RegistryParams, Result, Url,
+    is_interface_name, require_positive,
 };
 
 /// The port Java Dubbo uses when the registry URL has none.
@@ -38,6 +38,8 @@ pub struct MulticastConfig {
     pub clean: bool,
     /// Probe period (default 60 s).
     pub session: Duration,
+    /// Probes in flight at once (`probe.concurrency`, default 32).
+    pub probe_concurrency: usize,
     /// How long `subscribe` and `lookup` wait for the first answers (default 1 s).
     pub timeout: Duration,
     /// Retry and `check` settings.
@@ -53,6 +55,7 @@ pub const PARAMS: &[&str] = &[
     "unicast",
     "clean",
     "session",
+    "probe.concurrency",
     "timeout",
 ];
 
@@ -103,6 +106,11 @@ impl MulticastConfigBuilder {
         self.map(|c| c.session = session)
     }
 
+    /// Probes in flight at once (1 to 1024).
+    pub fn probe_concurrency(self, probes: usize) -> Self {
+        self.map(|c| c.probe_concurrency = probes)
+    }
+
     /// How long `subscribe` and `lookup` wait for the first answers.
     pub fn timeout(self, timeout: Duration) -> Self {
         self.map(|c| c.timeout = timeout)
@@ -136,6 +144,12 @@ impl MulticastConfigBuilder {
         }
         if !(1..=255).contains(&config.ttl) {
             return Err(invalid(format!("ttl {}", config.ttl), "outside 1..=255"));
+        }
+        if !(1..=MAX_PROBE_CONCURRENCY).contains(&config.probe_concurrency) {
+            return Err(invalid(
+                format!("probe concurrency {}", config.probe_concurrency),
+                "outside 1..=1024",
+            ));
         }
         require_positive("multicast config", &[("session", config.session)])?;
         config.failback.validate()?;
@@ -174,6 +188,7 @@ impl MulticastConfig {
             unicast: true,
             clean: true,
             session: DEFAULT_SESSION,
+            probe_concurrency: srpc_registry_kit::DEFAULT_PROBE_CONCURRENCY,
             timeout: DEFAULT_TIMEOUT,
             failback: FailbackConfig::default(),
         })
@@ -227,6 +242,7 @@ impl MulticastConfig {
             .unicast(url.param_bool("unicast", true)?)
             .clean(url.param_bool("clean", true)?)
             .session(session)
+            .probe_concurrency(params.probe_concurrency()?)
             .timeout(url.param_duration("timeout", DEFAULT_TIMEOUT)?)
             .failback(params.failback()?)
             .build()
@@ -254,6 +270,7 @@ mod tests {
         );
         assert_eq!(c.session, Duration::from_secs(60));
         assert_eq!(c.timeout, Duration::from_secs(1));
+        assert_eq!(c.probe_concurrency, 32);
         let v6 = config("multicast://[ff02::1234]:5000").unwrap();
         assert_eq!(v6.interface, Interface::Addr(Ipv6Addr::LOCALHOST.into()));
         assert_eq!(v6.port, 5000);
@@ -261,7 +278,8 @@ mod tests {
 
     #[test]
     fn parameters() {
-        let c = config("multicast://239.1.2.3:4000?interface=127.0.0.1&ttl=4&loopback=false&unicast=false&clean=false&session=250&timeout=2s").unwrap();
+        let c = config("multicast://239.1.2.3:4000?interface=127.0.0.1&ttl=4&loopback=false&unicast=false&clean=false&session=250&timeout=2s&probe.concurrency=8").unwrap();
+        assert_eq!(c.probe_concurrency, 8);
         assert_eq!(c.ttl, 4);
         assert!(!c.loopback && !c.unicast && !c.clean);
         assert_eq!(c.session, Duration::from_millis(250));
@@ -285,6 +303,11 @@ mod tests {
             ),
             ("multicast://224.5.6.7?ttl=0", "ttl"),
             ("multicast://224.5.6.7?session=0", "session"),
+            (
+                "multicast://224.5.6.7?probe.concurrency=0",
+                "probe.concurrency",
+            ),
+            ("multicast://224.5.6.7?probe.concurrency=5000", "1..=1024"),
             ("multicast://224.5.6.7?loopback=maybe", "loopback"),
         ] {
             let err = config(bad).unwrap_err().to_string();
