@@ -33,6 +33,47 @@ pub fn init_logs() {
     }
 }
 
+/// A loopback port where connections are never accepted and never refused: a listener with
+/// a backlog of one that is already full, so a new connection attempt hangs until its
+/// timeout, as at a provider whose host is overloaded or behind a firewall that drops. Holds
+/// the port until dropped.
+pub struct Unanswering {
+    listener: std::net::TcpListener,
+    _queued: Vec<std::net::TcpStream>,
+}
+
+impl Unanswering {
+    /// Binds `127.0.0.1:<free port>` and fills its queue.
+    pub fn start() -> std::io::Result<Unanswering> {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+        socket.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
+        socket.listen(0)?;
+        let listener: std::net::TcpListener = socket.into();
+        let addr = listener.local_addr()?;
+        let mut queued = Vec::new();
+        // Connect until one cannot: the queue is full from then on.
+        while queued.len() < 16 {
+            match std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(300))
+            {
+                Ok(stream) => queued.push(stream),
+                Err(_) => {
+                    return Ok(Unanswering {
+                        listener,
+                        _queued: queued,
+                    });
+                }
+            }
+        }
+        Err(std::io::Error::other("the listen queue never filled"))
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map_or(0, |a| a.port())
+    }
+}
+
 /// Records every snapshot a subscription publishes from now on, uncoalesced
 /// ([`srpc_registry::Subscription::history`]): (providers, connected) each.
 pub fn record(

@@ -810,3 +810,77 @@ fn registry_serve_keeps_serving_past_its_file_limit() {
     drop(idle);
     assert_eq!(server.signal("-TERM"), Some(0));
 }
+
+/// Issue 28: a flood of announced providers that never answer, at a consumer short of file
+/// descriptors, never drops the live provider. The prober runs at most `probe.concurrency`
+/// probes (16 here, under `ulimit -n 40`, where the watcher itself needs about a dozen), the
+/// live provider first in every round; a probe that fails for lack of a descriptor counts
+/// against nobody. Every fake is dropped after two misses, the live one never.
+#[test]
+fn a_flood_of_unanswering_providers_never_drops_a_live_one() {
+    let fakes = 60;
+    let registry = format!(
+        "multicast://239.255.77.86:{}?interface=127.0.0.1&timeout=100&session=1000&probe.concurrency=16",
+        free_port()
+    );
+    let address = format!("127.0.0.1:{}", free_port());
+    let live = format!("dubbo://{address}/com.acme.Flood");
+    let mut command = srpc();
+    command
+        .args(["-q", "register", &registry, &live, "--listen"])
+        .env_remove("SRPC_REGISTRY");
+    let _provider = Running::spawn(command);
+    let mut command = Command::new("sh");
+    command
+        .args([
+            "-c",
+            "ulimit -n 40 && exec \"$0\" \"$@\"",
+            env!("CARGO_BIN_EXE_srpc"),
+            "watch",
+            &registry,
+            "com.acme.Flood",
+        ])
+        .env_remove("SRPC_REGISTRY");
+    let watcher = Running::spawn(command);
+    let first = watcher.next_line();
+    assert!(
+        first.starts_with("+ ") && first.contains(&address),
+        "{first}"
+    );
+
+    // The fakes, announced by a handle of this test: all at a port that never accepts.
+    let unanswering = srpc_tests::Unanswering::start().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _announcer = runtime.block_on(async {
+        let handle = srpc::registry::connect(&registry).await.unwrap();
+        for i in 0..fakes {
+            let fake = format!(
+                "dubbo://127.0.0.1:{}/com.acme.Flood?fake={i}",
+                unanswering.port()
+            );
+            handle.register(&fake.parse().unwrap()).await.unwrap();
+        }
+        handle
+    });
+
+    // Two rotations of 60 at 16 a round, a round a second: the last fake goes within ten
+    // seconds or so; the deadline leaves room for a loaded machine.
+    let (mut added, mut dropped) = (0, 0);
+    let until = Instant::now() + std::time::Duration::from_secs(90);
+    while dropped < fakes {
+        let left = until.saturating_duration_since(Instant::now());
+        let line = watcher
+            .line_within(left)
+            .unwrap_or_else(|| panic!("{dropped} of {fakes} fakes dropped in time"));
+        assert!(
+            !(line.starts_with("- ") && line.contains(&address)),
+            "the live provider was dropped: {line}"
+        );
+        if line.starts_with("+ ") && line.contains("fake=") {
+            added += 1;
+        } else if line.starts_with("- ") && line.contains("fake=") {
+            dropped += 1;
+        }
+    }
+    assert_eq!(added, fakes, "every fake was seen before it was dropped");
+}
