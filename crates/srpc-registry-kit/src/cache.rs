@@ -27,7 +27,7 @@ use std::time::{Duration, SystemTime};
 
 use dubbo_url::Url;
 
-use crate::files::{no_follow, read_no_follow, write_atomically};
+use crate::files::{open_regular, read_no_follow, write_atomically};
 use fs4::{FileExt, TryLockError};
 use tokio::sync::Notify;
 use tracing::{debug, info, warn};
@@ -160,10 +160,11 @@ impl CacheFile {
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir)?;
         }
-        let mut options = OpenOptions::new();
-        options.create(true).truncate(false).write(true);
-        no_follow(&mut options);
-        let lock = options.open(lock_path(&self.path))?;
+        let lock = open_regular(
+            &lock_path(&self.path),
+            OpenOptions::new().create(true).truncate(false).write(true),
+            "lock",
+        )?;
         // fs4's, not std's (std's `File::try_lock` is newer than this crate's Rust).
         match FileExt::try_lock(&lock) {
             Ok(()) => {}

@@ -4,9 +4,11 @@
 //!
 //! [`write_atomically`] writes a temporary file beside the target — a name with a random
 //! part, created exclusively (`O_CREAT | O_EXCL`, which never follows a link) and with
-//! `O_NOFOLLOW` — syncs it, and renames it over the target; the rename replaces whatever
-//! name is there (a link planted at the target is replaced, not followed). [`read_no_follow`]
-//! refuses to read through a link.
+//! `O_NOFOLLOW` — syncs it, and renames it over the target. It refuses a target that is
+//! anything but a regular file (a symbolic link, directory, FIFO, socket or device: the
+//! error says which), so that `file=/dev/null` does not replace the device.
+//! [`read_no_follow`] refuses the same, and never blocks (a FIFO is opened non-blocking and
+//! refused).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read as _, Write as _};
@@ -15,6 +17,14 @@ use std::path::{Path, PathBuf};
 /// Replaces `path` with `bytes`: a crash leaves the old content or the new, and no link is
 /// followed. The temporary file is removed when anything fails.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(metadata) if !metadata.is_file() => {
+            return Err(not_regular(path, &metadata.file_type(), "replace"));
+        }
+        Ok(_) => {}
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error),
+    }
     let (temporary, mut file) = create_temporary(path)?;
     let written = file
         .write_all(bytes)
@@ -26,14 +36,81 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     written
 }
 
-/// Reads `path`, refusing a symbolic link in its last component (`O_NOFOLLOW`).
+/// Reads `path`, refusing anything but a regular file: a symbolic link in its last
+/// component (`O_NOFOLLOW`), a FIFO (opened without blocking), a device, a directory.
 pub fn read_no_follow(path: &Path) -> io::Result<Vec<u8>> {
-    let mut options = OpenOptions::new();
-    options.read(true);
-    no_follow(&mut options);
+    let file = open_regular(path, OpenOptions::new().read(true), "read")?;
     let mut bytes = Vec::new();
-    options.open(path)?.read_to_end(&mut bytes)?;
+    (&file).read_to_end(&mut bytes)?;
     Ok(bytes)
+}
+
+/// Opens `path` with `options`, without following a link or blocking, and refuses it
+/// unless it is a regular file; `doing` says what for, in the error.
+pub(crate) fn open_regular(
+    path: &Path,
+    options: &mut OpenOptions,
+    doing: &str,
+) -> io::Result<File> {
+    no_follow(options);
+    let file = match options.open(path) {
+        Ok(file) => file,
+        Err(error) => {
+            // ELOOP from O_NOFOLLOW, or ENXIO from a FIFO no one reads: say what is there.
+            return Err(match fs::symlink_metadata(path) {
+                Ok(metadata) if !metadata.is_file() => {
+                    not_regular(path, &metadata.file_type(), doing)
+                }
+                _ => error,
+            });
+        }
+    };
+    let metadata = file.metadata()?;
+    if !metadata.is_file() {
+        return Err(not_regular(path, &metadata.file_type(), doing));
+    }
+    Ok(file)
+}
+
+/// The error for a path that is not a regular file.
+fn not_regular(path: &Path, file_type: &fs::FileType, doing: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "{} is {}, not a regular file: refusing to {doing} it",
+            path.display(),
+            kind_of(file_type)
+        ),
+    )
+}
+
+/// What a file type is, with its article.
+fn kind_of(file_type: &fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if file_type.is_fifo() {
+            return "a FIFO";
+        }
+        if file_type.is_socket() {
+            return "a socket";
+        }
+        if file_type.is_char_device() {
+            return "a character device";
+        }
+        if file_type.is_block_device() {
+            return "a block device";
+        }
+    }
+    if file_type.is_symlink() {
+        "a symbolic link"
+    } else if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_file() {
+        "a regular file"
+    } else {
+        "of an unknown type"
+    }
 }
 
 /// A new file beside `path`, named `.<name>.<random>.tmp`, created exclusively.
@@ -70,13 +147,14 @@ fn create_temporary(path: &Path) -> io::Result<(PathBuf, File)> {
     Err(last.unwrap_or_else(|| io::Error::other("no temporary name was free")))
 }
 
-/// Makes `options` refuse a symbolic link in the path's last component.
+/// Makes `options` refuse a symbolic link in the path's last component, and never block
+/// (a FIFO opens at once, or fails).
 pub(crate) fn no_follow(options: &mut OpenOptions) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        // The platform's own value (it differs between architectures).
-        let bits = rustix::fs::OFlags::NOFOLLOW.bits();
+        // The platform's own values (they differ between architectures).
+        let bits = (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits();
         options.custom_flags(i32::try_from(bits).unwrap_or(0));
     }
     #[cfg(not(unix))]
@@ -85,6 +163,9 @@ pub(crate) fn no_follow(options: &mut OpenOptions) {
 
 #[cfg(test)]
 mod tests {
+    #[cfg(unix)]
+    use std::os::unix::fs::FileTypeExt;
+
     use super::*;
 
     #[test]
@@ -100,21 +181,57 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
-    fn a_link_planted_at_the_target_is_replaced_not_followed() {
+    fn a_link_planted_at_the_target_is_refused_not_followed() {
         let dir = tempfile::tempdir().unwrap();
         let victim = dir.path().join("victim");
         fs::write(&victim, b"precious").unwrap();
         let path = dir.path().join("state.json");
         std::os::unix::fs::symlink(&victim, &path).unwrap();
-        assert!(read_no_follow(&path).is_err(), "reading refuses the link");
-        write_atomically(&path, b"state").unwrap();
-        assert_eq!(fs::read(&victim).unwrap(), b"precious");
-        assert_eq!(fs::read(&path).unwrap(), b"state");
+        let read = read_no_follow(&path).unwrap_err().to_string();
+        assert!(read.contains("is a symbolic link"), "{read}");
+        let written = write_atomically(&path, b"state").unwrap_err().to_string();
         assert!(
-            !fs::symlink_metadata(&path)
+            written.contains("is a symbolic link, not a regular file: refusing to replace it"),
+            "{written}"
+        );
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        assert!(
+            fs::symlink_metadata(&path)
                 .unwrap()
                 .file_type()
                 .is_symlink()
         );
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 2, "no temporary left: {names:?}");
+    }
+
+    /// A FIFO is refused at once, never waited on; a device or directory is never
+    /// replaced.
+    #[cfg(unix)]
+    #[test]
+    fn what_is_not_a_regular_file_is_neither_read_nor_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+        )
+        .unwrap();
+        let read = read_no_follow(&fifo).unwrap_err().to_string();
+        assert!(
+            read.contains("is a FIFO, not a regular file: refusing to read"),
+            "{read}"
+        );
+        let written = write_atomically(&fifo, b"x").unwrap_err().to_string();
+        assert!(written.contains("is a FIFO"), "{written}");
+        assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+        let null = Path::new("/dev/null");
+        let written = write_atomically(null, b"x").unwrap_err().to_string();
+        assert!(written.contains("is a character device"), "{written}");
+        let read = read_no_follow(null).unwrap_err().to_string();
+        assert!(read.contains("is a character device"), "{read}");
+        let written = write_atomically(dir.path(), b"x").unwrap_err().to_string();
+        assert!(written.contains("is a directory"), "{written}");
     }
 }
