@@ -9,6 +9,7 @@ mod call;
 mod demo;
 mod registry_cmds;
 mod shutdown;
+mod terminal;
 
 use crate::registry_cmds::Format;
 #[cfg(feature = "http")]

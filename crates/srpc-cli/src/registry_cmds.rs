@@ -13,6 +13,7 @@ use srpc::url::Url;
 
 use crate::Failure;
 use crate::shutdown::Shutdown;
+use crate::terminal::escaped;
 
 /// Where the registry comes from when the argument is left out.
 pub(crate) const REGISTRY_ENV: &str = "SRPC_REGISTRY";
@@ -225,7 +226,7 @@ pub(crate) async fn list(
     let text = match format {
         Format::Text => providers
             .iter()
-            .map(|u| format!("{}\n", u.to_full_string()))
+            .map(|u| format!("{}\n", escaped(&u.to_full_string())))
             .collect(),
         Format::Json => {
             let all: Vec<ProviderJson<'_>> =
@@ -347,8 +348,8 @@ fn watch_line(change: &Change, format: Format) -> Result<Option<String>, Failure
     };
     match format {
         Format::Text => Ok(match (event, url) {
-            ("add", Some(url)) => Some(format!("+ {url}")),
-            ("remove", Some(url)) => Some(format!("- {url}")),
+            ("add", Some(url)) => Some(format!("+ {}", escaped(&url.to_string()))),
+            ("remove", Some(url)) => Some(format!("- {}", escaped(&url.to_string()))),
             (event, _) => {
                 // Text output stays `+`/`-` lines; the connection shows on stderr.
                 let said = if event == "connected" {
@@ -404,12 +405,14 @@ pub(crate) async fn services(
     drop(sub);
     let text = match format {
         Format::Text => {
-            let width = rows.iter().map(|r| r.service.len()).max().unwrap_or(0);
+            let names: Vec<_> = rows.iter().map(|r| escaped(&r.service)).collect();
+            let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
             rows.iter()
-                .map(|r| {
+                .zip(&names)
+                .map(|(r, name)| {
                     format!(
-                        "{:<width$}  providers={} consumers={}\n",
-                        r.service, r.providers, r.consumers
+                        "{name:<width$}  providers={} consumers={}\n",
+                        r.providers, r.consumers
                     )
                 })
                 .collect()

@@ -884,3 +884,30 @@ fn a_flood_of_unanswering_providers_never_drops_a_live_one() {
     }
     assert_eq!(added, fakes, "every fake was seen before it was dropped");
 }
+
+/// Issue 28: registry data is escaped in text output. A parameter value holding a newline,
+/// a fake provider line and ESC prints as one line with `\n` and `\u{1b}`, in `list` and
+/// `watch` alike; `-o json` keeps the value exact.
+#[test]
+fn text_output_escapes_control_characters_in_registry_data() {
+    let port = free_port();
+    let registry = format!("http://127.0.0.1:{port}");
+    let server = serve(port);
+    let url = "dubbo://127.0.0.1:20990/com.acme.Esc?x=a\n+ dubbo://evil:1/com.acme.Esc\u{1b}[31m";
+    let _provider = register(&registry, url);
+    let shown =
+        "dubbo://127.0.0.1:20990/com.acme.Esc?x=a\\n+ dubbo://evil:1/com.acme.Esc\\u{1b}[31m";
+    let out = run(&["list", &registry, "com.acme.Esc"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{shown}\n"));
+    let mut command = srpc();
+    command
+        .args(["watch", &registry, "com.acme.Esc"])
+        .env_remove("SRPC_REGISTRY");
+    let watcher = Running::spawn(command);
+    assert_eq!(watcher.next_line(), format!("+ {shown}"));
+    let out = run(&["list", &registry, "com.acme.Esc", "-o", "json"]);
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed[0]["url"], url, "{listed}");
+    drop(watcher);
+    assert_eq!(server.signal("-TERM"), Some(0));
+}
