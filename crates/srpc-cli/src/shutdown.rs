@@ -27,8 +27,10 @@ impl Shutdown {
         Shutdown {}
     }
 
-    /// Waits for a signal, or for `limit` to pass.
-    pub(crate) async fn wait(self, limit: Option<Duration>) {
+    /// Waits for a signal, or for `limit` to pass. Then the command shuts down cleanly
+    /// (unregisters, drains); a SIGINT or SIGTERM meanwhile (the second, after a signal)
+    /// exits the process at once, with status 130.
+    pub(crate) async fn wait(mut self, limit: Option<Duration>) {
         let limit = async {
             match limit {
                 Some(limit) => tokio::time::sleep(limit).await,
@@ -39,10 +41,15 @@ impl Shutdown {
             () = self.signalled() => {}
             () = limit => {}
         }
+        tokio::spawn(async move {
+            self.signalled().await;
+            eprintln!("srpc: second signal: exiting now, without finishing the shutdown");
+            std::process::exit(130);
+        });
     }
 
     #[cfg(unix)]
-    async fn signalled(mut self) {
+    async fn signalled(&mut self) {
         async fn recv(signal: Option<&mut tokio::signal::unix::Signal>) {
             match signal {
                 Some(signal) => {
@@ -58,7 +65,7 @@ impl Shutdown {
     }
 
     #[cfg(not(unix))]
-    async fn signalled(self) {
+    async fn signalled(&mut self) {
         let _ = tokio::signal::ctrl_c().await;
     }
 }

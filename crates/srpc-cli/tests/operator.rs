@@ -911,3 +911,68 @@ fn text_output_escapes_control_characters_in_registry_data() {
     drop(watcher);
     assert_eq!(server.signal("-TERM"), Some(0));
 }
+
+/// A connection that never sends its preface no longer keeps `demo --serve` alive after
+/// SIGINT (it once did, for as long as the connection stayed open).
+#[test]
+fn demo_serve_stops_promptly_despite_a_silent_connection() {
+    let mut command = srpc();
+    command
+        .args(["demo", "--serve"])
+        .env_remove("SRPC_REGISTRY");
+    let mut demo = Running::spawn(command);
+    let server = loop {
+        let line = demo.next_line();
+        if let Some(addr) = line
+            .strip_prefix("server ")
+            .and_then(|l| l.strip_suffix(" registered"))
+        {
+            break addr.to_owned();
+        }
+    };
+    let _silent = std::net::TcpStream::connect(&server).unwrap();
+    demo.send("-INT");
+    assert_eq!(
+        demo.exit_within(support::DEADLINE),
+        Some(Some(0)),
+        "demo --serve did not stop after SIGINT"
+    );
+}
+
+/// During a clean shutdown a second SIGTERM ends the process at once (status 130): here
+/// `registry serve` would otherwise wait a minute for a request still arriving.
+#[test]
+fn a_second_signal_exits_at_once() {
+    use std::io::Write;
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let registry = format!("http://{addr}");
+    let mut server = serve_with(
+        &[
+            "--addr",
+            &addr,
+            "--shutdown-grace",
+            "60s",
+            "--header-timeout",
+            "60s",
+        ],
+        &registry,
+    );
+    // A request whose headers never end: in flight until the header timeout.
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    slow.write_all(b"GET /v1/services HTTP/1.1\r\nHost: srpc\r\n")
+        .unwrap();
+    let _ = run(&["list", &registry, "com.acme.Up"]); // the server has accepted both
+    server.send("-TERM");
+    assert_eq!(
+        server.exit_within(std::time::Duration::from_secs(2)),
+        None,
+        "the first signal starts a clean shutdown that waits for the request"
+    );
+    server.send("-TERM");
+    assert_eq!(
+        server.exit_within(support::DEADLINE),
+        Some(Some(130)),
+        "the second signal ends it at once"
+    );
+}

@@ -15,7 +15,7 @@ use tracing::debug;
 
 use crate::codec::Codec;
 use crate::error::{Error, Result};
-use crate::frame::{self, ACCEPTED, DEFAULT_MAX_FRAME, Frame, MAGIC, VERSION, preface};
+use crate::frame::{self, ACCEPTED, BUSY, DEFAULT_MAX_FRAME, Frame, MAGIC, VERSION, preface};
 
 /// Connection settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +25,9 @@ pub struct ClientOptions {
     pub codec: Codec,
     /// How long opening the connection and exchanging prefaces may take (default 3 s).
     pub connect_timeout: Duration,
-    /// Largest frame accepted from the server (default 16 MiB).
+    /// Largest frame, both ways (default 16 MiB, [`DEFAULT_MAX_FRAME`], the server's default
+    /// too): a reply over it closes the connection, and a call over it is refused with
+    /// [`Error::TooLarge`] before anything is written.
     pub max_frame: u32,
 }
 
@@ -44,6 +46,13 @@ impl ClientOptions {
     #[must_use]
     pub fn with_codec(mut self, codec: Codec) -> ClientOptions {
         self.codec = codec;
+        self
+    }
+
+    /// With another maximum frame (both ways). Keep it at or under the server's.
+    #[must_use]
+    pub fn with_max_frame(mut self, bytes: u32) -> ClientOptions {
+        self.max_frame = bytes;
         self
     }
 
@@ -66,6 +75,7 @@ pub struct Client {
 struct Inner {
     addr: String,
     codec: Codec,
+    max_frame: u32,
     tx: mpsc::Sender<Vec<u8>>,
     /// Calls waiting for their reply, shared with the reader task.
     pending: Arc<Pending>,
@@ -128,11 +138,18 @@ impl Client {
                     "{addr} is not an srpc server (answer {answer:?})"
                 )));
             }
-            if answer[6] != ACCEPTED {
-                return Err(Error::Protocol(format!(
-                    "{addr} refused the preface (status {})",
-                    answer[6]
-                )));
+            match answer[6] {
+                ACCEPTED => {}
+                BUSY => {
+                    return Err(Error::Protocol(format!(
+                        "{addr} is at its connection limit and refused the connection"
+                    )));
+                }
+                status => {
+                    return Err(Error::Protocol(format!(
+                        "{addr} refused the preface (status {status})"
+                    )));
+                }
             }
             Ok(stream)
         };
@@ -202,6 +219,7 @@ impl Client {
             inner: Arc::new(Inner {
                 addr,
                 codec: options.codec,
+                max_frame: options.max_frame,
                 tx,
                 pending,
                 next_seq: AtomicU64::new(1),
@@ -245,6 +263,13 @@ impl Client {
         Resp: DeserializeOwned,
     {
         let inner = &self.inner;
+        if method.len() > usize::from(u16::MAX) {
+            return Err(Error::Codec(format!(
+                "the method name is {} bytes; the protocol allows at most {}",
+                method.len(),
+                u16::MAX
+            )));
+        }
         let seq = inner.next_seq.fetch_add(1, Ordering::Relaxed);
         let timeout_ms = u32::try_from(deadline.as_millis())
             .unwrap_or(u32::MAX)
@@ -252,6 +277,16 @@ impl Client {
         // The frame is built in one buffer: header, then the argument encoded after it.
         let head = frame::request_head(seq, timeout_ms, method, 64);
         let mut frame = inner.codec.encode_into(request, head)?;
+        // A frame over the limit would make the server close the connection every other call
+        // shares: refuse it here, before a byte is written.
+        let size = frame.len().saturating_sub(4);
+        if size > inner.max_frame as usize {
+            return Err(Error::TooLarge {
+                method: method.to_owned(),
+                size,
+                limit: inner.max_frame,
+            });
+        }
         frame::set_length(&mut frame);
         let (reply_tx, reply_rx) = oneshot::channel();
         inner.pending().insert(seq, reply_tx);

@@ -57,6 +57,20 @@ pub enum Error {
     /// The peer broke the protocol (bad preface, malformed or oversized frame).
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// The call's frame is larger than the connection's maximum frame: it was refused before
+    /// anything was written, and no other endpoint would take it either.
+    #[error(
+        "{method}: the request is {size} bytes, over the maximum frame of {limit} bytes \
+         (send less, or raise the limit on both server and client)"
+    )]
+    TooLarge {
+        /// The method.
+        method: String,
+        /// The frame's length (bytes after the length field).
+        size: usize,
+        /// The maximum frame, bytes after the length field.
+        limit: u32,
+    },
 }
 
 /// The kinds of error a server sends in an error frame.
@@ -85,7 +99,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Whether the call may succeed on another endpoint, or on a new connection: connection
     /// failures, broken connections, protocol errors and a server shutting down. Errors
-    /// returned by a handler, bad arguments and deadlines are not.
+    /// returned by a handler, bad arguments, requests over the frame limit and deadlines are
+    /// not.
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Connect { .. }
@@ -93,7 +108,7 @@ impl Error {
             | Error::Closed { .. }
             | Error::Protocol(_) => true,
             Error::Remote { code, .. } => matches!(code, RemoteCode::ShuttingDown),
-            Error::Timeout { .. } | Error::Codec(_) => false,
+            Error::Timeout { .. } | Error::Codec(_) | Error::TooLarge { .. } => false,
         }
     }
 

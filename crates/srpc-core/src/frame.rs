@@ -18,6 +18,8 @@ pub const ACCEPTED: u8 = 0;
 pub const BAD_VERSION: u8 = 1;
 /// Preface answer: the codec is not known here.
 pub const BAD_CODEC: u8 = 2;
+/// Preface answer: the server is at its connection limit; try later or another server.
+pub const BUSY: u8 = 3;
 
 /// Frame kinds.
 pub const REQUEST: u8 = 1;

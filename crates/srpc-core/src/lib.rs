@@ -30,4 +30,8 @@ mod server;
 pub use crate::client::{Client, ClientOptions};
 pub use crate::codec::Codec;
 pub use crate::error::{Error, RemoteCode, Result};
-pub use crate::server::{HandlerError, RunningServer, Server};
+pub use crate::frame::DEFAULT_MAX_FRAME;
+pub use crate::server::{
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CALLS_PER_CONNECTION, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_PREFACE_TIMEOUT, DEFAULT_SHUTDOWN_DEADLINE, HandlerError, RunningServer, Server,
+};

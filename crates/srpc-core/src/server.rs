@@ -22,7 +22,7 @@ use tracing::{debug, info, warn};
 use crate::codec::Codec;
 use crate::error::RemoteCode;
 use crate::frame::{
-    self, ACCEPTED, BAD_CODEC, BAD_VERSION, DEFAULT_MAX_FRAME, Frame, MAGIC, VERSION,
+    self, ACCEPTED, BAD_CODEC, BAD_VERSION, BUSY, DEFAULT_MAX_FRAME, Frame, MAGIC, VERSION,
 };
 
 /// What a handler returns on failure: sent to the caller as a `handler` error.
@@ -54,18 +54,38 @@ impl From<&str> for HandlerError {
 type Reply = Result<Vec<u8>, (RemoteCode, String)>;
 type Handler = Arc<dyn Fn(Codec, Vec<u8>) -> BoxFuture<'static, Reply> + Send + Sync>;
 
-/// A set of handlers, ready to serve.
+/// The default cap on calls in flight on one connection ([`Server::with_max_calls`]).
+pub const DEFAULT_MAX_CALLS_PER_CONNECTION: usize = 1024;
+/// The default cap on open connections ([`Server::with_max_connections`]).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// The default time a new connection has to send its preface ([`Server::with_preface_timeout`]).
+pub const DEFAULT_PREFACE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default time a connection with no call in flight may stay silent
+/// ([`Server::with_idle_timeout`]).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+/// The default time [`RunningServer::shutdown`] lets calls in flight finish
+/// ([`Server::with_shutdown_deadline`]).
+pub const DEFAULT_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// A set of handlers and the limits they are served with, ready to serve.
 #[derive(Clone)]
 pub struct Server {
     handlers: HashMap<String, Handler>,
     max_frame: u32,
+    max_calls: usize,
+    max_connections: usize,
+    preface_timeout: Duration,
+    idle_timeout: Duration,
+    shutdown_deadline: Duration,
 }
 
 /// A server accepting connections; [`RunningServer::shutdown`] stops it gracefully.
 #[derive(Debug)]
 pub struct RunningServer {
     addr: SocketAddr,
-    stop: watch::Sender<bool>,
+    /// `None` while serving; the shutdown deadline once stopping.
+    stop: watch::Sender<Option<Duration>>,
+    deadline: Duration,
     task: JoinHandle<()>,
 }
 
@@ -77,12 +97,59 @@ impl Default for Server {
 }
 
 impl Server {
-    /// A server with no handlers and the default maximum frame (16 MiB).
+    /// A server with no handlers and the default limits: 16 MiB frames, 1,024 calls in
+    /// flight per connection, 4,096 connections, a 10 s preface timeout, a 10 min idle
+    /// timeout and a 10 s shutdown deadline.
     pub fn new() -> Server {
         Server {
             handlers: HashMap::new(),
             max_frame: DEFAULT_MAX_FRAME,
+            max_calls: DEFAULT_MAX_CALLS_PER_CONNECTION,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            preface_timeout: DEFAULT_PREFACE_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            shutdown_deadline: DEFAULT_SHUTDOWN_DEADLINE,
         }
+    }
+
+    /// At most `calls` calls run at once per connection (at least 1). A connection at the cap
+    /// is not read until one of its calls finishes: the client's frames wait in its socket
+    /// (TCP's flow control), not in this server's memory.
+    #[must_use]
+    pub fn with_max_calls(mut self, calls: usize) -> Server {
+        self.max_calls = calls.max(1);
+        self
+    }
+
+    /// At most `connections` connections are open at once (at least 1). Past the cap a new
+    /// connection is answered with the `busy` preface status and closed at once.
+    #[must_use]
+    pub fn with_max_connections(mut self, connections: usize) -> Server {
+        self.max_connections = connections.max(1);
+        self
+    }
+
+    /// A connection that has not sent its 8-byte preface within `timeout` is closed.
+    #[must_use]
+    pub fn with_preface_timeout(mut self, timeout: Duration) -> Server {
+        self.preface_timeout = timeout;
+        self
+    }
+
+    /// A connection with no call in flight that sends nothing for `timeout` is closed (the
+    /// srpc client then opens a new one for its next call).
+    #[must_use]
+    pub fn with_idle_timeout(mut self, timeout: Duration) -> Server {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// How long [`RunningServer::shutdown`] lets calls in flight finish before it cancels
+    /// them and closes their connections.
+    #[must_use]
+    pub fn with_shutdown_deadline(mut self, deadline: Duration) -> Server {
+        self.shutdown_deadline = deadline;
+        self
     }
 
     /// Frames longer than `bytes` close the connection that sent them.
@@ -145,42 +212,96 @@ impl Server {
         let addr = listener
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-        let (stop, stopped) = watch::channel(false);
+        let (stop, stopped) = watch::channel(None);
+        let deadline = self.shutdown_deadline;
         let server = Arc::new(self);
-        let task = tokio::spawn(async move {
-            let mut connections = JoinSet::new();
-            let mut stopping = stopped.clone();
-            loop {
-                tokio::select! {
-                    accepted = listener.accept() => match accepted {
-                        Ok((stream, peer)) => {
-                            let _ = stream.set_nodelay(true);
-                            connections.spawn(server.clone().connection(stream, peer, stopped.clone()));
-                        }
-                        Err(error) => warn!(%error, "accept failed"),
-                    },
-                    _ = stopping.wait_for(|s| *s) => break,
-                }
-            }
-            drop(listener);
-            // Every connection finishes its calls in flight, then closes.
-            while connections.join_next().await.is_some() {}
-        });
+        let task = tokio::spawn(server.accept_loop(listener, addr, stopped));
         info!(%addr, "srpc server listening");
-        RunningServer { addr, stop, task }
+        RunningServer {
+            addr,
+            stop,
+            deadline,
+            task,
+        }
+    }
+
+    async fn accept_loop(
+        self: Arc<Self>,
+        listener: TcpListener,
+        addr: SocketAddr,
+        stopped: watch::Receiver<Option<Duration>>,
+    ) {
+        let mut connections = JoinSet::new();
+        let mut stopping = stopped.clone();
+        let mut full = false;
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        // Reap closed connections so the count is of open ones.
+                        while connections.try_join_next().is_some() {}
+                        if connections.len() >= self.max_connections {
+                            if !full {
+                                warn!(%addr, limit = self.max_connections,
+                                    "connection limit reached; refusing new connections");
+                                full = true;
+                            }
+                            refuse_busy(&stream, peer);
+                            continue;
+                        }
+                        if full {
+                            info!(%addr, "below the connection limit again");
+                            full = false;
+                        }
+                        let _ = stream.set_nodelay(true);
+                        connections.spawn(self.clone().connection(stream, peer, stopped.clone()));
+                    }
+                    Err(error) => {
+                        // Out of file descriptors or buffers here: nothing the peer did.
+                        // Pause, or the loop would spin on the same error.
+                        warn!(%addr, %error, "accept failed (a local error); pausing 100 ms");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                () = async { let _ = stopping.wait_for(Option::is_some).await; } => break,
+            }
+        }
+        let asked = *stopping.borrow();
+        let deadline = asked.unwrap_or(self.shutdown_deadline);
+        drop(listener);
+        // Every connection finishes its calls in flight, then closes; past the deadline the
+        // calls still running are cancelled and their connections closed.
+        let drained = tokio::time::timeout(deadline, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            warn!(%addr, connections = connections.len(), ?deadline,
+                "shutdown deadline passed; cancelling calls still running and closing");
+            connections.shutdown().await;
+        }
     }
 
     async fn connection(
         self: Arc<Self>,
         stream: TcpStream,
         peer: SocketAddr,
-        mut stopping: watch::Receiver<bool>,
+        mut stopping: watch::Receiver<Option<Duration>>,
     ) {
         let (mut reader, mut writer) = stream.into_split();
         // The preface names the codec; it is answered before any frame is buffered.
         let mut preface = [0u8; 8];
-        if reader.read_exact(&mut preface).await.is_err() {
-            return;
+        let read = tokio::select! {
+            read = tokio::time::timeout(self.preface_timeout, reader.read_exact(&mut preface)) => read,
+            _ = stopping.wait_for(Option::is_some) => return,
+        };
+        match read {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => return,
+            Err(_) => {
+                debug!(%peer, timeout = ?self.preface_timeout, "no preface in time; closing");
+                return;
+            }
         }
         let status = if &preface[..4] != MAGIC || preface[4] != VERSION {
             BAD_VERSION
@@ -192,7 +313,8 @@ impl Server {
         let answer = [
             MAGIC[0], MAGIC[1], MAGIC[2], MAGIC[3], VERSION, preface[5], status, 0,
         ];
-        if writer.write_all(&answer).await.is_err() || status != ACCEPTED {
+        let answered = tokio::time::timeout(self.preface_timeout, writer.write_all(&answer)).await;
+        if !matches!(answered, Ok(Ok(()))) || status != ACCEPTED {
             warn!(%peer, status, "refused connection preface");
             return;
         }
@@ -202,16 +324,33 @@ impl Server {
 
         let mut reader = tokio::io::BufReader::with_capacity(64 * 1024, reader);
         let (tx, mut rx) = mpsc::channel::<Vec<u8>>(1024);
-        let write = tokio::spawn(async move {
+        // Aborted if this connection is cancelled (shutdown deadline): a writer blocked on a
+        // peer that does not read must not outlive it.
+        let mut write = AbortOnDrop(tokio::spawn(async move {
             if let Err(error) = frame::write_loop(writer, &mut rx).await {
                 debug!(%error, "write failed");
             }
-        });
+        }));
         let mut calls = JoinSet::new();
-        loop {
+        // Calls running in tasks, and a wake-up when the last ends: the idle timer runs only
+        // while there are none. (Only this reader starts calls, so while it waits for a
+        // frame the count can only fall.)
+        let running = Arc::new(Running::default());
+        'frames: loop {
+            // At the cap, read nothing more until a call finishes: backpressure to the peer.
+            while calls.len() >= self.max_calls {
+                tokio::select! {
+                    _ = calls.join_next() => {}
+                    _ = stopping.wait_for(Option::is_some) => break 'frames,
+                }
+            }
             let next = tokio::select! {
                 next = frame::read_frame(&mut reader, self.max_frame) => next,
-                _ = stopping.wait_for(|s| *s) => break,
+                _ = stopping.wait_for(Option::is_some) => break,
+                () = running.idle_for(self.idle_timeout) => {
+                    debug!(%peer, timeout = ?self.idle_timeout, "idle connection closed");
+                    break;
+                }
             };
             match next {
                 Ok(Some(Frame::Request {
@@ -249,7 +388,9 @@ impl Server {
                         let _ = tx.send(frame).await;
                     } else {
                         let tx = tx.clone();
+                        let running = running.clone().enter();
                         calls.spawn(async move {
+                            let _running = running;
                             let outcome = if timeout_ms == 0 {
                                 call.await
                             } else {
@@ -287,7 +428,7 @@ impl Server {
         }
         while calls.join_next().await.is_some() {}
         drop(tx);
-        let _ = write.await;
+        let _ = (&mut write.0).await;
         debug!(%peer, "connection closed");
     }
 
@@ -301,6 +442,68 @@ impl Server {
         };
         let _ = tx.send(frame.encode()).await;
     }
+}
+
+/// How many of a connection's calls run in tasks, and a wake-up when none do.
+#[derive(Default)]
+struct Running {
+    count: std::sync::atomic::AtomicUsize,
+    none: tokio::sync::Notify,
+}
+
+/// One call counted in [`Running`] until it ends or is cancelled.
+struct RunningCall(Arc<Running>);
+
+impl Running {
+    fn enter(self: Arc<Self>) -> RunningCall {
+        self.count.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        RunningCall(self)
+    }
+
+    /// Returns once no call has run for `timeout`, provided none starts meanwhile.
+    async fn idle_for(&self, timeout: Duration) {
+        loop {
+            // Made before the check, so a wake-up between the two is not lost.
+            let woken = self.none.notified();
+            if self.count.load(std::sync::atomic::Ordering::Acquire) == 0 {
+                break;
+            }
+            woken.await;
+        }
+        tokio::time::sleep(timeout).await;
+    }
+}
+
+impl Drop for RunningCall {
+    fn drop(&mut self) {
+        if self
+            .0
+            .count
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
+            == 1
+        {
+            self.0.none.notify_waiters();
+        }
+    }
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Answers a connection over the cap with the `busy` preface status, without waiting for
+/// anything (the socket's buffer is empty), and closes it.
+fn refuse_busy(stream: &TcpStream, peer: SocketAddr) {
+    let answer = [MAGIC[0], MAGIC[1], MAGIC[2], MAGIC[3], VERSION, 0, BUSY, 0];
+    if let Err(error) = stream.try_write(&answer) {
+        debug!(%peer, %error, "could not tell a refused connection why");
+    }
+    debug!(%peer, "connection refused: at the connection limit");
 }
 
 /// The frame answering call `seq`, from what its handler's future gave (or its panic).
@@ -332,9 +535,17 @@ impl RunningServer {
     }
 
     /// Stops accepting connections and reading new calls, lets every call in flight finish
-    /// and send its reply, then closes the connections.
+    /// and send its reply, then closes the connections. Calls still running after the
+    /// shutdown deadline ([`Server::with_shutdown_deadline`], 10 s by default) are cancelled
+    /// and their connections closed.
     pub async fn shutdown(self) {
-        self.stop.send_replace(true);
+        let deadline = self.deadline;
+        self.shutdown_within(deadline).await;
+    }
+
+    /// [`RunningServer::shutdown`] with another deadline.
+    pub async fn shutdown_within(self, deadline: Duration) {
+        self.stop.send_replace(Some(deadline));
         let _ = self.task.await;
     }
 

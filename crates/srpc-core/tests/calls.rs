@@ -282,3 +282,249 @@ async fn a_default_server_accepts_ordinary_frames() {
     assert_eq!(echoed, "hello");
     s.shutdown().await;
 }
+
+/// Waits until `done` holds, polling every 10 ms, for at most 10 s.
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + 10 * SECOND;
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_call_is_refused_before_sending_and_spares_the_connection() {
+    // A default server and client: 16 MiB frames. A 17 MiB argument was once written, the
+    // server closed the connection, and a call in flight on it failed with "Broken pipe".
+    let s = server().await;
+    let c = client(&s, Codec::Json).await;
+    let slow = {
+        let c = c.clone();
+        tokio::spawn(async move { c.call::<_, u64>("Foo.Sleep", &300u64, 5 * SECOND).await })
+    };
+    let c_small = Client::connect(
+        &s.local_addr().to_string(),
+        ClientOptions::default().with_max_frame(64 * 1024),
+    )
+    .await
+    .unwrap();
+    let huge = "x".repeat(17 * 1024 * 1024);
+    for (client, limit) in [(&c, 16 * 1024 * 1024), (&c_small, 64 * 1024)] {
+        let err = client
+            .call::<_, String>("Foo.Echo", &huge, 5 * SECOND)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::TooLarge { .. }), "{err:?}");
+        assert!(!err.is_retryable(), "another endpoint would refuse it too");
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("maximum frame of {limit} bytes"))
+                && text.contains(&format!("{} bytes", huge.len() + 2 + 23)),
+            "{text}"
+        );
+    }
+    assert_eq!(
+        slow.await.unwrap().unwrap(),
+        300,
+        "the call in flight is unharmed"
+    );
+    assert!(!c.is_closed());
+    let echoed: String = c.call("Foo.Echo", &"still here", SECOND).await.unwrap();
+    assert_eq!(echoed, "still here");
+}
+
+/// A server whose `Foo.Hold` handlers wait for a permit, counting how many run at once.
+struct Holding {
+    server: RunningServer,
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+    running: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    most: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+async fn holding(configure: impl FnOnce(Server) -> Server) -> Holding {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let permits = Arc::new(tokio::sync::Semaphore::new(0));
+    let running = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let (p, r, m) = (permits.clone(), running.clone(), most.clone());
+    let server = configure(Server::new())
+        .handle("Foo.Hold", move |n: u64| {
+            let (p, r, m) = (p.clone(), r.clone(), m.clone());
+            async move {
+                /// Counts the handler out when it ends, or when it is cancelled.
+                struct Running(Arc<AtomicUsize>);
+                impl Drop for Running {
+                    fn drop(&mut self) {
+                        self.0.fetch_sub(1, Ordering::SeqCst);
+                    }
+                }
+                let now = r.fetch_add(1, Ordering::SeqCst) + 1;
+                let _running = Running(r);
+                m.fetch_max(now, Ordering::SeqCst);
+                if let Ok(permit) = p.acquire().await {
+                    permit.forget();
+                }
+                Ok::<_, HandlerError>(n)
+            }
+        })
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    Holding {
+        server,
+        permits,
+        running,
+        most,
+    }
+}
+
+fn hold_frame(seq: u64) -> Vec<u8> {
+    srpc_core::frame::Frame::Request {
+        seq,
+        timeout_ms: 0, // no deadline: the call runs until its handler ends
+        method: "Foo.Hold".into(),
+        body: seq.to_string().into_bytes(),
+    }
+    .encode()
+}
+
+// Paused time: a virtual sleep returns only once every task is idle, so "the server has read
+// all it is going to read" is a state, not a guess.
+#[tokio::test(start_paused = true)]
+async fn calls_in_flight_per_connection_are_capped_and_the_rest_wait_unread() {
+    use std::sync::atomic::Ordering;
+    let h = holding(|s| s.with_max_calls(4)).await;
+    let mut stream = raw(&h.server).await;
+    let frames: Vec<u8> = (1..=100).flat_map(hold_frame).collect();
+    stream.write_all(&frames).await.unwrap();
+    tokio::time::sleep(SECOND).await;
+    assert_eq!(
+        h.running.load(Ordering::SeqCst),
+        4,
+        "only the cap's worth of calls run; the other 96 stay unread"
+    );
+    h.permits.add_permits(100);
+    let mut answers = vec![0u8; 0];
+    let mut seen = 0;
+    let mut buf = [0u8; 4096];
+    while seen < 100 {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0, "connection closed after {seen} answers");
+        answers.extend_from_slice(&buf[..n]);
+        while answers.len() >= 4 {
+            let len = u32::from_be_bytes(answers[..4].try_into().unwrap()) as usize;
+            if answers.len() < 4 + len {
+                break;
+            }
+            let frame = srpc_core::frame::Frame::decode(&answers[4..4 + len]).unwrap();
+            assert!(
+                matches!(frame, srpc_core::frame::Frame::Response { .. }),
+                "{frame:?}"
+            );
+            answers.drain(..4 + len);
+            seen += 1;
+        }
+    }
+    assert_eq!(
+        h.most.load(Ordering::SeqCst),
+        4,
+        "never more than the cap at once"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_that_never_sends_its_preface_is_closed() {
+    let s = Server::new()
+        .with_preface_timeout(Duration::from_millis(200))
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let mut silent = TcpStream::connect(s.local_addr()).await.unwrap();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(10 * SECOND, silent.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(read, Ok(Ok(0))),
+        "closed without an answer: {read:?}"
+    );
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_idle_connection_is_closed_and_a_busy_one_is_not() {
+    let s = Server::new()
+        .with_idle_timeout(Duration::from_millis(300))
+        .handle("Foo.Sleep", |ms: u64| async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok::<_, HandlerError>(ms)
+        })
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let c = client(&s, Codec::Json).await;
+    // A call longer than the idle timeout: the connection is not idle while it runs.
+    let slept: u64 = c.call("Foo.Sleep", &900u64, 5 * SECOND).await.unwrap();
+    assert_eq!(slept, 900);
+    until("the idle connection is closed", || c.is_closed()).await;
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn connections_over_the_cap_are_refused_with_a_clear_error() {
+    let s = Server::new()
+        .with_max_connections(2)
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let addr = s.local_addr().to_string();
+    let first = Client::connect(&addr, ClientOptions::default())
+        .await
+        .unwrap();
+    let _second = Client::connect(&addr, ClientOptions::default())
+        .await
+        .unwrap();
+    let err = Client::connect(&addr, ClientOptions::default())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("connection limit"), "{err}");
+    assert!(err.is_retryable(), "another endpoint may have room");
+    drop(first);
+    let deadline = tokio::time::Instant::now() + 10 * SECOND;
+    while Client::connect(&addr, ClientOptions::default())
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a closed connection frees its place"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_cancels_calls_that_outlive_its_deadline() {
+    use std::sync::atomic::Ordering;
+    let h = holding(|s| s).await;
+    // A call without a deadline, on a connection whose peer never reads its answers.
+    let mut stream = raw(&h.server).await;
+    stream.write_all(&hold_frame(1)).await.unwrap();
+    until("the call runs", || h.running.load(Ordering::SeqCst) == 1).await;
+    let stopped = tokio::time::timeout(
+        10 * SECOND,
+        h.server.shutdown_within(Duration::from_millis(200)),
+    )
+    .await;
+    assert!(stopped.is_ok(), "shutdown waited past its deadline");
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(10 * SECOND, stream.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(read, Ok(Ok(_))),
+        "the connection was closed: {read:?}"
+    );
+    until("the handler was cancelled", || {
+        h.running.load(Ordering::SeqCst) == 0
+    })
+    .await;
+}

@@ -66,13 +66,37 @@ impl Running {
     /// Sends `signal` (e.g. `-TERM`) to the child's PID and returns its exit code (`None`
     /// when a signal ended it).
     pub(crate) fn signal(mut self, signal: &str) -> Option<i32> {
+        self.send(signal);
+        self.child.wait().expect("wait").code()
+    }
+}
+
+impl Running {
+    /// Sends `signal` to the child's PID without waiting for it to end.
+    #[allow(dead_code)] // Not every test file uses it.
+    pub(crate) fn send(&self, signal: &str) {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill")
             .args([signal, &pid])
             .status()
             .expect("run kill");
         assert!(sent.success(), "kill {signal} {pid}");
-        self.child.wait().expect("wait").code()
+    }
+
+    /// The child's exit code once it ends, if it does within `within` (`Some(None)` when a
+    /// signal ended it); `None` if it is still running then.
+    #[allow(dead_code)] // Not every test file uses it.
+    pub(crate) fn exit_within(&mut self, within: Duration) -> Option<Option<i32>> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status.code());
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
