@@ -490,8 +490,15 @@ async fn run_registry(command: Command) -> Result<(), Failure> {
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut command = Cli::command();
-            clap_complete::generate(shell, &mut command, "srpc", &mut io::stdout());
-            Ok(())
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "srpc", &mut script);
+            // A reader that stops early (`| head`) is not an error.
+            match io::Write::write_all(&mut io::stdout().lock(), &script) {
+                Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+                    Err(Failure::Registry(format!("cannot write the script: {e}")))
+                }
+                _ => Ok(()),
+            }
         }
     }
 }

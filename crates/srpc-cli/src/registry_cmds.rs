@@ -453,7 +453,18 @@ pub(crate) async fn register(
 ) -> Result<(), Failure> {
     let shutdown = Shutdown::listen();
     let (registry_url, url) = registry_and(args, "url")?;
+    if url
+        .split_once('?')
+        .is_some_and(|(_, query)| query.contains(';'))
+    {
+        return Err(Failure::Invalid(format!(
+            "{}: `;` in the query reads as a parameter separator to Java Dubbo 2.7.13 and later, \
+             and as part of a value to older Java and to dubbo-go; separate parameters with `&`",
+            srpc::url::quote(&url)
+        )));
+    }
     let url = Url::parse(&url).map_err(|e| Failure::Invalid(e.to_string()))?;
+    srpc::registry::validate_publication(&url).map_err(|e| Failure::Invalid(e.to_string()))?;
     let listener = if listen {
         let host = url.host().trim_start_matches('[').trim_end_matches(']');
         let listener = tokio::net::TcpListener::bind((host, url.port()))

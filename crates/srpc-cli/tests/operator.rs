@@ -891,10 +891,20 @@ fn a_flood_of_unanswering_providers_never_drops_a_live_one() {
 #[test]
 fn text_output_escapes_control_characters_in_registry_data() {
     let port = free_port();
-    let registry = format!("http://127.0.0.1:{port}");
-    let server = serve(port);
+    let addr = format!("127.0.0.1:{port}");
+    let registry = format!("http://{addr}");
     let url = "dubbo://127.0.0.1:20990/com.acme.Esc?x=a\n+ dubbo://evil:1/com.acme.Esc\u{1b}[31m";
-    let _provider = register(&registry, url);
+    // srpc refuses to write such data (see `register_refuses_what_could_never_work`): it
+    // comes from another writer, here the server's state file.
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let saved = serde_json::json!({
+        "version": 1,
+        "instances": [{ "url": url, "holders": { "other-writer": 60_000 } }],
+    });
+    std::fs::write(&state, saved.to_string()).unwrap();
+    let state_flag = format!("--state-file={}", state.display());
+    let server = serve_with(&["--addr", &addr, &state_flag], &registry);
     let shown =
         "dubbo://127.0.0.1:20990/com.acme.Esc?x=a\\n+ dubbo://evil:1/com.acme.Esc\\u{1b}[31m";
     let out = run(&["list", &registry, "com.acme.Esc"]);
@@ -975,4 +985,55 @@ fn a_second_signal_exits_at_once() {
         Some(Some(130)),
         "the second signal ends it at once"
     );
+}
+
+/// `register` refuses provider URLs that could never be called or that would fool whoever
+/// prints them, naming the part and why; Dubbo's consumers and routes keep their forms.
+#[test]
+fn register_refuses_what_could_never_work() {
+    let registry = "inprocess://refusals";
+    let refused = [
+        ("dubbo://127.0.0.1/com.acme.Echo", "needs a port"),
+        ("dubbo://127.0.0.1:0/com.acme.Echo", "needs a port"),
+        ("dubbo://0.0.0.0:20880/com.acme.Echo", "unspecified address"),
+        ("dubbo://[::]:20880/com.acme.Echo", "unspecified address"),
+        (
+            "dubbo://127.0.0.1:20880/com.acme.Echo?interface=a\x07b",
+            "control character",
+        ),
+        (
+            "dubbo://127.0.0.1:20880/com.acme.Echo?x=a\x1b[2J",
+            "control character",
+        ),
+        ("dubbo://127.0.0.1:20880/../../etc/passwd", "interface"),
+        ("dubbo://127.0.0.1:20880/com.acme.Echo?a=b;c", "`;`"),
+    ];
+    for (url, why) in refused {
+        let out = run(&["register", registry, url, "--for", "1ms"]);
+        assert_eq!(out.status.code(), Some(2), "{url}: {}", stderr(&out));
+        assert!(stderr(&out).contains(why), "{url}: {}", stderr(&out));
+    }
+    for url in [
+        "consumer://127.0.0.1/com.acme.Echo?category=consumers",
+        "route://0.0.0.0/com.acme.Echo?category=routers&rule=x",
+    ] {
+        let out = run(&["register", registry, url, "--for", "1ms"]);
+        assert_eq!(out.status.code(), Some(0), "{url}: {}", stderr(&out));
+    }
+}
+
+/// `srpc completions bash | head -3` once panicked on the closed pipe. Here the reading end
+/// is closed before the command starts, so every write meets it.
+#[test]
+fn completions_stop_quietly_when_the_reader_does() {
+    let (reader, writer) = rustix::pipe::pipe().unwrap();
+    drop(reader);
+    let out = srpc()
+        .args(["completions", "bash"])
+        .stdout(std::process::Stdio::from(writer))
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
 }

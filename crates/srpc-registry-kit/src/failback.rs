@@ -18,7 +18,7 @@ use crate::backend::{Backend, Context, SessionCounts};
 use crate::cache::CacheFile;
 use crate::catalog::{Catalog, SubscriptionId};
 use crate::params::FailbackConfig;
-use crate::rules::{is_dynamic, validate_query, validate_registration};
+use crate::rules::{is_dynamic, validate_publication, validate_query};
 use crate::tasks::Tasks;
 use crate::{Error, Result};
 
@@ -353,7 +353,7 @@ impl<B: Backend> Registry for FailbackRegistry<B> {
     async fn register(&self, url: &Url) -> Result<()> {
         let shared = &self.shared;
         shared.ensure_open()?;
-        validate_registration(url)?;
+        validate_publication(url)?;
         let check = shared.check(url)?;
         let backend = shared.backend.name();
         {

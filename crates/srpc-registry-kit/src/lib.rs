@@ -57,7 +57,7 @@ pub use crate::prober::{
     Prober, ProberSettings, is_local, is_probe_candidate, probe, probe_outcome,
 };
 pub use crate::retry::{Backoff, RetryPolicy, retry_delays};
-pub use crate::rules::{is_dynamic, validate_query, validate_registration};
+pub use crate::rules::{is_dynamic, validate_publication, validate_query, validate_registration};
 pub use crate::tasks::Tasks;
 pub use crate::watches::{WatchScope, Watches};
 

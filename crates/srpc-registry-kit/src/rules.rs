@@ -43,6 +43,108 @@ pub fn validate_registration(url: &Url) -> Result<()> {
     Err(Error::invalid("registration", url, reason))
 }
 
+/// The networks rpcx registers under (`tcp@host:port`): their service names may hold `/`.
+const RPCX_NETWORKS: [&str; 8] = [
+    "tcp",
+    "http",
+    "quic",
+    "kcp",
+    "unix",
+    "reuseport",
+    "ws",
+    "wss",
+];
+
+/// Checks what a registry should accept from a writer, beyond [`validate_registration`]
+/// (which readers apply too): no control character anywhere (a NUL, an ESC or a newline
+/// in a registry entry fools every tool that prints it), and for providers (category
+/// `providers`) what a consumer needs to call them: a port other than 0, an address that is
+/// not the unspecified one (`0.0.0.0`, `::`), and an interface that is a dotted name
+/// (`com.acme.Echo`; `/` only in rpcx service paths). Consumers, routes and configurators
+/// keep what Dubbo allows them (`consumer://10.0.0.1/…` without a port,
+/// `route://0.0.0.0/…`). Each refusal names the part and why.
+pub fn validate_publication(url: &Url) -> Result<()> {
+    validate_registration(url)?;
+    let refuse = |reason: String| Err(Error::invalid("registration", url, reason));
+    let parts = [
+        ("protocol", url.protocol()),
+        ("user name", url.username()),
+        ("password", url.password()),
+        ("host", url.host()),
+        ("path", url.path()),
+    ];
+    for (part, text) in parts {
+        if let Some(c) = text.chars().find(|c| c.is_control()) {
+            return refuse(format!(
+                "the {part} holds the control character {:?}: registry data is printed and \
+                 parsed by other tools",
+                c
+            ));
+        }
+    }
+    for (key, value) in url.params() {
+        if let Some(c) = key.chars().chain(value.chars()).find(|c| c.is_control()) {
+            return refuse(format!(
+                "parameter {:?} holds the control character {c:?}: registry data is printed \
+                 and parsed by other tools",
+                key.escape_debug().to_string()
+            ));
+        }
+    }
+    if url.category() != dubbo_url::DEFAULT_CATEGORY {
+        return Ok(());
+    }
+    if url.port() == 0 {
+        return refuse(
+            "a provider needs a port (consumers connect to host:port); port 0 or none \
+             means none"
+                .to_owned(),
+        );
+    }
+    let host = url.host().trim_start_matches('[').trim_end_matches(']');
+    if host
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_unspecified())
+    {
+        return refuse(format!(
+            "host {host} is the unspecified address: it means \"every interface\" to a \
+             server, and nothing a consumer can connect to; advertise an address they can reach"
+        ));
+    }
+    let rpcx = RPCX_NETWORKS.contains(&url.protocol());
+    let interface = url.service_interface();
+    if let Err(why) = check_interface(interface, rpcx) {
+        return refuse(format!(
+            "interface {interface:?} is not a valid name: {why}"
+        ));
+    }
+    Ok(())
+}
+
+/// A dotted name of identifiers (letters, digits, `_`, `$`, `-`), segments separated by `/`
+/// too when `slashes` (rpcx).
+fn check_interface(interface: &str, slashes: bool) -> std::result::Result<(), String> {
+    let separators: &[char] = if slashes { &['.', '/'] } else { &['.'] };
+    if !slashes && interface.contains('/') {
+        return Err("`/` is allowed only in rpcx service paths".to_owned());
+    }
+    for segment in interface.split(separators) {
+        if segment.is_empty() {
+            return Err("it has an empty segment (`..`, or a leading or trailing dot)".to_owned());
+        }
+        if let Some(c) = segment
+            .chars()
+            .find(|&c| !(c.is_alphanumeric() || matches!(c, '_' | '$' | '-')))
+        {
+            return Err(format!(
+                "{:?} is not allowed (letters, digits, `_`, `$` and `-` between dots)",
+                c
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Checks that `query` can be subscribed to: it reads back unchanged and names a service
 /// interface (or `*`).
 pub fn validate_query(query: &Url) -> Result<()> {
@@ -67,6 +169,53 @@ pub fn validate_query(query: &Url) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn publications_that_cannot_work_are_refused_naming_the_part() {
+        let refused = [
+            ("dubbo://127.0.0.1/com.acme.Echo", "needs a port"),
+            ("dubbo://127.0.0.1:0/com.acme.Echo", "needs a port"),
+            ("dubbo://0.0.0.0:20880/com.acme.Echo", "unspecified address"),
+            ("dubbo://[::]:20880/com.acme.Echo", "unspecified address"),
+            ("dubbo://h:1/com.acme.Echo?a=x\0y", "parameter \"a\""),
+            ("dubbo://h:1/com.acme.Echo?a=x\x1b[2Jy", "control character"),
+            (
+                "dubbo://h:1/com.acme.Echo?interface=a\x07b",
+                "control character",
+            ),
+            ("dubbo://h:1/com.acme.E\ncho", "path"),
+            ("dubbo://h:1/../../etc/passwd", "only in rpcx"),
+            ("dubbo://h:1/a..b", "empty segment"),
+            (
+                "dubbo://h:1/com.acme.Echo?interface=com.acme Echo",
+                "' ' is not allowed",
+            ),
+            ("tcp://h:1/a/../b", "empty segment"),
+        ];
+        for (text, why) in refused {
+            let u = Url::parse(text).unwrap();
+            let err = validate_publication(&u).expect_err(text).to_string();
+            assert!(err.contains(why), "{text}: {err}");
+        }
+        let accepted = [
+            "dubbo://127.0.0.1:20880/com.acme.Echo?version=1.0",
+            "tri://10.0.0.1:50051/grpc.health.v1.Health",
+            "tcp://127.0.0.1:8972/Arith",
+            "tcp://127.0.0.1:8972/svc/Arith",
+            "dubbo://h:1/com.acme.Outer$Inner",
+            "consumer://10.0.0.1/com.acme.Echo?category=consumers",
+            "route://0.0.0.0/com.acme.Echo?category=routers&rule=x",
+            "override://0.0.0.0/com.acme.Echo?category=configurators&disabled=true",
+        ];
+        for text in accepted {
+            let u = Url::parse(text).unwrap();
+            assert!(
+                validate_publication(&u).is_ok(),
+                "{text}: {:?}",
+                validate_publication(&u)
+            );
+        }
+    }
 
     fn url(s: &str) -> Url {
         Url::parse(s).unwrap()

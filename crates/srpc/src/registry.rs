@@ -7,7 +7,7 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 
 pub use srpc_registry::*;
-pub use srpc_registry_kit::FailbackConfig;
+pub use srpc_registry_kit::{FailbackConfig, validate_publication};
 
 #[cfg(feature = "consul")]
 pub use srpc_registry_consul::ConsulConfig;

@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
-use srpc_registry_kit::{Url, validate_registration};
+use srpc_registry_kit::{Url, validate_publication, validate_registration};
 
 use crate::api::{ErrorResponse, INDEX_HEADER, MAX_BODY};
 
@@ -108,6 +108,14 @@ pub(super) fn with_index(mut response: Response, revision: u64) -> Response {
 pub(super) fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body)
         .map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
+}
+
+/// An instance URL to register: also refused when it could never work (see
+/// [`validate_publication`]).
+pub(super) fn parse_publication(text: &str) -> Result<Url, ApiError> {
+    let url = parse_instance(text)?;
+    validate_publication(&url).map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))?;
+    Ok(url)
 }
 
 pub(super) fn parse_instance(text: &str) -> Result<Url, ApiError> {

@@ -15,7 +15,9 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use super::book::{Book, Instance, Lease, Service, Shared};
-use super::reply::{ApiError, error, json_body, limit, parse_body, parse_instance};
+use super::reply::{
+    ApiError, error, json_body, limit, parse_body, parse_instance, parse_publication,
+};
 use crate::api::{
     ANY_HOLDER, HolderRequest, HolderResponse, InstanceRequest, MIN_TTL, RegisterRequest,
     RegisterResponse, SERVERS_HEADER,
@@ -37,7 +39,7 @@ pub(super) async fn register(
             format!("the instance URL is {} bytes", request.url.len()),
         ));
     }
-    let url = parse_instance(&request.url)?;
+    let url = parse_publication(&request.url)?;
     let holder = request.holder.unwrap_or_default();
     if holder == ANY_HOLDER {
         return Err(error(
