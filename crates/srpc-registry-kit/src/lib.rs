@@ -10,11 +10,12 @@
 //! a registration alive, [`Prober`] verifies providers of server-less registries,
 //! `GroupSocket` (feature `group`) opens their multicast socket on one interface,
 //! [`RegistryParams`] reads the common parts of a registry URL, [`RetryPolicy`] is how every
-//! loop backs off, [`Bucket`] how it is paced, and [`layout`] is Dubbo's (and rpcx's) path layout for backends that store
+//! loop backs off, [`Bucket`] how it is paced, [`AgedSet`] how caches fed by peers stay bounded, and [`layout`] is Dubbo's (and rpcx's) path layout for backends that store
 //! paths. `docs/registry.md` ("Writing a backend") has the guide.
 //!
 //! The contract's types are re-exported here, so a backend depends on this crate alone.
 
+mod aged;
 mod answers;
 mod backend;
 mod bucket;
@@ -38,6 +39,7 @@ pub use srpc_registry::{
     Change, Error, History, Members, Registry, Result, Snapshot, Subscription, Url, with_root_cause,
 };
 
+pub use crate::aged::AgedSet;
 pub use crate::answers::wait_for_answers;
 pub use crate::backend::{Backend, Context, SessionEvent};
 pub use crate::bucket::Bucket;

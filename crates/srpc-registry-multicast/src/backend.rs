@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use dubbo_url::is_match;
 use srpc_registry_kit::Error as RegistryError;
 use srpc_registry_kit::{
-    Backend, BindTo, Catalog, Context, GroupSocket, JoinedSocket, Probed, Prober, ProberSettings,
-    Result, RetryPolicy, Url, is_probe_candidate, wait_for_answers,
+    AgedSet, Backend, BindTo, Catalog, Context, GroupSocket, JoinedSocket, Probed, Prober,
+    ProberSettings, Result, RetryPolicy, Url, is_probe_candidate, wait_for_answers,
 };
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
@@ -52,6 +52,28 @@ struct Inner {
     queries: Mutex<HashSet<Url>>,
     /// Counts `register` messages received, so `subscribe` can wait for answers.
     arrivals: watch::Sender<u64>,
+    /// What the group scope of the catalog holds, split by whether a subscription asks
+    /// for it: the bounds of `unsubscribed.*` and `catalog.max` are kept here.
+    heard: Mutex<Heard>,
+}
+
+/// The registrations heard on the group (the catalog's `group` scope).
+#[derive(Debug, Default)]
+struct Heard {
+    /// Selected by a subscription of this handle: kept until unregistered or lost to probes.
+    wanted: HashSet<Url>,
+    /// For services nobody here subscribes to: kept within `unsubscribed.max` and
+    /// `unsubscribed.ttl`, oldest heard first out.
+    unwanted: AgedSet<Url>,
+    /// Whether the last registration was skipped because the catalog was full (so the
+    /// warning is logged once per episode, not per datagram).
+    full: bool,
+}
+
+impl Heard {
+    fn len(&self) -> usize {
+        self.wanted.len() + self.unwanted.len()
+    }
 }
 
 impl MulticastBackend {
@@ -79,9 +101,14 @@ impl MulticastBackend {
             registered: Mutex::default(),
             queries: Mutex::default(),
             arrivals: watch::Sender::new(0),
+            heard: Mutex::default(),
         });
         ctx.tasks()
             .spawn("receive loop", inner.clone().receive_loop())?;
+        ctx.tasks().spawn(
+            "expiry of unsubscribed registrations",
+            inner.clone().expiry_loop(),
+        )?;
         // Unchanged since Java: a round every `session`, two misses in a row.
         let prober = if inner.config.clean {
             let settings = ProberSettings::every(inner.config.session, 2)
@@ -121,6 +148,140 @@ impl Inner {
 
     fn queries(&self) -> MutexGuard<'_, HashSet<Url>> {
         self.queries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn heard(&self) -> MutexGuard<'_, Heard> {
+        self.heard.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether a subscription of this handle selects `url`.
+    fn wanted(&self, url: &Url) -> bool {
+        self.queries().iter().any(|query| is_match(query, url))
+    }
+
+    /// Adds a registration heard on the group to the catalog, within the bounds.
+    fn heard_register(&self, url: Url, from: SocketAddr) {
+        let wanted = self.wanted(&url);
+        let now = tokio::time::Instant::now();
+        let config = &self.config;
+        let mut heard = self.heard();
+        let mut dropped = Vec::new();
+        if wanted {
+            heard.unwanted.remove(&url);
+            if !heard.wanted.contains(&url) {
+                while heard.len() >= config.catalog_max {
+                    match heard.unwanted.pop_oldest() {
+                        Some(oldest) => dropped.push(oldest),
+                        None => break,
+                    }
+                }
+                if heard.len() >= config.catalog_max {
+                    if !std::mem::replace(&mut heard.full, true) {
+                        warn!(backend = crate::SCHEME, %from, limit = config.catalog_max, %url,
+                            "catalog full of subscribed registrations (catalog.max); skipping \
+                             new ones until probes or unregisters make room");
+                    }
+                    return;
+                }
+                heard.wanted.insert(url.clone());
+            }
+        } else {
+            // Subscribed once and not any more (reclassify normally moves it): it ages from
+            // now like the others.
+            heard.wanted.remove(&url);
+            let room = config
+                .unsubscribed_max
+                .min(config.catalog_max.saturating_sub(heard.wanted.len()));
+            if room == 0 {
+                return;
+            }
+            heard.unwanted.insert(url.clone(), now);
+            while heard.unwanted.len() > room {
+                match heard.unwanted.pop_oldest() {
+                    Some(oldest) => dropped.push(oldest),
+                    None => break,
+                }
+            }
+            dropped.extend(heard.unwanted.expire(now, config.unsubscribed_ttl));
+        }
+        heard.full = false;
+        if !dropped.iter().any(|d| d == &url) {
+            self.catalog.insert(GROUP, url);
+        }
+        drop(heard);
+        if !dropped.is_empty() {
+            debug!(
+                backend = crate::SCHEME,
+                dropped = dropped.len(),
+                "dropped the oldest registrations of unsubscribed services"
+            );
+            self.catalog.update(GROUP, Vec::new(), dropped);
+        }
+    }
+
+    /// Removes a registration from the group scope and its bookkeeping.
+    fn heard_remove(&self, url: &Url) {
+        {
+            let mut heard = self.heard();
+            heard.wanted.remove(url);
+            heard.unwanted.remove(url);
+        }
+        self.catalog.remove(GROUP, url);
+    }
+
+    /// After the subscriptions changed: what a subscription now selects is kept for it,
+    /// and what none selects any more starts ageing as unsubscribed.
+    fn reclassify(&self) {
+        let queries = self.queries().clone();
+        let selected = |url: &Url| queries.iter().any(|query| is_match(query, url));
+        let now = tokio::time::Instant::now();
+        let mut heard = self.heard();
+        let promoted = heard.unwanted.take_where(|url| selected(url));
+        heard.wanted.extend(promoted);
+        let demoted: Vec<Url> = heard
+            .wanted
+            .iter()
+            .filter(|url| !selected(url))
+            .cloned()
+            .collect();
+        let mut dropped = Vec::new();
+        for url in demoted {
+            heard.wanted.remove(&url);
+            heard.unwanted.insert(url, now);
+        }
+        while heard.unwanted.len() > self.config.unsubscribed_max {
+            match heard.unwanted.pop_oldest() {
+                Some(oldest) => dropped.push(oldest),
+                None => break,
+            }
+        }
+        drop(heard);
+        if !dropped.is_empty() {
+            self.catalog.update(GROUP, Vec::new(), dropped);
+        }
+    }
+
+    /// Drops registrations of unsubscribed services not heard for `unsubscribed.ttl`, even
+    /// when no datagram comes to trigger it.
+    async fn expiry_loop(self: Arc<Self>) {
+        let period = (self.config.unsubscribed_ttl / 4)
+            .clamp(Duration::from_millis(10), Duration::from_secs(30));
+        loop {
+            tokio::time::sleep(period).await;
+            let now = tokio::time::Instant::now();
+            let expired = self
+                .heard()
+                .unwanted
+                .expire(now, self.config.unsubscribed_ttl);
+            if !expired.is_empty() {
+                debug!(
+                    backend = crate::SCHEME,
+                    expired = expired.len(),
+                    "registrations of unsubscribed services expired"
+                );
+                self.catalog.update(GROUP, Vec::new(), expired);
+            }
+        }
     }
 
     async fn send(&self, message: &Message, to: SocketAddr) -> Result<()> {
@@ -178,10 +339,10 @@ impl Inner {
                     warn!(backend = crate::SCHEME, %from, %error, "skipping unusable registration");
                     return;
                 }
-                self.catalog.insert(GROUP, url);
+                self.heard_register(url, from);
                 self.arrivals.send_modify(|n| *n += 1);
             }
-            Message::Unregister(url) => self.catalog.remove(GROUP, &url),
+            Message::Unregister(url) => self.heard_remove(&url),
             Message::Subscribe(query) => self.answer(&query, from).await,
             Message::Unsubscribe(_) => {}
         }
@@ -252,7 +413,7 @@ impl Probed for ProbeView {
     }
 
     fn lost(&self, url: &Url) {
-        self.0.catalog.remove(GROUP, url);
+        self.0.heard_remove(url);
     }
 }
 
@@ -294,7 +455,7 @@ impl Backend for MulticastBackend {
         let inner = &self.inner;
         inner.registered().remove(url);
         inner.catalog.remove(LOCAL, url);
-        inner.catalog.remove(GROUP, url);
+        inner.heard_remove(url);
         inner
             .send(&Message::Unregister(url.clone()), inner.group)
             .await
@@ -305,11 +466,13 @@ impl Backend for MulticastBackend {
             return Err(too_long(query));
         }
         self.inner.queries().insert(query.clone());
+        self.inner.reclassify();
         self.inner.ask(query).await
     }
 
     async fn unsubscribe(&self, query: &Url) -> Result<()> {
         self.inner.queries().remove(query);
+        self.inner.reclassify();
         self.inner
             .send(&Message::Unsubscribe(query.clone()), self.inner.group)
             .await

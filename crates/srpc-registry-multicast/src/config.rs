@@ -15,6 +15,12 @@ pub const DEFAULT_PORT: u16 = 1234;
 const DEFAULT_SESSION: Duration = Duration::from_secs(60);
 /// How long `subscribe` and `lookup` wait for first answers when not told.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Registrations heard for services no subscription asks for, kept at most (by default).
+const DEFAULT_UNSUBSCRIBED_MAX: usize = 10_000;
+/// How long such a registration is kept after it was last heard (by default).
+const DEFAULT_UNSUBSCRIBED_TTL: Duration = Duration::from_secs(600);
+/// Registrations heard on the group, kept at most (by default), subscribed or not.
+const DEFAULT_CATALOG_MAX: usize = 100_000;
 
 /// Settings of a multicast registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +48,16 @@ pub struct MulticastConfig {
     pub probe_concurrency: usize,
     /// How long `subscribe` and `lookup` wait for the first answers (default 1 s).
     pub timeout: Duration,
+    /// Registrations heard for services no subscription of this handle asks for, kept at
+    /// most (`unsubscribed.max`, default 10,000); past it the oldest heard goes first.
+    pub unsubscribed_max: usize,
+    /// How long such a registration is kept after it was last heard (`unsubscribed.ttl`,
+    /// default 10 min).
+    pub unsubscribed_ttl: Duration,
+    /// Registrations heard on the group, kept at most (`catalog.max`, default 100,000):
+    /// unsubscribed ones are dropped first, oldest first; past that a new registration is
+    /// skipped with a warning.
+    pub catalog_max: usize,
     /// Retry and `check` settings.
     pub failback: FailbackConfig,
 }
@@ -57,6 +73,9 @@ pub const PARAMS: &[&str] = &[
     "session",
     "probe.concurrency",
     "timeout",
+    "unsubscribed.max",
+    "unsubscribed.ttl",
+    "catalog.max",
 ];
 
 /// Builds a [`MulticastConfig`] without a URL:
@@ -116,6 +135,21 @@ impl MulticastConfigBuilder {
         self.map(|c| c.timeout = timeout)
     }
 
+    /// Registrations heard for unsubscribed services, kept at most (0 keeps none).
+    pub fn unsubscribed_max(self, max: usize) -> Self {
+        self.map(|c| c.unsubscribed_max = max)
+    }
+
+    /// How long a registration heard for an unsubscribed service is kept.
+    pub fn unsubscribed_ttl(self, ttl: Duration) -> Self {
+        self.map(|c| c.unsubscribed_ttl = ttl)
+    }
+
+    /// Registrations heard on the group, kept at most (at least 1).
+    pub fn catalog_max(self, max: usize) -> Self {
+        self.map(|c| c.catalog_max = max)
+    }
+
     /// Retry, `check` and cache file settings.
     pub fn failback(self, failback: FailbackConfig) -> Self {
         self.map(|c| c.failback = failback)
@@ -151,7 +185,16 @@ impl MulticastConfigBuilder {
                 "outside 1..=1024",
             ));
         }
-        require_positive("multicast config", &[("session", config.session)])?;
+        require_positive(
+            "multicast config",
+            &[
+                ("session", config.session),
+                ("unsubscribed.ttl", config.unsubscribed_ttl),
+            ],
+        )?;
+        if config.catalog_max == 0 {
+            return Err(invalid("catalog.max 0".to_owned(), "must be at least 1"));
+        }
         config.failback.validate()?;
         Ok(config)
     }
@@ -190,6 +233,9 @@ impl MulticastConfig {
             session: DEFAULT_SESSION,
             probe_concurrency: srpc_registry_kit::DEFAULT_PROBE_CONCURRENCY,
             timeout: DEFAULT_TIMEOUT,
+            unsubscribed_max: DEFAULT_UNSUBSCRIBED_MAX,
+            unsubscribed_ttl: DEFAULT_UNSUBSCRIBED_TTL,
+            catalog_max: DEFAULT_CATALOG_MAX,
             failback: FailbackConfig::default(),
         })
     }
@@ -244,9 +290,19 @@ impl MulticastConfig {
             .session(session)
             .probe_concurrency(params.probe_concurrency()?)
             .timeout(url.param_duration("timeout", DEFAULT_TIMEOUT)?)
+            .unsubscribed_max(count(url, "unsubscribed.max", DEFAULT_UNSUBSCRIBED_MAX)?)
+            .unsubscribed_ttl(url.param_duration("unsubscribed.ttl", DEFAULT_UNSUBSCRIBED_TTL)?)
+            .catalog_max(count(url, "catalog.max", DEFAULT_CATALOG_MAX)?)
             .failback(params.failback()?)
             .build()
     }
+}
+
+/// A count parameter.
+fn count(url: &Url, name: &str, default: usize) -> Result<usize> {
+    let value = url.param_u64(name, default as u64)?;
+    usize::try_from(value)
+        .map_err(|_| RegistryParams::new(url).invalid(format!("{name} {value} is too large")))
 }
 
 #[cfg(test)]
@@ -271,6 +327,10 @@ mod tests {
         assert_eq!(c.session, Duration::from_secs(60));
         assert_eq!(c.timeout, Duration::from_secs(1));
         assert_eq!(c.probe_concurrency, 32);
+        assert_eq!(
+            (c.unsubscribed_max, c.unsubscribed_ttl, c.catalog_max),
+            (10_000, Duration::from_secs(600), 100_000)
+        );
         let v6 = config("multicast://[ff02::1234]:5000").unwrap();
         assert_eq!(v6.interface, Interface::Addr(Ipv6Addr::LOCALHOST.into()));
         assert_eq!(v6.port, 5000);
@@ -281,9 +341,21 @@ mod tests {
         let c = config("multicast://239.1.2.3:4000?interface=127.0.0.1&ttl=4&loopback=false&unicast=false&clean=false&session=250&timeout=2s&probe.concurrency=8").unwrap();
         assert_eq!(c.probe_concurrency, 8);
         assert_eq!(c.ttl, 4);
+
         assert!(!c.loopback && !c.unicast && !c.clean);
         assert_eq!(c.session, Duration::from_millis(250));
         assert_eq!(c.timeout, Duration::from_secs(2));
+        let bounds =
+            config("multicast://239.1.2.3?unsubscribed.max=0&unsubscribed.ttl=30s&catalog.max=500")
+                .unwrap();
+        assert_eq!(
+            (
+                bounds.unsubscribed_max,
+                bounds.unsubscribed_ttl,
+                bounds.catalog_max
+            ),
+            (0, Duration::from_secs(30), 500)
+        );
         let named = config("multicast://239.1.2.3?interface=eth0").unwrap();
         assert_eq!(named.interface, Interface::Name("eth0".into()));
     }
@@ -309,6 +381,11 @@ mod tests {
             ),
             ("multicast://224.5.6.7?probe.concurrency=5000", "1..=1024"),
             ("multicast://224.5.6.7?loopback=maybe", "loopback"),
+            ("multicast://224.5.6.7?catalog.max=0", "catalog.max"),
+            (
+                "multicast://224.5.6.7?unsubscribed.ttl=0",
+                "unsubscribed.ttl",
+            ),
         ] {
             let err = config(bad).unwrap_err().to_string();
             assert!(err.contains(needle), "{bad}: {err}");

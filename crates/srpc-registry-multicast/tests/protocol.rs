@@ -362,3 +362,95 @@ async fn a_handle_stops_probing_when_its_last_equal_subscription_is_dropped() {
         "an idle handle must not probe: {still_known:?}"
     );
 }
+
+/// What `lookup` of every service finds in the handle's catalog, by interface prefix.
+async fn catalog_count(registry: &MulticastRegistry, prefix: &str) -> usize {
+    registry
+        .lookup(&url("consumer://127.0.0.1/*?category=providers"))
+        .await
+        .unwrap()
+        .iter()
+        .filter(|u| u.service_interface().starts_with(prefix))
+        .count()
+}
+
+/// Sends `register` for `n` providers of services nobody subscribes to.
+async fn junk(peer: &JavaPeer, from: u32, n: u32) {
+    for i in from..from + n {
+        let port = 1024 + i % 60_000;
+        peer.send(format!("register dubbo://127.0.0.1:{port}/com.junk.S{i}\n").as_bytes())
+            .await;
+        if i % 32 == 0 {
+            // Lets the receive loop keep up, so the kernel does not drop datagrams.
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn registrations_of_unsubscribed_services_are_bounded_oldest_first() {
+    let port = free_port();
+    let consumer = registry(port, "clean=false&unsubscribed.max=100").await;
+    let mut sub = subscribe_echo(&consumer).await;
+    let java = JavaPeer::new(Ipv4Addr::UNSPECIFIED, port);
+    java.send(format!("register {JAVA_PROVIDER}\n").as_bytes())
+        .await;
+    sub.wait_for(|s| s.len() == 1, DEADLINE).await.unwrap();
+    junk(&java, 0, 2_000).await;
+    // Datagrams are handled in order: once this one is seen, the flood before it was too.
+    java.send(b"register dubbo://127.0.0.1:20881/com.acme.Echo\n")
+        .await;
+    sub.wait_for(|s| s.len() == 2, DEADLINE).await.unwrap();
+    let kept = catalog_count(&consumer, "com.junk.").await;
+    assert!(
+        (1..=100).contains(&kept),
+        "{kept} unsubscribed registrations kept, the bound is 100"
+    );
+    let newest = consumer
+        .lookup(&url(
+            "consumer://127.0.0.1/com.junk.S1999?category=providers",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(newest.len(), 1, "the newest are the ones kept");
+    assert_eq!(
+        catalog_count(&consumer, "com.acme.Echo").await,
+        2,
+        "subscribed providers are never dropped for them"
+    );
+}
+
+#[tokio::test]
+async fn registrations_of_unsubscribed_services_expire() {
+    let port = free_port();
+    let consumer = registry(port, "unsubscribed.ttl=300ms").await;
+    let java = JavaPeer::new(Ipv4Addr::UNSPECIFIED, port);
+    junk(&java, 0, 1).await;
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    // Heard, then gone once not heard again for 300 ms.
+    while catalog_count(&consumer, "com.junk.").await == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "never heard");
+    }
+    while catalog_count(&consumer, "com.junk.").await != 0 {
+        assert!(tokio::time::Instant::now() < deadline, "never expired");
+    }
+}
+
+#[tokio::test]
+async fn a_full_catalog_drops_unsubscribed_registrations_for_subscribed_ones() {
+    let port = free_port();
+    let consumer = registry(port, "clean=false&catalog.max=50&unsubscribed.max=1000").await;
+    let mut sub = subscribe_echo(&consumer).await;
+    let java = JavaPeer::new(Ipv4Addr::UNSPECIFIED, port);
+    junk(&java, 0, 200).await;
+    for i in 0..10 {
+        java.send(format!("register dubbo://127.0.0.1:{}/com.acme.Echo\n", 30_000 + i).as_bytes())
+            .await;
+    }
+    sub.wait_for(|s| s.len() == 10, DEADLINE).await.unwrap();
+    let junk_kept = catalog_count(&consumer, "com.junk.").await;
+    assert!(
+        junk_kept <= 40,
+        "{junk_kept} + 10 subscribed is over catalog.max=50"
+    );
+}
