@@ -95,3 +95,108 @@ fn demo_over_mdns() {
     assert_eq!(count("call Foo.Sum success: "), 5, "{stdout}");
     assert_eq!(count("broadcast Foo.Sum success: "), 5, "{stdout}");
 }
+
+/// A DNS name, uncompressed.
+fn dns_name(out: &mut Vec<u8>, name: &str) {
+    for label in name.split('.') {
+        out.push(u8::try_from(label.len()).unwrap());
+        out.extend_from_slice(label.as_bytes());
+    }
+    out.push(0);
+}
+
+/// Responses holding `count` PTR records for `_ghosted._tcp.local` to instances nobody
+/// describes (no SRV, TXT or address), with the longest TTL: "half-known names".
+fn ghost_responses(count: usize) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let per_message = 20;
+    for chunk in (0..count).collect::<Vec<_>>().chunks(per_message) {
+        let mut m = vec![0, 0, 0x84, 0, 0, 0];
+        m.extend_from_slice(&u16::try_from(chunk.len()).unwrap().to_be_bytes());
+        m.extend_from_slice(&[0, 0, 0, 0]);
+        for i in chunk {
+            dns_name(&mut m, "_ghosted._tcp.local");
+            m.extend_from_slice(&[0, 12, 0, 1, 0xff, 0xff, 0xff, 0xff]);
+            let mut target = Vec::new();
+            dns_name(&mut target, &format!("ghost-{i}._ghosted._tcp.local"));
+            m.extend_from_slice(&u16::try_from(target.len()).unwrap().to_be_bytes());
+            m.extend_from_slice(&target);
+        }
+        out.push(m);
+    }
+    out
+}
+
+/// The group socket of the test: sends and hears on loopback, in the private namespace.
+fn mdns_socket() -> std::net::UdpSocket {
+    use std::net::{Ipv4Addr, SocketAddr};
+    let socket = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )
+    .unwrap();
+    socket.set_reuse_address(true).unwrap();
+    socket.set_reuse_port(true).unwrap();
+    socket
+        .bind(&SocketAddr::from((Ipv4Addr::new(224, 0, 0, 251), 5353)).into())
+        .unwrap();
+    socket
+        .join_multicast_v4(&Ipv4Addr::new(224, 0, 0, 251), &Ipv4Addr::LOCALHOST)
+        .unwrap();
+    socket.set_multicast_if_v4(&Ipv4Addr::LOCALHOST).unwrap();
+    socket.set_multicast_loop_v4(true).unwrap();
+    socket.into()
+}
+
+/// Questions in the queries about the `_ghosted._tcp` type heard on `socket` during `window`
+/// (other tests' handles share the namespace; they browse other types).
+fn questions_heard(socket: &std::net::UdpSocket, window: Duration) -> usize {
+    let end = Instant::now() + window;
+    let mut buf = [0u8; 9000];
+    let mut questions = 0;
+    while let Some(left) = end.checked_duration_since(Instant::now()) {
+        socket
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        let Ok(len) = socket.recv(&mut buf) else {
+            continue;
+        };
+        // A query: QR bit clear; QDCOUNT at bytes 4..6.
+        let ours = buf[..len].windows(8).any(|w| w == b"_ghosted");
+        if len >= 12 && buf[2] & 0x80 == 0 && ours {
+            questions += usize::from(u16::from_be_bytes([buf[4], buf[5]]));
+        }
+    }
+    questions
+}
+
+/// One burst of 20,000 half-known names once made an idle watcher ask about each of them
+/// every second, one packet per name, forever (20,000 questions a second). Now each name
+/// is asked at doubling intervals, questions share packets and one handle asks at most
+/// 100 a second; and a provider registered after the flood is still discovered.
+#[test]
+fn a_flood_of_half_known_names_makes_no_query_storm() {
+    srpc_tests::netns::private();
+    let registry = "mdns://local?timeout=300&type=_ghosted._tcp";
+    let watch = srpc(&["watch", registry, "com.acme.AfterGhosts"]);
+    let socket = mdns_socket();
+    // The watcher is up once its first browse query is heard.
+    assert!(
+        questions_heard(&socket, Duration::from_secs(3)) > 0,
+        "the watcher never asked"
+    );
+    for datagram in ghost_responses(20_000) {
+        socket.send_to(&datagram, ("224.0.0.251", 5353)).unwrap();
+    }
+    // A rate bound, not a speed claim: 100 questions a second plus a burst of 200 allow
+    // 700 in five seconds; the flood once caused about 100,000.
+    let asked = questions_heard(&socket, Duration::from_secs(5));
+    eprintln!("{asked} questions in the 5 s after the flood");
+    assert!(asked <= 1_000, "{asked} questions in 5 s");
+    let url = "dubbo://127.0.0.1:20953/com.acme.AfterGhosts?side=provider";
+    let provider = srpc(&["register", registry, url, "--listen"]);
+    assert_eq!(watch.next_line(), format!("+ {url}"));
+    assert_eq!(provider.signal("-TERM"), Some(0));
+    assert_eq!(watch.signal("-TERM"), Some(0));
+}

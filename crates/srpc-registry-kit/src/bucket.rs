@@ -55,6 +55,21 @@ impl Bucket {
             .map_or(LONGEST_WAIT, |wait| wait.min(LONGEST_WAIT))
     }
 
+    /// The whole tokens the bucket holds now (none while in debt): what a taker that does
+    /// not wait may take with [`Bucket::reserve`].
+    pub fn available(&mut self) -> usize {
+        let now = Instant::now();
+        let earned = now.duration_since(self.last).as_secs_f64() * self.per_second;
+        self.tokens = (self.tokens + earned).min(self.burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            // Bounded by `burst`, a finite non-negative number.
+            self.tokens.floor() as usize
+        } else {
+            0
+        }
+    }
+
     /// Takes one token, waiting until the bucket has it.
     pub async fn take(&mut self) {
         let wait = self.reserve(1.0);

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use srpc_registry_kit::{
-    Backend, BindTo, Catalog, Context, Error, GroupSocket, GroupSocketError, Interface, Probed,
-    Prober, ProberSettings, Result, RetryPolicy, Url, is_probe_candidate, wait_for_answers,
+    Backend, BindTo, Bucket, Catalog, Context, Error, GroupSocket, GroupSocketError, Interface,
+    Probed, Prober, ProberSettings, Result, RetryPolicy, Url, is_probe_candidate, wait_for_answers,
 };
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
@@ -43,6 +43,12 @@ const TICK: Duration = Duration::from_millis(250);
 const MAX_BROWSE_GAP: Duration = Duration::from_secs(60 * 60);
 /// A registration is announced twice, a second apart (RFC 6762 §8.3).
 const ANNOUNCE_AGAIN: Duration = Duration::from_secs(1);
+/// The most questions one handle asks a second, all names together: what a flood of
+/// half-known names can make it send is bounded (about 4 packets a second, each carrying up
+/// to ~30 questions).
+pub(crate) const MAX_QUESTIONS_PER_SECOND: f64 = 100.0;
+/// Questions a handle may ask at once after a quiet spell.
+const QUESTION_BURST: f64 = 200.0;
 
 /// The mDNS [`Backend`].
 #[derive(Debug)]
@@ -342,13 +348,17 @@ impl Inner {
     async fn maintain(self: Arc<Self>) {
         let mut ticker = tokio::time::interval(TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut questions = Bucket::new(QUESTION_BURST, MAX_QUESTIONS_PER_SECOND);
         loop {
             ticker.tick().await;
             let now = Instant::now();
             let (expired, asks, known, browse, again) = {
                 let mut state = self.state();
                 let expired = state.cache.expire(now);
-                let asks = state.cache.wants(now);
+                // A browse query counts as one question.
+                let budget = questions.available().saturating_sub(1);
+                let asks = state.cache.wants(now, budget);
+                questions.reserve(asks.len() as f64);
                 let known = state.cache.known_answers(now);
                 let browse = match state.next_browse {
                     Some((at, gap)) if at <= now && !state.queries.is_empty() => {
@@ -371,14 +381,15 @@ impl Inner {
             if expired {
                 self.publish();
             }
-            let mut messages = Vec::new();
-            for ask in asks {
-                if ask.qtype == T_PTR && browse {
-                    continue; // the browse query below asks the same
-                }
-                messages.extend(wire::query(&ask.name, ask.qtype, &[]));
-            }
+            let asked: Vec<(&str, u16)> = asks
+                .iter()
+                // The browse query below asks the same.
+                .filter(|ask| !(ask.qtype == T_PTR && browse))
+                .map(|ask| (ask.name.as_str(), ask.qtype))
+                .collect();
+            let mut messages = wire::queries(&asked);
             if browse {
+                questions.reserve(1.0);
                 messages.extend(self.browse_query(&known));
             }
             if !again.is_empty() {

@@ -176,8 +176,50 @@ fn new_response<'a>(reply_to: Option<(u16, &'a QuestionOf)>) -> Packet<'a> {
     packet
 }
 
+/// A name's length on the wire, uncompressed: a length byte per label, and the root.
+fn wire_len(name: &str) -> usize {
+    name.trim_end_matches('.').len() + 2
+}
+
+/// Many questions in as few queries as fit under [`MAX_MESSAGE`] bytes each (RFC 6762 §5.3
+/// lets a query carry several), instead of one packet per name.
+pub fn queries(asks: &[(&str, u16)]) -> Vec<Vec<u8>> {
+    const HEADER: usize = 12;
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < asks.len() {
+        let mut size = HEADER;
+        let mut end = start;
+        while end < asks.len() {
+            let question = wire_len(asks[end].0) + 4;
+            if end > start && size + question > MAX_MESSAGE {
+                break;
+            }
+            size += question;
+            end += 1;
+        }
+        let mut packet = Packet::new_query(0);
+        for (name, qtype) in &asks[start..end] {
+            if let Ok(qtype) = QTYPE::try_from(*qtype) {
+                packet.questions.push(Question::new(
+                    name_of(name),
+                    qtype,
+                    QCLASS::CLASS(CLASS::IN),
+                    false,
+                ));
+            }
+        }
+        if let Ok(bytes) = packet.build_bytes_vec_compressed() {
+            out.push(bytes);
+        }
+        start = end;
+    }
+    out
+}
+
 /// A query for `name` (PTR for a service type, ANY for an instance or host), with the PTR
-/// records already known listed for known-answer suppression (RFC 6762 §7.1).
+/// records already known listed for known-answer suppression (RFC 6762 §7.1), as many as
+/// fit under [`MAX_MESSAGE`] bytes.
 pub fn query(name: &str, qtype: u16, known: &[(&str, &str, u32)]) -> Option<Vec<u8>> {
     let mut packet = Packet::new_query(0);
     packet.questions.push(Question::new(
@@ -186,7 +228,14 @@ pub fn query(name: &str, qtype: u16, known: &[(&str, &str, u32)]) -> Option<Vec<
         QCLASS::CLASS(CLASS::IN),
         false,
     ));
+    // Header, question, then per answer: a pointer to the service name, type, class, TTL,
+    // length, and the target written out.
+    let mut size = 12 + wire_len(name) + 4;
     for (service, target, ttl) in known {
+        size += 2 + 10 + wire_len(target);
+        if size > MAX_MESSAGE {
+            break;
+        }
         packet.answers.push(ResourceRecord::new(
             name_of(service),
             CLASS::IN,
@@ -398,6 +447,24 @@ mod tests {
         let p = sample();
         let m = parse(&responses(&[&p], &[], true, None)[0]).unwrap();
         assert!(m.records.iter().all(|r| r.ttl == 0));
+    }
+
+    #[test]
+    fn many_questions_share_messages_under_the_limit() {
+        let names: Vec<String> = (0..1000)
+            .map(|i| format!("ghost-{i}._srpc._tcp.local"))
+            .collect();
+        let asks: Vec<(&str, u16)> = names.iter().map(|n| (n.as_str(), T_ANY)).collect();
+        let messages = queries(&asks);
+        assert!(messages.len() < 40, "{} messages", messages.len());
+        let mut asked = Vec::new();
+        for m in &messages {
+            assert!(m.len() <= MAX_MESSAGE, "{}", m.len());
+            let parsed = parse(m).unwrap();
+            assert!(!parsed.response);
+            asked.extend(parsed.questions.into_iter().map(|q| q.name));
+        }
+        assert_eq!(asked, names);
     }
 
     #[test]
