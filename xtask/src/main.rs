@@ -466,10 +466,13 @@ fn bench_registry() -> Result<(), String> {
             command.env("SRPC_SERVER_BIN", &server);
             check(&mut command, &format!("srpc-bench-registry {section}"))?;
         }
-        check(
-            &mut cargo_command(&[&bin[..], &["mdns"]].concat()),
-            "srpc-bench-registry mdns",
-        )
+        for section in ["mdns", "floods"] {
+            check(
+                &mut cargo_command(&[&bin[..], &[section]].concat()),
+                &format!("srpc-bench-registry {section}"),
+            )?;
+        }
+        Ok(())
     });
     servers.stop();
     result

@@ -13,7 +13,10 @@
 //!   snapshots published, and the subscriber thread's CPU;
 //! - `heartbeats`: HTTP registry heartbeats per second against etcd lease keepalives;
 //! - `reads`: heartbeat latency of an HTTP registry process while 8 clients list its 10 000
-//!   instances over and over, against the same heartbeats alone, and its peak memory.
+//!   instances over and over, against the same heartbeats alone, and its peak memory;
+//! - `floods` (in a private network namespace): heap a multicast watcher, an mDNS watcher
+//!   and an RPC server hold after floods of junk, each against its unbounded anchor where
+//!   one can be configured, and the questions an mDNS watcher asks during one.
 //!
 //! `cargo xtask bench registry` runs each section in its own process with the real servers
 //! started on loopback (`SRPC_ZOOKEEPER`, `SRPC_ETCD`), and `mdns` inside a private network
@@ -29,6 +32,7 @@
 
 mod churn;
 mod common;
+mod floods;
 mod heartbeats;
 mod memory;
 mod notify;
@@ -208,6 +212,7 @@ async fn main() {
                 heartbeat_capacity(1_000, Duration::from_secs(8)).await;
             }
             "reads" => reads::heartbeats_under_reads().await,
+            "floods" => floods::floods().await,
             "mdns" => {
                 srpc_tests::netns::private();
                 let pair = pair("mdns://local?timeout=100").await;
