@@ -552,6 +552,8 @@ impl Backend for MdnsBackend {
         {
             let mut state = self.inner.state();
             state.queries.insert(query.clone());
+            let queries = state.queries.iter().cloned().collect();
+            state.cache.set_queries(queries);
             // Browse again from the shortest gap (RFC 6762 §5.2).
             state.next_browse = Some((
                 Instant::now() + Duration::from_secs(1),
@@ -562,7 +564,10 @@ impl Backend for MdnsBackend {
     }
 
     async fn unsubscribe(&self, query: &Url) -> Result<()> {
-        self.inner.state().queries.remove(query);
+        let mut state = self.inner.state();
+        state.queries.remove(query);
+        let queries = state.queries.iter().cloned().collect();
+        state.cache.set_queries(queries);
         Ok(())
     }
 

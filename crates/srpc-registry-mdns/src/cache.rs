@@ -135,6 +135,9 @@ pub(crate) struct Cache {
     full_warned: bool,
     /// Whether the warning that a host had too many addresses was given.
     addresses_warned: bool,
+    /// What the handle's subscriptions ask for: when the cache is full, complete instances
+    /// none of them selects make room for ones they do.
+    queries: Vec<Url>,
 }
 
 /// A question the cache wants sent.
@@ -162,7 +165,52 @@ impl Cache {
             limit: MAX_NAMES,
             full_warned: false,
             addresses_warned: false,
+            queries: Vec::new(),
         }
+    }
+
+    /// What the handle's subscriptions ask for now.
+    pub(crate) fn set_queries(&mut self, queries: Vec<Url>) {
+        self.queries = queries;
+    }
+
+    /// Drops the oldest tenth (at least one) of the complete instances no subscription
+    /// selects: one scan buys room for many records, so a flood at a full cache costs O(1)
+    /// per record. Whether anything went.
+    fn evict_unwanted(&mut self, now: Instant) -> bool {
+        let queries = std::mem::take(&mut self.queries);
+        let mut unwanted: Vec<(Instant, String)> = Vec::new();
+        for (name, entry) in &mut self.instances {
+            let (Some(ptr), Some((port, target, _)), Some((txt, _))) =
+                (&entry.ptr, &entry.srv, &entry.txt)
+            else {
+                continue;
+            };
+            let wanted = match self.hosts.get(target) {
+                Some(addresses) => {
+                    let made = entry.made.get_or_insert_with(|| {
+                        let addresses: Vec<IpAddr> = addresses.keys().copied().collect();
+                        url_of(&entry.label, &addresses, *port, txt).map_err(|e| e.to_string())
+                    });
+                    made.as_ref()
+                        .is_ok_and(|url| queries.iter().any(|q| dubbo_url::is_match(q, url)))
+                }
+                None => false,
+            };
+            if !wanted {
+                unwanted.push((ptr.received, name.clone()));
+            }
+        }
+        self.queries = queries;
+        if unwanted.is_empty() {
+            return false;
+        }
+        unwanted.sort_unstable();
+        let drop = (self.limit / 10).max(1).min(unwanted.len());
+        for (_, name) in unwanted.into_iter().take(drop) {
+            self.remove_instance(&name, now);
+        }
+        true
     }
 
     fn names(&self) -> usize {
@@ -238,14 +286,15 @@ impl Cache {
     }
 
     /// Makes room for one more name: loose hosts go first, then half-known instances, the
-    /// oldest of each first. Whether there is room.
+    /// oldest of each first, then complete instances no subscription selects. Whether there
+    /// is room.
     fn make_room(&mut self, now: Instant) -> bool {
         while self.names() >= self.limit {
             if let Some(host) = self.loose.pop_oldest() {
                 self.remove_host(&host);
             } else if let Some(instance) = self.half_known.pop_oldest() {
                 self.remove_instance(&instance, now);
-            } else {
+            } else if !self.evict_unwanted(now) {
                 return false;
             }
         }
@@ -778,6 +827,10 @@ mod tests {
     fn the_cache_is_bounded() {
         let mut cache = Cache::new("_srpc._tcp.local");
         cache.limit = 7; // one host and six instances
+        // Subscribed: none of them makes room for another.
+        cache.set_queries(vec![
+            Url::parse("consumer://127.0.0.1/com.acme.Echo?category=providers").unwrap(),
+        ]);
         let now = Instant::now();
         for port in 1..=10 {
             cache.apply(&heard(&published(port, "a"), false), now);
@@ -917,6 +970,41 @@ mod tests {
         cache.expire(t0 + LOOSE_LIFE + Duration::from_secs(1));
         assert_eq!(cache.hosts.len(), 1);
         assert_eq!(shown(&mut cache).len(), 1);
+    }
+
+    #[test]
+    fn a_full_cache_makes_room_for_what_subscriptions_ask_for() {
+        let mut cache = Cache::new("_srpc._tcp.local");
+        cache.limit = 21; // one host and twenty instances
+        cache.set_queries(vec![
+            Url::parse("consumer://127.0.0.1/com.acme.Wanted?category=providers").unwrap(),
+        ]);
+        let t0 = Instant::now();
+        for port in 1..=30 {
+            cache.apply(&heard(&published(port, "a"), false), t0);
+        }
+        assert_eq!(shown(&mut cache).len(), 20, "full of com.acme.Echo");
+        let mut wanted = published(100, "a");
+        wanted.txt[2].1 = "com.acme.Wanted".into();
+        cache.apply(&heard(&wanted, false), t0 + Duration::from_secs(1));
+        assert!(
+            shown(&mut cache)
+                .iter()
+                .any(|u| u.contains("com.acme.Wanted")),
+            "{:?}",
+            shown(&mut cache)
+        );
+        // Nothing unwanted left to drop: a full cache of wanted instances keeps them.
+        let mut full = Cache::new("_srpc._tcp.local");
+        full.limit = 3;
+        full.set_queries(vec![
+            Url::parse("consumer://127.0.0.1/com.acme.Echo?category=providers").unwrap(),
+        ]);
+        for port in 1..=5 {
+            full.apply(&heard(&published(port, "a"), false), t0);
+        }
+        assert_eq!(shown(&mut full).len(), 2);
+        assert!(full.full_warned);
     }
 
     #[test]
