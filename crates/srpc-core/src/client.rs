@@ -189,14 +189,14 @@ impl Client {
         let max = options.max_frame;
         let read = tokio::spawn(async move {
             let reason = loop {
-                match frame::read_frame(&mut reader, max).await {
-                    Ok(Some(Frame::Response { seq, body })) => {
+                match frame::read_frame_or_skip(&mut reader, max).await {
+                    Ok(Some(Ok(Frame::Response { seq, body }))) => {
                         deliver(&read_pending, seq, Ok(body))
                     }
-                    Ok(Some(Frame::Error {
+                    Ok(Some(Ok(Frame::Error {
                         seq: 0, message, ..
-                    })) => break format!("server closed the connection: {message}"),
-                    Ok(Some(Frame::Error { seq, code, message })) => deliver(
+                    }))) => break format!("server closed the connection: {message}"),
+                    Ok(Some(Ok(Frame::Error { seq, code, message }))) => deliver(
                         &read_pending,
                         seq,
                         Err(Error::Remote {
@@ -205,7 +205,29 @@ impl Client {
                             message,
                         }),
                     ),
-                    Ok(Some(Frame::Request { .. })) => break "server sent a request".to_owned(),
+                    // A reply over the limit fails its own call only.
+                    Ok(Some(Err(skipped)))
+                        if skipped.seq != 0 && skipped.kind != frame::REQUEST =>
+                    {
+                        deliver(
+                            &read_pending,
+                            skipped.seq,
+                            Err(Error::ReplyTooLarge {
+                                method: String::new(),
+                                size: skipped.len,
+                                limit: max,
+                            }),
+                        )
+                    }
+                    Ok(Some(Err(skipped))) => {
+                        break format!(
+                            "server sent a frame of {} bytes, over the maximum of {max}",
+                            skipped.len
+                        );
+                    }
+                    Ok(Some(Ok(Frame::Request { .. }))) => {
+                        break "server sent a request".to_owned();
+                    }
                     Ok(None) => break "server closed the connection".to_owned(),
                     Err(error) => break error.to_string(),
                 }
@@ -313,6 +335,11 @@ impl Client {
                 method: method.to_owned(),
                 code,
                 message,
+            }),
+            Err(Error::ReplyTooLarge { size, limit, .. }) => Err(Error::ReplyTooLarge {
+                method: method.to_owned(),
+                size,
+                limit,
             }),
             Err(other) => Err(other),
         }

@@ -71,6 +71,20 @@ pub enum Error {
         /// The maximum frame, bytes after the length field.
         limit: u32,
     },
+    /// The reply is larger than this client's maximum frame: it was read past and dropped,
+    /// and the connection stays open for the other calls.
+    #[error(
+        "{method}: the reply is {size} bytes, over this client's maximum frame of {limit} bytes \
+         (raise ClientOptions::max_frame, or ask for less)"
+    )]
+    ReplyTooLarge {
+        /// The method.
+        method: String,
+        /// The frame's length (bytes after the length field).
+        size: u32,
+        /// This client's maximum frame.
+        limit: u32,
+    },
 }
 
 /// The kinds of error a server sends in an error frame.
@@ -99,8 +113,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Whether the call may succeed on another endpoint, or on a new connection: connection
     /// failures, broken connections, protocol errors and a server shutting down. Errors
-    /// returned by a handler, bad arguments, requests over the frame limit and deadlines are
-    /// not.
+    /// returned by a handler, bad arguments, requests or replies over the frame limit and
+    /// deadlines are not.
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Connect { .. }
@@ -108,7 +122,10 @@ impl Error {
             | Error::Closed { .. }
             | Error::Protocol(_) => true,
             Error::Remote { code, .. } => matches!(code, RemoteCode::ShuttingDown),
-            Error::Timeout { .. } | Error::Codec(_) | Error::TooLarge { .. } => false,
+            Error::Timeout { .. }
+            | Error::Codec(_)
+            | Error::TooLarge { .. }
+            | Error::ReplyTooLarge { .. } => false,
         }
     }
 

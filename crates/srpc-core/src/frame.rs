@@ -234,6 +234,66 @@ pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, max: u32) -> Resul
     Frame::decode_owned(bytes).map(Some)
 }
 
+/// A frame longer than the reader's maximum, read past without keeping it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Skipped {
+    /// Its kind.
+    pub kind: u8,
+    /// Its sequence number.
+    pub seq: u64,
+    /// Its length (bytes after the length field).
+    pub len: u32,
+}
+
+/// Reads one frame like [`read_frame`], but reads past a frame longer than `max` instead of
+/// failing: its kind and sequence number are kept, the rest is discarded as it arrives (in
+/// a small buffer, never all of it), and the stream stays in step. So one oversized call
+/// or reply costs its own caller, not the connection every other call shares.
+pub async fn read_frame_or_skip<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    max: u32,
+) -> Result<Option<std::result::Result<Frame, Skipped>>> {
+    let mut len = [0u8; 4];
+    match reader.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(Error::Protocol(format!("read: {e}"))),
+    }
+    let len = u32::from_be_bytes(len);
+    if len <= max {
+        let mut bytes = vec![0u8; len as usize];
+        reader
+            .read_exact(&mut bytes)
+            .await
+            .map_err(|e| Error::Protocol(format!("frame cut short: {e}")))?;
+        return Frame::decode_owned(bytes).map(|f| Some(Ok(f)));
+    }
+    if len < 9 {
+        return Err(Error::Protocol(format!(
+            "frame of {len} bytes exceeds the maximum of {max}"
+        )));
+    }
+    let mut head = [0u8; 9];
+    reader
+        .read_exact(&mut head)
+        .await
+        .map_err(|e| Error::Protocol(format!("frame cut short: {e}")))?;
+    let rest = u64::from(len) - 9;
+    let skipped = tokio::io::copy(&mut (&mut *reader).take(rest), &mut tokio::io::sink())
+        .await
+        .map_err(|e| Error::Protocol(format!("frame cut short: {e}")))?;
+    if skipped < rest {
+        return Err(Error::Protocol("frame cut short".to_owned()));
+    }
+    let mut seq = [0u8; 8];
+    seq.copy_from_slice(&head[1..]);
+    Ok(Some(Err(Skipped {
+        kind: head[0],
+        seq: u64::from_be_bytes(seq),
+        len,
+    })))
+}
+
 /// The writer half of a connection: takes encoded frames from `frames` and writes them
 /// through a buffer, draining every frame already queued before one flush, so that a burst of
 /// calls costs one system call instead of one each.
@@ -315,6 +375,40 @@ mod tests {
                 "{bytes:?}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn an_oversized_frame_is_read_past_and_the_next_one_read() {
+        let big = Frame::Request {
+            seq: 7,
+            timeout_ms: 0,
+            method: "A.b".into(),
+            body: vec![b'x'; 1000],
+        }
+        .encode();
+        let small = Frame::Response {
+            seq: 8,
+            body: b"ok".to_vec(),
+        };
+        let bytes = [big, small.encode()].concat();
+        let mut stream: &[u8] = &bytes;
+        let first = read_frame_or_skip(&mut stream, 100).await.unwrap().unwrap();
+        assert_eq!(
+            first,
+            Err(Skipped {
+                kind: REQUEST,
+                seq: 7,
+                len: 1000 + 19 + 3 - 4
+            })
+        );
+        let second = read_frame_or_skip(&mut stream, 100).await.unwrap().unwrap();
+        assert_eq!(second, Ok(small));
+        assert!(
+            read_frame_or_skip(&mut stream, 100)
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[tokio::test]

@@ -345,12 +345,35 @@ impl Server {
                 }
             }
             let next = tokio::select! {
-                next = frame::read_frame(&mut reader, self.max_frame) => next,
+                next = frame::read_frame_or_skip(&mut reader, self.max_frame) => next,
                 _ = stopping.wait_for(Option::is_some) => break,
                 () = running.idle_for(self.idle_timeout) => {
                     debug!(%peer, timeout = ?self.idle_timeout, "idle connection closed");
                     break;
                 }
+            };
+            let next = match next {
+                Ok(Some(Err(skipped))) if skipped.kind == frame::REQUEST && skipped.seq != 0 => {
+                    // Read past: only this call fails, the connection carries on.
+                    let frame = Frame::Error {
+                        seq: skipped.seq,
+                        code: RemoteCode::BadRequest,
+                        message: format!(
+                            "the request is {} bytes, over this server's maximum frame of {} bytes",
+                            skipped.len, self.max_frame
+                        ),
+                    };
+                    debug!(%peer, len = skipped.len, "request over the maximum frame refused");
+                    let _ = tx.send(frame.encode()).await;
+                    continue;
+                }
+                Ok(Some(Err(skipped))) => Err(crate::error::Error::Protocol(format!(
+                    "frame of {} bytes exceeds the maximum of {}",
+                    skipped.len, self.max_frame
+                ))),
+                Ok(Some(Ok(frame))) => Ok(Some(frame)),
+                Ok(None) => Ok(None),
+                Err(error) => Err(error),
             };
             match next {
                 Ok(Some(Frame::Request {

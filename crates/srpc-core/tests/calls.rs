@@ -190,9 +190,15 @@ async fn raw(s: &RunningServer) -> TcpStream {
 async fn malformed_and_oversized_frames_close_only_their_connection() {
     let s = server().await;
     let healthy = client(&s, Codec::Json).await;
+    // A response from a client, over this server's 64 KiB limit.
+    let oversized_response = srpc_core::frame::Frame::Response {
+        seq: 1,
+        body: vec![0; 65_536],
+    }
+    .encode();
     let bad_frames: [&[u8]; 3] = [
         &[0, 0, 0, 3, 9, 9, 9],                   // unknown kind, cut short
-        &[0, 1, 0, 1],                            // 65537 bytes: over this server's 64 KiB limit
+        &oversized_response,                      // read past, then refused: not a request
         &[0, 0, 0, 9, 2, 0, 0, 0, 0, 0, 0, 0, 1], // a client must not send responses
     ];
     for bytes in bad_frames {
@@ -331,6 +337,106 @@ async fn an_oversized_call_is_refused_before_sending_and_spares_the_connection()
     assert!(!c.is_closed());
     let echoed: String = c.call("Foo.Echo", &"still here", SECOND).await.unwrap();
     assert_eq!(echoed, "still here");
+}
+
+#[tokio::test]
+async fn an_oversized_request_fails_alone_and_its_connection_carries_on() {
+    // A client with a larger limit than this server's 64 KiB: the server reads past the
+    // request, answers it with an error, and reads the next call.
+    let s = server().await;
+    let mut stream = raw(&s).await;
+    let big = srpc_core::frame::Frame::Request {
+        seq: 5,
+        timeout_ms: 1000,
+        method: "Foo.Echo".into(),
+        body: format!("\"{}\"", "x".repeat(100_000)).into_bytes(),
+    };
+    let small = srpc_core::frame::Frame::Request {
+        seq: 6,
+        timeout_ms: 1000,
+        method: "Foo.Echo".into(),
+        body: b"\"hi\"".to_vec(),
+    };
+    stream
+        .write_all(&[big.encode(), small.encode()].concat())
+        .await
+        .unwrap();
+    let mut answers = Vec::new();
+    while answers.len() < 2 {
+        let mut len = [0u8; 4];
+        stream.read_exact(&mut len).await.unwrap();
+        let mut bytes = vec![0u8; u32::from_be_bytes(len) as usize];
+        stream.read_exact(&mut bytes).await.unwrap();
+        answers.push(srpc_core::frame::Frame::decode(&bytes).unwrap());
+    }
+    match &answers[0] {
+        srpc_core::frame::Frame::Error {
+            seq: 5,
+            code,
+            message,
+        } => {
+            assert_eq!(*code, RemoteCode::BadRequest);
+            assert!(message.contains("maximum frame of 65536"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        answers[1],
+        srpc_core::frame::Frame::Response {
+            seq: 6,
+            body: b"\"hi\"".to_vec()
+        }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_over_the_clients_limit_fails_its_call_only() {
+    let s = Server::new()
+        .handle("Foo.Big", |n: usize| async move {
+            Ok::<_, HandlerError>("x".repeat(n))
+        })
+        .handle("Foo.Sleep", |ms: u64| async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok::<_, HandlerError>(ms)
+        })
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let c = Client::connect(
+        &s.local_addr().to_string(),
+        ClientOptions::default().with_max_frame(1024),
+    )
+    .await
+    .unwrap();
+    let slow = {
+        let c = c.clone();
+        tokio::spawn(async move { c.call::<_, u64>("Foo.Sleep", &300u64, 5 * SECOND).await })
+    };
+    let err = c
+        .call::<_, String>("Foo.Big", &5000usize, 5 * SECOND)
+        .await
+        .unwrap_err();
+    match &err {
+        Error::ReplyTooLarge {
+            method,
+            size,
+            limit,
+        } => {
+            assert_eq!((method.as_str(), *limit), ("Foo.Big", 1024));
+            assert!(*size > 5000, "{size}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!err.is_retryable(), "another endpoint would send it too");
+    assert_eq!(
+        slow.await.unwrap().unwrap(),
+        300,
+        "the call in flight is unharmed"
+    );
+    assert!(!c.is_closed());
+    let small: String = c.call("Foo.Big", &3usize, SECOND).await.unwrap();
+    assert_eq!(small, "xxx");
+    s.shutdown().await;
 }
 
 /// A server whose `Foo.Hold` handlers wait for a permit, counting how many run at once.
