@@ -96,6 +96,21 @@ impl FakeConsul {
 
     /// Starts an empty agent on `addr` (`127.0.0.1:8500` is where Consul's tools look).
     pub async fn start_on(addr: SocketAddr) -> std::io::Result<FakeConsul> {
+        FakeConsul::start_with(addr, None).await
+    }
+
+    /// Starts an empty agent on a free loopback port serving HTTPS with `pki`'s server
+    /// certificate, and requiring a client certificate from `pki`'s CA (Consul's
+    /// `verify_incoming`).
+    pub async fn start_tls(pki: &crate::tls::TestPki) -> std::io::Result<FakeConsul> {
+        let acceptor = crate::tls::acceptor(pki, true)?;
+        FakeConsul::start_with(SocketAddr::from(([127, 0, 0, 1], 0)), Some(acceptor)).await
+    }
+
+    async fn start_with(
+        addr: SocketAddr,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> std::io::Result<FakeConsul> {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|error| {
             std::io::Error::new(
                 error.kind(),
@@ -127,7 +142,15 @@ impl FakeConsul {
             .route("/v1/catalog/services", get(catalog_services))
             .with_state(shared.clone());
         let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            match tls {
+                Some(acceptor) => {
+                    let listener = crate::tls::TlsListener::new(listener, acceptor);
+                    let _ = axum::serve(listener, app).await;
+                }
+                None => {
+                    let _ = axum::serve(listener, app).await;
+                }
+            }
         });
         let ticker = tokio::spawn(tick(Arc::downgrade(&shared)));
         Ok(FakeConsul {

@@ -21,6 +21,7 @@ pub mod netns;
 pub mod peer;
 pub mod proxy;
 pub mod servers;
+pub mod tls;
 
 /// Sends the logs of the code under test to the test's output, filtered by `RUST_LOG`
 /// (nothing when it is unset): `RUST_LOG=srpc_registry_etcd=debug cargo test …`.

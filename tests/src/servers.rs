@@ -261,6 +261,8 @@ pub struct Etcd {
     state: &'static str,
     dir: PathBuf,
     owns_dir: bool,
+    /// Certificate, key and client CA when it serves clients over TLS (mutual TLS).
+    tls: Option<(PathBuf, PathBuf, PathBuf)>,
 }
 
 impl EtcdVersion {
@@ -330,9 +332,35 @@ impl Etcd {
             state: "new",
             dir,
             owns_dir: true,
+            tls: None,
         };
         server.launch()?;
         Ok(server)
+    }
+
+    /// One member on free loopback ports serving clients over TLS with `pki`'s server
+    /// certificate, and requiring a client certificate from `pki`'s CA
+    /// (`--client-cert-auth`).
+    pub fn start_tls(version: EtcdVersion, pki: &crate::tls::TestPki) -> io::Result<Etcd> {
+        let binary = version.binary().ok_or_else(|| {
+            io::Error::other(format!("etcd {} is not installed", version.label()))
+        })?;
+        let (client_port, peer_port) = (free_port(), free_port());
+        let server = pki.server();
+        let mut etcd = Etcd {
+            child: None,
+            binary,
+            name: "n1".into(),
+            client_port,
+            peer_port,
+            cluster: format!("n1=http://127.0.0.1:{peer_port}"),
+            state: "new",
+            dir: fresh_dir("etcd-tls")?,
+            owns_dir: true,
+            tls: Some((server.cert, server.key, pki.ca())),
+        };
+        etcd.launch()?;
+        Ok(etcd)
     }
 
     /// A cluster of `n` members on loopback, each ready when this returns.
@@ -362,6 +390,7 @@ impl Etcd {
                 state: "new",
                 dir,
                 owns_dir: false,
+                tls: None,
             };
             member.spawn()?;
             members.push(member);
@@ -413,9 +442,21 @@ impl Etcd {
             .create(true)
             .append(true)
             .open(self.dir.join("server.log"))?;
-        let client = format!("http://127.0.0.1:{}", self.client_port);
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let client = format!("{scheme}://127.0.0.1:{}", self.client_port);
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
-        let child = Command::new(&self.binary)
+        let mut command = Command::new(&self.binary);
+        if let Some((cert, key, ca)) = &self.tls {
+            command
+                .arg("--cert-file")
+                .arg(cert)
+                .arg("--key-file")
+                .arg(key)
+                .arg("--trusted-ca-file")
+                .arg(ca)
+                .arg("--client-cert-auth");
+        }
+        let child = command
             .arg("--name")
             .arg(&self.name)
             .arg("--data-dir")
@@ -436,10 +477,16 @@ impl Etcd {
     }
 
     fn wait_ready(&self) -> io::Result<()> {
+        let log = self.dir.join("server.log");
         wait_ready(
             &format!("etcd on port {}", self.client_port),
             Some(&self.dir),
-            || http_get(self.client_port, "/health").is_ok_and(|h| h.contains("\"true\"")),
+            || match self.tls {
+                // Plain HTTP cannot ask a TLS port: its log says when it serves.
+                Some(_) => std::fs::read_to_string(&log)
+                    .is_ok_and(|text| text.contains("serving client traffic securely")),
+                None => http_get(self.client_port, "/health").is_ok_and(|h| h.contains("\"true\"")),
+            },
         )
     }
 }

@@ -61,6 +61,74 @@ impl Factory for Consul {
 srpc_tests::conformance_suite!(Consul);
 srpc_tests::outage_suite!(Consul);
 
+/// The fake agent over HTTPS, requiring client certificates (Consul's `verify_incoming`):
+/// the same suite, with the TLS settings in the registry URL.
+mod over_tls {
+    use super::*;
+    use srpc_tests::tls::TestPki;
+
+    /// Each test's PKI and agents, kept until the test process ends.
+    static PKIS: Mutex<Vec<TestPki>> = Mutex::new(Vec::new());
+
+    /// A fresh HTTPS agent, and the URL parameters of a client it trusts.
+    async fn tls_agent() -> (SocketAddr, String) {
+        let pki = TestPki::generate();
+        let fake = FakeConsul::start_tls(&pki).await.unwrap();
+        let addr = fake.addr();
+        let params = pki.client_params();
+        FAKES.lock().unwrap().push(fake);
+        PKIS.lock().unwrap().push(pki);
+        (addr, params)
+    }
+
+    struct ConsulTls;
+
+    #[async_trait]
+    impl Factory for ConsulTls {
+        async fn pair(&self) -> (Arc<dyn Registry>, Arc<dyn Registry>) {
+            let (addr, tls) = tls_agent().await;
+            let url = format!("consul://{addr}?consul-watch-timeout=5000&{tls}");
+            let provider = srpc::registry::connect(&url).await.unwrap();
+            let consumer = srpc::registry::connect(&url).await.unwrap();
+            (provider, consumer)
+        }
+
+        fn max_url_len(&self) -> usize {
+            srpc_registry_consul::MAX_META_VALUE
+        }
+
+        async fn outage(&self) -> Option<Outage> {
+            None
+        }
+    }
+
+    srpc_tests::conformance_suite!(ConsulTls);
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_agent_that_wants_a_client_certificate_refuses_a_client_without_one() {
+        let pki = TestPki::generate();
+        let fake = FakeConsul::start_tls(&pki).await.unwrap();
+        let provider: srpc_registry::Url =
+            "dubbo://127.0.0.1:20880/com.acme.ConsulTls?side=provider"
+                .parse()
+                .unwrap();
+        // TLS, the right CA, no client certificate.
+        let url = format!(
+            "consul://{}?cacert={}&timeout=2s",
+            fake.addr(),
+            pki.ca().display()
+        );
+        let registry = srpc::registry::connect(&url).await.unwrap();
+        let error = registry.register(&provider).await.unwrap_err();
+        let said = srpc_registry::with_root_cause(&error);
+        assert!(said.to_lowercase().contains("certificate"), "{said}");
+        // Plain HTTP to an HTTPS agent: refused, not hung.
+        let url = format!("consul://{}?timeout=2s", fake.addr());
+        let registry = srpc::registry::connect(&url).await.unwrap();
+        assert!(registry.register(&provider).await.is_err());
+    }
+}
+
 #[test]
 fn dropping_a_handle_stops_every_task() {
     // The agent runs in a runtime of its own: only the handle's tasks are counted.

@@ -58,8 +58,12 @@ struct RateLimit {
 impl ConsulBackend {
     /// A backend for `config`; no request is made until it is used.
     pub fn new(config: ConsulConfig, ctx: Context) -> Result<ConsulBackend> {
-        let client = Client::new(config.base.clone(), config.token.clone(), config.timeout)
-            .map_err(|e| Error::backend(BACKEND, e))?;
+        let client = Client::new(
+            config.base.clone(),
+            config.token.clone(),
+            config.timeout,
+            &config.tls,
+        )?;
         let watches = Watches::with_retry(BACKEND, &ctx, ctx.retry().capped(WATCH_RETRY_CAP));
         Ok(ConsulBackend {
             inner: Arc::new(Inner {

@@ -25,7 +25,7 @@ pub(crate) struct Client {
 #[non_exhaustive]
 pub enum ConsulError {
     /// The agent could not be reached.
-    #[error("cannot reach the Consul agent at {base}: {source}")]
+    #[error("cannot reach the Consul agent at {base}: {source}{}", srpc_registry_kit::tls_hint(.source))]
     Unreachable {
         /// `http://host:port`.
         base: String,
@@ -141,11 +141,18 @@ impl Client {
         base: String,
         token: Option<String>,
         timeout: Duration,
-    ) -> Result<Client, reqwest::Error> {
-        let http = reqwest::Client::builder()
+        tls: &srpc_registry_kit::TlsConfig,
+    ) -> srpc_registry_kit::Result<Client> {
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(timeout)
-            .no_proxy()
-            .build()?;
+            .no_proxy();
+        if tls.enabled {
+            // The files are read here, so a missing or broken one fails `connect`, named.
+            builder = builder.use_preconfigured_tls((*tls.client_config()?).clone());
+        }
+        let http = builder
+            .build()
+            .map_err(|e| srpc_registry_kit::Error::backend(crate::SCHEME, e))?;
         Ok(Client {
             http,
             base,

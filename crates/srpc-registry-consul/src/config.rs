@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use srpc_registry_kit::{
-    Error, FailbackConfig, RegistryParams, Result, Url, http_base, require_positive,
+    Error, FailbackConfig, Pem, RegistryParams, Result, TLS_PARAMS, TlsConfig, Url, http_base,
+    require_positive,
 };
 
 /// The HTTP port of a Consul agent by default.
@@ -19,7 +20,8 @@ pub const MAX_WATCH_TIMEOUT: Duration = Duration::from_secs(600);
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ConsulConfig {
-    /// The agent, `http://host:port`: the URL's, else `CONSUL_HTTP_ADDR`, else 127.0.0.1:8500.
+    /// The agent, `http://host:port` or `https://host:port`: the URL's, else
+    /// `CONSUL_HTTP_ADDR`, else 127.0.0.1:8500.
     pub base: String,
     /// The ACL token: the URL's `token`, else `CONSUL_HTTP_TOKEN`. Sent as `X-Consul-Token`.
     pub token: Option<String>,
@@ -35,6 +37,11 @@ pub struct ConsulConfig {
     pub watch_timeout: Duration,
     /// How long one non-blocking request may take (`timeout`, default 5 s).
     pub timeout: Duration,
+    /// TLS to the agent: the URL's `tls`, `cacert`, `cert`, `key`, `tls-server-name`,
+    /// `insecure-skip-tls-verify`, else Consul's environment (`CONSUL_HTTP_SSL`,
+    /// `CONSUL_CACERT`, `CONSUL_CLIENT_CERT`, `CONSUL_CLIENT_KEY`, `CONSUL_TLS_SERVER_NAME`,
+    /// `CONSUL_HTTP_SSL_VERIFY=false`); on with an `https://` agent.
+    pub tls: TlsConfig,
     /// Retry and `check` settings.
     pub failback: FailbackConfig,
 }
@@ -47,6 +54,12 @@ pub const PARAMS: &[&str] = &[
     "consul-check-pass-interval",
     "consul-deregister-critical-service-after",
     "consul-watch-timeout",
+    "tls",
+    "cacert",
+    "cert",
+    "key",
+    "tls-server-name",
+    "insecure-skip-tls-verify",
 ];
 
 impl Default for ConsulConfig {
@@ -60,6 +73,7 @@ impl Default for ConsulConfig {
             deregister_after: MIN_DEREGISTER_AFTER,
             watch_timeout: Duration::from_secs(60),
             timeout: Duration::from_secs(5),
+            tls: TlsConfig::default(),
             failback: FailbackConfig::default(),
         }
     }
@@ -73,7 +87,7 @@ pub struct ConsulConfigBuilder {
 }
 
 impl ConsulConfigBuilder {
-    /// The agent, `host:port` or `http://host:port`.
+    /// The agent, `host:port`, `http://host:port` or `https://host:port` (TLS on).
     pub fn agent(mut self, address: &str) -> Self {
         self.config.base = http_base(address);
         self
@@ -109,21 +123,33 @@ impl ConsulConfigBuilder {
         self
     }
 
+    /// TLS settings (CA, client certificate, server name); with TLS on the agent is
+    /// reached over `https://`.
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.config.tls = tls;
+        self
+    }
+
     /// Retry, `check` and cache file settings.
     pub fn failback(mut self, failback: FailbackConfig) -> Self {
         self.config.failback = failback;
         self
     }
 
-    /// The config, once it can work.
+    /// The config, once it can work. An `https://` agent turns TLS on, and with TLS on the
+    /// agent is `https://`.
     pub fn build(self) -> Result<ConsulConfig> {
         let mut config = self.config;
         let invalid = |value: String, reason: &str| Error::invalid("consul config", value, reason);
-        if !config.base.starts_with("http://") {
-            return Err(invalid(
-                config.base,
-                "only http:// agents are supported yet: use http://",
-            ));
+        if config.base.starts_with("https://") {
+            config.tls.enabled = true;
+        } else if !config.base.starts_with("http://") {
+            return Err(invalid(config.base, "the agent is http:// or https://"));
+        }
+        if config.tls.enabled {
+            if let Some(rest) = config.base.strip_prefix("http://") {
+                config.base = format!("https://{rest}");
+            }
         }
         if config.check_ttl < Duration::from_secs(1) {
             return Err(invalid(
@@ -168,12 +194,9 @@ impl ConsulConfig {
     ) -> Result<ConsulConfig> {
         let params = RegistryParams::new(url);
         let address = if url.host().is_empty() {
+            // Consul's own: `https://host:port` (TLS on), `http://host:port` or `host:port`.
             env("CONSUL_HTTP_ADDR")
-                .map(|a| {
-                    a.trim_start_matches("http://")
-                        .trim_end_matches('/')
-                        .to_owned()
-                })
+                .map(|a| a.trim_end_matches('/').to_owned())
                 .filter(|a| !a.is_empty())
                 .unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_PORT}"))
         } else if url.port() == 0 {
@@ -181,9 +204,7 @@ impl ConsulConfig {
         } else {
             url.address()
         };
-        if address.starts_with("https://") {
-            return Err(params.invalid("https agents are not supported yet: use http://"));
-        }
+        let tls = tls_from(&params, &env)?;
         let check_ttl =
             params.positive_duration("consul-check-pass-interval", Duration::from_secs(16))?;
         if check_ttl < Duration::from_secs(1) {
@@ -200,6 +221,7 @@ impl ConsulConfig {
                 params.positive_duration("consul-watch-timeout", Duration::from_secs(60))?,
             )
             .timeout(params.positive_duration("timeout", Duration::from_secs(5))?)
+            .tls(tls)
             .failback(params.failback()?);
         if let Some(token) = url
             .param("token")
@@ -210,6 +232,57 @@ impl ConsulConfig {
         }
         builder.build()
     }
+}
+
+/// The URL's TLS parameters; where it gives none, Consul's environment variables, as the
+/// `consul` command and the Go client read them.
+fn tls_from(
+    params: &RegistryParams<'_>,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<TlsConfig> {
+    let from_url = TlsConfig::from_params(params)?;
+    let url = params.url();
+    if TLS_PARAMS.iter().any(|name| url.param(name).is_some()) {
+        return Ok(from_url);
+    }
+    let var = |name: &str| {
+        env(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let flag = |name: &str| -> Result<Option<bool>> {
+        match var(name) {
+            None => Ok(None),
+            Some(v) if v.eq_ignore_ascii_case("true") || v == "1" => Ok(Some(true)),
+            Some(v) if v.eq_ignore_ascii_case("false") || v == "0" => Ok(Some(false)),
+            Some(v) => Err(params.invalid(format!("{name}={v:?} is not true or false"))),
+        }
+    };
+    let mut tls = TlsConfig::default();
+    if let Some(ca) = var("CONSUL_CACERT") {
+        tls = tls.with_ca(Pem::File(ca.into()));
+    }
+    match (var("CONSUL_CLIENT_CERT"), var("CONSUL_CLIENT_KEY")) {
+        (Some(cert), Some(key)) => {
+            tls = tls.with_identity(Pem::File(cert.into()), Pem::File(key.into()));
+        }
+        (None, None) => {}
+        _ => {
+            return Err(params.invalid(
+                "CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY go together: set both, or neither",
+            ));
+        }
+    }
+    if let Some(name) = var("CONSUL_TLS_SERVER_NAME") {
+        tls = tls.with_server_name(name);
+    }
+    if flag("CONSUL_HTTP_SSL_VERIFY")? == Some(false) {
+        tls = tls.with_insecure_skip_verify();
+    }
+    if let Some(ssl) = flag("CONSUL_HTTP_SSL")? {
+        tls.enabled = ssl || tls.enabled;
+    }
+    Ok(tls)
 }
 
 #[cfg(test)]
@@ -224,6 +297,41 @@ mod tests {
         ConsulConfig::from_url_and_env(&Url::parse(url).unwrap(), move |name| {
             env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
         })
+    }
+
+    #[test]
+    fn tls_from_the_url_or_consuls_environment() {
+        let c = config("consul://a:8501?cacert=/ca.pem&cert=/c.pem&key=/k.pem", &[]).unwrap();
+        assert!(c.tls.enabled);
+        assert_eq!(c.base, "https://a:8501");
+        let env = [
+            ("CONSUL_HTTP_ADDR", "https://agent:8501"),
+            ("CONSUL_CACERT", "/env-ca.pem"),
+            ("CONSUL_CLIENT_CERT", "/env-c.pem"),
+            ("CONSUL_CLIENT_KEY", "/env-k.pem"),
+            ("CONSUL_TLS_SERVER_NAME", "consul.local"),
+        ];
+        let c = config("consul://", &env).unwrap();
+        assert_eq!(c.base, "https://agent:8501");
+        assert_eq!(c.tls.ca, Some(Pem::File("/env-ca.pem".into())));
+        assert_eq!(c.tls.server_name.as_deref(), Some("consul.local"));
+        assert!(c.tls.identity.is_some());
+        // CONSUL_HTTP_SSL turns TLS on for a host:port address.
+        let c = config(
+            "consul://",
+            &[
+                ("CONSUL_HTTP_ADDR", "agent:8501"),
+                ("CONSUL_HTTP_SSL", "true"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.base, "https://agent:8501");
+        // The URL's settings win over the environment's, whole.
+        let c = config("consul://a:8500?tls=true", &env).unwrap();
+        assert!(c.tls.enabled && c.tls.ca.is_none());
+        let err = config("consul://", &[("CONSUL_CLIENT_CERT", "/c.pem")]).unwrap_err();
+        assert!(err.to_string().contains("CONSUL_CLIENT_KEY"), "{err}");
+        assert!(!config("consul://a:8500", &[]).unwrap().tls.enabled);
     }
 
     #[test]

@@ -9,8 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use srpc_registry_kit::layout::{PathLayout, rpcx_metadata};
 use srpc_registry_kit::{
-    Backend, Context, Error, Keepalive, Renew, Renewal, Result, SessionEvent, Url, WatchScope,
-    Watches, is_dynamic,
+    Backend, Context, Keepalive, Renew, Renewal, Result, SessionEvent, Url, WatchScope, Watches,
+    is_dynamic,
 };
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -85,8 +85,8 @@ impl EtcdBackend {
             config.endpoints.clone(),
             config.credentials.clone(),
             config.timeout,
-        )
-        .map_err(|e| Error::backend(BACKEND, e))?;
+            &config.tls,
+        )?;
         let watches = Watches::with_retry(BACKEND, &ctx, ctx.retry().capped(WATCH_RETRY_CAP));
         Ok(EtcdBackend {
             inner: Arc::new(Inner {

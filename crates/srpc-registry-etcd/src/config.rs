@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use srpc_registry_kit::layout::PathLayout;
 use srpc_registry_kit::{
-    Error, FailbackConfig, RegistryParams, Result, Url, http_base, require_positive,
+    Error, FailbackConfig, RegistryParams, Result, TlsConfig, Url, http_base, require_positive,
 };
 
 /// The client port etcd listens on by default.
@@ -14,7 +14,7 @@ pub const DEFAULT_PORT: u16 = 2379;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct EtcdConfig {
-    /// The endpoints, `http://host:port` each, tried in turn.
+    /// The endpoints, `http://host:port` or `https://host:port` each, tried in turn.
     pub endpoints: Vec<String>,
     /// The lease TTL (`session`, milliseconds as Java writes it, default 30 000; etcd raises
     /// anything under its minimum, 2 s by default). Keepalives go every third of it.
@@ -25,13 +25,29 @@ pub struct EtcdConfig {
     pub credentials: Option<(String, String)>,
     /// The key layout.
     pub layout: PathLayout,
+    /// TLS to the gateway (`tls`, `cacert`, `cert`, `key`, `tls-server-name`,
+    /// `insecure-skip-tls-verify`); on when an endpoint is `https://`.
+    pub tls: TlsConfig,
     /// Retry and `check` settings.
     pub failback: FailbackConfig,
 }
 
 /// The URL parameters an `etcd://` registry URL reads, besides the kit's
 /// [`COMMON_PARAMS`](srpc_registry_kit::COMMON_PARAMS).
-pub const PARAMS: &[&str] = &["backup", "group", "session", "timeout", "layout", "base"];
+pub const PARAMS: &[&str] = &[
+    "backup",
+    "group",
+    "session",
+    "timeout",
+    "layout",
+    "base",
+    "tls",
+    "cacert",
+    "cert",
+    "key",
+    "tls-server-name",
+    "insecure-skip-tls-verify",
+];
 
 /// Builds an [`EtcdConfig`] without a URL: `EtcdConfig::builder().endpoints([…]).build()?`.
 #[derive(Debug, Clone, Default)]
@@ -48,13 +64,15 @@ impl Default for EtcdConfig {
             timeout: Duration::from_secs(5),
             credentials: None,
             layout: PathLayout::default(),
+            tls: TlsConfig::default(),
             failback: FailbackConfig::default(),
         }
     }
 }
 
 impl EtcdConfigBuilder {
-    /// The endpoints, tried in turn: `host:port` or `http://host:port` each.
+    /// The endpoints, tried in turn: `host:port`, `http://host:port` or `https://host:port`
+    /// each (`https://` turns TLS on).
     pub fn endpoints(mut self, endpoints: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.config.endpoints = endpoints
             .into_iter()
@@ -87,15 +105,33 @@ impl EtcdConfigBuilder {
         self
     }
 
+    /// TLS settings (CA, client certificate, server name); with TLS on, every endpoint is
+    /// reached over `https://`.
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.config.tls = tls;
+        self
+    }
+
     /// Retry, `check` and cache file settings.
     pub fn failback(mut self, failback: FailbackConfig) -> Self {
         self.config.failback = failback;
         self
     }
 
-    /// The config, once it can work: at least one endpoint, durations above zero.
+    /// The config, once it can work: at least one endpoint, durations above zero. An
+    /// `https://` endpoint turns TLS on, and with TLS on every endpoint is `https://`.
     pub fn build(self) -> Result<EtcdConfig> {
-        let config = self.config;
+        let mut config = self.config;
+        if config.endpoints.iter().any(|e| e.starts_with("https://")) {
+            config.tls.enabled = true;
+        }
+        if config.tls.enabled {
+            for endpoint in &mut config.endpoints {
+                if let Some(rest) = endpoint.strip_prefix("http://") {
+                    *endpoint = format!("https://{rest}");
+                }
+            }
+        }
         if config.endpoints.is_empty() {
             return Err(Error::invalid(
                 "etcd config",
@@ -123,7 +159,7 @@ impl EtcdConfig {
         crate::open(self)
     }
 
-    /// Reads `etcd://[user:password@]host:port[,host2:port2…][?backup=…&group=…&session=…&timeout=…&layout=dubbo|rpcx&base=…]`.
+    /// Reads `etcd://[user:password@]host:port[,host2:port2…][?backup=…&group=…&session=…&timeout=…&layout=dubbo|rpcx&base=…&tls=true&cacert=…&cert=…&key=…]`.
     pub fn from_url(url: &Url) -> Result<EtcdConfig> {
         let params = RegistryParams::new(url);
         let mut builder = EtcdConfig::builder()
@@ -131,6 +167,7 @@ impl EtcdConfig {
             .session(params.positive_duration("session", Duration::from_secs(30))?)
             .timeout(params.positive_duration("timeout", Duration::from_secs(5))?)
             .layout(PathLayout::from_params(&params)?)
+            .tls(TlsConfig::from_params(&params)?)
             .failback(params.failback()?);
         if let Some((user, password)) = params.credentials() {
             builder = builder.credentials(user, password);
@@ -153,6 +190,20 @@ mod tests {
 
     fn config(s: &str) -> Result<EtcdConfig> {
         EtcdConfig::from_url(&Url::parse(s).unwrap())
+    }
+
+    #[test]
+    fn tls_switches_every_endpoint_to_https() {
+        let c = config("etcd://a:1,b:2?cacert=/ca.pem").unwrap();
+        assert!(c.tls.enabled);
+        assert_eq!(c.endpoints, ["https://a:1", "https://b:2"]);
+        let c = EtcdConfig::builder()
+            .endpoints(["https://a:1", "b:2"])
+            .build()
+            .unwrap();
+        assert!(c.tls.enabled);
+        assert_eq!(c.endpoints, ["https://a:1", "https://b:2"]);
+        assert!(!config("etcd://a:1").unwrap().tls.enabled);
     }
 
     #[test]

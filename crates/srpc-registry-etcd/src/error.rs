@@ -10,7 +10,7 @@ use crate::SCHEME;
 #[non_exhaustive]
 pub enum EtcdError {
     /// No endpoint answered: connection refused or reset, timeout.
-    #[error("cannot reach etcd at {endpoint}: {source}")]
+    #[error("cannot reach etcd at {endpoint}: {source}{}", srpc_registry_kit::tls_hint(.source))]
     Unreachable {
         /// The endpoint tried last, `http://host:port`.
         endpoint: String,

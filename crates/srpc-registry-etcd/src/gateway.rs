@@ -279,13 +279,20 @@ impl Gateway {
         endpoints: Vec<String>,
         credentials: Option<(String, String)>,
         timeout: Duration,
-    ) -> Result<Gateway, reqwest::Error> {
-        let http = reqwest::Client::builder()
+        tls: &srpc_registry_kit::TlsConfig,
+    ) -> srpc_registry_kit::Result<Gateway> {
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(timeout)
             // A watch on a silent network must still notice, some day, that it is dead.
             .tcp_keepalive(Duration::from_secs(15))
-            .no_proxy()
-            .build()?;
+            .no_proxy();
+        if tls.enabled {
+            // The files are read here, so a missing or broken one fails `connect`, named.
+            builder = builder.use_preconfigured_tls((*tls.client_config()?).clone());
+        }
+        let http = builder
+            .build()
+            .map_err(|e| srpc_registry_kit::Error::backend(crate::SCHEME, e))?;
         Ok(Gateway {
             http,
             endpoints,

@@ -33,6 +33,8 @@ mod properties;
 mod retry;
 mod rules;
 mod tasks;
+#[cfg(feature = "tls")]
+mod tls;
 mod watches;
 
 pub use srpc_registry::{
@@ -61,6 +63,8 @@ pub use crate::prober::{
 pub use crate::retry::{Backoff, RetryPolicy, retry_delays};
 pub use crate::rules::{is_dynamic, validate_publication, validate_query, validate_registration};
 pub use crate::tasks::Tasks;
+#[cfg(feature = "tls")]
+pub use crate::tls::{Pem, TLS_PARAMS, TlsConfig, tls_hint};
 pub use crate::watches::{WatchScope, Watches};
 
 /// Entry points for the fuzz targets (`cargo xtask fuzz`), built only with `--cfg fuzzing`.
