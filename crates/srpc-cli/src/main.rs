@@ -198,6 +198,16 @@ enum RegistryCommand {
         /// a third of --ttl plus 2s; 0s: none].
         #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
         warm_up: Option<Duration>,
+        /// Serve HTTPS with this certificate chain (PEM); needs --tls-key. Read again when
+        /// the file changes or on SIGHUP.
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<std::path::PathBuf>,
+        /// The private key of --tls-cert (PEM).
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<std::path::PathBuf>,
+        /// Require client certificates from the CAs in this PEM bundle.
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_client_ca: Option<std::path::PathBuf>,
         #[command(flatten)]
         limits: Box<LimitArgs>,
     },
@@ -402,9 +412,12 @@ async fn run_registry(command: Command) -> Result<(), Failure> {
             state_file,
             no_state_file,
             warm_up,
+            tls_cert,
+            tls_key,
+            tls_client_ca,
             limits,
         }) => {
-            use srpc::http::{HttpRegistryServer, Limits, ServerConfig};
+            use srpc::http::{HttpRegistryServer, Limits, ServerConfig, ServerTls};
             let shutdown = Shutdown::listen();
             let mut config = ServerConfig::new(addr)
                 .with_ttl(ttl)
@@ -418,6 +431,18 @@ async fn run_registry(command: Command) -> Result<(), Failure> {
             if let Some(warm_up) = warm_up {
                 config = config.with_warm_up(warm_up);
             }
+            if let (Some(cert), Some(key)) = (tls_cert, tls_key) {
+                let mut tls = ServerTls::new(cert, key);
+                if let Some(ca) = tls_client_ca {
+                    tls = tls.with_client_ca(ca);
+                }
+                config = config.with_tls(tls);
+            }
+            let scheme = if config.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
             match state_file
                 .or_else(|| (!no_state_file).then(|| default_state_file(addr)).flatten())
             {
@@ -434,15 +459,54 @@ async fn run_registry(command: Command) -> Result<(), Failure> {
             config.validate().map_err(Failure::Invalid)?;
             // A registry holds a connection per watching client: as many as the system allows.
             srpc::http::raise_open_files_limit();
-            let server = HttpRegistryServer::bind(config)
-                .await
-                .map_err(|e| Failure::Registry(format!("cannot listen on {addr}: {e}")))?;
+            let server = HttpRegistryServer::bind(config).await.map_err(|e| {
+                if e.kind() == io::ErrorKind::InvalidInput {
+                    // A TLS file that is missing or broken: the operator's input.
+                    Failure::Invalid(e.to_string())
+                } else {
+                    Failure::Registry(format!("cannot listen on {addr}: {e}"))
+                }
+            })?;
             let _ = writeln!(
                 io::stderr().lock(),
-                "srpc: registry listening on http://{}",
+                "srpc: registry listening on {scheme}://{}",
                 server.local_addr()
             );
-            shutdown.wait(None).await;
+            // SIGHUP reads the certificate and key again (they are also read when the files
+            // change).
+            #[cfg(unix)]
+            let reload = {
+                let server = &server;
+                async move {
+                    use tokio::signal::unix::{SignalKind, signal};
+                    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+                        return std::future::pending().await;
+                    };
+                    while hangup.recv().await.is_some() {
+                        match server.reload_tls() {
+                            Ok(()) => {
+                                let _ = writeln!(
+                                    io::stderr().lock(),
+                                    "srpc: SIGHUP: TLS certificate reloaded"
+                                );
+                            }
+                            Err(e) => {
+                                let _ = writeln!(
+                                    io::stderr().lock(),
+                                    "srpc: SIGHUP: {e}; the certificate in use stays"
+                                );
+                            }
+                        }
+                    }
+                    std::future::pending::<()>().await;
+                }
+            };
+            #[cfg(not(unix))]
+            let reload = std::future::pending::<()>();
+            tokio::select! {
+                () = shutdown.wait(None) => {}
+                () = reload => {}
+            }
             let _ = writeln!(io::stderr().lock(), "srpc: shutting down");
             server
                 .shutdown()

@@ -1037,3 +1037,49 @@ fn completions_stop_quietly_when_the_reader_does() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stderr(&out).is_empty(), "{}", stderr(&out));
 }
+
+/// `registry serve --tls-cert … --tls-key …` serves HTTPS: `https://` clients with the CA get
+/// in, plain HTTP does not, and a broken certificate file is refused at start (exit 2,
+/// named).
+#[test]
+fn registry_serve_over_https() {
+    let pki = srpc_tests::tls::TestPki::generate();
+    let server_id = pki.server();
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let cert = server_id.cert.display().to_string();
+    let key = server_id.key.display().to_string();
+    let https = format!("https://{addr}?cacert={}", pki.ca().display());
+    let server = serve_with(
+        &["--addr", &addr, "--tls-cert", &cert, "--tls-key", &key],
+        &https,
+    );
+    let out = run(&["list", &https, "com.acme.Up", "--wait", "1s"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let out = run(&[
+        "list",
+        &format!("http://{addr}"),
+        "com.acme.Up",
+        "--wait",
+        "1s",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(server.signal("-TERM"), Some(0));
+
+    let junk = pki.dir().join("junk.pem");
+    std::fs::write(&junk, "junk").unwrap();
+    let junk = junk.display().to_string();
+    let out = run(&[
+        "registry",
+        "serve",
+        "--no-state-file",
+        "--addr",
+        &format!("127.0.0.1:{}", free_port()),
+        "--tls-cert",
+        &junk,
+        "--tls-key",
+        &key,
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&junk), "{}", stderr(&out));
+}

@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use srpc_registry_kit::{
     Backend, Context, Error, FailbackConfig, Keepalive, RegistryParams, Renew, Renewal, Result,
-    Url, WatchScope, Watches, http_base, require_positive,
+    TlsConfig, Url, WatchScope, Watches, http_base, require_positive,
 };
 use tracing::{debug, warn};
 
@@ -25,7 +25,7 @@ const BACKEND: &str = crate::SCHEME;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct HttpConfig {
-    /// `http://host:port`.
+    /// `http://host:port` or `https://host:port`.
     pub base: String,
     /// TTL asked for each registration (default 30 s); heartbeats go every third of it.
     pub ttl: Duration,
@@ -34,13 +34,26 @@ pub struct HttpConfig {
     /// Bearer token, sent with every request (a registry that protects reads accepts its
     /// write token for them).
     pub token: Option<String>,
+    /// TLS to the server (`https://`, or `tls`, `cacert`, `cert`, `key`, `tls-server-name`,
+    /// `insecure-skip-tls-verify`).
+    pub tls: TlsConfig,
     /// Retry and `check` settings.
     pub failback: FailbackConfig,
 }
 
 /// The URL parameters an `http://` registry URL reads, besides the kit's
 /// [`COMMON_PARAMS`](srpc_registry_kit::COMMON_PARAMS).
-pub const PARAMS: &[&str] = &["ttl", "wait", "token"];
+pub const PARAMS: &[&str] = &[
+    "ttl",
+    "wait",
+    "token",
+    "tls",
+    "cacert",
+    "cert",
+    "key",
+    "tls-server-name",
+    "insecure-skip-tls-verify",
+];
 
 impl Default for HttpConfig {
     /// A server on this machine (`http://127.0.0.1:9999`), a 30 s TTL and long-poll, no token.
@@ -51,6 +64,7 @@ impl Default for HttpConfig {
             ttl: Duration::from_secs(30),
             wait: Duration::from_secs(30),
             token: None,
+            tls: TlsConfig::default(),
             failback: FailbackConfig::default(),
         }
     }
@@ -64,7 +78,7 @@ pub struct HttpConfigBuilder {
 }
 
 impl HttpConfigBuilder {
-    /// The server, `host:port` or `http://host:port`.
+    /// The server, `host:port`, `http://host:port` or `https://host:port` (TLS on).
     pub fn server(mut self, address: &str) -> Self {
         self.config.base = http_base(address);
         self
@@ -89,21 +103,36 @@ impl HttpConfigBuilder {
         self
     }
 
+    /// TLS settings (CA, client certificate, server name); with TLS on the server is
+    /// reached over `https://`.
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.config.tls = tls;
+        self
+    }
+
     /// Retry, `check` and cache file settings.
     pub fn failback(mut self, failback: FailbackConfig) -> Self {
         self.config.failback = failback;
         self
     }
 
-    /// The config, once it can work.
+    /// The config, once it can work. An `https://` server turns TLS on, and with TLS on
+    /// the server is `https://`.
     pub fn build(self) -> Result<HttpConfig> {
         let mut config = self.config;
         let invalid = |value: String, reason: String| Error::invalid("http config", value, reason);
-        if !config.base.starts_with("http://") {
+        if config.base.starts_with("https://") {
+            config.tls.enabled = true;
+        } else if !config.base.starts_with("http://") {
             return Err(invalid(
                 config.base,
-                "only http:// servers are supported yet".to_owned(),
+                "the server is http:// or https://".to_owned(),
             ));
+        }
+        if config.tls.enabled {
+            if let Some(rest) = config.base.strip_prefix("http://") {
+                config.base = format!("https://{rest}");
+            }
         }
         if config.ttl < MIN_TTL {
             return Err(invalid(
@@ -135,6 +164,10 @@ impl HttpConfig {
         if url.host().is_empty() || url.port() == 0 {
             return Err(params.invalid("name the server: http://host:port"));
         }
+        let mut tls = TlsConfig::from_params(&params)?;
+        if url.protocol() == "https" {
+            tls.enabled = true;
+        }
         let ttl = params.positive_duration("ttl", Duration::from_secs(30))?;
         if ttl < MIN_TTL {
             return Err(params.invalid(format!("ttl must be at least {MIN_TTL:?}")));
@@ -143,6 +176,7 @@ impl HttpConfig {
             .server(&url.address())
             .ttl(ttl)
             .wait(params.positive_duration("wait", Duration::from_secs(30))?)
+            .tls(tls)
             .failback(params.failback()?);
         // From the URL, else from the environment, so that a token need not stand in a
         // command line that `ps` shows.
@@ -217,11 +251,14 @@ const WATCH_RETRY_CAP: Duration = Duration::from_secs(5);
 impl HttpBackend {
     /// A backend for `config`; no request is made until it is used.
     pub fn new(config: HttpConfig, ctx: Context) -> Result<HttpBackend> {
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
-            .no_proxy()
-            .build()
-            .map_err(|e| Error::backend(BACKEND, e))?;
+            .no_proxy();
+        if config.tls.enabled {
+            // The files are read here, so a missing or broken one fails `connect`, named.
+            builder = builder.use_preconfigured_tls((*config.tls.client_config()?).clone());
+        }
+        let http = builder.build().map_err(|e| Error::backend(BACKEND, e))?;
         let watches = Watches::with_retry(BACKEND, &ctx, ctx.retry().capped(WATCH_RETRY_CAP));
         Ok(HttpBackend {
             inner: Arc::new(Inner {
@@ -472,7 +509,9 @@ fn encode_path_segment(text: &str) -> String {
 }
 
 fn not_connected(url: &str, error: reqwest::Error) -> Error {
-    Error::not_connected_by(BACKEND, url, error)
+    // What a TLS failure needs changed, when it is one.
+    let hint = srpc_registry_kit::tls_hint(&error);
+    Error::not_connected_by(BACKEND, format!("{url}{hint}"), error)
 }
 
 /// A server answer that is not the JSON the API promises, with the parser's error.

@@ -44,7 +44,9 @@ use srpc_registry_kit::{FailbackRegistry, Result, Url};
 pub use crate::api::{MAX_BODY, MAX_TTL, MAX_WAIT, MIN_TTL};
 pub use crate::client::{HttpBackend, HttpConfig, HttpConfigBuilder, PARAMS, TOKEN_ENV};
 #[cfg(feature = "server")]
-pub use crate::server::{HttpRegistryServer, Limits, ServerConfig, app, raise_open_files_limit};
+pub use crate::server::{
+    HttpRegistryServer, Limits, RELOAD_CHECK, ServerConfig, ServerTls, app, raise_open_files_limit,
+};
 
 /// The URL scheme of the client backend.
 pub const SCHEME: &str = "http";

@@ -8,6 +8,9 @@ use futures_util::future::BoxFuture;
 
 pub use srpc_registry::*;
 pub use srpc_registry_kit::{FailbackConfig, validate_publication};
+/// TLS settings of the backends that speak TLS (docs/registry.md, "TLS").
+#[cfg(any(feature = "etcd", feature = "consul", feature = "http"))]
+pub use srpc_registry_kit::{Pem, TlsConfig};
 
 #[cfg(feature = "consul")]
 pub use srpc_registry_consul::ConsulConfig;
@@ -139,6 +142,20 @@ const SCHEMES: &[SchemeInfo] = &[
         srpc_registry_http,
         |url| srpc_registry_http::connect(url).await?
     ),
+    // The same backend over TLS.
+    SchemeInfo {
+        scheme: "https",
+        feature: "http",
+        kind: RegistryKind::SrpcServer,
+        #[cfg(feature = "http")]
+        params: srpc_registry_http::PARAMS,
+        #[cfg(not(feature = "http"))]
+        params: &[],
+        #[cfg(feature = "http")]
+        open: Some(|url| Box::pin(async move { Ok(arc(srpc_registry_http::connect(url).await?)) })),
+        #[cfg(not(feature = "http"))]
+        open: None,
+    },
 ];
 
 #[cfg(any(
@@ -329,10 +346,12 @@ mod tests {
     #[test]
     fn an_enabled_backends_scheme_is_its_feature_name() {
         // What the table says of a scheme whose feature is off rests on this convention.
-        for s in schemes().filter(|s| s.is_enabled()) {
+        // `https` is the one alias: the `http` backend over TLS.
+        for s in schemes().filter(|s| s.is_enabled() && s.scheme != "https") {
             assert_eq!(s.scheme, s.feature);
             assert_eq!(scheme(s.scheme).map(|i| i.feature), Some(s.feature));
         }
+        assert_eq!(scheme("https").map(|i| i.feature), Some("http"));
         assert!(scheme("gopher").is_none());
     }
 

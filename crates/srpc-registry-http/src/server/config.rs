@@ -24,6 +24,9 @@ pub struct ServerConfig {
     pub read_token: Option<String>,
     /// What the server holds at most.
     pub limits: Limits,
+    /// HTTPS instead of HTTP (certificate, key, and a client CA to require client
+    /// certificates); `None`: plain HTTP.
+    pub tls: Option<super::ServerTls>,
     /// Where the server keeps its state across restarts (docs/http-registry.md,
     /// "Restarts"); `None`: in memory only.
     pub state_file: Option<PathBuf>,
@@ -43,6 +46,7 @@ impl Default for ServerConfig {
             token: None,
             read_token: None,
             limits: Limits::default(),
+            tls: None,
             state_file: None,
             warm_up: None,
         }
@@ -90,6 +94,13 @@ impl ServerConfig {
     #[must_use]
     pub fn with_state_file(mut self, path: impl Into<PathBuf>) -> ServerConfig {
         self.state_file = Some(path.into());
+        self
+    }
+
+    /// Serving HTTPS with these settings.
+    #[must_use]
+    pub fn with_tls(mut self, tls: super::ServerTls) -> ServerConfig {
+        self.tls = Some(tls);
         self
     }
 

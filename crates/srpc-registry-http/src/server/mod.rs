@@ -14,6 +14,7 @@ mod reply;
 mod serve;
 mod state;
 mod sweep;
+mod tls;
 mod write;
 
 use std::net::SocketAddr;
@@ -32,6 +33,7 @@ use tracing::info;
 
 pub use self::config::{Limits, ServerConfig};
 pub use self::serve::raise_open_files_limit;
+pub use self::tls::{RELOAD_CHECK, ServerTls};
 
 use self::book::Shared;
 use self::metrics::metrics;
@@ -51,6 +53,8 @@ pub struct HttpRegistryServer {
     stop: watch::Sender<bool>,
     serve: JoinHandle<std::io::Result<()>>,
     state: Arc<Shared>,
+    /// The certificate served over HTTPS, when it is.
+    tls: Option<Arc<tls::Reloading>>,
 }
 
 impl std::fmt::Debug for HttpRegistryServer {
@@ -69,20 +73,48 @@ impl HttpRegistryServer {
         config
             .validate()
             .map_err(|reason| std::io::Error::new(std::io::ErrorKind::InvalidInput, reason))?;
+        // The certificate is read before anything binds: a bad file stops the start, named.
+        let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
         let listener = TcpListener::bind(config.addr).await?;
         let addr = listener.local_addr()?;
         let state = start(config)?;
         let stop = state.stop.clone();
         let limits = state.config.limits.clone();
         let app = router(state.clone());
-        let serve = tokio::spawn(serve::serve(listener, app, limits, stop.subscribe()));
-        info!(backend = "http", %addr, "registry server listening");
+        let (acceptor, reloading) = match tls {
+            Some((acceptor, reloading)) => {
+                tokio::spawn(reloading.clone().watch(stop.subscribe()));
+                (Some(acceptor), Some(reloading))
+            }
+            None => (None, None),
+        };
+        let scheme = if acceptor.is_some() { "https" } else { "http" };
+        let serve = tokio::spawn(serve::serve(
+            listener,
+            app,
+            limits,
+            stop.subscribe(),
+            acceptor,
+        ));
+        info!(backend = "http", %addr, scheme, "registry server listening");
         Ok(HttpRegistryServer {
             addr,
             stop,
             serve,
             state,
+            tls: reloading,
         })
+    }
+
+    /// Reads the TLS certificate and key again (what SIGHUP does to `srpc registry serve`);
+    /// they are also read again when their files change. New connections get the new
+    /// certificate, open ones keep theirs. On an error the certificate in use stays. Without
+    /// TLS, nothing to do.
+    pub fn reload_tls(&self) -> std::io::Result<()> {
+        match &self.tls {
+            Some(reloading) => reloading.reload(),
+            None => Ok(()),
+        }
     }
 
     /// The address it listens on (useful with port 0).

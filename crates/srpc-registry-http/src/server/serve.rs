@@ -26,12 +26,15 @@ use super::bare_errors::JsonErrors;
 /// state file, outgoing connections of an embedding program).
 const RESERVED_FDS: u64 = 64;
 
-/// Serves `app` on `listener` until `stop` turns true, then shuts down gracefully.
+/// Serves `app` on `listener` until `stop` turns true, then shuts down gracefully; over TLS
+/// when `tls` is given (each handshake in its connection's task, within the header timeout,
+/// so a slow one holds nobody else up).
 pub(super) async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,
     mut stop: watch::Receiver<bool>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> io::Result<()> {
     let most = connection_cap(limits.connections);
     let permits = std::sync::Arc::new(Semaphore::new(most));
@@ -87,17 +90,47 @@ pub(super) async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let connection = builder.serve_connection(
-            TokioIo::new(JsonErrors::new(stream)),
-            TowerToHyperService::new(app.clone()),
-        );
-        let connection = graceful.watch(connection);
-        connections.spawn(async move {
-            if let Err(error) = connection.await {
-                debug!(backend = "http", %peer, %error, "connection ended with an error");
+        match &tls {
+            None => {
+                let connection = builder.serve_connection(
+                    TokioIo::new(JsonErrors::new(stream)),
+                    TowerToHyperService::new(app.clone()),
+                );
+                let connection = graceful.watch(connection);
+                connections.spawn(async move {
+                    if let Err(error) = connection.await {
+                        debug!(backend = "http", %peer, %error, "connection ended with an error");
+                    }
+                    drop(permit);
+                });
             }
-            drop(permit);
-        });
+            Some(acceptor) => {
+                let handshake = acceptor.accept(stream);
+                let (builder, app, watcher) = (builder.clone(), app.clone(), graceful.watcher());
+                let within = limits.header_timeout;
+                connections.spawn(async move {
+                    let stream = match tokio::time::timeout(within, handshake).await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(error)) => {
+                            debug!(backend = "http", %peer, %error, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            debug!(backend = "http", %peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let connection = builder.serve_connection(
+                        TokioIo::new(JsonErrors::new(stream)),
+                        TowerToHyperService::new(app),
+                    );
+                    if let Err(error) = watcher.watch(connection).await {
+                        debug!(backend = "http", %peer, %error, "connection ended with an error");
+                    }
+                    drop(permit);
+                });
+            }
+        }
     }
     drop(listener);
     let open = connections.len();
