@@ -167,6 +167,17 @@ impl TestPki {
 /// A TLS acceptor for `pki`'s server certificate; with `client_auth`, clients must present
 /// a certificate from `pki`'s CA.
 pub fn acceptor(pki: &TestPki, client_auth: bool) -> std::io::Result<tokio_rustls::TlsAcceptor> {
+    Ok(tokio_rustls::TlsAcceptor::from(server_config(
+        pki,
+        client_auth,
+    )?))
+}
+
+/// The rustls server configuration of [`acceptor`].
+pub fn server_config(
+    pki: &TestPki,
+    client_auth: bool,
+) -> std::io::Result<Arc<rustls::ServerConfig>> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let bad = |e: &dyn std::fmt::Display| std::io::Error::other(e.to_string());
@@ -194,7 +205,7 @@ pub fn acceptor(pki: &TestPki, client_auth: bool) -> std::io::Result<tokio_rustl
         builder.with_no_client_auth()
     };
     let config = builder.with_single_cert(chain, key).map_err(|e| bad(&e))?;
-    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    Ok(Arc::new(config))
 }
 
 /// A TCP listener whose connections are served once their TLS handshake is done (within

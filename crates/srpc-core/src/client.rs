@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
@@ -17,8 +17,37 @@ use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::frame::{self, ACCEPTED, BUSY, DEFAULT_MAX_FRAME, Frame, MAGIC, VERSION, preface};
 
+/// TLS settings of a client connection.
+#[cfg(feature = "tls")]
+#[derive(Clone)]
+pub struct ClientTls {
+    /// The rustls configuration (roots, client certificate).
+    pub config: std::sync::Arc<rustls::ClientConfig>,
+    /// The name the server's certificate must carry; the host of the address when `None`.
+    pub server_name: Option<String>,
+}
+
+#[cfg(feature = "tls")]
+impl std::fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientTls")
+            .field("server_name", &self.server_name)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "tls")]
+impl PartialEq for ClientTls {
+    fn eq(&self, other: &ClientTls) -> bool {
+        Arc::ptr_eq(&self.config, &other.config) && self.server_name == other.server_name
+    }
+}
+
+#[cfg(feature = "tls")]
+impl Eq for ClientTls {}
+
 /// Connection settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ClientOptions {
     /// Codec named in the preface (default JSON).
@@ -29,6 +58,9 @@ pub struct ClientOptions {
     /// too): a reply over it closes the connection, and a call over it is refused with
     /// [`Error::TooLarge`] before anything is written.
     pub max_frame: u32,
+    /// TLS, when the server speaks it (default none: plain TCP).
+    #[cfg(feature = "tls")]
+    pub tls: Option<ClientTls>,
 }
 
 impl Default for ClientOptions {
@@ -37,6 +69,8 @@ impl Default for ClientOptions {
             codec: Codec::Json,
             connect_timeout: Duration::from_secs(3),
             max_frame: DEFAULT_MAX_FRAME,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -53,6 +87,22 @@ impl ClientOptions {
     #[must_use]
     pub fn with_max_frame(mut self, bytes: u32) -> ClientOptions {
         self.max_frame = bytes;
+        self
+    }
+
+    /// Over TLS with `config`, checking the server's certificate against `server_name` (the
+    /// address's host when `None`).
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn with_tls(
+        mut self,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        server_name: Option<String>,
+    ) -> ClientOptions {
+        self.tls = Some(ClientTls {
+            config,
+            server_name,
+        });
         self
     }
 
@@ -114,56 +164,54 @@ impl std::hash::Hasher for SeqHasher {
 }
 
 impl Client {
-    /// Opens a connection to `addr` (`host:port`) and exchanges prefaces.
+    /// Opens a connection to `addr` (`host:port`) and exchanges prefaces (after the TLS
+    /// handshake, with [`ClientOptions::tls`]).
     pub async fn connect(addr: &str, options: ClientOptions) -> Result<Client> {
         let connecting = async {
-            let mut stream = TcpStream::connect(addr)
+            let stream = TcpStream::connect(addr)
                 .await
                 .map_err(|source| Error::Connect {
                     addr: addr.to_owned(),
                     source,
                 })?;
             let _ = stream.set_nodelay(true);
-            stream
-                .write_all(&preface(options.codec))
-                .await
-                .map_err(|e| closed(addr, &e.to_string()))?;
-            let mut answer = [0u8; 8];
-            stream
-                .read_exact(&mut answer)
-                .await
-                .map_err(|e| closed(addr, &format!("no preface answer: {e}")))?;
-            if &answer[..4] != MAGIC || answer[4] != VERSION {
-                return Err(Error::Protocol(format!(
-                    "{addr} is not an srpc server (answer {answer:?})"
-                )));
+            #[cfg(feature = "tls")]
+            if let Some(tls) = &options.tls {
+                let host = match &tls.server_name {
+                    Some(name) => name.clone(),
+                    None => host_of(addr).to_owned(),
+                };
+                let name = rustls::pki_types::ServerName::try_from(host.clone()).map_err(|_| {
+                    Error::Protocol(format!(
+                        "{host:?} is not a name a TLS certificate can carry"
+                    ))
+                })?;
+                let mut stream = tokio_rustls::TlsConnector::from(tls.config.clone())
+                    .connect(name, stream)
+                    .await
+                    .map_err(|e| closed(addr, &format!("TLS handshake failed: {e}")))?;
+                exchange_prefaces(&mut stream, addr, options.codec).await?;
+                let (reader, writer) = tokio::io::split(stream);
+                return Ok(Client::start(reader, writer, addr.to_owned(), &options));
             }
-            match answer[6] {
-                ACCEPTED => {}
-                BUSY => {
-                    return Err(Error::Protocol(format!(
-                        "{addr} is at its connection limit and refused the connection"
-                    )));
-                }
-                status => {
-                    return Err(Error::Protocol(format!(
-                        "{addr} refused the preface (status {status})"
-                    )));
-                }
-            }
-            Ok(stream)
+            let mut stream = stream;
+            exchange_prefaces(&mut stream, addr, options.codec).await?;
+            let (reader, writer) = stream.into_split();
+            Ok(Client::start(reader, writer, addr.to_owned(), &options))
         };
-        let stream = tokio::time::timeout(options.connect_timeout, connecting)
+        tokio::time::timeout(options.connect_timeout, connecting)
             .await
             .map_err(|_| Error::ConnectTimeout {
                 addr: addr.to_owned(),
                 after: options.connect_timeout,
-            })??;
-        Ok(Client::start(stream, addr.to_owned(), options))
+            })?
     }
 
-    fn start(stream: TcpStream, addr: String, options: ClientOptions) -> Client {
-        let (reader, writer) = stream.into_split();
+    fn start<R, W>(reader: R, writer: W, addr: String, options: &ClientOptions) -> Client
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let mut reader = tokio::io::BufReader::with_capacity(64 * 1024, reader);
         let (tx, mut rx) = mpsc::channel::<Vec<u8>>(1024);
         let pending: Arc<Pending> = Arc::default();
@@ -386,6 +434,51 @@ fn fail_all(pending: &Pending, addr: &str, reason: &str) {
         .collect();
     for (_, sender) in waiting {
         let _ = sender.send(Err(closed(addr, reason)));
+    }
+}
+
+/// The host of `host:port` (`[v6]:port` too), for the TLS server name.
+#[cfg(feature = "tls")]
+fn host_of(addr: &str) -> &str {
+    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+/// Sends the preface and reads the server's answer.
+async fn exchange_prefaces<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    addr: &str,
+    codec: Codec,
+) -> Result<()> {
+    stream
+        .write_all(&preface(codec))
+        .await
+        .map_err(|e| closed(addr, &e.to_string()))?;
+    let mut answer = [0u8; 8];
+    stream.read_exact(&mut answer).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            closed(
+                addr,
+                "closed the connection without answering the srpc preface (a TLS endpoint \
+                 asked for plain srpc? give the client TLS settings)",
+            )
+        } else {
+            closed(addr, &format!("no preface answer: {e}"))
+        }
+    })?;
+    if &answer[..4] != MAGIC || answer[4] != VERSION {
+        return Err(Error::Protocol(format!(
+            "{addr} is not an srpc server (answer {answer:?})"
+        )));
+    }
+    match answer[6] {
+        ACCEPTED => Ok(()),
+        BUSY => Err(Error::Protocol(format!(
+            "{addr} is at its connection limit and refused the connection"
+        ))),
+        status => Err(Error::Protocol(format!(
+            "{addr} refused the preface (status {status})"
+        ))),
     }
 }
 

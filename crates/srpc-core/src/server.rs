@@ -13,7 +13,7 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
@@ -77,6 +77,9 @@ pub struct Server {
     preface_timeout: Duration,
     idle_timeout: Duration,
     shutdown_deadline: Duration,
+    /// TLS for every connection, when set.
+    #[cfg(feature = "tls")]
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// A server accepting connections; [`RunningServer::shutdown`] stops it gracefully.
@@ -109,7 +112,19 @@ impl Server {
             preface_timeout: DEFAULT_PREFACE_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             shutdown_deadline: DEFAULT_SHUTDOWN_DEADLINE,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
+    }
+
+    /// Serves every connection over TLS with `config` (mutual TLS when it verifies client
+    /// certificates). The handshake must end within the preface timeout. A client that
+    /// speaks plain srpc to it gets its connection closed at once.
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn with_tls(mut self, config: Arc<rustls::ServerConfig>) -> Server {
+        self.tls = Some(tokio_rustls::TlsAcceptor::from(config));
+        self
     }
 
     /// At most `calls` calls run at once per connection (at least 1). A connection at the cap
@@ -254,7 +269,7 @@ impl Server {
                             full = false;
                         }
                         let _ = stream.set_nodelay(true);
-                        connections.spawn(self.clone().connection(stream, peer, stopped.clone()));
+                        connections.spawn(self.clone().accepted(stream, peer, stopped.clone()));
                     }
                     Err(error) => {
                         // Out of file descriptors or buffers here: nothing the peer did.
@@ -282,13 +297,48 @@ impl Server {
         }
     }
 
-    async fn connection(
+    /// A connection just accepted: its TLS handshake first when the server has TLS.
+    async fn accepted(
         self: Arc<Self>,
         stream: TcpStream,
         peer: SocketAddr,
-        mut stopping: watch::Receiver<Option<Duration>>,
+        stopping: watch::Receiver<Option<Duration>>,
     ) {
-        let (mut reader, mut writer) = stream.into_split();
+        #[cfg(feature = "tls")]
+        if let Some(acceptor) = self.tls.clone() {
+            let mut stopping = stopping;
+            let handshake = tokio::select! {
+                done = tokio::time::timeout(self.preface_timeout, acceptor.accept(stream)) => done,
+                _ = stopping.wait_for(Option::is_some) => return,
+            };
+            let stream = match handshake {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(error)) => {
+                    debug!(%peer, %error, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    debug!(%peer, "no TLS handshake in time; closing");
+                    return;
+                }
+            };
+            let (reader, writer) = tokio::io::split(stream);
+            return self.connection(reader, writer, peer, stopping).await;
+        }
+        let (reader, writer) = stream.into_split();
+        self.connection(reader, writer, peer, stopping).await;
+    }
+
+    async fn connection<R, W>(
+        self: Arc<Self>,
+        mut reader: R,
+        mut writer: W,
+        peer: SocketAddr,
+        mut stopping: watch::Receiver<Option<Duration>>,
+    ) where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         // The preface names the codec; it is answered before any frame is buffered.
         let mut preface = [0u8; 8];
         let read = tokio::select! {

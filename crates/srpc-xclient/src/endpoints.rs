@@ -80,7 +80,7 @@ impl Endpoint {
 
     /// The connection, opened on first use and again after it broke. Concurrent callers
     /// share one attempt.
-    pub(crate) async fn client(&self, options: ClientOptions) -> srpc_core::Result<Arc<Client>> {
+    pub(crate) async fn client(&self, options: &ClientOptions) -> srpc_core::Result<Arc<Client>> {
         if let Some(client) = self.client.load_full().filter(|c| !c.is_closed()) {
             return Ok(client);
         }
@@ -89,6 +89,7 @@ impl Endpoint {
             return Ok(client);
         }
         debug!(addr = %self.addr, "connecting");
+        let options = self.options_for(options)?;
         let client = Arc::new(Client::connect(&self.addr, options).await?);
         self.opened.fetch_add(1, Ordering::Relaxed);
         self.client.store(Some(client.clone()));
@@ -97,6 +98,40 @@ impl Endpoint {
             self.client.store(None);
         }
         Ok(client)
+    }
+
+    /// The connection settings for this endpoint: TLS when its URL says `tls=true` (and
+    /// only then), which needs the XClient's TLS settings.
+    fn options_for(&self, options: &ClientOptions) -> srpc_core::Result<ClientOptions> {
+        let wants_tls = self
+            .url
+            .param("tls")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        #[cfg(feature = "tls")]
+        {
+            let mut options = options.clone();
+            if !wants_tls {
+                options.tls = None;
+            } else if options.tls.is_none() {
+                return Err(srpc_core::Error::Protocol(format!(
+                    "{} asks for TLS (tls=true): give the XClient TLS settings \
+                     (ClientOptions::with_tls in Options::with_client)",
+                    self.addr
+                )));
+            }
+            Ok(options)
+        }
+        #[cfg(not(feature = "tls"))]
+        {
+            if wants_tls {
+                return Err(srpc_core::Error::Protocol(format!(
+                    "{} asks for TLS (tls=true): this build of srpc has no TLS (the `tls` \
+                     feature)",
+                    self.addr
+                )));
+            }
+            Ok(options.clone())
+        }
     }
 
     /// The endpoint left: its connection goes now (calls in flight keep it until they end),

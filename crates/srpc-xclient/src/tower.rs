@@ -53,7 +53,7 @@ impl<Req, Resp> Clone for EndpointService<Req, Resp> {
     fn clone(&self) -> Self {
         EndpointService {
             endpoint: self.endpoint.clone(),
-            client: self.client,
+            client: self.client.clone(),
             timeout: self.timeout,
             _types: PhantomData,
         }
@@ -76,10 +76,10 @@ where
 
     fn call(&mut self, request: RpcRequest<Req>) -> Self::Future {
         let endpoint = self.endpoint.clone();
-        let (options, timeout) = (self.client, self.timeout);
+        let (options, timeout) = (self.client.clone(), self.timeout);
         Box::pin(async move {
             let _load = endpoint.begin();
-            let client = endpoint.client(options).await?;
+            let client = endpoint.client(&options).await?;
             client.call(&request.method, &request.args, timeout).await
         })
     }
@@ -111,26 +111,29 @@ where
 {
     subscription
         .changes()
-        .filter_map(move |change| async move {
-            let change = match change {
-                Change::Insert(url)
-                    if url.category() == dubbo_url::DEFAULT_CATEGORY && url.port() > 0 =>
-                {
-                    let key = url.to_full_string();
-                    TowerChange::Insert(
-                        key,
-                        EndpointService {
-                            endpoint: Arc::new(Endpoint::new(url)),
-                            client,
-                            timeout,
-                            _types: PhantomData,
-                        },
-                    )
-                }
-                Change::Remove(url) => TowerChange::Remove(url.to_full_string()),
-                _ => return None,
-            };
-            Some(Ok(change))
+        .filter_map(move |change| {
+            let client = client.clone();
+            async move {
+                let change = match change {
+                    Change::Insert(url)
+                        if url.category() == dubbo_url::DEFAULT_CATEGORY && url.port() > 0 =>
+                    {
+                        let key = url.to_full_string();
+                        TowerChange::Insert(
+                            key,
+                            EndpointService {
+                                endpoint: Arc::new(Endpoint::new(url)),
+                                client,
+                                timeout,
+                                _types: PhantomData,
+                            },
+                        )
+                    }
+                    Change::Remove(url) => TowerChange::Remove(url.to_full_string()),
+                    _ => return None,
+                };
+                Some(Ok(change))
+            }
         })
         .boxed()
 }

@@ -568,7 +568,7 @@ impl Shared {
         Resp: DeserializeOwned + Send,
     {
         let _load = endpoint.begin();
-        let client = endpoint.client(self.options.client).await?;
+        let client = endpoint.client(&self.options.client).await?;
         client.call(method, request, timeout).await
     }
 }
