@@ -23,6 +23,8 @@ pub struct ZooKeeper {
     dir: PathBuf,
     main_class: &'static str,
     owns_dir: bool,
+    /// The TLS client port, when the server has one.
+    secure_port: Option<u16>,
 }
 
 /// A free TCP port on loopback (nothing listens on it when this returns).
@@ -85,9 +87,54 @@ impl ZooKeeper {
             dir,
             main_class: "org.apache.zookeeper.server.ZooKeeperServerMain",
             owns_dir: true,
+            secure_port: None,
         };
         server.launch()?;
         Ok(server)
+    }
+
+    /// A standalone server that also serves TLS on a secure client port (Netty, as
+    /// `secureClientPort` needs), with `pki`'s server certificate, requiring client
+    /// certificates from `pki`'s CA (ZooKeeper's `ssl.clientAuth=need`, its default).
+    pub fn start_tls(pki: &crate::tls::TestPki) -> io::Result<ZooKeeper> {
+        let (port, secure_port) = (free_port(), free_port());
+        let dir = fresh_dir("zk-tls")?;
+        // ZooKeeper reads a PEM key store as the key and its certificate in one file.
+        let server = pki.server();
+        let bundle = dir.join("server-bundle.pem");
+        std::fs::write(
+            &bundle,
+            [std::fs::read(&server.key)?, std::fs::read(&server.cert)?].concat(),
+        )?;
+        let config = dir.join("zoo.cfg");
+        std::fs::write(
+            &config,
+            format!(
+                "{}secureClientPort={secure_port}\nsecureClientPortAddress=127.0.0.1\n\
+                 serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n\
+                 ssl.keyStore.location={}\nssl.keyStore.type=PEM\n\
+                 ssl.trustStore.location={}\nssl.trustStore.type=PEM\nssl.clientAuth=need\n",
+                base_config(&dir.join("data"), port),
+                bundle.display(),
+                pki.ca().display()
+            ),
+        )?;
+        let mut server = ZooKeeper {
+            child: None,
+            port,
+            config,
+            dir,
+            main_class: "org.apache.zookeeper.server.ZooKeeperServerMain",
+            owns_dir: true,
+            secure_port: Some(secure_port),
+        };
+        server.launch()?;
+        Ok(server)
+    }
+
+    /// `127.0.0.1:<secure client port>`, when it serves TLS.
+    pub fn secure_address(&self) -> Option<String> {
+        self.secure_port.map(|port| format!("127.0.0.1:{port}"))
     }
 
     /// An ensemble of `n` servers on loopback, each ready when this returns.
@@ -124,6 +171,7 @@ impl ZooKeeper {
                 dir,
                 main_class: "org.apache.zookeeper.server.quorum.QuorumPeerMain",
                 owns_dir: false,
+                secure_port: None,
             };
             server.spawn()?;
             servers.push(server);
@@ -186,12 +234,19 @@ impl ZooKeeper {
 
     fn spawn(&mut self) -> io::Result<()> {
         let log = std::fs::File::create(self.dir.join("server.log"))?;
+        let mut classpath =
+            String::from("/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar");
+        if self.secure_port.is_some() {
+            // Netty, which the secure client port needs (Debian's libnetty-java, a dependency
+            // of libzookeeper-java): its unversioned jar names.
+            classpath.push_str(&netty_jars());
+        }
         let child = Command::new("java")
             .args([
                 "-Xmx256m",
                 "-Dzookeeper.admin.enableServer=false",
                 "-cp",
-                "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar",
+                &classpath,
                 self.main_class,
             ])
             .arg(&self.config)
@@ -219,6 +274,26 @@ impl Drop for ZooKeeper {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// `:/usr/share/java/netty-….jar` for each of Debian's unversioned Netty jars.
+fn netty_jars() -> String {
+    let mut jars: Vec<String> = std::fs::read_dir("/usr/share/java")
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| {
+                    name.starts_with("netty-")
+                        && name.ends_with(".jar")
+                        && !name.contains(|c: char| c.is_ascii_digit())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    jars.sort();
+    jars.iter()
+        .map(|jar| format!(":/usr/share/java/{jar}"))
+        .collect()
 }
 
 fn base_config(data: &Path, port: u16) -> String {

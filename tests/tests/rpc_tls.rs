@@ -103,12 +103,20 @@ async fn the_xclient_speaks_tls_to_endpoints_that_ask_for_it() {
         discover().await,
         Options::default().with_client(client_tls(&pki, true)),
     );
-    assert!(with_tls.wait_for_endpoints(|e| !e.list().is_empty(), 5 * SECOND).await);
+    assert!(
+        with_tls
+            .wait_for_endpoints(|e| !e.list().is_empty(), 5 * SECOND)
+            .await
+    );
     let sum: i64 = with_tls.call("Foo.Sum", &(2, 3)).await.unwrap();
     assert_eq!(sum, 5);
     // Without TLS settings, the endpoint's tls=true is an error that says what to give.
     let without = XClient::new(discover().await, Options::default());
-    assert!(without.wait_for_endpoints(|e| !e.list().is_empty(), 5 * SECOND).await);
+    assert!(
+        without
+            .wait_for_endpoints(|e| !e.list().is_empty(), 5 * SECOND)
+            .await
+    );
     let err = without
         .call::<_, i64>("Foo.Sum", &(2, 3))
         .await

@@ -62,7 +62,9 @@ impl fmt::Debug for Pem {
 }
 
 impl Pem {
-    fn read(&self, what: &'static str) -> Result<(Vec<u8>, String)> {
+    /// The PEM text, and where it came from (a file's path) for messages; `what` names it
+    /// in the error when the file cannot be read.
+    pub fn load(&self, what: &'static str) -> Result<(Vec<u8>, String)> {
         match self {
             Pem::File(path) => std::fs::read(path)
                 .map(|bytes| (bytes, path.display().to_string()))
@@ -256,7 +258,7 @@ impl TlsConfig {
             .with_custom_certificate_verifier(verifier);
         let config = match &self.identity {
             Some((cert, key)) => {
-                let (cert_pem, cert_source) = cert.read("TLS client certificate")?;
+                let (cert_pem, cert_source) = cert.load("TLS client certificate")?;
                 let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
                     .collect::<std::result::Result<_, _>>()
                     .map_err(|e| {
@@ -273,7 +275,7 @@ impl TlsConfig {
                         "holds no certificate",
                     ));
                 }
-                let (key_pem, key_source) = key.read("TLS client key")?;
+                let (key_pem, key_source) = key.load("TLS client key")?;
                 let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
                     Error::invalid(
                         "TLS client key",
@@ -299,7 +301,7 @@ impl TlsConfig {
         let mut roots = RootCertStore::empty();
         match &self.ca {
             Some(ca) => {
-                let (pem, source) = ca.read("TLS CA bundle")?;
+                let (pem, source) = ca.load("TLS CA bundle")?;
                 for cert in CertificateDer::pem_slice_iter(&pem) {
                     let cert = cert.map_err(|e| {
                         Error::invalid("TLS CA bundle", &source, format!("not PEM: {e}"))

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use srpc_registry_kit::{Error, FailbackConfig, RegistryParams, Result, Url, require_positive};
+use srpc_registry_kit::{
+    Error, FailbackConfig, RegistryParams, Result, TlsConfig, Url, require_positive,
+};
 
 /// The client port ZooKeeper listens on by default.
 pub const DEFAULT_PORT: u16 = 2181;
@@ -32,12 +34,30 @@ pub struct ZookeeperConfig {
     /// to `children` on ensembles older than 3.6; `children` relists a directory after each
     /// one-shot children watch, as Java Dubbo does.
     pub persistent_watches: bool,
+    /// TLS to the servers' secure client port (`tls`, `cacert`, `cert`, `key`; also
+    /// `secure=true`, Dubbo's word): every server is dialled as `tcp+tls://`. The CA is
+    /// required; `tls-server-name` and `insecure-skip-tls-verify` are refused (the ZooKeeper
+    /// client checks the host dialled, always).
+    pub tls: TlsConfig,
 }
 
 /// The URL parameters a `zookeeper://` registry URL reads, besides the kit's
 /// [`COMMON_PARAMS`](srpc_registry_kit::COMMON_PARAMS).
 pub const PARAMS: &[&str] = &[
-    "backup", "group", "session", "timeout", "layout", "base", "watch",
+    "backup",
+    "group",
+    "session",
+    "timeout",
+    "layout",
+    "base",
+    "watch",
+    "secure",
+    "tls",
+    "cacert",
+    "cert",
+    "key",
+    "tls-server-name",
+    "insecure-skip-tls-verify",
 ];
 
 impl Default for ZookeeperConfig {
@@ -51,6 +71,7 @@ impl Default for ZookeeperConfig {
             layout: Layout::default(),
             failback: FailbackConfig::default(),
             persistent_watches: true,
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -100,15 +121,43 @@ impl ZookeeperConfigBuilder {
         self
     }
 
+    /// TLS to the servers' secure client port: a CA is required.
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.config.tls = tls;
+        self
+    }
+
     /// Retry, `check` and cache file settings.
     pub fn failback(mut self, failback: FailbackConfig) -> Self {
         self.config.failback = failback;
         self
     }
 
-    /// The config, once it can work: at least one server, durations above zero.
+    /// The config, once it can work: at least one server, durations above zero, TLS with a
+    /// CA and nothing the ZooKeeper client cannot do.
     pub fn build(self) -> Result<ZookeeperConfig> {
         let config = self.config;
+        let tls = &config.tls;
+        if tls.enabled {
+            let refuse = |reason: &str| Err(Error::invalid("zookeeper config", "TLS", reason));
+            if tls.client_config.is_some() {
+                return refuse(
+                    "a ready rustls ClientConfig cannot be given to the ZooKeeper client: give \
+                     the CA (and client certificate) as PEM",
+                );
+            }
+            if tls.ca.is_none() {
+                return refuse(
+                    "TLS to ZooKeeper needs the CA that signed its certificate: cacert=<file>",
+                );
+            }
+            if tls.server_name.is_some() || tls.insecure_skip_verify {
+                return refuse(
+                    "the ZooKeeper client always checks the host it dials: tls-server-name and \
+                     insecure-skip-tls-verify are not available here",
+                );
+            }
+        }
         if config.servers.is_empty() {
             return Err(Error::invalid(
                 "zookeeper config",
@@ -154,6 +203,7 @@ impl ZookeeperConfig {
             .session(params.positive_duration("session", Duration::from_secs(60))?)
             .timeout(params.positive_duration("timeout", Duration::from_secs(5))?)
             .persistent_watches(persistent_watches)
+            .tls(tls_of(&params)?)
             .failback(params.failback()?);
         if let Some((user, password)) = params.credentials() {
             builder = builder.digest(user, password);
@@ -167,9 +217,44 @@ impl ZookeeperConfig {
     }
 }
 
+/// The shared TLS parameters, with Dubbo's `secure=true` as another way to say `tls=true`.
+fn tls_of(params: &RegistryParams<'_>) -> Result<TlsConfig> {
+    let mut tls = TlsConfig::from_params(params)?;
+    if params.url().param_bool("secure", false)? {
+        tls.enabled = true;
+    }
+    Ok(tls)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_needs_a_ca_and_refuses_what_the_client_cannot_do() {
+        let c = config("zookeeper://a:2182?cacert=/ca.pem&cert=/c.pem&key=/k.pem").unwrap();
+        assert!(c.tls.enabled);
+        assert!(
+            config("zookeeper://a:2182?secure=true&cacert=/ca.pem")
+                .unwrap()
+                .tls
+                .enabled
+        );
+        for (bad, why) in [
+            ("zookeeper://a:2182?secure=true", "cacert"),
+            (
+                "zookeeper://a:2182?cacert=/ca.pem&tls-server-name=zk",
+                "always checks",
+            ),
+            (
+                "zookeeper://a:2182?cacert=/ca.pem&insecure-skip-tls-verify=true",
+                "always checks",
+            ),
+        ] {
+            let err = config(bad).unwrap_err().to_string();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
 
     fn config(s: &str) -> Result<ZookeeperConfig> {
         ZookeeperConfig::from_url(&Url::parse(s).unwrap())

@@ -18,7 +18,13 @@ pub(super) async fn new_client(config: &ZookeeperConfig) -> Result<Client> {
         connector = connector.with_auth("digest", digest.as_bytes());
     }
     let servers = config.connect_string();
-    let connecting = connector.connect(&servers);
+    let connecting = if config.tls.enabled {
+        connector = connector.with_tls(tls_options(&config.tls)?);
+        // Every server over TLS (`tcp+tls://`).
+        futures_util::future::Either::Left(connector.secure_connect(&servers))
+    } else {
+        futures_util::future::Either::Right(connector.connect(&servers))
+    };
     // The client retries a refused connection until the whole timeout has passed; when every
     // server refuses, say so at once instead.
     let refused = every_server_refuses(&config.servers);
@@ -42,10 +48,47 @@ pub(super) async fn new_client(config: &ZookeeperConfig) -> Result<Client> {
         )),
         Err(_) => Err(Error::Timeout {
             backend: BACKEND,
-            doing: format!("opening a session with {servers}"),
+            doing: if config.tls.enabled {
+                // The ZooKeeper client retries a failed handshake until the timeout, without
+                // saying why: say what to check.
+                format!(
+                    "opening a session with {servers} over TLS (hint: a refused or untrusted \
+                     certificate looks like this: check cacert= against the server's CA, and \
+                     cert= and key= against the CA the server wants client certificates from)"
+                )
+            } else {
+                format!("opening a session with {servers}")
+            },
             after: config.timeout,
         }),
     }
+}
+
+/// The ZooKeeper client's TLS options from the shared settings (checked by the config's
+/// `build`: a CA, no server name override): the files are read now, and one that is missing
+/// or does not parse is an error naming it.
+fn tls_options(tls: &srpc_registry_kit::TlsConfig) -> Result<zookeeper_client::TlsOptions> {
+    let text = |pem: &srpc_registry_kit::Pem, what: &'static str| -> Result<(String, String)> {
+        let (bytes, source) = pem.load(what)?;
+        let text =
+            String::from_utf8(bytes).map_err(|_| Error::invalid(what, &source, "not PEM text"))?;
+        Ok((text, source))
+    };
+    let mut options = zookeeper_client::TlsOptions::new();
+    if let Some(ca) = &tls.ca {
+        let (pem, source) = text(ca, "TLS CA bundle")?;
+        options = options
+            .with_pem_ca(&pem)
+            .map_err(|e| Error::invalid("TLS CA bundle", &source, e.to_string()))?;
+    }
+    if let Some((cert, key)) = &tls.identity {
+        let (cert, source) = text(cert, "TLS client certificate")?;
+        let (key, _) = text(key, "TLS client key")?;
+        options = options
+            .with_pem_identity(&cert, &key)
+            .map_err(|e| Error::invalid("TLS client certificate", &source, e.to_string()))?;
+    }
+    Ok(options)
 }
 
 /// Resolves with the refusal when, 300 ms into connecting (a server that is up has answered
