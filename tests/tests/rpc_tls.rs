@@ -124,3 +124,52 @@ async fn the_xclient_speaks_tls_to_endpoints_that_ask_for_it() {
     assert!(err.to_string().contains("asks for TLS"), "{err}");
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_certificate_serves_new_connections_and_open_ones_carry_on() {
+    let (old, new) = (TestPki::generate(), TestPki::generate());
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("server.pem"), dir.path().join("key.pem"));
+    std::fs::copy(old.server().cert, &cert).unwrap();
+    std::fs::copy(old.server().key, &key).unwrap();
+    let server = Server::new()
+        .with_tls_files(&srpc::rpc::ServerTls::new(&cert, &key))
+        .unwrap()
+        .handle("Foo.Sum", |(a, b): (i64, i64)| async move {
+            Ok::<_, HandlerError>(a + b)
+        })
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let addr = server.local_addr().to_string();
+    let before = Client::connect(&addr, client_tls(&old, false))
+        .await
+        .unwrap();
+    assert!(
+        Client::connect(&addr, client_tls(&new, false))
+            .await
+            .is_err()
+    );
+    let staged = dir.path().join("staged.pem");
+    std::fs::copy(new.server().cert, &staged).unwrap();
+    std::fs::rename(&staged, &cert).unwrap();
+    std::fs::copy(new.server().key, &staged).unwrap();
+    std::fs::rename(&staged, &key).unwrap();
+    server.reload_tls().unwrap();
+    let after = Client::connect(&addr, client_tls(&new, false))
+        .await
+        .unwrap();
+    let sum: i64 = after.call("Foo.Sum", &(1, 2), SECOND).await.unwrap();
+    assert_eq!(sum, 3);
+    assert!(
+        Client::connect(&addr, client_tls(&old, false))
+            .await
+            .is_err()
+    );
+    let sum: i64 = before.call("Foo.Sum", &(3, 4), SECOND).await.unwrap();
+    assert_eq!(
+        sum, 7,
+        "the connection opened before the rotation carries on"
+    );
+    server.shutdown().await;
+}

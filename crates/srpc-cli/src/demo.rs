@@ -14,8 +14,9 @@ const DEADLINE: Duration = Duration::from_secs(2);
 
 /// Runs the demo against `registry` (or an embedded HTTP registry) and prints one line per
 /// result.
-pub(crate) async fn run(registry: Option<&str>, serve: bool) -> Result<(), String> {
+pub(crate) async fn run(registry: Option<&str>, serve: bool, tls: bool) -> Result<(), String> {
     let shutdown = crate::shutdown::Shutdown::listen();
+    let tls = if tls { Some(DemoTls::make()?) } else { None };
     let (embedded, registry_url) = match registry {
         Some(url) => (None, url.to_owned()),
         None => {
@@ -29,13 +30,14 @@ pub(crate) async fn run(registry: Option<&str>, serve: bool) -> Result<(), Strin
     let mut servers = Vec::new();
     let mut providers = Vec::new();
     for _ in 0..2 {
-        let server = foo_server().await?;
+        let server = foo_server(tls.as_ref()).await?;
         let registry = srpc::registry::connect(&registry_url)
             .await
             .map_err(|e| e.to_string())?;
         let url = Url::parse(&format!(
-            "srpc://{}/Foo?interface=Foo&methods=Sleep,Sum&side=provider",
-            server.local_addr()
+            "srpc://{}/Foo?interface=Foo&methods=Sleep,Sum&side=provider{}",
+            server.local_addr(),
+            if tls.is_some() { "&tls=true" } else { "" }
         ))
         .map_err(|e| e.to_string())?;
         registry
@@ -85,12 +87,18 @@ pub(crate) async fn run(registry: Option<&str>, serve: bool) -> Result<(), Strin
         .subscribe(&query)
         .await
         .map_err(|e| e.to_string())?;
-    let xclient = Arc::new(XClient::new(
-        Discovery::subscription(subscription),
-        Options::default()
-            .with_selector(Selector::Random)
-            .with_timeout(DEADLINE),
-    ));
+    #[allow(unused_mut)] // Without the `tls` feature nothing changes it.
+    let mut options = Options::default()
+        .with_selector(Selector::Random)
+        .with_timeout(DEADLINE);
+    #[cfg(feature = "tls")]
+    if let Some(tls) = &tls {
+        say(
+            "TLS: a CA made for this run signed both servers' certificate; every call goes over TLS",
+        );
+        options = options.with_client(tls.client()?);
+    }
+    let xclient = Arc::new(XClient::new(Discovery::subscription(subscription), options));
     if !xclient
         .wait_for_endpoints(|e| e.list().len() == 2, Duration::from_secs(10))
         .await
@@ -210,11 +218,71 @@ struct SumReply {
     server: String,
 }
 
-async fn foo_server() -> Result<RunningServer, String> {
+/// A throwaway CA and a certificate it signed for 127.0.0.1 and localhost, in memory only.
+struct DemoTls {
+    #[cfg(feature = "tls")]
+    ca: String,
+    #[cfg(feature = "tls")]
+    server: std::sync::Arc<srpc::rpc::rustls::ServerConfig>,
+}
+
+impl DemoTls {
+    #[cfg(feature = "tls")]
+    fn make() -> Result<DemoTls, String> {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+        let err = |e: rcgen::Error| format!("cannot make the demo's certificates: {e}");
+        let ca_key = KeyPair::generate().map_err(err)?;
+        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "srpc demo CA");
+        let ca = params.self_signed(&ca_key).map_err(err)?;
+        let key = KeyPair::generate().map_err(err)?;
+        let params = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .map_err(err)?;
+        let cert = params.signed_by(&key, &ca, &ca_key).map_err(err)?;
+        let server = srpc::rpc::server_config_from_pem(
+            cert.pem().as_bytes(),
+            key.serialize_pem().as_bytes(),
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(DemoTls {
+            ca: ca.pem(),
+            server,
+        })
+    }
+
+    #[cfg(not(feature = "tls"))]
+    fn make() -> Result<DemoTls, String> {
+        Err("this build of srpc has no TLS (the `tls` feature)".into())
+    }
+
+    /// Client settings trusting the demo's CA.
+    #[cfg(feature = "tls")]
+    fn client(&self) -> Result<srpc::rpc::ClientOptions, String> {
+        use srpc::registry::{Pem, TlsConfig};
+        let config = TlsConfig::enabled()
+            .with_ca(Pem::Bytes(self.ca.clone().into_bytes()))
+            .client_config()
+            .map_err(|e| e.to_string())?;
+        Ok(srpc::rpc::ClientOptions::default().with_tls(config, None))
+    }
+}
+
+async fn foo_server(tls: Option<&DemoTls>) -> Result<RunningServer, String> {
     // The handler names its server, whose address is known only once it is bound.
     let me: Arc<OnceLock<String>> = Arc::default();
     let name = me.clone();
-    let server = Server::new()
+    #[allow(unused_mut)] // Without the `tls` feature nothing changes it.
+    let mut server = Server::new();
+    #[cfg(feature = "tls")]
+    if let Some(tls) = tls {
+        server = server.with_tls(tls.server.clone());
+    }
+    #[cfg(not(feature = "tls"))]
+    let _ = tls;
+    let server = server
         .handle("Foo.Sum", move |(a, b): (i64, i64)| {
             let server = name.get().cloned().unwrap_or_default();
             async move { Ok::<_, HandlerError>(SumReply { sum: a + b, server }) }

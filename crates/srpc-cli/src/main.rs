@@ -95,6 +95,11 @@ enum Command {
         /// to try (`list`, `watch`, `call`), until Ctrl-C.
         #[arg(long)]
         serve: bool,
+        /// Servers and calls over TLS, with a throwaway CA and certificate made for this run
+        /// (the providers register with `tls=true`).
+        #[cfg(feature = "tls")]
+        #[arg(long, conflicts_with = "serve")]
+        tls: bool,
     },
     /// Run a registry server.
     #[cfg(feature = "http")]
@@ -400,9 +405,18 @@ fn run(command: Command) -> Result<Outcome, String> {
 async fn run_registry(command: Command) -> Result<(), Failure> {
     match command {
         Command::Url(_) => Ok(()),
-        Command::Demo { registry, serve } => demo::run(registry.as_deref(), serve)
-            .await
-            .map_err(Failure::Registry),
+        Command::Demo {
+            registry,
+            serve,
+            #[cfg(feature = "tls")]
+            tls,
+        } => {
+            #[cfg(not(feature = "tls"))]
+            let tls = false;
+            demo::run(registry.as_deref(), serve, tls)
+                .await
+                .map_err(Failure::Registry)
+        }
         #[cfg(feature = "http")]
         Command::Registry(RegistryCommand::Serve {
             addr,

@@ -168,3 +168,15 @@ fn demo_over_an_external_http_registry() {
     }
     check(&demo(&["--registry", &format!("http://{addr}?ttl=5s")]));
 }
+
+/// `demo --tls`: the servers serve TLS with a certificate from a CA made for the run, the
+/// providers register `tls=true`, and every call and broadcast goes over TLS.
+#[test]
+fn demo_over_tls() {
+    let stdout = demo(&["--tls"]);
+    assert!(
+        stdout.contains("TLS: a CA made for this run signed both servers' certificate"),
+        "{stdout}"
+    );
+    check(&stdout);
+}

@@ -27,6 +27,8 @@ mod error;
 pub mod frame;
 mod server;
 
+#[cfg(feature = "tls")]
+pub use crate::client::ClientTls;
 pub use crate::client::{Client, ClientOptions};
 pub use crate::codec::Codec;
 pub use crate::error::{Error, RemoteCode, Result};
@@ -35,3 +37,9 @@ pub use crate::server::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CALLS_PER_CONNECTION, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_PREFACE_TIMEOUT, DEFAULT_SHUTDOWN_DEADLINE, HandlerError, RunningServer, Server,
 };
+/// Certificate files for [`Server::with_tls_files`] (feature `tls`).
+/// The rustls this crate was built with, for naming its `ClientConfig` and `ServerConfig`.
+#[cfg(feature = "tls")]
+pub use rustls;
+#[cfg(feature = "tls")]
+pub use srpc_tls::{ServerTls, server_config_from_pem};

@@ -80,6 +80,9 @@ pub struct Server {
     /// TLS for every connection, when set.
     #[cfg(feature = "tls")]
     tls: Option<tokio_rustls::TlsAcceptor>,
+    /// The certificate, read again when its files change, when given as files.
+    #[cfg(feature = "tls")]
+    reloading: Option<Arc<srpc_tls::ReloadingCert>>,
 }
 
 /// A server accepting connections; [`RunningServer::shutdown`] stops it gracefully.
@@ -90,6 +93,9 @@ pub struct RunningServer {
     stop: watch::Sender<Option<Duration>>,
     deadline: Duration,
     task: JoinHandle<()>,
+    /// The certificate given as files, and the task that watches them.
+    #[cfg(feature = "tls")]
+    reloading: Option<(Arc<srpc_tls::ReloadingCert>, AbortOnDrop)>,
 }
 
 impl Default for Server {
@@ -114,7 +120,22 @@ impl Server {
             shutdown_deadline: DEFAULT_SHUTDOWN_DEADLINE,
             #[cfg(feature = "tls")]
             tls: None,
+            #[cfg(feature = "tls")]
+            reloading: None,
         }
+    }
+
+    /// Serves every connection over TLS with the certificate and key files of `tls` (and
+    /// client certificates required when it names a client CA); the files are read now (an
+    /// error names the one at fault) and again when they change or on
+    /// [`RunningServer::reload_tls`]. New connections get the new certificate; open ones
+    /// keep theirs.
+    #[cfg(feature = "tls")]
+    pub fn with_tls_files(mut self, tls: &srpc_tls::ServerTls) -> std::io::Result<Server> {
+        let (config, reloading) = srpc_tls::server_config(tls, false)?;
+        self.tls = Some(tokio_rustls::TlsAcceptor::from(config));
+        self.reloading = Some(reloading);
+        Ok(self)
     }
 
     /// Serves every connection over TLS with `config` (mutual TLS when it verifies client
@@ -229,6 +250,11 @@ impl Server {
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         let (stop, stopped) = watch::channel(None);
         let deadline = self.shutdown_deadline;
+        #[cfg(feature = "tls")]
+        let reloading = self.reloading.clone().map(|cert| {
+            let watching = AbortOnDrop(tokio::spawn(cert.clone().watch()));
+            (cert, watching)
+        });
         let server = Arc::new(self);
         let task = tokio::spawn(server.accept_loop(listener, addr, stopped));
         info!(%addr, "srpc server listening");
@@ -237,6 +263,8 @@ impl Server {
             stop,
             deadline,
             task,
+            #[cfg(feature = "tls")]
+            reloading,
         }
     }
 
@@ -561,6 +589,7 @@ impl Drop for RunningCall {
 }
 
 /// Aborts its task when dropped.
+#[derive(Debug)]
 struct AbortOnDrop(JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
@@ -614,6 +643,16 @@ impl RunningServer {
     pub async fn shutdown(self) {
         let deadline = self.deadline;
         self.shutdown_within(deadline).await;
+    }
+
+    /// Reads the TLS certificate and key files again (what SIGHUP does to `srpc demo
+    /// --serve`). On an error the certificate in use stays. Without files, nothing to do.
+    #[cfg(feature = "tls")]
+    pub fn reload_tls(&self) -> std::io::Result<()> {
+        match &self.reloading {
+            Some((cert, _)) => cert.reload(),
+            None => Ok(()),
+        }
     }
 
     /// [`RunningServer::shutdown`] with another deadline.

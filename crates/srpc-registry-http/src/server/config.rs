@@ -26,7 +26,7 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// HTTPS instead of HTTP (certificate, key, and a client CA to require client
     /// certificates); `None`: plain HTTP.
-    pub tls: Option<super::ServerTls>,
+    pub tls: Option<srpc_tls::ServerTls>,
     /// Where the server keeps its state across restarts (docs/http-registry.md,
     /// "Restarts"); `None`: in memory only.
     pub state_file: Option<PathBuf>,
@@ -99,7 +99,7 @@ impl ServerConfig {
 
     /// Serving HTTPS with these settings.
     #[must_use]
-    pub fn with_tls(mut self, tls: super::ServerTls) -> ServerConfig {
+    pub fn with_tls(mut self, tls: srpc_tls::ServerTls) -> ServerConfig {
         self.tls = Some(tls);
         self
     }

@@ -14,7 +14,6 @@ mod reply;
 mod serve;
 mod state;
 mod sweep;
-mod tls;
 mod write;
 
 use std::net::SocketAddr;
@@ -33,7 +32,7 @@ use tracing::info;
 
 pub use self::config::{Limits, ServerConfig};
 pub use self::serve::raise_open_files_limit;
-pub use self::tls::{RELOAD_CHECK, ServerTls};
+pub use srpc_tls::{RELOAD_CHECK, ServerTls};
 
 use self::book::Shared;
 use self::metrics::metrics;
@@ -54,7 +53,7 @@ pub struct HttpRegistryServer {
     serve: JoinHandle<std::io::Result<()>>,
     state: Arc<Shared>,
     /// The certificate served over HTTPS, when it is.
-    tls: Option<Arc<tls::Reloading>>,
+    tls: Option<Arc<srpc_tls::ReloadingCert>>,
 }
 
 impl std::fmt::Debug for HttpRegistryServer {
@@ -74,7 +73,11 @@ impl HttpRegistryServer {
             .validate()
             .map_err(|reason| std::io::Error::new(std::io::ErrorKind::InvalidInput, reason))?;
         // The certificate is read before anything binds: a bad file stops the start, named.
-        let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
+        let tls = config
+            .tls
+            .as_ref()
+            .map(|tls| srpc_tls::server_config(tls, true))
+            .transpose()?;
         let listener = TcpListener::bind(config.addr).await?;
         let addr = listener.local_addr()?;
         let state = start(config)?;
@@ -82,9 +85,17 @@ impl HttpRegistryServer {
         let limits = state.config.limits.clone();
         let app = router(state.clone());
         let (acceptor, reloading) = match tls {
-            Some((acceptor, reloading)) => {
-                tokio::spawn(reloading.clone().watch(stop.subscribe()));
-                (Some(acceptor), Some(reloading))
+            Some((config, reloading)) => {
+                let watching = tokio::spawn(reloading.clone().watch());
+                let mut stopping = stop.subscribe();
+                tokio::spawn(async move {
+                    let _ = stopping.wait_for(|stopping| *stopping).await;
+                    watching.abort();
+                });
+                (
+                    Some(tokio_rustls::TlsAcceptor::from(config)),
+                    Some(reloading),
+                )
             }
             None => (None, None),
         };

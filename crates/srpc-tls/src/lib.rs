@@ -1,8 +1,11 @@
-//! HTTPS for the registry server: [`ServerTls`] (certificate, key, optional client CA), the
-//! rustls acceptor made from it, and certificate rotation without dropping connections: the
-//! certificate and key are read again when their files change (checked every
-//! [`RELOAD_CHECK`]) or when [`super::HttpRegistryServer::reload_tls`] is called (the CLI
-//! does on SIGHUP). New connections get the new certificate; open ones keep theirs.
+//! TLS for srpc's servers (the HTTP registry, the RPC server): [`ServerTls`] (certificate,
+//! key, optional client CA), the rustls server configuration made from it, and certificate
+//! rotation without dropping connections: the certificate and key are read again when their
+//! files change (checked every [`RELOAD_CHECK`] by [`ReloadingCert::watch`]) or when
+//! [`ReloadingCert::reload`] is called (`srpc registry serve` and `srpc demo --serve` do on
+//! SIGHUP). New connections get the new certificate; open ones keep theirs.
+//!
+//! The crypto provider is aws-lc-rs, the one every srpc crate uses.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -91,9 +94,9 @@ fn certified_key(tls: &ServerTls, provider: &CryptoProvider) -> io::Result<Certi
     Ok(certified)
 }
 
-/// The certificate the server presents now, replaced whole when the files change.
+/// The certificate a server presents now, replaced whole when the files change.
 #[derive(Debug)]
-pub(super) struct Reloading {
+pub struct ReloadingCert {
     tls: ServerTls,
     provider: Arc<CryptoProvider>,
     current: ArcSwap<CertifiedKey>,
@@ -101,7 +104,7 @@ pub(super) struct Reloading {
     seen: std::sync::Mutex<Option<(SystemTime, SystemTime)>>,
 }
 
-impl ResolvesServerCert for Reloading {
+impl ResolvesServerCert for ReloadingCert {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         Some(self.current.load_full())
     }
@@ -117,20 +120,20 @@ fn modified(tls: &ServerTls) -> Option<(SystemTime, SystemTime)> {
     Some((cert, key))
 }
 
-impl Reloading {
+impl ReloadingCert {
     /// Reads the files again; on an error the certificate in use stays, and the error is
     /// returned (and logged).
-    pub(super) fn reload(&self) -> io::Result<()> {
+    pub fn reload(&self) -> io::Result<()> {
         let stamp = modified(&self.tls);
         match certified_key(&self.tls, &self.provider) {
             Ok(key) => {
                 self.current.store(Arc::new(key));
                 *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = stamp;
-                info!(backend = "http", cert = %self.tls.cert.display(), "TLS certificate loaded");
+                info!(cert = %self.tls.cert.display(), "TLS certificate loaded");
                 Ok(())
             }
             Err(error) => {
-                warn!(backend = "http", %error, "TLS certificate not reloaded; the one in use stays");
+                warn!(%error, "TLS certificate not reloaded; the one in use stays");
                 Err(error)
             }
         }
@@ -146,23 +149,26 @@ impl Reloading {
         }
     }
 
-    /// Checks the files every [`RELOAD_CHECK`], for as long as the server runs.
-    pub(super) async fn watch(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    /// Checks the files every [`RELOAD_CHECK`] and reloads them when they changed, forever:
+    /// spawn it, and abort it when the server stops.
+    pub async fn watch(self: Arc<Self>) {
         loop {
-            tokio::select! {
-                () = tokio::time::sleep(RELOAD_CHECK) => self.reload_if_changed(),
-                _ = stop.wait_for(|stopping| *stopping) => return,
-            }
+            tokio::time::sleep(RELOAD_CHECK).await;
+            self.reload_if_changed();
         }
     }
 }
 
-/// The acceptor for `tls`, and its reloading certificate. Errors name the file at fault.
-pub(super) fn acceptor(tls: &ServerTls) -> io::Result<(tokio_rustls::TlsAcceptor, Arc<Reloading>)> {
+/// The server configuration for `tls` (HTTP/1.1 offered by ALPN when `alpn_http1`), and its
+/// reloading certificate. Errors name the file at fault.
+pub fn server_config(
+    tls: &ServerTls,
+    alpn_http1: bool,
+) -> io::Result<(Arc<rustls::ServerConfig>, Arc<ReloadingCert>)> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let stamp = modified(tls);
     let key = certified_key(tls, &provider)?;
-    let reloading = Arc::new(Reloading {
+    let reloading = Arc::new(ReloadingCert {
         tls: tls.clone(),
         provider: provider.clone(),
         current: ArcSwap::from_pointee(key),
@@ -185,6 +191,29 @@ pub(super) fn acceptor(tls: &ServerTls) -> io::Result<(tokio_rustls::TlsAcceptor
         None => builder.with_no_client_auth(),
     };
     let mut config = builder.with_cert_resolver(reloading.clone());
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok((tokio_rustls::TlsAcceptor::from(Arc::new(config)), reloading))
+    if alpn_http1 {
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    }
+    Ok((Arc::new(config), reloading))
+}
+
+/// A server configuration from a certificate chain and key held in memory (no reload, no
+/// client certificates): for certificates a program makes for itself, as `srpc demo --tls`
+/// does.
+pub fn server_config_from_pem(cert: &[u8], key: &[u8]) -> io::Result<Arc<rustls::ServerConfig>> {
+    let bad = |what: &str, e: &dyn std::fmt::Display| {
+        io::Error::new(io::ErrorKind::InvalidInput, format!("TLS {what}: {e}"))
+    };
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert)
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad("certificate", &e))?;
+    let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| bad("key", &e))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(io::Error::other)?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| bad("certificate", &e))?;
+    Ok(Arc::new(config))
 }
