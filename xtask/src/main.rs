@@ -400,10 +400,11 @@ fn servers(args: &[String]) -> Result<(), String> {
 /// to it, e.g. `cargo xtask bench -- --measurement-time 2`); `rpc` (srpc against tarpc) and
 /// `selectors` are timed loops that print their own tables (`SRPC_BENCH_SECS` sets the time
 /// of each rpc run).
-const BENCHES: &[(&str, &str)] = &[
-    ("dubbo-url", "parse_format"),
-    ("srpc-xclient", "selectors"),
-    ("srpc-core", "rpc"),
+const BENCHES: &[(&str, &str, &str)] = &[
+    ("dubbo-url", "parse_format", ""),
+    ("srpc-xclient", "selectors", ""),
+    ("srpc-core", "rpc", ""),
+    ("srpc-core", "rpc_tls", "tls"),
 ];
 
 fn bench(extra: &[String]) -> Result<(), String> {
@@ -416,10 +417,19 @@ fn bench(extra: &[String]) -> Result<(), String> {
         .skip_while(|a| *a == "--")
         .collect();
     bench_registry()?;
-    for (package, target) in BENCHES {
+    for (package, target, features) in BENCHES {
         step(&format!("benchmark {package}/{target}"), || {
             let args = [
-                &["bench", "-p", package, "--bench", target, "--"][..],
+                &[
+                    "bench",
+                    "-p",
+                    package,
+                    "--bench",
+                    target,
+                    "--features",
+                    features,
+                    "--",
+                ][..],
                 &extra,
             ]
             .concat();
