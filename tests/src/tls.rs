@@ -44,14 +44,22 @@ fn ca(name: &str) -> Ca {
 
 fn leaf(
     issuer: &Ca,
-    name: &str,
+    name: Option<&str>,
     sans: &[&str],
     usage: Vec<ExtendedKeyUsagePurpose>,
 ) -> (String, String) {
     let key = KeyPair::generate().expect("a key");
     let sans: Vec<String> = sans.iter().map(|s| (*s).to_owned()).collect();
     let mut params = CertificateParams::new(sans).expect("certificate params");
-    params.distinguished_name.push(DnType::CommonName, name);
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    // A subject all the same (an empty one is not valid without a critical SAN, and Java
+    // refuses it): an organisation, and a common name when asked for.
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "srpc tests");
+    if let Some(name) = name {
+        params.distinguished_name.push(DnType::CommonName, name);
+    }
     params.extended_key_usages = usage;
     params.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
@@ -77,9 +85,11 @@ impl TestPki {
         };
         write("ca.pem", &main.cert.pem());
         write("other-ca.pem", &other.cert.pem());
+        // No common name: etcd's gateway, which dials etcd with the server's certificate,
+        // refuses every request when auth is on and that certificate has one.
         let (cert, key) = leaf(
             &main,
-            "localhost",
+            None,
             &["localhost", "127.0.0.1", "server.srpc.test"],
             // Client use too: etcd's gateway dials its own gRPC port with the server's
             // certificate when it requires client certificates.
@@ -92,7 +102,9 @@ impl TestPki {
         write("server-key.pem", &key);
         let (cert, key) = leaf(
             &main,
-            "srpc-client",
+            // No common name either: with auth on, etcd's gateway refuses client
+            // certificates that carry one.
+            None,
             &[],
             vec![ExtendedKeyUsagePurpose::ClientAuth],
         );
@@ -100,7 +112,7 @@ impl TestPki {
         write("client-key.pem", &key);
         let (cert, key) = leaf(
             &other,
-            "stranger",
+            Some("stranger"),
             &[],
             vec![ExtendedKeyUsagePurpose::ClientAuth],
         );

@@ -179,3 +179,46 @@ async fn endpoints_fail_over_over_tls() {
     assert_eq!(found, vec![provider()]);
     registry.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs etcd: cargo xtask integration"]
+async fn user_and_password_over_tls() {
+    let etcd = EtcdTls::start(EtcdVersion::V3_5);
+    let client = etcd.pki.client();
+    let etcdctl = |args: &[&str]| {
+        let out = std::process::Command::new(EtcdVersion::V3_5.etcdctl().unwrap())
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints=https://{}", etcd.server.address()))
+            .arg(format!("--cacert={}", etcd.pki.ca().display()))
+            .arg(format!("--cert={}", client.cert.display()))
+            .arg(format!("--key={}", client.key.display()))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "etcdctl {args:?}: {out:?}");
+    };
+    etcdctl(&["user", "add", "root:s3cret", "--interactive=false"]);
+    etcdctl(&["auth", "enable"]);
+    let with = |credentials: &str| {
+        format!(
+            "etcd://{credentials}{}?group={}&timeout=3s&{}",
+            etcd.server.address(),
+            fresh_root("srpc-tls"),
+            etcd.pki.client_params()
+        )
+    };
+    // Without a user, refused: the gateway never takes the certificate's name as one.
+    let denied = srpc::registry::connect(&with("")).await.unwrap();
+    let err = denied.register(&provider()).await.unwrap_err();
+    assert!(err.to_string().contains("user name"), "{err}");
+    let root = srpc::registry::connect(&with("root:s3cret@"))
+        .await
+        .unwrap();
+    root.register(&provider()).await.unwrap();
+    let found = root
+        .lookup(&Url::parse("consumer://127.0.0.1/com.acme.Tls?category=providers").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(found, vec![provider()]);
+    root.close().await.unwrap();
+}

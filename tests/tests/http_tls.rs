@@ -53,6 +53,44 @@ impl Factory for Https {
 
 srpc_tests::conformance_suite!(Https);
 
+/// The same over HTTPS without client certificates: the server proves itself, clients trust
+/// its CA and send nothing but their bearer token, if any.
+mod without_client_certificates {
+    use super::*;
+
+    struct HttpsServerOnly;
+
+    #[async_trait]
+    impl Factory for HttpsServerOnly {
+        async fn pair(&self) -> (Arc<dyn Registry>, Arc<dyn Registry>) {
+            let pki = Arc::new(TestPki::generate());
+            PKIS.lock().unwrap().push(pki.clone());
+            let id = pki.server();
+            let server = HttpRegistryServer::bind(
+                ServerConfig::new(([127, 0, 0, 1], 0).into())
+                    .with_tls(ServerTls::new(id.cert, id.key))
+                    .with_token("s3cret"),
+            )
+            .await
+            .unwrap();
+            let url = format!(
+                "https://{}?ttl=5s&wait=5s&token=s3cret&cacert={}",
+                server.local_addr(),
+                pki.ca().display()
+            );
+            let provider = srpc::registry::connect(&url).await.unwrap();
+            let consumer = srpc::registry::connect(&url).await.unwrap();
+            (provider, consumer)
+        }
+
+        async fn outage(&self) -> Option<Outage> {
+            None
+        }
+    }
+
+    srpc_tests::conformance_suite!(HttpsServerOnly);
+}
+
 fn provider() -> Url {
     Url::parse("dubbo://127.0.0.1:20880/com.acme.Https?side=provider").unwrap()
 }

@@ -5,6 +5,16 @@ use srpc_registry_kit::Error;
 
 use crate::SCHEME;
 
+/// What to do about a refusal whose cause etcd words obscurely.
+fn refusal_hint(message: &str) -> &'static str {
+    if message.contains("CommonName of client sending a request against gateway") {
+        "; hint: with authentication on, etcd's gateway refuses client certificates that carry \
+         a Common Name: use a client certificate without one, and user:password@ in the URL"
+    } else {
+        ""
+    }
+}
+
 /// A failure of one call to etcd's JSON gateway.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -19,7 +29,7 @@ pub enum EtcdError {
         source: reqwest::Error,
     },
     /// etcd answered with an error (the gateway's `{"error", "code", "message"}`).
-    #[error("etcd at {endpoint} refused {path}: {message} (grpc code {code})")]
+    #[error("etcd at {endpoint} refused {path}: {message} (grpc code {code}){}", refusal_hint(.message))]
     Refused {
         /// The endpoint that answered.
         endpoint: String,
