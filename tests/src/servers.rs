@@ -464,7 +464,8 @@ impl Etcd {
                 cluster: cluster.clone(),
                 state: "new",
                 dir,
-                owns_dir: false,
+                // Each member removes its own data (hundreds of MB) when dropped.
+                owns_dir: true,
                 tls: None,
             };
             member.spawn()?;

@@ -67,18 +67,15 @@ mod over_tls {
     use super::*;
     use srpc_tests::tls::TestPki;
 
-    /// Each test's PKI and agents, kept until the test process ends.
-    static PKIS: Mutex<Vec<TestPki>> = Mutex::new(Vec::new());
-
-    /// A fresh HTTPS agent, and the URL parameters of a client it trusts.
-    async fn tls_agent() -> (SocketAddr, String) {
+    /// A fresh HTTPS agent, the URL parameters of a client it trusts, and their files
+    /// (read when the agent starts and when a handle connects; removed when dropped).
+    async fn tls_agent() -> (SocketAddr, String, TestPki) {
         let pki = TestPki::generate();
         let fake = FakeConsul::start_tls(&pki).await.unwrap();
         let addr = fake.addr();
         let params = pki.client_params();
         FAKES.lock().unwrap().push(fake);
-        PKIS.lock().unwrap().push(pki);
-        (addr, params)
+        (addr, params, pki)
     }
 
     struct ConsulTls;
@@ -86,7 +83,7 @@ mod over_tls {
     #[async_trait]
     impl Factory for ConsulTls {
         async fn pair(&self) -> (Arc<dyn Registry>, Arc<dyn Registry>) {
-            let (addr, tls) = tls_agent().await;
+            let (addr, tls, _files) = tls_agent().await;
             let url = format!("consul://{addr}?consul-watch-timeout=5000&{tls}");
             let provider = srpc::registry::connect(&url).await.unwrap();
             let consumer = srpc::registry::connect(&url).await.unwrap();

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: failures panic.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -14,9 +14,6 @@ use srpc_registry_http::{HttpRegistryServer, ServerConfig, ServerTls};
 use srpc_tests::conformance::{Factory, Outage};
 use srpc_tests::tls::TestPki;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// Each test's certificates, kept until the test process ends (the servers read them).
-static PKIS: Mutex<Vec<Arc<TestPki>>> = Mutex::new(Vec::new());
 
 /// A server on HTTPS requiring client certificates from `pki`'s CA.
 async fn https_server(pki: &TestPki) -> HttpRegistryServer {
@@ -32,8 +29,9 @@ struct Https;
 #[async_trait]
 impl Factory for Https {
     async fn pair(&self) -> (Arc<dyn Registry>, Arc<dyn Registry>) {
-        let pki = Arc::new(TestPki::generate());
-        PKIS.lock().unwrap().push(pki.clone());
+        // The files are read when the server starts and when a handle connects; they are
+        // removed when `pki` is dropped, at the end of this function.
+        let pki = TestPki::generate();
         // Dropping the handle leaves the server serving until the test ends.
         let server = https_server(&pki).await;
         let url = format!(
@@ -63,8 +61,7 @@ mod without_client_certificates {
     #[async_trait]
     impl Factory for HttpsServerOnly {
         async fn pair(&self) -> (Arc<dyn Registry>, Arc<dyn Registry>) {
-            let pki = Arc::new(TestPki::generate());
-            PKIS.lock().unwrap().push(pki.clone());
+            let pki = TestPki::generate();
             let id = pki.server();
             let server = HttpRegistryServer::bind(
                 ServerConfig::new(([127, 0, 0, 1], 0).into())
