@@ -33,8 +33,54 @@ impl From<Pick> for Selector {
     }
 }
 
+/// `srpc call`'s TLS settings, the same words as registry URLs'.
+#[cfg(feature = "tls")]
+#[derive(Debug, clap::Args)]
+pub(crate) struct TlsArgs {
+    /// PEM bundle of the CAs that sign the providers' certificates (default: the
+    /// platform's).
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<std::path::PathBuf>,
+    /// Client certificate chain (PEM), for providers that want one; needs --key.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    cert: Option<std::path::PathBuf>,
+    /// The private key of --cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<std::path::PathBuf>,
+    /// The name the providers' certificates must carry, when not their host.
+    #[arg(long, value_name = "NAME")]
+    tls_server_name: Option<String>,
+}
+
+#[cfg(feature = "tls")]
+impl TlsArgs {
+    /// Connection settings with these TLS settings: TLS is used for providers whose URL says
+    /// `tls=true`, with the platform's roots when no --cacert is given.
+    pub(crate) fn client_options(&self) -> Result<srpc::rpc::ClientOptions, Failure> {
+        use srpc::registry::{Pem, TlsConfig};
+        let mut tls = TlsConfig::enabled();
+        if let Some(ca) = &self.cacert {
+            tls = tls.with_ca(Pem::File(ca.clone()));
+        }
+        if let (Some(cert), Some(key)) = (&self.cert, &self.key) {
+            tls = tls.with_identity(Pem::File(cert.clone()), Pem::File(key.clone()));
+        }
+        let given = self.cacert.is_some() || self.cert.is_some() || self.tls_server_name.is_some();
+        if !given {
+            // No TLS settings: providers that ask for TLS say so when called.
+            return Ok(srpc::rpc::ClientOptions::default());
+        }
+        let config = tls
+            .client_config()
+            .map_err(|e| Failure::Invalid(e.to_string()))?;
+        Ok(srpc::rpc::ClientOptions::default().with_tls(config, self.tls_server_name.clone()))
+    }
+}
+
 /// What `call` was asked.
 pub(crate) struct CallArgs<'a> {
+    /// Connection settings (TLS).
+    pub(crate) client: srpc::rpc::ClientOptions,
     /// `[REGISTRY] Service.Method JSON`.
     pub(crate) args: &'a [String],
     pub(crate) service: Option<&'a str>,
@@ -81,7 +127,8 @@ pub(crate) async fn call(call: CallArgs<'_>) -> Result<(), Failure> {
         Discovery::subscription(subscription),
         Options::default()
             .with_selector(call.pick.into())
-            .with_timeout(call.timeout),
+            .with_timeout(call.timeout)
+            .with_client(call.client),
     );
     let found = xclient
         .wait_for_endpoints(|e| !e.list().is_empty(), call.wait)

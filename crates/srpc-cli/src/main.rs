@@ -146,6 +146,10 @@ enum Command {
         /// Call every provider; print a JSON array of their replies.
         #[arg(long)]
         broadcast: bool,
+        /// TLS to providers whose URL says `tls=true`.
+        #[cfg(feature = "tls")]
+        #[command(flatten)]
+        tls: call::TlsArgs,
     },
     /// Print a shell completion script: `srpc completions bash > /etc/bash_completion.d/srpc`.
     Completions {
@@ -554,8 +558,15 @@ async fn run_registry(command: Command) -> Result<(), Failure> {
             timeout,
             wait,
             broadcast,
+            #[cfg(feature = "tls")]
+            tls,
         } => {
+            #[cfg(feature = "tls")]
+            let client = tls.client_options()?;
+            #[cfg(not(feature = "tls"))]
+            let client = srpc::rpc::ClientOptions::default();
             call::call(call::CallArgs {
+                client,
                 args: &args,
                 service: service.as_deref(),
                 pick: selector,

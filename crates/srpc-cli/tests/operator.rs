@@ -1083,3 +1083,49 @@ fn registry_serve_over_https() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains(&junk), "{}", stderr(&out));
 }
+
+/// `srpc call --cacert …` calls providers that register with `tls=true` over TLS; without
+/// TLS settings the call says what is missing.
+#[test]
+fn call_over_tls() {
+    let pki = srpc_tests::tls::TestPki::generate();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let port = free_port();
+    let registry_url = format!("http://127.0.0.1:{port}");
+    let registry = serve(port);
+    let (server, handle) = runtime.block_on(async {
+        let id = pki.server();
+        let server = srpc::rpc::Server::new()
+            .with_tls_files(&srpc::rpc::ServerTls::new(id.cert, id.key))
+            .unwrap()
+            .handle("Foo.Sum", |(a, b): (i64, i64)| async move {
+                Ok::<_, srpc::rpc::HandlerError>(a + b)
+            })
+            .bind("127.0.0.1:0")
+            .await
+            .unwrap();
+        let handle = srpc::registry::connect(&registry_url).await.unwrap();
+        let url: srpc::registry::Url =
+            format!("srpc://{}/Foo?tls=true&side=provider", server.local_addr())
+                .parse()
+                .unwrap();
+        handle.register(&url).await.unwrap();
+        (server, handle)
+    });
+    let ca = pki.ca().display().to_string();
+    let out = run(&["call", &registry_url, "Foo.Sum", "[40, 2]", "--cacert", &ca]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "42");
+    let out = run(&["call", &registry_url, "Foo.Sum", "[40, 2]"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("asks for TLS"), "{}", stderr(&out));
+    runtime.block_on(async {
+        handle.close().await.unwrap();
+        server.shutdown().await;
+    });
+    assert_eq!(registry.signal("-TERM"), Some(0));
+}
