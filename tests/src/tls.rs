@@ -255,3 +255,24 @@ impl axum::serve::Listener for TlsListener {
         self.tcp.local_addr()
     }
 }
+
+/// Checks an error chain for a refusal of the client's certificate (or of its absence). In
+/// TLS 1.3 the server checks it after the client's handshake has ended, so the client reads
+/// either the server's alert (then srpc's hint must follow it) or, when the server's close
+/// overtakes the alert, a closed connection.
+pub fn assert_client_certificate_refused(said: &str) {
+    let alert = ["BadCertificate", "CertificateRequired", "UnknownCA"]
+        .iter()
+        .any(|a| said.contains(a));
+    if alert {
+        assert!(
+            said.contains("hint: the server did not accept this client's certificate"),
+            "{said}"
+        );
+    } else {
+        assert!(
+            said.contains("connection") || said.contains("closed"),
+            "{said}"
+        );
+    }
+}
