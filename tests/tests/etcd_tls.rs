@@ -68,12 +68,6 @@ fn provider() -> Url {
 
 /// What `register` says with these TLS settings, its whole chain of causes.
 async fn refusal(etcd: &EtcdTls, params: &str) -> String {
-    let said = refusal_inner(etcd, params).await;
-    eprintln!("refused: {said}");
-    said
-}
-
-async fn refusal_inner(etcd: &EtcdTls, params: &str) -> String {
     let url = etcd.url(params);
     let registry = match srpc::registry::connect(&url).await {
         Ok(registry) => registry,

@@ -106,6 +106,22 @@ impl Entry {
     }
 }
 
+/// An instance's URL from its records and its host's addresses, the addresses oldest first
+/// as they were heard, so the URL does not flip between them. Cached in `Entry::made` by
+/// whoever needs it first.
+fn make_url(
+    label: &str,
+    addresses: &HashMap<IpAddr, Life>,
+    port: u16,
+    txt: &Txt,
+) -> std::result::Result<Url, String> {
+    let mut heard: Vec<(IpAddr, Instant)> =
+        addresses.iter().map(|(a, l)| (*a, l.received)).collect();
+    heard.sort_by_key(|(a, at)| (*at, *a));
+    let addresses: Vec<IpAddr> = heard.into_iter().map(|(a, _)| a).collect();
+    url_of(label, &addresses, port, txt).map_err(|e| e.to_string())
+}
+
 /// When a name may be asked about again, and the gap after that.
 #[derive(Debug, Clone, Copy)]
 struct Asked {
@@ -188,10 +204,9 @@ impl Cache {
             };
             let wanted = match self.hosts.get(target) {
                 Some(addresses) => {
-                    let made = entry.made.get_or_insert_with(|| {
-                        let addresses: Vec<IpAddr> = addresses.keys().copied().collect();
-                        url_of(&entry.label, &addresses, *port, txt).map_err(|e| e.to_string())
-                    });
+                    let made = entry
+                        .made
+                        .get_or_insert_with(|| make_url(&entry.label, addresses, *port, txt));
                     made.as_ref()
                         .is_ok_and(|url| queries.iter().any(|q| dubbo_url::is_match(q, url)))
                 }
@@ -544,14 +559,9 @@ impl Cache {
             let Some(addresses) = self.hosts.get(target) else {
                 continue;
             };
-            let made = entry.made.get_or_insert_with(|| {
-                // Oldest first, as they were heard: the URL does not flip between addresses.
-                let mut heard: Vec<(IpAddr, Instant)> =
-                    addresses.iter().map(|(a, l)| (*a, l.received)).collect();
-                heard.sort_by_key(|(a, at)| (*at, *a));
-                let addresses: Vec<IpAddr> = heard.into_iter().map(|(a, _)| a).collect();
-                url_of(&entry.label, &addresses, *port, txt).map_err(|e| e.to_string())
-            });
+            let made = entry
+                .made
+                .get_or_insert_with(|| make_url(&entry.label, addresses, *port, txt));
             match made {
                 Ok(url) => {
                     out.insert(name.clone(), url.clone());
