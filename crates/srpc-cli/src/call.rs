@@ -91,7 +91,8 @@ pub(crate) struct CallArgs<'a> {
 }
 
 /// `srpc call`: exit 0 and the JSON reply (an array of replies with `--broadcast`) on
-/// stdout; 3 when no provider was found within `--wait`; 1 when the call failed.
+/// stdout; 3 when no provider was found within `--wait`, or only providers of protocols it
+/// cannot call; 1 when the call failed.
 pub(crate) async fn call(call: CallArgs<'_>) -> Result<(), Failure> {
     let (registry_url, method, body) = match call.args {
         [registry, method, body] => (registry.clone(), method, body),
@@ -130,14 +131,27 @@ pub(crate) async fn call(call: CallArgs<'_>) -> Result<(), Failure> {
             .with_timeout(call.timeout)
             .with_client(call.client),
     );
+    // Providers this XClient cannot call end the wait too: waiting longer would not help.
     let found = xclient
-        .wait_for_endpoints(|e| !e.list().is_empty(), call.wait)
+        .wait_for_endpoints(
+            |e| !e.list().is_empty() || !e.uncallable().is_empty(),
+            call.wait,
+        )
         .await;
+    let endpoints = xclient.endpoints();
     let outcome = if !found {
         Err(Failure::NotFound(format!(
             "no provider of {service} within {}",
             humantime::format_duration(call.wait)
         )))
+    } else if endpoints.list().is_empty() {
+        // Says what was found and what this build calls (the XClient's own message).
+        let error = xclient
+            .call::<_, serde_json::Value>(method, &request)
+            .await
+            .err()
+            .map_or_else(|| "no provider".to_owned(), |e| e.to_string());
+        Err(Failure::NotFound(format!("{method}: {error}")))
     } else if call.broadcast {
         xclient
             .broadcast::<_, serde_json::Value>(method, &request)

@@ -7,7 +7,7 @@
 mod support;
 
 use std::process::{Command, Output};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use srpc_tests::servers::free_port;
@@ -618,6 +618,48 @@ fn demo_serve_then_call_one_or_all() {
     let out = run(&["call", &registry, "Foo.Nope", "[]", "--service", "Foo"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("Foo.Nope"), "{}", stderr(&out));
+
+    // A mixed estate: `dubbo://` and `tri://` providers of Foo beside the demo's srpc ones.
+    // `call` still reaches only srpc servers; for a service with only those, it says so.
+    let others: Vec<Running> = [
+        "dubbo://127.0.0.1:20891/Foo?interface=Foo",
+        "tri://127.0.0.1:50091/Foo?interface=Foo",
+        "dubbo://127.0.0.1:20892/com.acme.Echo?interface=com.acme.Echo",
+        "dubbo://127.0.0.1:20893/com.acme.Echo?interface=com.acme.Echo",
+    ]
+    .iter()
+    .map(|u| register(&registry, u))
+    .collect();
+    for _ in 0..10 {
+        let out = run(&["call", &registry, "Foo.Sum", "[1, 2]"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let reply: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(
+            servers.contains(&reply["server"].as_str().unwrap().to_owned()),
+            "{reply}"
+        );
+    }
+    let started = Instant::now();
+    let out = run(&[
+        "call",
+        &registry,
+        "com.acme.Echo.echo",
+        "[\"hi\"]",
+        "--wait",
+        "60s",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("2 providers of com.acme.Echo, all `dubbo://`: this XClient calls srpc"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "found but uncallable ends the wait (--wait 60s)"
+    );
+    drop(others);
     assert_eq!(demo.signal("-TERM"), Some(0));
 }
 

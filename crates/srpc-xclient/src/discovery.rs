@@ -4,6 +4,8 @@ use dubbo_url::Url;
 use srpc_registry::Subscription;
 use tokio::sync::watch;
 
+use crate::transport::RPCX_NETWORKS;
+
 /// Where an XClient's endpoints come from.
 #[derive(Debug)]
 pub struct Discovery {
@@ -30,13 +32,16 @@ impl Discovery {
         }
     }
 
-    /// One server (rpcx's Peer2Peer): `host:port` or a URL.
+    /// One server (rpcx's Peer2Peer): `host:port` (srpc's protocol) or a URL.
     pub fn peer(addr: &str) -> Result<Discovery, dubbo_url::Error> {
         let (discovery, _list) = Discovery::servers([addr])?;
         Ok(discovery)
     }
 
-    /// A fixed list of servers (`host:port` or URLs), with a handle to replace it later.
+    /// A fixed list of servers, with a handle to replace it later. `host:port` is an srpc
+    /// server; a URL says its protocol (`jsonrpc://host:port/com.acme.Echo`); rpcx's
+    /// `tcp@host:port` is an rpcx server (`tcp://host:port`), called only by a transport for
+    /// rpcx.
     pub fn servers<'a>(
         addrs: impl IntoIterator<Item = &'a str>,
     ) -> Result<(Discovery, StaticList), dubbo_url::Error> {
@@ -72,10 +77,17 @@ fn parse_all<'a>(addrs: impl IntoIterator<Item = &'a str>) -> Result<Vec<Url>, d
     addrs
         .into_iter()
         .map(|a| {
-            // A bare `host:port` (or rpcx's `tcp@host:port`) becomes `srpc://host:port`.
-            let a = a.strip_prefix("tcp@").unwrap_or(a);
+            // A bare `host:port` becomes `srpc://host:port`; rpcx's `network@host:port`
+            // becomes `network://host:port`, as rpcx records read from a registry do.
+            let rpcx = a.split_once('@').filter(|(network, _)| {
+                RPCX_NETWORKS
+                    .iter()
+                    .any(|n| n.eq_ignore_ascii_case(network))
+            });
             if a.contains("://") {
                 Url::parse(a)
+            } else if let Some((network, address)) = rpcx {
+                Url::parse(&format!("{network}://{address}"))
             } else {
                 Url::parse(&format!("srpc://{a}"))
             }

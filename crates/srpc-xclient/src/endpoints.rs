@@ -4,11 +4,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use std::time::Duration;
+
 use arc_swap::ArcSwapOption;
 use dubbo_url::Url;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use srpc_core::{Client, ClientOptions};
 use tokio::sync::Mutex;
 use tracing::{debug, warn};
+
+use crate::transport::{Connection, Route};
 
 /// The weight of an endpoint without a `weight` parameter (Dubbo's default).
 pub const DEFAULT_WEIGHT: u32 = 100;
@@ -23,16 +29,39 @@ pub struct Endpoint {
     url: Url,
     addr: String,
     weight: u32,
+    route: Route,
     in_flight: AtomicUsize,
     opened: AtomicUsize,
-    client: ArcSwapOption<Client>,
+    link: ArcSwapOption<Link>,
     connecting: Mutex<()>,
     /// Left the XClient's endpoints: its connection is closed and no new one is kept.
     retired: AtomicBool,
 }
 
+/// An endpoint's connection: srpc's own, or one a transport opened.
+#[derive(Debug)]
+pub(crate) enum Link {
+    Srpc(Client),
+    Other(Arc<dyn Connection>),
+}
+
+impl Link {
+    fn is_closed(&self) -> bool {
+        match self {
+            Link::Srpc(client) => client.is_closed(),
+            Link::Other(connection) => connection.is_closed(),
+        }
+    }
+}
+
 impl Endpoint {
+    /// An endpoint of srpc's own protocol.
+    #[cfg(feature = "tower")]
     pub(crate) fn new(url: Url) -> Endpoint {
+        Endpoint::with_route(url, Route::Srpc)
+    }
+
+    pub(crate) fn with_route(url: Url, route: Route) -> Endpoint {
         let weight = match url.param("weight") {
             None => DEFAULT_WEIGHT,
             Some(w) => w.trim().parse().unwrap_or_else(|_| {
@@ -45,9 +74,10 @@ impl Endpoint {
             url,
             addr,
             weight,
+            route,
             in_flight: AtomicUsize::new(0),
             opened: AtomicUsize::new(0),
-            client: ArcSwapOption::empty(),
+            link: ArcSwapOption::empty(),
             connecting: Mutex::new(()),
             retired: AtomicBool::new(false),
         }
@@ -73,33 +103,85 @@ impl Endpoint {
         self.in_flight.load(Ordering::Relaxed)
     }
 
+    /// Counts a call in flight on this endpoint until the guard drops: what
+    /// [`Selector::LeastLoaded`](crate::Selector::LeastLoaded) reads. For callers that carry
+    /// a call themselves over a connection of their own (a gRPC channel, say).
+    pub fn track(&self) -> InFlight<'_> {
+        self.begin()
+    }
+
     pub(crate) fn begin(&self) -> InFlight<'_> {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight(&self.in_flight)
     }
 
-    /// The connection, opened on first use and again after it broke. Concurrent callers
-    /// share one attempt.
-    pub(crate) async fn client(&self, options: &ClientOptions) -> srpc_core::Result<Arc<Client>> {
-        if let Some(client) = self.client.load_full().filter(|c| !c.is_closed()) {
-            return Ok(client);
+    /// Calls `method` on this endpoint through its transport.
+    pub(crate) async fn call<Req, Resp>(
+        &self,
+        options: &ClientOptions,
+        method: &str,
+        request: &Req,
+        timeout: Duration,
+    ) -> srpc_core::Result<Resp>
+    where
+        Req: Serialize + ?Sized,
+        Resp: DeserializeOwned,
+    {
+        match (&*self.link(options).await?, &self.route) {
+            (Link::Srpc(client), _) => client.call(method, request, timeout).await,
+            (Link::Other(connection), Route::Other(transport)) => {
+                let codec = transport.codec();
+                let reply = connection
+                    .call(method, codec.encode(request)?, timeout)
+                    .await?;
+                codec.decode(&reply)
+            }
+            (Link::Other(_), Route::Srpc) => Err(srpc_core::Error::Protocol(
+                "an srpc endpoint holds another transport's connection".into(),
+            )),
         }
-        let _connecting = self.connecting.lock().await;
-        if let Some(client) = self.client.load_full().filter(|c| !c.is_closed()) {
-            return Ok(client);
-        }
-        debug!(addr = %self.addr, "connecting");
-        let options = self.options_for(options)?;
-        let client = Arc::new(Client::connect(&self.addr, options).await?);
-        self.opened.fetch_add(1, Ordering::Relaxed);
-        self.client.store(Some(client.clone()));
-        if self.retired.load(Ordering::SeqCst) {
-            // Picked just before it left: this call gets the connection, nobody keeps it.
-            self.client.store(None);
-        }
-        Ok(client)
     }
 
+    /// The connection a transport opened to this endpoint (opened now if there is none):
+    /// for callers that carry calls themselves, such as srpc-tonic's channel, which
+    /// downcasts it to its own type through [`Connection::as_any`]. `None` for srpc's own
+    /// endpoints, whose connection is not a transport's.
+    pub async fn connection(
+        &self,
+        options: &ClientOptions,
+    ) -> srpc_core::Result<Option<Arc<dyn Connection>>> {
+        Ok(match &*self.link(options).await? {
+            Link::Other(connection) => Some(connection.clone()),
+            Link::Srpc(_) => None,
+        })
+    }
+
+    /// The connection, opened on first use and again after it broke. Concurrent callers
+    /// share one attempt.
+    async fn link(&self, options: &ClientOptions) -> srpc_core::Result<Arc<Link>> {
+        if let Some(link) = self.link.load_full().filter(|l| !l.is_closed()) {
+            return Ok(link);
+        }
+        let _connecting = self.connecting.lock().await;
+        if let Some(link) = self.link.load_full().filter(|l| !l.is_closed()) {
+            return Ok(link);
+        }
+        debug!(addr = %self.addr, route = ?self.route, "connecting");
+        let link = Arc::new(match &self.route {
+            Route::Srpc => {
+                let options = self.options_for(options)?;
+                Link::Srpc(Client::connect(&self.addr, options).await?)
+            }
+            Route::Other(transport) => Link::Other(transport.connect(&self.url).await?),
+        });
+        self.opened.fetch_add(1, Ordering::Relaxed);
+        self.link.store(Some(link.clone()));
+        if self.retired.load(Ordering::SeqCst) {
+            // Picked just before it left: this call gets the connection, nobody keeps it.
+            self.link.store(None);
+        }
+        Ok(link)
+    }
     /// The connection settings for this endpoint: TLS when its URL says `tls=true` (and
     /// only then), which needs the XClient's TLS settings.
     fn options_for(&self, options: &ClientOptions) -> srpc_core::Result<ClientOptions> {
@@ -138,7 +220,7 @@ impl Endpoint {
     /// whoever still holds the endpoint (a thread's pick cache, a caller's handle).
     pub(crate) fn retire(&self) {
         self.retired.store(true, Ordering::SeqCst);
-        self.client.store(None);
+        self.link.store(None);
     }
 
     /// How many connections were opened to this endpoint (1 while one stays healthy).
@@ -148,12 +230,13 @@ impl Endpoint {
 
     /// Whether a connection is open now.
     pub fn is_connected(&self) -> bool {
-        self.client.load().as_ref().is_some_and(|c| !c.is_closed())
+        self.link.load().as_ref().is_some_and(|l| !l.is_closed())
     }
 }
 
-/// Counts a call in flight.
-pub(crate) struct InFlight<'a>(&'a AtomicUsize);
+/// Counts a call in flight on an endpoint while it lives ([`Endpoint::track`]).
+#[derive(Debug)]
+pub struct InFlight<'a>(&'a AtomicUsize);
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
@@ -175,6 +258,10 @@ pub struct Endpoints {
     buckets: Vec<u32>,
     /// The shift that takes a point to its bucket.
     bucket_shift: u32,
+    /// Providers left out because no transport calls their protocol: each protocol with its
+    /// count, and the service they offer.
+    pub(crate) uncallable: Vec<(String, usize)>,
+    pub(crate) service: String,
 }
 
 /// Which precomputed tables a snapshot carries: only what its selector reads (the hash ring
@@ -197,11 +284,22 @@ impl Tables {
 }
 
 impl Endpoints {
+    /// [`Endpoints::build_routed`] for srpc endpoints.
+    #[cfg(test)]
+    pub(crate) fn build(
+        urls: Vec<Url>,
+        previous: &Endpoints,
+        tables: Tables,
+    ) -> (Endpoints, Vec<Arc<Endpoint>>) {
+        let routed = urls.into_iter().map(|u| (u, Route::Srpc)).collect();
+        Endpoints::build_routed(routed, previous, tables)
+    }
+
     /// Builds a snapshot, reusing `previous` endpoints (and their connections) for URLs that
     /// stayed, with the `tables` its selector reads. Also returns the endpoints of `previous`
     /// that were not reused: the ones that left.
-    pub(crate) fn build(
-        urls: Vec<Url>,
+    pub(crate) fn build_routed(
+        urls: Vec<(Url, Route)>,
         previous: &Endpoints,
         tables: Tables,
     ) -> (Endpoints, Vec<Arc<Endpoint>>) {
@@ -214,12 +312,12 @@ impl Endpoints {
         let mut reused = vec![false; previous.list.len()];
         let mut list: Vec<Arc<Endpoint>> = urls
             .into_iter()
-            .map(|url| match reusable.remove(url.as_full_str()) {
+            .map(|(url, route)| match reusable.remove(url.as_full_str()) {
                 Some(i) => {
                     reused[i] = true;
                     previous.list[i].clone()
                 }
-                None => Arc::new(Endpoint::new(url)),
+                None => Arc::new(Endpoint::with_route(url, route)),
             })
             .collect();
         let left = previous
@@ -243,6 +341,8 @@ impl Endpoints {
             ring,
             buckets,
             bucket_shift,
+            uncallable: Vec::new(),
+            service: String::new(),
         };
         (endpoints, left)
     }
@@ -263,6 +363,12 @@ impl Endpoints {
     /// The endpoints.
     pub fn list(&self) -> &[Arc<Endpoint>] {
         &self.list
+    }
+
+    /// The providers discovery offered that are not in [`Endpoints::list`] because this
+    /// XClient has no transport for their protocol: each protocol with its count, by protocol.
+    pub fn uncallable(&self) -> &[(String, usize)] {
+        &self.uncallable
     }
 }
 

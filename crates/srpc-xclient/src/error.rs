@@ -1,5 +1,7 @@
 //! The error type of XClient calls.
 
+use crate::transport::{advice, describe_protocol};
+
 /// Why an XClient call failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -7,6 +9,18 @@ pub enum Error {
     /// Discovery offers no endpoint (after filters).
     #[error("no endpoint available")]
     NoEndpoints,
+    /// Providers were found, but none speaks a protocol this XClient has a transport for
+    /// (see [`crate::transport`]): "3 providers of com.acme.Echo, all `dubbo://`: this
+    /// XClient calls srpc, jsonrpc".
+    #[error("{}", uncallable_message(service, found, callable))]
+    Uncallable {
+        /// The service the providers offer (their interface or path).
+        service: String,
+        /// Each protocol found, with its number of providers.
+        found: Vec<(String, usize)>,
+        /// The protocols this XClient calls.
+        callable: Vec<String>,
+    },
     /// The call failed; `attempts` counts every request sent, retries and hedges included.
     #[error("{method} failed on {endpoint} after {attempts} attempt(s): {source}")]
     Call {
@@ -29,7 +43,7 @@ impl Error {
     /// The requests sent before giving up (0 when there was no endpoint).
     pub fn attempts(&self) -> u32 {
         match self {
-            Error::NoEndpoints => 0,
+            Error::NoEndpoints | Error::Uncallable { .. } => 0,
             Error::Call { attempts, .. } => *attempts,
         }
     }
@@ -37,8 +51,79 @@ impl Error {
     /// The transport or remote error, when a request was sent.
     pub fn source_error(&self) -> Option<&srpc_core::Error> {
         match self {
-            Error::NoEndpoints => None,
+            Error::NoEndpoints | Error::Uncallable { .. } => None,
             Error::Call { source, .. } => Some(source),
         }
+    }
+}
+
+fn uncallable_message(service: &str, found: &[(String, usize)], callable: &[String]) -> String {
+    let total: usize = found.iter().map(|(_, n)| n).sum();
+    let noun = if total == 1 { "provider" } else { "providers" };
+    let of = if service.is_empty() {
+        String::new()
+    } else {
+        format!(" of {service}")
+    };
+    let kinds = match found {
+        [(protocol, _)] if total == 1 => describe_protocol(protocol),
+        [(protocol, _)] => format!("all {}", describe_protocol(protocol)),
+        _ => found
+            .iter()
+            .map(|(protocol, n)| format!("{n} {}", describe_protocol(protocol)))
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    let calls = if callable.is_empty() {
+        "nothing (it has no transport)".to_owned()
+    } else {
+        callable.join(", ")
+    };
+    let mut message = format!("{total} {noun}{of}, {kinds}: this XClient calls {calls}");
+    let mut advised: Vec<&str> = Vec::new();
+    for (protocol, _) in found {
+        if let Some(advice) = advice(protocol) {
+            if !advised.contains(&advice) {
+                advised.push(advice);
+            }
+        }
+    }
+    for advice in advised {
+        message.push_str("; ");
+        message.push_str(advice);
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uncallable_says_what_was_found_and_what_is_called() {
+        let e = Error::Uncallable {
+            service: "com.acme.Echo".into(),
+            found: vec![("dubbo".into(), 3)],
+            callable: vec!["srpc".into(), "jsonrpc".into()],
+        };
+        assert!(
+            e.to_string().starts_with(
+                "3 providers of com.acme.Echo, all `dubbo://`: this XClient calls srpc, jsonrpc"
+            ),
+            "{e}"
+        );
+        let e = Error::Uncallable {
+            service: "Arith".into(),
+            found: vec![("tcp".into(), 1), ("tri".into(), 2)],
+            callable: vec!["srpc".into()],
+        };
+        let text = e.to_string();
+        assert!(
+            text.starts_with(
+                "3 providers of Arith, 1 rpcx (`tcp@`), 2 `tri://`: this XClient calls srpc"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("rpcx's protocol") && text.contains("BalancedChannel"));
     }
 }

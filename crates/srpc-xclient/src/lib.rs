@@ -35,10 +35,12 @@ mod error;
 mod selector;
 #[cfg(feature = "tower")]
 pub mod tower;
+pub mod transport;
 mod xclient;
 
 pub use crate::discovery::{Discovery, StaticList};
-pub use crate::endpoints::{DEFAULT_WEIGHT, Endpoint, Endpoints};
+pub use crate::endpoints::{DEFAULT_WEIGHT, Endpoint, Endpoints, InFlight};
 pub use crate::error::{Error, Result};
 pub use crate::selector::Selector;
+pub use crate::transport::{Connection, Transport};
 pub use crate::xclient::{CallOptions, FailMode, Options, XClient};

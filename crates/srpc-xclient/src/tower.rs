@@ -19,6 +19,7 @@ use tower::discover::Change as TowerChange;
 use tower::load::Load;
 
 use crate::endpoints::Endpoint;
+use crate::transport::SRPC_PROTOCOL;
 
 /// A call for an [`EndpointService`]: the method and its argument.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,8 +80,9 @@ where
         let (options, timeout) = (self.client.clone(), self.timeout);
         Box::pin(async move {
             let _load = endpoint.begin();
-            let client = endpoint.client(&options).await?;
-            client.call(&request.method, &request.args, timeout).await
+            endpoint
+                .call(&options, &request.method, &request.args, timeout)
+                .await
         })
     }
 }
@@ -98,8 +100,9 @@ impl<Req, Resp> Load for EndpointService<Req, Resp> {
 pub type Discovered<Req, Resp> =
     BoxStream<'static, Result<TowerChange<String, EndpointService<Req, Resp>>, Infallible>>;
 
-/// The providers of `subscription` as a `tower::discover::Discover` stream, keyed by their
-/// full URL: inserted and removed as the subscription changes.
+/// The `srpc://` providers of `subscription` as a `tower::discover::Discover` stream, keyed
+/// by their full URL: inserted and removed as the subscription changes. Providers of other
+/// protocols are left out.
 pub fn discover<Req, Resp>(
     subscription: Subscription,
     client: ClientOptions,
@@ -115,8 +118,11 @@ where
             let client = client.clone();
             async move {
                 let change = match change {
+                    // srpc's own providers only: this adapter speaks srpc.
                     Change::Insert(url)
-                        if url.category() == dubbo_url::DEFAULT_CATEGORY && url.port() > 0 =>
+                        if url.category() == dubbo_url::DEFAULT_CATEGORY
+                            && url.port() > 0
+                            && url.protocol().eq_ignore_ascii_case(SRPC_PROTOCOL) =>
                     {
                         let key = url.to_full_string();
                         TowerChange::Insert(

@@ -20,6 +20,7 @@ use crate::discovery::{Discovery, Kind};
 use crate::endpoints::{Endpoint, Endpoints};
 use crate::error::{Error, Result};
 use crate::selector::{self, Selector};
+use crate::transport::{Transport, Transports};
 
 /// What to do when a call fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -56,6 +57,8 @@ pub struct Options {
     pub group: Option<String>,
     /// Connection settings (codec, connect timeout).
     pub client: ClientOptions,
+    /// The transports: srpc's own and those added with [`Options::with_transport`].
+    transports: Transports,
 }
 
 impl Default for Options {
@@ -68,6 +71,7 @@ impl Default for Options {
             backup_delay: Duration::from_millis(10),
             group: None,
             client: ClientOptions::default(),
+            transports: Transports::default(),
         }
     }
 }
@@ -107,6 +111,28 @@ impl Options {
     pub fn with_client(mut self, client: ClientOptions) -> Options {
         self.client = client;
         self
+    }
+
+    /// With a transport for more protocols (see [`crate::transport`]): endpoints whose URL
+    /// protocol it names become callable. Added transports are asked in order, before srpc's
+    /// own.
+    #[must_use]
+    pub fn with_transport(mut self, transport: Arc<dyn Transport>) -> Options {
+        self.transports.added.push(transport);
+        self
+    }
+
+    /// Without srpc's own protocol: only the added transports' endpoints are picked (a
+    /// gRPC balancer, say, that must never pick an `srpc://` endpoint).
+    #[must_use]
+    pub fn without_srpc(mut self) -> Options {
+        self.transports.srpc = false;
+        self
+    }
+
+    /// The protocols this XClient calls, srpc's own first.
+    pub fn protocols(&self) -> Vec<String> {
+        self.transports.names()
     }
 
     /// With a hedging delay for `Failbackup`.
@@ -301,7 +327,7 @@ impl XClient {
             )
         };
         let Some(first) = pick(&[]) else {
-            return Err(Error::NoEndpoints);
+            return Err(shared.no_endpoints(&snapshot));
         };
         match options.fail_mode {
             FailMode::Failfast => {
@@ -426,7 +452,7 @@ impl XClient {
     {
         let snapshot = self.shared.endpoints.load_full();
         if snapshot.list.is_empty() {
-            return Err(Error::NoEndpoints);
+            return Err(self.shared.no_endpoints(&snapshot));
         }
         let timeout = self.shared.options.timeout;
         let mut calls: FuturesUnordered<_> = snapshot
@@ -463,7 +489,7 @@ impl XClient {
             .map(|(i, e)| tagged(i, self.shared.attempt(e, method, request, timeout)))
             .collect();
         let attempts = snapshot.list.len() as u32;
-        let mut last = Error::NoEndpoints;
+        let mut last = self.shared.no_endpoints(&snapshot);
         while let Some((index, result)) = calls.next().await {
             match result {
                 Ok(reply) => return Ok(reply),
@@ -484,18 +510,43 @@ impl Shared {
     /// Installs a new endpoint snapshot from discovery, after the filters.
     fn apply(&self, urls: Vec<Url>) {
         let group = self.options.group.as_deref();
-        let usable: Vec<Url> = urls
+        let mut uncallable: Vec<(String, usize)> = Vec::new();
+        let mut service = String::new();
+        let usable: Vec<_> = urls
             .into_iter()
             .filter(|u| group.is_none_or(|g| u.param("group") == Some(g)))
             .filter(|u| u.param("state") != Some("inactive"))
             .filter(|u| u.param_bool("enabled", true).unwrap_or(true))
             .filter(|u| u.port() > 0)
+            .filter_map(|u| match self.options.transports.route(&u) {
+                Some(route) => Some((u, route)),
+                None => {
+                    let protocol = u.protocol().to_ascii_lowercase();
+                    match uncallable.iter_mut().find(|(p, _)| *p == protocol) {
+                        Some((_, n)) => *n += 1,
+                        None => uncallable.push((protocol, 1)),
+                    }
+                    if service.is_empty() {
+                        service = u.service_interface().to_owned();
+                    }
+                    None
+                }
+            })
             .collect();
-        let (next, left) = Endpoints::build(
+        uncallable.sort();
+        if !uncallable.is_empty() {
+            debug!(
+                ?uncallable,
+                "providers of protocols no transport calls were left out"
+            );
+        }
+        let (mut next, left) = Endpoints::build_routed(
             usable,
             &self.endpoints.load(),
             self.options.selector.tables(),
         );
+        next.uncallable = uncallable;
+        next.service = service;
         info!(endpoints = next.list.len(), "endpoints updated");
         self.endpoints.store(Arc::new(next));
         self.generation.fetch_add(1, Ordering::Release);
@@ -568,8 +619,23 @@ impl Shared {
         Resp: DeserializeOwned + Send,
     {
         let _load = endpoint.begin();
-        let client = endpoint.client(&self.options.client).await?;
-        client.call(method, request, timeout).await
+        endpoint
+            .call(&self.options.client, method, request, timeout)
+            .await
+    }
+
+    /// Why there is no endpoint to call: none at all, or only providers of protocols no
+    /// transport of this XClient calls.
+    fn no_endpoints(&self, snapshot: &Endpoints) -> Error {
+        if snapshot.uncallable.is_empty() {
+            Error::NoEndpoints
+        } else {
+            Error::Uncallable {
+                service: snapshot.service.clone(),
+                found: snapshot.uncallable.clone(),
+                callable: self.options.transports.names(),
+            }
+        }
     }
 }
 
