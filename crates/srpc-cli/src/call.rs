@@ -124,13 +124,16 @@ pub(crate) async fn call(call: CallArgs<'_>) -> Result<(), Failure> {
     };
     let query = service_query(&service, false)?;
     let (registry, subscription) = subscribe_to(&registry_url, &query).await?;
-    let xclient = XClient::new(
-        Discovery::subscription(subscription),
-        Options::default()
-            .with_selector(call.pick.into())
-            .with_timeout(call.timeout)
-            .with_client(call.client),
-    );
+    let options = Options::default()
+        .with_selector(call.pick.into())
+        .with_timeout(call.timeout)
+        .with_client(call.client);
+    #[cfg(feature = "jsonrpc")]
+    let options = options.with_transport(std::sync::Arc::new(
+        srpc::xclient::jsonrpc::JsonRpcTransport::new()
+            .map_err(|e| Failure::Registry(e.to_string()))?,
+    ));
+    let xclient = XClient::new(Discovery::subscription(subscription), options);
     // Providers this XClient cannot call end the wait too: waiting longer would not help.
     let found = xclient
         .wait_for_endpoints(

@@ -663,6 +663,34 @@ fn demo_serve_then_call_one_or_all() {
     assert_eq!(demo.signal("-TERM"), Some(0));
 }
 
+/// `srpc call` reaches a `jsonrpc://` provider (a Python JSON-RPC 2.0 server over HTTP, as
+/// Dubbo's jsonrpc protocol exports a service) found in the registry.
+#[test]
+fn call_reaches_a_jsonrpc_provider() {
+    let registry = format!("http://127.0.0.1:{}", free_port());
+    let _server = serve(registry.rsplit(':').next().unwrap().parse().unwrap());
+    let mut command = std::process::Command::new("python3");
+    command.args([
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/python/jsonrpc_peer.py"
+        ),
+        "py",
+        "com.acme.Calc",
+    ]);
+    let peer = Running::spawn(command);
+    let line = peer.next_line();
+    let port = line.trim().strip_prefix("listening ").unwrap().to_owned();
+    let _provider = register(
+        &registry,
+        &format!("jsonrpc://127.0.0.1:{port}/com.acme.Calc?interface=com.acme.Calc&methods=add"),
+    );
+    let out = run(&["call", &registry, "com.acme.Calc.add", "[40, 2]"]);
+    drop(peer);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "42");
+}
+
 /// On multicast, `srpc unregister` sends Java's `unregister` datagram: a watcher drops the
 /// provider at once (its probes, every 60 s here, would take far longer).
 #[test]

@@ -25,6 +25,8 @@
 //!
 //! ## Feature flags
 //!
+//! - `jsonrpc`: [`jsonrpc::JsonRpcTransport`] calls `jsonrpc://` providers (Dubbo's
+//!   `jsonrpc` protocol: JSON-RPC 2.0 over HTTP).
 //! - `tower`: [`tower::discover`] turns a registry subscription into a
 //!   `tower::discover::Discover` whose services report their load, for
 //!   `tower::balance::p2c::Balance` (see `examples/tower_p2c.rs`).
@@ -32,6 +34,8 @@
 mod discovery;
 mod endpoints;
 mod error;
+#[cfg(feature = "jsonrpc")]
+pub mod jsonrpc;
 mod selector;
 #[cfg(feature = "tower")]
 pub mod tower;

@@ -41,6 +41,8 @@
 //!   long-poll); [`http`] re-exports its crate.
 //! - `http-server`: `http` plus the registry's embeddable server
 //!   (`srpc::http::HttpRegistryServer`, axum).
+//! - `jsonrpc`: `srpc::xclient::jsonrpc::JsonRpcTransport`, for `jsonrpc://` providers
+//!   (Dubbo's `jsonrpc` protocol).
 //! - `tower`: `srpc::xclient::tower`, a `tower::discover::Discover` over any subscription.
 
 /// The Dubbo URL model ([`dubbo_url`]).
