@@ -409,6 +409,7 @@ const BENCHES: &[(&str, &str, &str)] = &[
     ("srpc-xclient", "selectors", ""),
     ("srpc-core", "rpc", ""),
     ("srpc-core", "rpc_tls", "tls"),
+    ("srpc-example-tonic", "balanced", ""),
 ];
 
 fn bench(extra: &[String]) -> Result<(), String> {
