@@ -7,12 +7,14 @@ usage: jsonrpc_peer.py NAME PATH
   Listens on 127.0.0.1 (a free port), serves POST /PATH, prints "listening PORT", and runs
   until it is killed (the tests stop it by its PID).
 
-Methods: echo(x) -> x; add(a, b) -> a + b; who() -> NAME; fail() -> error -32000 with data;
+Methods: echo(x) -> x; add(a, b) -> a + b; who() -> NAME; slow(ms) -> NAME after ms;
+fail() -> error -32000 with data;
 connections() -> how many TCP connections this server has accepted; anything else -> -32601.
 """
 import json
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 NAME, PATH = sys.argv[1], "/" + sys.argv[2].lstrip("/")
@@ -48,6 +50,9 @@ class Handler(BaseHTTPRequestHandler):
         elif method == "add" and len(params) == 2:
             self.reply(rid, result=params[0] + params[1])
         elif method == "who" and not params:
+            self.reply(rid, result=NAME)
+        elif method == "slow" and len(params) == 1:
+            time.sleep(params[0] / 1000)
             self.reply(rid, result=NAME)
         elif method == "connections":
             with LOCK:

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use srpc::rpc::{Error as RpcError, RemoteCode};
 use srpc::xclient::jsonrpc::JsonRpcTransport;
-use srpc::xclient::{Discovery, Error, FailMode, Options, Selector, XClient};
+use srpc::xclient::{CallOptions, Discovery, Error, FailMode, Options, Selector, XClient};
 use srpc_registry::Url;
 use srpc_tests::peer::Peer;
 
@@ -111,6 +111,21 @@ async fn jsonrpc_providers_are_called_with_failover() {
         ),
         "{error}"
     );
+
+    // A call past its deadline: Timeout, not retried on the other provider.
+    let error = x
+        .call_with::<_, String>(
+            "com.acme.Echo.slow",
+            &(3_000,),
+            &CallOptions::default().with_timeout(Duration::from_millis(200)),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error.source_error(), Some(RpcError::Timeout { .. })),
+        "{error}"
+    );
+    assert_eq!(error.attempts(), 1, "{error}");
 
     // Keep-alive: 40 sequential calls above went over one or two connections per provider.
     let connections: Vec<usize> = x.broadcast("com.acme.Echo.connections", &()).await.unwrap();
