@@ -170,7 +170,8 @@ impl ZooKeeper {
                 config,
                 dir,
                 main_class: "org.apache.zookeeper.server.quorum.QuorumPeerMain",
-                owns_dir: false,
+                // Each member removes its own directory, and the last one the ensemble's.
+                owns_dir: true,
                 secure_port: None,
             };
             server.spawn()?;
@@ -271,7 +272,22 @@ impl Drop for ZooKeeper {
     fn drop(&mut self) {
         self.kill();
         if self.owns_dir {
-            let _ = std::fs::remove_dir_all(&self.dir);
+            remove_owned(&self.dir);
+        }
+    }
+}
+
+/// Removes a server's directory, and the ensemble's or cluster's directory around it
+/// (`srpc-…` under the temporary directory) once the last member has gone.
+fn remove_owned(dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir);
+    if let Some(parent) = dir.parent() {
+        if parent
+            .file_name()
+            .is_some_and(|name| name.to_string_lossy().starts_with("srpc-"))
+        {
+            // Fails while another member's directory is still in it.
+            let _ = std::fs::remove_dir(parent);
         }
     }
 }
@@ -571,7 +587,7 @@ impl Drop for Etcd {
     fn drop(&mut self) {
         self.kill();
         if self.owns_dir {
-            let _ = std::fs::remove_dir_all(&self.dir);
+            remove_owned(&self.dir);
         }
     }
 }
