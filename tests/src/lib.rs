@@ -17,6 +17,7 @@
 pub mod avahi;
 pub mod conformance;
 pub mod consul;
+#[cfg(feature = "grpc")]
 pub mod grpc;
 pub mod netns;
 pub mod peer;

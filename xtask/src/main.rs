@@ -204,7 +204,15 @@ fn real_server_tests(tally: &mut Tally) -> Result<(), String> {
     let mut servers = Servers::start()?;
     let mut ignored = Tally::default();
     let result = step("real-server tests (ignored by plain cargo test)", || {
-        let args = ["test", "--workspace", "--all-features", "--", "--ignored"];
+        // `--tests`: doc tests have no ignored ones, and compiling them again costs ~25 s.
+        let args = [
+            "test",
+            "--workspace",
+            "--all-features",
+            "--tests",
+            "--",
+            "--ignored",
+        ];
         let mut command = cargo_command(&args);
         for (name, value) in &servers.env {
             command.env(name, value);
