@@ -8,7 +8,7 @@ usage: jsonrpc_peer.py NAME PATH
   until it is killed (the tests stop it by its PID).
 
 Methods: echo(x) -> x; add(a, b) -> a + b; who() -> NAME; slow(ms) -> NAME after ms;
-fail() -> error -32000 with data;
+header(name) -> the request's HTTP header (or null); fail() -> error -32000 with data;
 connections() -> how many TCP connections this server has accepted; anything else -> -32601.
 """
 import json
@@ -54,6 +54,8 @@ class Handler(BaseHTTPRequestHandler):
         elif method == "slow" and len(params) == 1:
             time.sleep(params[0] / 1000)
             self.reply(rid, result=NAME)
+        elif method == "header" and len(params) == 1:
+            self.reply(rid, result=self.headers.get(params[0]))
         elif method == "connections":
             with LOCK:
                 self.reply(rid, result=len(CONNECTIONS))

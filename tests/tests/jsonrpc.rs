@@ -112,6 +112,18 @@ async fn jsonrpc_providers_are_called_with_failover() {
         "{error}"
     );
 
+    // Metadata travels as HTTP headers.
+    let tenant: Option<String> = x
+        .call_with(
+            "com.acme.Echo.header",
+            "tenant",
+            &CallOptions::default()
+                .with_metadata(srpc::rpc::Metadata::new().with("tenant", "acme").unwrap()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(tenant.as_deref(), Some("acme"));
+
     // A call past its deadline: Timeout, not retried on the other provider.
     let error = x
         .call_with::<_, String>(

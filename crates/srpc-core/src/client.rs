@@ -16,6 +16,7 @@ use tracing::debug;
 use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::frame::{self, ACCEPTED, BUSY, DEFAULT_MAX_FRAME, Frame, MAGIC, VERSION, preface};
+use crate::metadata::Metadata;
 
 /// TLS settings of a client connection.
 #[cfg(feature = "tls")]
@@ -125,6 +126,8 @@ pub struct Client {
 struct Inner {
     addr: String,
     codec: Codec,
+    /// The preface features the server takes (`frame::FEATURE_…`).
+    features: u8,
     max_frame: u32,
     tx: mpsc::Sender<Vec<u8>>,
     /// Calls waiting for their reply, shared with the reader task.
@@ -190,14 +193,26 @@ impl Client {
                     .connect(name, stream)
                     .await
                     .map_err(|e| closed(addr, &format!("TLS handshake failed: {e}")))?;
-                exchange_prefaces(&mut stream, addr, options.codec).await?;
+                let features = exchange_prefaces(&mut stream, addr, options.codec).await?;
                 let (reader, writer) = tokio::io::split(stream);
-                return Ok(Client::start(reader, writer, addr.to_owned(), &options));
+                return Ok(Client::start(
+                    reader,
+                    writer,
+                    addr.to_owned(),
+                    &options,
+                    features,
+                ));
             }
             let mut stream = stream;
-            exchange_prefaces(&mut stream, addr, options.codec).await?;
+            let features = exchange_prefaces(&mut stream, addr, options.codec).await?;
             let (reader, writer) = stream.into_split();
-            Ok(Client::start(reader, writer, addr.to_owned(), &options))
+            Ok(Client::start(
+                reader,
+                writer,
+                addr.to_owned(),
+                &options,
+                features,
+            ))
         };
         tokio::time::timeout(options.connect_timeout, connecting)
             .await
@@ -207,7 +222,13 @@ impl Client {
             })?
     }
 
-    fn start<R, W>(reader: R, writer: W, addr: String, options: &ClientOptions) -> Client
+    fn start<R, W>(
+        reader: R,
+        writer: W,
+        addr: String,
+        options: &ClientOptions,
+        features: u8,
+    ) -> Client
     where
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
@@ -255,7 +276,8 @@ impl Client {
                     ),
                     // A reply over the limit fails its own call only.
                     Ok(Some(Err(skipped)))
-                        if skipped.seq != 0 && skipped.kind != frame::REQUEST =>
+                        if skipped.seq != 0
+                            && !matches!(skipped.kind, frame::REQUEST | frame::REQUEST_META) =>
                     {
                         deliver(
                             &read_pending,
@@ -289,6 +311,7 @@ impl Client {
             inner: Arc::new(Inner {
                 addr,
                 codec: options.codec,
+                features,
                 max_frame: options.max_frame,
                 tx,
                 pending,
@@ -332,7 +355,37 @@ impl Client {
         Req: Serialize + ?Sized,
         Resp: DeserializeOwned,
     {
+        self.call_with_metadata(method, request, deadline, &Metadata::new())
+            .await
+    }
+
+    /// Whether the server takes call metadata (servers older than it do not).
+    pub fn takes_metadata(&self) -> bool {
+        self.inner.features & frame::FEATURE_METADATA != 0
+    }
+
+    /// [`Client::call`] with metadata, which the handler reads from its
+    /// [`CallContext`](crate::CallContext). A server older than metadata cannot take it:
+    /// such a call fails with [`Error::Unsupported`] before anything is sent (retryable:
+    /// another endpoint may be newer). Empty metadata goes to any server.
+    pub async fn call_with_metadata<Req, Resp>(
+        &self,
+        method: &str,
+        request: &Req,
+        deadline: Duration,
+        metadata: &Metadata,
+    ) -> Result<Resp>
+    where
+        Req: Serialize + ?Sized,
+        Resp: DeserializeOwned,
+    {
         let inner = &self.inner;
+        if !metadata.is_empty() && !self.takes_metadata() {
+            return Err(Error::Unsupported {
+                addr: inner.addr.clone(),
+                what: "call metadata (it runs an older srpc)",
+            });
+        }
         if method.len() > usize::from(u16::MAX) {
             return Err(Error::Codec(format!(
                 "the method name is {} bytes; the protocol allows at most {}",
@@ -345,7 +398,7 @@ impl Client {
             .unwrap_or(u32::MAX)
             .max(1);
         // The frame is built in one buffer: header, then the argument encoded after it.
-        let head = frame::request_head(seq, timeout_ms, method, 64);
+        let head = frame::request_head_with(seq, timeout_ms, method, metadata, 64);
         let mut frame = inner.codec.encode_into(request, head)?;
         // A frame over the limit would make the server close the connection every other call
         // shares: refuse it here, before a byte is written.
@@ -445,11 +498,12 @@ fn host_of(addr: &str) -> &str {
 }
 
 /// Sends the preface and reads the server's answer.
+/// Sends the preface and reads the answer: the features the server takes.
 async fn exchange_prefaces<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     addr: &str,
     codec: Codec,
-) -> Result<()> {
+) -> Result<u8> {
     stream
         .write_all(&preface(codec))
         .await
@@ -472,7 +526,8 @@ async fn exchange_prefaces<S: AsyncRead + AsyncWrite + Unpin>(
         )));
     }
     match answer[6] {
-        ACCEPTED => Ok(()),
+        // Byte 7: the features the server takes (0 from servers older than features).
+        ACCEPTED => Ok(answer[7] & frame::FEATURES),
         BUSY => Err(Error::Protocol(format!(
             "{addr} is at its connection limit and refused the connection"
         ))),

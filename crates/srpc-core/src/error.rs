@@ -71,6 +71,15 @@ pub enum Error {
         /// The maximum frame, bytes after the length field.
         limit: u32,
     },
+    /// The server cannot take what this call needs (metadata, for a server older than it):
+    /// nothing was sent. Retryable: another endpoint may take it.
+    #[error("{addr} cannot take {what}")]
+    Unsupported {
+        /// The server.
+        addr: String,
+        /// What it cannot take.
+        what: &'static str,
+    },
     /// The reply is larger than this client's maximum frame: it was read past and dropped,
     /// and the connection stays open for the other calls.
     #[error(
@@ -120,6 +129,7 @@ impl Error {
             Error::Connect { .. }
             | Error::ConnectTimeout { .. }
             | Error::Closed { .. }
+            | Error::Unsupported { .. }
             | Error::Protocol(_) => true,
             Error::Remote { code, .. } => matches!(code, RemoteCode::ShuttingDown),
             Error::Timeout { .. }

@@ -4,6 +4,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::codec::Codec;
 use crate::error::{Error, RemoteCode, Result};
+use crate::metadata::Metadata;
 
 /// The first four bytes of every preface.
 pub const MAGIC: &[u8; 4] = b"SRPC";
@@ -21,14 +22,24 @@ pub const BAD_CODEC: u8 = 2;
 /// Preface answer: the server is at its connection limit; try later or another server.
 pub const BUSY: u8 = 3;
 
+/// Preface feature bit: request frames may carry metadata (kind [`REQUEST_META`]). The
+/// client offers features in its preface's byte 6; the server answers, in byte 7 of its
+/// answer, the ones it takes. Peers older than a feature send and answer 0.
+pub const FEATURE_METADATA: u8 = 1;
+/// The features this crate speaks.
+pub const FEATURES: u8 = FEATURE_METADATA;
+
 /// Frame kinds.
 pub const REQUEST: u8 = 1;
 /// A successful reply.
 pub const RESPONSE: u8 = 2;
 /// An error reply.
 pub const ERROR: u8 = 3;
+/// A call with metadata: a request whose method name is followed by a metadata block
+/// (sent only to a server that answered [`FEATURE_METADATA`]).
+pub const REQUEST_META: u8 = 4;
 
-/// The 8-byte preface: magic, version, codec (client) or status (server answer), zeros.
+/// The client's 8-byte preface: magic, version, codec, the features it offers, a zero.
 pub fn preface(codec: Codec) -> [u8; 8] {
     [
         MAGIC[0],
@@ -37,7 +48,7 @@ pub fn preface(codec: Codec) -> [u8; 8] {
         MAGIC[3],
         VERSION,
         codec.to_wire(),
-        0,
+        FEATURES,
         0,
     ]
 }
@@ -53,6 +64,8 @@ pub enum Frame {
         timeout_ms: u32,
         /// `Service.Method`.
         method: String,
+        /// The call's metadata (a [`REQUEST_META`] frame when not empty).
+        metadata: Metadata,
         /// The codec-encoded argument.
         body: Vec<u8>,
     },
@@ -82,9 +95,10 @@ impl Frame {
                 seq,
                 timeout_ms,
                 method,
+                metadata,
                 body,
             } => {
-                let mut out = request_head(*seq, *timeout_ms, method, body.len());
+                let mut out = request_head_with(*seq, *timeout_ms, method, metadata, body.len());
                 out.extend_from_slice(body);
                 out
             }
@@ -121,7 +135,7 @@ impl Frame {
         let (seq, rest) = take::<8>(rest).ok_or_else(|| malformed("no sequence number"))?;
         let seq = u64::from_be_bytes(seq);
         match kind {
-            REQUEST => {
+            REQUEST | REQUEST_META => {
                 let (timeout, rest) = take::<4>(rest).ok_or_else(|| malformed("no timeout"))?;
                 let (len, rest) = take::<2>(rest).ok_or_else(|| malformed("no method length"))?;
                 let len = usize::from(u16::from_be_bytes(len));
@@ -132,11 +146,26 @@ impl Frame {
                     .map_err(|_| malformed("method name is not UTF-8"))?
                     .to_owned();
                 let timeout_ms = u32::from_be_bytes(timeout);
-                bytes.drain(..REQUEST_HEAD - 4 + len);
+                let mut head = REQUEST_HEAD - 4 + len;
+                let metadata = if kind == REQUEST_META {
+                    let rest = &rest[len..];
+                    let (block_len, rest) =
+                        take::<2>(rest).ok_or_else(|| malformed("no metadata length"))?;
+                    let block_len = usize::from(u16::from_be_bytes(block_len));
+                    let block = rest
+                        .get(..block_len)
+                        .ok_or_else(|| malformed("metadata cut short"))?;
+                    head += 2 + block_len;
+                    Metadata::decode(block).map_err(|e| malformed(&e))?
+                } else {
+                    Metadata::new()
+                };
+                bytes.drain(..head);
                 Ok(Frame::Request {
                     seq,
                     timeout_ms,
                     method,
+                    metadata,
                     body: bytes,
                 })
             }
@@ -165,16 +194,40 @@ const RESPONSE_HEAD: usize = 4 + 1 + 8;
 /// A request frame up to its body, with room for `body` more bytes: the caller appends the
 /// body (a codec can encode straight into it) and calls [`set_length`].
 pub fn request_head(seq: u64, timeout_ms: u32, method: &str, body: usize) -> Vec<u8> {
+    request_head_with(seq, timeout_ms, method, &Metadata::new(), body)
+}
+
+/// [`request_head`] with metadata: a [`REQUEST_META`] frame when there is any, a plain
+/// [`REQUEST`] otherwise.
+pub fn request_head_with(
+    seq: u64,
+    timeout_ms: u32,
+    method: &str,
+    metadata: &Metadata,
+    body: usize,
+) -> Vec<u8> {
     let name = method.as_bytes();
     let len = u16::try_from(name.len()).unwrap_or(u16::MAX);
     let name = &name[..usize::from(len)];
-    let mut out = Vec::with_capacity(REQUEST_HEAD + name.len() + body);
+    let block = if metadata.is_empty() {
+        0
+    } else {
+        2 + metadata.encoded_len()
+    };
+    let mut out = Vec::with_capacity(REQUEST_HEAD + name.len() + block + body);
     out.extend_from_slice(&[0; 4]);
-    out.push(REQUEST);
+    out.push(if metadata.is_empty() {
+        REQUEST
+    } else {
+        REQUEST_META
+    });
     out.extend_from_slice(&seq.to_be_bytes());
     out.extend_from_slice(&timeout_ms.to_be_bytes());
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(name);
+    if !metadata.is_empty() {
+        metadata.encode_into(&mut out);
+    }
     out
 }
 
@@ -323,6 +376,18 @@ mod tests {
                 seq: 7,
                 timeout_ms: 2000,
                 method: "Foo.Sum".into(),
+                metadata: Metadata::new(),
+                body: b"[1,2]".to_vec(),
+            },
+            Frame::Request {
+                seq: 8,
+                timeout_ms: 0,
+                method: "Foo.Sum".into(),
+                metadata: Metadata::new()
+                    .with("trace-id", "t1")
+                    .unwrap()
+                    .with("tenant", "acme")
+                    .unwrap(),
                 body: b"[1,2]".to_vec(),
             },
             Frame::Response {
@@ -349,6 +414,7 @@ mod tests {
             seq: 1,
             timeout_ms: 5,
             method: "A.b".into(),
+            metadata: Metadata::new(),
             body: b"x".to_vec(),
         }
         .encode();
@@ -356,6 +422,21 @@ mod tests {
             bytes,
             [
                 0, 0, 0, 19, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 5, 0, 3, b'A', b'.', b'b', b'x'
+            ]
+        );
+        let bytes = Frame::Request {
+            seq: 1,
+            timeout_ms: 5,
+            method: "A.b".into(),
+            metadata: Metadata::new().with("k", "v").unwrap(),
+            body: b"x".to_vec(),
+        }
+        .encode();
+        assert_eq!(
+            bytes,
+            [
+                0, 0, 0, 26, 4, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 5, 0, 3, b'A', b'.', b'b', 0, 5,
+                1, b'k', 0, 1, b'v', b'x'
             ]
         );
     }
@@ -369,6 +450,11 @@ mod tests {
             &[9, 0, 0, 0, 0, 0, 0, 0, 1],
             &[1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 9, b'x'],
             &[3, 0, 0, 0, 0, 0, 0, 0, 1, 0],
+            // Metadata cut short, and a metadata key with an ESC in it.
+            &[4, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, b'x', 0, 9, 1],
+            &[
+                4, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, b'x', 0, 4, 1, 0x1b, 0, 0,
+            ],
         ] {
             assert!(
                 matches!(Frame::decode(bytes), Err(Error::Protocol(_))),
@@ -383,6 +469,7 @@ mod tests {
             seq: 7,
             timeout_ms: 0,
             method: "A.b".into(),
+            metadata: Metadata::new(),
             body: vec![b'x'; 1000],
         }
         .encode();

@@ -25,6 +25,7 @@ mod client;
 mod codec;
 mod error;
 pub mod frame;
+mod metadata;
 mod server;
 
 #[cfg(feature = "tls")]
@@ -33,6 +34,7 @@ pub use crate::client::{Client, ClientOptions};
 pub use crate::codec::Codec;
 pub use crate::error::{Error, RemoteCode, Result};
 pub use crate::frame::DEFAULT_MAX_FRAME;
+pub use crate::metadata::{CallContext, Metadata};
 pub use crate::server::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CALLS_PER_CONNECTION, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_PREFACE_TIMEOUT, DEFAULT_SHUTDOWN_DEADLINE, HandlerError, RunningServer, Server,

@@ -24,6 +24,7 @@ use crate::error::RemoteCode;
 use crate::frame::{
     self, ACCEPTED, BAD_CODEC, BAD_VERSION, BUSY, DEFAULT_MAX_FRAME, Frame, MAGIC, VERSION,
 };
+use crate::metadata::CallContext;
 
 /// What a handler returns on failure: sent to the caller as a `handler` error.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +53,7 @@ impl From<&str> for HandlerError {
 /// A handler's outcome: a response frame without its sequence number and length (see
 /// [`frame::response_head`]), or an error for the caller.
 type Reply = Result<Vec<u8>, (RemoteCode, String)>;
-type Handler = Arc<dyn Fn(Codec, Vec<u8>) -> BoxFuture<'static, Reply> + Send + Sync>;
+type Handler = Arc<dyn Fn(Codec, Vec<u8>, CallContext) -> BoxFuture<'static, Reply> + Send + Sync>;
 
 /// The default cap on calls in flight on one connection ([`Server::with_max_calls`]).
 pub const DEFAULT_MAX_CALLS_PER_CONNECTION: usize = 1024;
@@ -202,21 +203,48 @@ impl Server {
     /// own only if it is not done then. This makes the common quick handler cheap. Do not
     /// block in a handler: put CPU-heavy or blocking work in `tokio::task::spawn_blocking`.
     #[must_use]
-    pub fn handle<Req, Resp, F, Fut>(mut self, method: &str, handler: F) -> Server
+    pub fn handle<Req, Resp, F, Fut>(self, method: &str, handler: F) -> Server
     where
         Req: DeserializeOwned + Send + 'static,
         Resp: Serialize + Send + 'static,
         F: Fn(Req) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Resp, HandlerError>> + Send + 'static,
     {
+        self.handle_with_context(method, move |_context: CallContext, request: Req| {
+            handler(request)
+        })
+    }
+
+    /// [`Server::handle`] for a handler that also wants to know about its call: the
+    /// caller's address, the deadline, the metadata ([`CallContext`]).
+    ///
+    /// ```
+    /// use srpc_core::{CallContext, HandlerError, Server};
+    ///
+    /// let server = Server::new().handle_with_context(
+    ///     "Echo.Whoami",
+    ///     |call: CallContext, (): ()| async move {
+    ///         let tenant = call.metadata.get("tenant").unwrap_or("none").to_owned();
+    ///         Ok::<_, HandlerError>(format!("{} for tenant {tenant}", call.peer))
+    ///     },
+    /// );
+    /// ```
+    #[must_use]
+    pub fn handle_with_context<Req, Resp, F, Fut>(mut self, method: &str, handler: F) -> Server
+    where
+        Req: DeserializeOwned + Send + 'static,
+        Resp: Serialize + Send + 'static,
+        F: Fn(CallContext, Req) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Resp, HandlerError>> + Send + 'static,
+    {
         let handler = Arc::new(handler);
-        let erased: Handler = Arc::new(move |codec: Codec, body: Vec<u8>| {
+        let erased: Handler = Arc::new(move |codec: Codec, body: Vec<u8>, context: CallContext| {
             let handler = handler.clone();
             Box::pin(async move {
                 let request: Req = codec
                     .decode(&body)
                     .map_err(|e| (RemoteCode::BadRequest, e.to_string()))?;
-                let reply = handler(request)
+                let reply = handler(context, request)
                     .await
                     .map_err(|e| (RemoteCode::Handler, e.0))?;
                 // The reply is encoded straight into its response frame.
@@ -388,8 +416,11 @@ impl Server {
         } else {
             ACCEPTED
         };
+        // Byte 6 of the client's preface offers features (0 from older clients); the
+        // answer's byte 7 says which this server takes.
+        let features = preface[6] & frame::FEATURES;
         let answer = [
-            MAGIC[0], MAGIC[1], MAGIC[2], MAGIC[3], VERSION, preface[5], status, 0,
+            MAGIC[0], MAGIC[1], MAGIC[2], MAGIC[3], VERSION, preface[5], status, features,
         ];
         let answered = tokio::time::timeout(self.preface_timeout, writer.write_all(&answer)).await;
         if !matches!(answered, Ok(Ok(()))) || status != ACCEPTED {
@@ -431,7 +462,10 @@ impl Server {
                 }
             };
             let next = match next {
-                Ok(Some(Err(skipped))) if skipped.kind == frame::REQUEST && skipped.seq != 0 => {
+                Ok(Some(Err(skipped)))
+                    if matches!(skipped.kind, frame::REQUEST | frame::REQUEST_META)
+                        && skipped.seq != 0 =>
+                {
                     // Read past: only this call fails, the connection carries on.
                     let frame = Frame::Error {
                         seq: skipped.seq,
@@ -458,6 +492,7 @@ impl Server {
                     seq,
                     timeout_ms,
                     method,
+                    metadata,
                     body,
                 })) => {
                     let Some(handler) = self.handlers.get(&method).cloned() else {
@@ -471,7 +506,15 @@ impl Server {
                     };
                     // A panicking handler answers `internal` instead of leaving its caller
                     // waiting for the deadline.
-                    let mut call = AssertUnwindSafe(handler(codec, body)).catch_unwind();
+                    let context = CallContext {
+                        deadline: (timeout_ms > 0).then(|| {
+                            tokio::time::Instant::now()
+                                + Duration::from_millis(u64::from(timeout_ms))
+                        }),
+                        peer,
+                        metadata,
+                    };
+                    let mut call = AssertUnwindSafe(handler(codec, body, context)).catch_unwind();
                     // Most handlers answer without waiting: poll once here, and give a task
                     // (and a deadline timer) only to those that are not done. That saves a
                     // task, a timer and a wake-up per quick call. Futures re-register their

@@ -349,12 +349,14 @@ async fn an_oversized_request_fails_alone_and_its_connection_carries_on() {
         seq: 5,
         timeout_ms: 1000,
         method: "Foo.Echo".into(),
+        metadata: Default::default(),
         body: format!("\"{}\"", "x".repeat(100_000)).into_bytes(),
     };
     let small = srpc_core::frame::Frame::Request {
         seq: 6,
         timeout_ms: 1000,
         method: "Foo.Echo".into(),
+        metadata: Default::default(),
         body: b"\"hi\"".to_vec(),
     };
     stream
@@ -490,6 +492,7 @@ fn hold_frame(seq: u64) -> Vec<u8> {
         seq,
         timeout_ms: 0, // no deadline: the call runs until its handler ends
         method: "Foo.Hold".into(),
+        metadata: Default::default(),
         body: seq.to_string().into_bytes(),
     }
     .encode()

@@ -48,7 +48,9 @@ use async_trait::async_trait;
 use dubbo_url::Url;
 use srpc_core::ClientOptions;
 use srpc_registry::Subscription;
-use srpc_xclient::{CallOptions, Connection, Discovery, Options, Selector, Transport, XClient};
+use srpc_xclient::{
+    Call, CallOptions, Connection, Discovery, Options, Selector, Transport, XClient,
+};
 use tonic::body::Body;
 use tonic::codegen::{BoxFuture, StdError};
 use tonic::transport::Channel;
@@ -255,15 +257,11 @@ struct GrpcConnection {
 
 #[async_trait]
 impl Connection for GrpcConnection {
-    async fn call(
-        &self,
-        method: &str,
-        _request: Vec<u8>,
-        _timeout: Duration,
-    ) -> srpc_core::Result<Vec<u8>> {
+    async fn call(&self, call: Call<'_>) -> srpc_core::Result<Vec<u8>> {
         Err(srpc_core::Error::Codec(format!(
-            "{method}: gRPC providers are called through a tonic client over BalancedChannel, \
-             not XClient::call"
+            "{}: gRPC providers are called through a tonic client over BalancedChannel, \
+             not XClient::call",
+            call.method
         )))
     }
 

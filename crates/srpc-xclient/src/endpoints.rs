@@ -10,11 +10,11 @@ use arc_swap::ArcSwapOption;
 use dubbo_url::Url;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use srpc_core::{Client, ClientOptions};
+use srpc_core::{Client, ClientOptions, Metadata};
 use tokio::sync::Mutex;
 use tracing::{debug, warn};
 
-use crate::transport::{Connection, Route};
+use crate::transport::{Call, Connection, Route};
 
 /// The weight of an endpoint without a `weight` parameter (Dubbo's default).
 pub const DEFAULT_WEIGHT: u32 = 100;
@@ -122,17 +122,27 @@ impl Endpoint {
         method: &str,
         request: &Req,
         timeout: Duration,
+        metadata: &Metadata,
     ) -> srpc_core::Result<Resp>
     where
         Req: Serialize + ?Sized,
         Resp: DeserializeOwned,
     {
         match (&*self.link(options).await?, &self.route) {
-            (Link::Srpc(client), _) => client.call(method, request, timeout).await,
+            (Link::Srpc(client), _) => {
+                client
+                    .call_with_metadata(method, request, timeout, metadata)
+                    .await
+            }
             (Link::Other(connection), Route::Other(transport)) => {
                 let codec = transport.codec();
                 let reply = connection
-                    .call(method, codec.encode(request)?, timeout)
+                    .call(Call {
+                        method,
+                        request: codec.encode(request)?,
+                        timeout,
+                        metadata,
+                    })
                     .await?;
                 codec.decode(&reply)
             }

@@ -32,6 +32,7 @@
 //!   `Handler` (not retried). Their message keeps the code and at most 200 bytes of the
 //!   server's text. Connection failures and answers that are not JSON-RPC are retryable;
 //!   deadlines and oversized replies are not.
+//! - **Metadata** (`CallOptions::with_metadata`) goes as HTTP headers, one per entry.
 //! - **Connections.** One HTTP/1.1 client for the transport, with keep-alive: calls to an
 //!   endpoint reuse its idle connections (at most 32 kept per endpoint, closed after 90 s
 //!   idle). No proxy from the environment is used.
@@ -48,7 +49,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use srpc_core::{Error, RemoteCode};
 
-use crate::transport::{Connection, Transport};
+use crate::transport::{Call, Connection, Transport};
 
 /// The protocol name in provider URLs.
 pub const PROTOCOL: &str = "jsonrpc";
@@ -142,24 +143,26 @@ struct RpcError {
 
 #[async_trait]
 impl Connection for JsonRpcConnection {
-    async fn call(
-        &self,
-        method: &str,
-        request: Vec<u8>,
-        timeout: Duration,
-    ) -> srpc_core::Result<Vec<u8>> {
+    async fn call(&self, call: Call<'_>) -> srpc_core::Result<Vec<u8>> {
+        let (method, timeout) = (call.method, call.timeout);
         let name = method.rsplit('.').next().unwrap_or(method);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let body = envelope(name, &request, id)?;
-        let sent = self
+        let body = envelope(name, &call.request, id)?;
+        let mut post = self
             .http
             .post(&self.target)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(reqwest::header::ACCEPT, "application/json")
-            .timeout(timeout)
-            .body(body)
-            .send()
-            .await;
+            .timeout(timeout);
+        // Metadata keys are header tokens already; values were checked for control
+        // characters. A value HTTP still refuses fails the call, never silently dropped.
+        for (key, value) in call.metadata.iter() {
+            let value = reqwest::header::HeaderValue::from_str(value).map_err(|_| {
+                Error::Codec(format!("metadata {key:?}: not a valid HTTP header value"))
+            })?;
+            post = post.header(key, value);
+        }
+        let sent = post.body(body).send().await;
         let mut response = sent.map_err(|e| self.http_error(method, timeout, &e))?;
         let status = response.status();
         if let Some(length) = response.content_length() {

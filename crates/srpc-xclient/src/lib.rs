@@ -46,5 +46,5 @@ pub use crate::discovery::{Discovery, StaticList};
 pub use crate::endpoints::{DEFAULT_WEIGHT, Endpoint, Endpoints, InFlight};
 pub use crate::error::{Error, Result};
 pub use crate::selector::Selector;
-pub use crate::transport::{Connection, Transport};
+pub use crate::transport::{Call, Connection, Transport};
 pub use crate::xclient::{CallOptions, FailMode, Options, XClient};

@@ -81,7 +81,13 @@ where
         Box::pin(async move {
             let _load = endpoint.begin();
             endpoint
-                .call(&options, &request.method, &request.args, timeout)
+                .call(
+                    &options,
+                    &request.method,
+                    &request.args,
+                    timeout,
+                    &srpc_core::Metadata::new(),
+                )
                 .await
         })
     }

@@ -14,9 +14,8 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use std::time::Duration;
 //! use async_trait::async_trait;
-//! use srpc_xclient::{Connection, Discovery, Options, Transport, XClient};
+//! use srpc_xclient::{Call, Connection, Discovery, Options, Transport, XClient};
 //!
 //! /// A protocol `echo://` whose "calls" answer with their argument.
 //! #[derive(Debug)]
@@ -37,9 +36,8 @@
 //!
 //! #[async_trait]
 //! impl Connection for EchoConnection {
-//!     async fn call(&self, _method: &str, request: Vec<u8>, _timeout: Duration)
-//!         -> srpc_core::Result<Vec<u8>> {
-//!         Ok(request)
+//!     async fn call(&self, call: Call<'_>) -> srpc_core::Result<Vec<u8>> {
+//!         Ok(call.request)
 //!     }
 //! }
 //!
@@ -59,7 +57,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use dubbo_url::Url;
-use srpc_core::Codec;
+use srpc_core::{Codec, Metadata};
 
 /// The protocol of srpc's own providers.
 pub const SRPC_PROTOCOL: &str = "srpc";
@@ -88,18 +86,26 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     async fn connect(&self, endpoint: &Url) -> srpc_core::Result<Arc<dyn Connection>>;
 }
 
+/// One call, as the XClient hands it to a [`Connection`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Call<'a> {
+    /// The method as the caller named it (`Service.Method` by srpc's convention).
+    pub method: &'a str,
+    /// The argument, encoded by the transport's codec.
+    pub request: Vec<u8>,
+    /// How long the caller waits.
+    pub timeout: Duration,
+    /// The call's metadata (`CallOptions::with_metadata`); a transport that cannot carry
+    /// it must fail the call rather than drop it.
+    pub metadata: &'a Metadata,
+}
+
 /// One endpoint's connection, as a [`Transport`] opened it.
 #[async_trait]
 pub trait Connection: Send + Sync + fmt::Debug + 'static {
-    /// Calls `method` (as the caller named it, `Service.Method` by srpc's convention) with
-    /// `request` encoded by the transport's codec, waiting at most `timeout`; returns the
-    /// reply encoded the same way.
-    async fn call(
-        &self,
-        method: &str,
-        request: Vec<u8>,
-        timeout: Duration,
-    ) -> srpc_core::Result<Vec<u8>>;
+    /// Carries `call`; returns the reply encoded by the transport's codec.
+    async fn call(&self, call: Call<'_>) -> srpc_core::Result<Vec<u8>>;
 
     /// Whether the connection has ended and a new one must be opened (never, by default).
     fn is_closed(&self) -> bool {

@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use srpc_core::ClientOptions;
+use srpc_core::{ClientOptions, Metadata};
 use thread_local::ThreadLocal;
 use tokio::task::AbortHandle;
 use tracing::{debug, info};
@@ -151,6 +151,9 @@ pub struct CallOptions {
     pub key: Option<Vec<u8>>,
     /// A deadline for this call instead of the XClient's.
     pub timeout: Option<Duration>,
+    /// Metadata the call carries (srpc: read by the handler's `CallContext`; jsonrpc: sent
+    /// as HTTP headers).
+    pub metadata: Metadata,
 }
 
 impl CallOptions {
@@ -165,6 +168,13 @@ impl CallOptions {
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> CallOptions {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// With call metadata ([`srpc_core::Metadata`]).
+    #[must_use]
+    pub fn with_metadata(mut self, metadata: Metadata) -> CallOptions {
+        self.metadata = metadata;
         self
     }
 }
@@ -324,6 +334,7 @@ impl XClient {
         let options = &shared.options;
         let timeout = call.timeout.unwrap_or(options.timeout);
         let key = call.key.as_deref();
+        let metadata = &call.metadata;
         let (snapshot, turn) = shared.with_current(|endpoints, turn| (endpoints.clone(), turn));
         let pick = |exclude: &[usize]| {
             selector::pick(
@@ -341,7 +352,7 @@ impl XClient {
             FailMode::Failfast => {
                 let endpoint = &snapshot.list[first];
                 shared
-                    .attempt(endpoint, method, request, timeout)
+                    .attempt(endpoint, method, request, timeout, metadata)
                     .await
                     .map_err(|e| failed(method, endpoint, 1, e))
             }
@@ -352,7 +363,10 @@ impl XClient {
                 loop {
                     let endpoint = &snapshot.list[index];
                     attempts += 1;
-                    match shared.attempt(endpoint, method, request, timeout).await {
+                    match shared
+                        .attempt(endpoint, method, request, timeout, metadata)
+                        .await
+                    {
                         Ok(reply) => return Ok(reply),
                         Err(error) if !error.is_retryable() || attempts > options.retries => {
                             return Err(failed(method, endpoint, attempts, error));
@@ -368,7 +382,7 @@ impl XClient {
                 }
             }
             FailMode::Failbackup => {
-                self.hedged(&snapshot, first, pick, method, request, timeout)
+                self.hedged(&snapshot, first, pick, method, request, call)
                     .await
             }
         }
@@ -381,18 +395,20 @@ impl XClient {
         pick: impl Fn(&[usize]) -> Option<usize>,
         method: &str,
         request: &Req,
-        timeout: Duration,
+        call: &CallOptions,
     ) -> Result<Resp>
     where
         Req: Serialize + Sync + ?Sized,
         Resp: DeserializeOwned + Send,
     {
         let shared = &self.shared;
+        let timeout = call.timeout.unwrap_or(shared.options.timeout);
+        let metadata = &call.metadata;
         let primary = &snapshot.list[first];
         let mut calls = FuturesUnordered::new();
         calls.push(tagged(
             first,
-            shared.attempt(primary, method, request, timeout),
+            shared.attempt(primary, method, request, timeout, metadata),
         ));
         let mut attempts = 1;
         let mut backup_sent = false;
@@ -417,7 +433,7 @@ impl XClient {
                         backup_sent = true;
                         if let Some(second) = pick(&[index]) {
                             attempts += 1;
-                            calls.push(tagged(second, shared.attempt(&snapshot.list[second], method, request, timeout)));
+                            calls.push(tagged(second, shared.attempt(&snapshot.list[second], method, request, timeout, metadata)));
                         } else if calls.is_empty() {
                             break;
                         }
@@ -429,7 +445,7 @@ impl XClient {
                     if let Some(second) = pick(&[first]) {
                         if second != first {
                             attempts += 1;
-                            calls.push(tagged(second, shared.attempt(&snapshot.list[second], method, request, timeout)));
+                            calls.push(tagged(second, shared.attempt(&snapshot.list[second], method, request, timeout, metadata)));
                         }
                     }
                 }
@@ -463,11 +479,12 @@ impl XClient {
             return Err(self.shared.no_endpoints(&snapshot));
         }
         let timeout = self.shared.options.timeout;
+        let none = Metadata::new();
         let mut calls: FuturesUnordered<_> = snapshot
             .list
             .iter()
             .enumerate()
-            .map(|(i, e)| tagged(i, self.shared.attempt(e, method, request, timeout)))
+            .map(|(i, e)| tagged(i, self.shared.attempt(e, method, request, timeout, &none)))
             .collect();
         let attempts = snapshot.list.len() as u32;
         let mut replies = Vec::with_capacity(snapshot.list.len());
@@ -490,11 +507,12 @@ impl XClient {
     {
         let snapshot = self.shared.endpoints.load_full();
         let timeout = self.shared.options.timeout;
+        let none = Metadata::new();
         let mut calls: FuturesUnordered<_> = snapshot
             .list
             .iter()
             .enumerate()
-            .map(|(i, e)| tagged(i, self.shared.attempt(e, method, request, timeout)))
+            .map(|(i, e)| tagged(i, self.shared.attempt(e, method, request, timeout, &none)))
             .collect();
         let attempts = snapshot.list.len() as u32;
         let mut last = self.shared.no_endpoints(&snapshot);
@@ -621,6 +639,7 @@ impl Shared {
         method: &str,
         request: &Req,
         timeout: Duration,
+        metadata: &Metadata,
     ) -> srpc_core::Result<Resp>
     where
         Req: Serialize + Sync + ?Sized,
@@ -628,7 +647,7 @@ impl Shared {
     {
         let _load = endpoint.begin();
         endpoint
-            .call(&self.options.client, method, request, timeout)
+            .call(&self.options.client, method, request, timeout, metadata)
             .await
     }
 

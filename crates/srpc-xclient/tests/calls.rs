@@ -353,3 +353,33 @@ async fn one_connection_per_endpoint_is_reused_by_every_call() {
         "50 concurrent calls, one connection"
     );
 }
+
+#[tokio::test]
+async fn call_metadata_reaches_the_handler_through_failover() {
+    let server = Server::new()
+        .handle_with_context(
+            "Svc.Tenant",
+            |call: srpc_core::CallContext, (): ()| async move {
+                Ok::<_, HandlerError>(call.metadata.get("tenant").map(str::to_owned))
+            },
+        )
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let addr = server.local_addr().to_string();
+    let x = xclient(
+        &[&dead_addr(), &addr],
+        Options::default()
+            .with_selector(Selector::RoundRobin)
+            .with_fail_mode(FailMode::Failover, 2),
+    );
+    let call = CallOptions::default()
+        .with_metadata(srpc_core::Metadata::new().with("tenant", "acme").unwrap());
+    for _ in 0..4 {
+        let tenant: Option<String> = x.call_with("Svc.Tenant", &(), &call).await.unwrap();
+        assert_eq!(tenant.as_deref(), Some("acme"));
+    }
+    let none: Option<String> = x.call("Svc.Tenant", &()).await.unwrap();
+    assert_eq!(none, None);
+    server.shutdown().await;
+}

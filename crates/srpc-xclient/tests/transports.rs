@@ -5,12 +5,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use srpc_core::{HandlerError, Server};
 use srpc_registry::Url;
-use srpc_xclient::{Connection, Discovery, Error, FailMode, Options, Selector, Transport, XClient};
+use srpc_xclient::{
+    Call, Connection, Discovery, Error, FailMode, Options, Selector, Transport, XClient,
+};
 
 /// `echo://` endpoints answer with the endpoint's port; port 1 refuses connections.
 #[derive(Debug, Default)]
@@ -48,15 +49,10 @@ struct EchoConnection {
 
 #[async_trait]
 impl Connection for EchoConnection {
-    async fn call(
-        &self,
-        method: &str,
-        request: Vec<u8>,
-        _timeout: Duration,
-    ) -> srpc_core::Result<Vec<u8>> {
+    async fn call(&self, call: Call<'_>) -> srpc_core::Result<Vec<u8>> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        let request: serde_json::Value = serde_json::from_slice(&request).unwrap();
-        Ok(serde_json::to_vec(&(self.port, method, request)).unwrap())
+        let request: serde_json::Value = serde_json::from_slice(&call.request).unwrap();
+        Ok(serde_json::to_vec(&(self.port, call.method, request)).unwrap())
     }
 }
 

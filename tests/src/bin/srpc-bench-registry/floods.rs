@@ -237,6 +237,7 @@ async fn rpc_growth(calls: u64, server: Server) -> (usize, u64) {
                     seq,
                     timeout_ms: 0,
                     method: "Bench.Hold".into(),
+                    metadata: Default::default(),
                     body: b"1".to_vec(),
                 }
                 .encode(),
