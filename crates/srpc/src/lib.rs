@@ -50,6 +50,7 @@
 /// The Dubbo URL model ([`dubbo_url`]).
 pub use dubbo_url as url;
 
+pub mod provider;
 pub mod registry;
 
 /// The srpc RPC protocol: server, client, codecs ([`srpc_core`]).
@@ -64,6 +65,11 @@ pub use srpc_tonic as tonic;
 /// The srpc HTTP registry: its embeddable server and client backend.
 #[cfg(feature = "http")]
 pub use srpc_registry_http as http;
+
+/// docs/provider.md's provider and consumer, compiled as doc tests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/provider.md")]
+struct ProviderDoctests;
 
 /// The README's example, compiled and run as a doc test so that it stays true.
 #[cfg(doctest)]
