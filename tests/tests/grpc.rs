@@ -15,12 +15,12 @@ use srpc_registry::{Registry, Url};
 use srpc_tests::grpc::echo::SayRequest;
 use srpc_tests::grpc::echo::echo_client::EchoClient;
 use srpc_tests::grpc::{PythonStubs, SERVICE};
-use srpc_tonic::{BalanceOptions, BalancedChannel, TripleUrl};
+use srpc_tonic::{BalanceOptions, BalancedChannel, triple_url};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
 fn triple(port: u16) -> Url {
-    TripleUrl::for_service(SERVICE, ["Say"])
+    triple_url(SERVICE, ["Say"])
         .application("grpc-test")
         .build(([127, 0, 0, 1], port).into())
         .unwrap()
@@ -121,7 +121,7 @@ async fn weighted_and_consistent_hash_selectors_hold_over_grpc() {
     let (provider, consumer) = hub("selectors").await;
     let (_a, port_a) = stubs.serve("a").await;
     let (_b, port_b) = stubs.serve("b").await;
-    let heavy = TripleUrl::for_service(SERVICE, ["Say"])
+    let heavy = triple_url(SERVICE, ["Say"])
         .weight(300)
         .build(([127, 0, 0, 1], port_a).into())
         .unwrap();

@@ -30,5 +30,6 @@ pub use crate::codec::{decode, encode};
 pub use crate::error::{Error, MAX_QUOTED, Result, quote};
 pub use crate::matching::{is_match, is_match_category};
 pub use crate::url::{
-    ANY_VALUE, DEFAULT_CATEGORY, EMPTY_PROTOCOL, Params, TIMESTAMP_KEY, Url, UrlBuilder, java_cmp,
+    ANY_VALUE, DEFAULT_CATEGORY, EMPTY_PROTOCOL, Params, ProviderUrl, TIMESTAMP_KEY, Url,
+    UrlBuilder, java_cmp,
 };

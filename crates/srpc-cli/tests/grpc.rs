@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use srpc_tests::grpc::{PythonStubs, SERVICE, TonicEcho};
 use srpc_tests::servers::free_port;
-use srpc_tonic::TripleUrl;
+use srpc_tonic::triple_url;
 use support::{DEADLINE, Running};
 
 fn run(args: &[&str]) -> Output {
@@ -49,7 +49,7 @@ async fn a_tonic_server_registered_by_srpc_is_called_by_grpcio() {
     };
 
     let echo = TonicEcho::start("tonic").await;
-    let url = TripleUrl::for_service(SERVICE, ["Say"])
+    let url = triple_url(SERVICE, ["Say"])
         .application("tonic-echo")
         .build(echo.addr)
         .unwrap();

@@ -1,7 +1,7 @@
 //! gRPC and Dubbo's Triple protocol through [tonic]: a channel whose endpoints follow an srpc
 //! subscription of `tri://` and `grpc://` providers, picked per call by srpc's selectors
 //! ([`BalancedChannel`]), and the URL a tonic server registers under so that Java Dubbo 3
-//! consumers of the same IDL find it ([`TripleUrl`]).
+//! consumers of the same IDL find it ([`triple_url`]).
 //!
 //! Consumer: generated tonic clients take a [`BalancedChannel`] where they take a
 //! `tonic::transport::Channel`.
@@ -21,8 +21,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Provider: serve with tonic, then register [`TripleUrl::for_service`]'s URL once the
-//! listener is bound, and unregister it before shutting the server down.
+//! Provider: serve with tonic, then register [`triple_url`]'s URL once the listener is
+//! bound, and unregister it before shutting the server down.
 //!
 //! What the channel does and does not do:
 //! - Each provider gets one HTTP/2 connection (a lazily connected `Channel`), shared by
@@ -39,13 +39,12 @@
 //! - `tls=true` providers are refused with a clear error: this crate has no TLS yet.
 
 use std::any::Any;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use dubbo_url::Url;
+use dubbo_url::{ProviderUrl, Url};
 use srpc_core::ClientOptions;
 use srpc_registry::Subscription;
 use srpc_xclient::{
@@ -272,105 +271,15 @@ impl Connection for GrpcConnection {
 
 /// The URL a gRPC/Triple provider registers under, in the form Java Dubbo 3 writes for an
 /// IDL (protobuf) service: `tri://host:port/<package.Service>?interface=<package.Service>&…`.
-#[derive(Debug, Clone)]
-pub struct TripleUrl {
-    service: String,
-    methods: Vec<String>,
-    application: Option<String>,
-    version: Option<String>,
-    group: Option<String>,
-    weight: Option<u32>,
-}
-
-impl TripleUrl {
-    /// For the gRPC service `package.Service` (a tonic server's
-    /// `<S as tonic::server::NamedService>::NAME`), with its method names as the IDL writes
-    /// them (`SayHello`).
-    pub fn for_service<'a>(
-        service: impl Into<String>,
-        methods: impl IntoIterator<Item = &'a str>,
-    ) -> TripleUrl {
-        TripleUrl {
-            service: service.into(),
-            methods: methods.into_iter().map(str::to_owned).collect(),
-            application: None,
-            version: None,
-            group: None,
-            weight: None,
-        }
-    }
-
-    /// With Dubbo's `application` (the provider's application name).
-    #[must_use]
-    pub fn application(mut self, application: impl Into<String>) -> TripleUrl {
-        self.application = Some(application.into());
-        self
-    }
-
-    /// With a `version`.
-    #[must_use]
-    pub fn version(mut self, version: impl Into<String>) -> TripleUrl {
-        self.version = Some(version.into());
-        self
-    }
-
-    /// With a `group`.
-    #[must_use]
-    pub fn group(mut self, group: impl Into<String>) -> TripleUrl {
-        self.group = Some(group.into());
-        self
-    }
-
-    /// With a `weight` (Dubbo's default is 100).
-    #[must_use]
-    pub fn weight(mut self, weight: u32) -> TripleUrl {
-        self.weight = Some(weight);
-        self
-    }
-
-    /// The provider URL for a server listening at `addr` (the address consumers dial: not
-    /// `0.0.0.0`). Parameters are sorted, as Java writes them.
-    pub fn build(&self, addr: SocketAddr) -> Result<Url, dubbo_url::Error> {
-        let mut methods = self.methods.clone();
-        methods.sort();
-        methods.dedup();
-        let timestamp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
-        let mut params: Vec<(&str, String)> = vec![
-            ("anyhost", "false".into()),
-            ("deprecated", "false".into()),
-            ("dubbo", "2.0.2".into()),
-            ("dynamic", "true".into()),
-            ("generic", "false".into()),
-            ("interface", self.service.clone()),
-            ("methods", methods.join(",")),
-            ("pid", std::process::id().to_string()),
-            ("side", "provider".into()),
-            ("timestamp", timestamp.to_string()),
-        ];
-        if let Some(application) = &self.application {
-            params.push(("application", application.clone()));
-        }
-        if let Some(version) = &self.version {
-            params.push(("version", version.clone()));
-        }
-        if let Some(group) = &self.group {
-            params.push(("group", group.clone()));
-        }
-        if let Some(weight) = self.weight {
-            params.push(("weight", weight.to_string()));
-        }
-        params.sort();
-        let mut builder = Url::builder("tri")
-            .host(addr.ip().to_string())
-            .port(addr.port());
-        builder = builder.path(&self.service);
-        for (key, value) in params {
-            builder = builder.param(key, value);
-        }
-        builder.build()
-    }
+/// `service` is the gRPC service name (a tonic server's
+/// `<S as tonic::server::NamedService>::NAME`), `methods` its method names as the IDL writes
+/// them (`SayHello`). Add `version`, `group`, `weight` or `application` on the result, then
+/// [`ProviderUrl::build`] with the address consumers dial.
+pub fn triple_url<'a>(
+    service: impl Into<String>,
+    methods: impl IntoIterator<Item = &'a str>,
+) -> ProviderUrl {
+    ProviderUrl::new(service).protocol("tri").methods(methods)
 }
 
 #[cfg(test)]
@@ -381,7 +290,7 @@ mod tests {
 
     #[test]
     fn a_triple_url_is_the_form_java_dubbo_writes() {
-        let url = TripleUrl::for_service("helloworld.Greeter", ["SayHello", "SayBye", "SayHello"])
+        let url = triple_url("helloworld.Greeter", ["SayHello", "SayBye", "SayHello"])
             .application("greeter")
             .version("1.0.0")
             .build("127.0.0.1:50051".parse().unwrap())

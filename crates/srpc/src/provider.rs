@@ -24,7 +24,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use dubbo_url::Url;
 use srpc_core::{RunningServer, Server};
@@ -37,66 +37,10 @@ use tracing::{info, warn};
 /// are, mDNS goodbyes are).
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(2);
 
-/// What a provider offers: the service's interface and the parameters its URL carries.
-#[derive(Debug, Clone)]
-pub struct Service {
-    interface: String,
-    version: Option<String>,
-    group: Option<String>,
-    weight: Option<u32>,
-    application: Option<String>,
-    params: Vec<(String, String)>,
-}
-
-impl Service {
-    /// The service `interface` (`com.acme.Echo`). Its methods are the server's handlers
-    /// named `<interface>.<method>`.
-    pub fn new(interface: impl Into<String>) -> Service {
-        Service {
-            interface: interface.into(),
-            version: None,
-            group: None,
-            weight: None,
-            application: None,
-            params: Vec::new(),
-        }
-    }
-
-    /// With a `version`.
-    #[must_use]
-    pub fn version(mut self, version: impl Into<String>) -> Service {
-        self.version = Some(version.into());
-        self
-    }
-
-    /// With a `group`.
-    #[must_use]
-    pub fn group(mut self, group: impl Into<String>) -> Service {
-        self.group = Some(group.into());
-        self
-    }
-
-    /// With a `weight` (Dubbo's default is 100).
-    #[must_use]
-    pub fn weight(mut self, weight: u32) -> Service {
-        self.weight = Some(weight);
-        self
-    }
-
-    /// With Dubbo's `application`.
-    #[must_use]
-    pub fn application(mut self, application: impl Into<String>) -> Service {
-        self.application = Some(application.into());
-        self
-    }
-
-    /// With another URL parameter (`tls=true` for a server with TLS, say).
-    #[must_use]
-    pub fn param(mut self, key: impl Into<String>, value: impl Into<String>) -> Service {
-        self.params.push((key.into(), value.into()));
-        self
-    }
-}
+/// What a provider offers: its interface and the parameters of its URL (`version`, `group`,
+/// `weight`, `application`, …). The provider fills in the protocol (`srpc`), the address and
+/// the `methods` (the server's handlers named `<interface>.<method>`).
+pub use dubbo_url::ProviderUrl as Service;
 
 /// Where consumers reach the provider when it binds the unspecified address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,10 +136,10 @@ impl Provider {
         registry: &Arc<dyn Registry>,
         addr: &str,
     ) -> Result<RunningProvider, ProviderError> {
-        let methods = methods_of(&self.server, &self.service.interface);
+        let methods = methods_of(&self.server, self.service.interface());
         if methods.is_empty() {
             return Err(ProviderError::NoMethods {
-                interface: self.service.interface,
+                interface: self.service.interface().to_owned(),
             });
         }
         let listener = tokio::net::TcpListener::bind(addr)
@@ -211,7 +155,11 @@ impl Provider {
                 source,
             })?;
         let host = advertised(&self.advertise, bound)?;
-        let url = provider_url(&self.service, SocketAddr::new(host, bound.port()), &methods)?;
+        let url = self
+            .service
+            .protocol(srpc_xclient::transport::SRPC_PROTOCOL)
+            .methods(methods)
+            .build(SocketAddr::new(host, bound.port()))?;
         let server = self.server.serve(listener);
         if let Err(error) = registry.register(&url).await {
             server.shutdown().await;
@@ -315,46 +263,6 @@ fn advertised(advertise: &Advertise, bound: SocketAddr) -> Result<IpAddr, Provid
     }
 }
 
-/// `srpc://host:port/<interface>?…`, with the parameters Java Dubbo writes for a provider.
-fn provider_url(
-    service: &Service,
-    addr: SocketAddr,
-    methods: &[String],
-) -> Result<Url, dubbo_url::Error> {
-    let timestamp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    let mut builder = Url::builder(srpc_xclient::transport::SRPC_PROTOCOL)
-        .host(addr.ip().to_string())
-        .port(addr.port())
-        .path(&service.interface)
-        .param("anyhost", "false")
-        .param("dubbo", "2.0.2")
-        .param("dynamic", "true")
-        .param("interface", &service.interface)
-        .param("methods", methods.join(","))
-        .param("pid", std::process::id().to_string())
-        .param("side", "provider")
-        .param("timestamp", timestamp.to_string());
-    let optional = [
-        ("version", &service.version),
-        ("group", &service.group),
-        ("application", &service.application),
-    ];
-    for (key, value) in optional {
-        if let Some(value) = value {
-            builder = builder.param(key, value);
-        }
-    }
-    if let Some(weight) = service.weight {
-        builder = builder.param("weight", weight.to_string());
-    }
-    for (key, value) in &service.params {
-        builder = builder.param(key, value);
-    }
-    builder.build()
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -395,35 +303,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("nope0") && error.contains("lo"), "{error}");
-    }
-
-    #[test]
-    fn the_url_is_dubbos_provider_form() {
-        let service = Service::new("com.acme.Echo")
-            .version("1.0")
-            .group("g")
-            .weight(7)
-            .application("echo");
-        let url = provider_url(
-            &service,
-            "127.0.0.1:7000".parse().unwrap(),
-            &["ping".into(), "say".into()],
-        )
-        .unwrap();
-        let text = url.to_full_string();
-        assert!(
-            text.starts_with("srpc://127.0.0.1:7000/com.acme.Echo?anyhost=false&application=echo"),
-            "{text}"
-        );
-        for part in [
-            "&group=g",
-            "&interface=com.acme.Echo",
-            "&methods=ping,say",
-            "&side=provider",
-            "&version=1.0",
-            "&weight=7",
-        ] {
-            assert!(text.contains(part), "{part} in {text}");
-        }
     }
 }

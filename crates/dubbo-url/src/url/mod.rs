@@ -5,9 +5,11 @@
 
 mod builder;
 mod parse;
+mod provider;
 mod write;
 
 pub use self::builder::UrlBuilder;
+pub use self::provider::ProviderUrl;
 pub use self::write::java_cmp;
 
 use std::cmp::Ordering;

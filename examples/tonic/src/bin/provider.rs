@@ -6,7 +6,7 @@
 
 #![allow(clippy::print_stdout)] // An example prints what it does.
 
-use srpc::tonic::TripleUrl;
+use srpc::tonic::triple_url;
 use srpc_example_tonic::helloworld::greeter_server::{Greeter, GreeterServer};
 use srpc_example_tonic::helloworld::{HelloReply, HelloRequest};
 use tonic::{Request, Response, Status};
@@ -35,7 +35,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Listen first: the URL carries the port, and nobody must find it before it answers.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let url = TripleUrl::for_service("helloworld.Greeter", ["SayHello"])
+    let url = triple_url("helloworld.Greeter", ["SayHello"])
         .application("srpc-example-tonic")
         .build(addr)?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
