@@ -40,13 +40,11 @@ async fn channel(consumer: &Arc<dyn Registry>, options: BalanceOptions) -> Balan
 }
 
 async fn wait_for(channel: &BalancedChannel, n: usize) {
-    assert!(
-        channel
-            .xclient()
-            .wait_for_endpoints(|e| e.list().len() == n, DEADLINE)
-            .await,
-        "the channel never had {n} providers"
-    );
+    channel
+        .xclient()
+        .wait_for_endpoints(|e| e.list().len() == n, DEADLINE)
+        .await
+        .unwrap();
 }
 
 /// Who answered `calls` calls, by name.
@@ -204,14 +202,13 @@ async fn in_a_mixed_estate_each_client_picks_only_its_protocol() {
         Discovery::subscription(consumer.subscribe(&query).await.unwrap()),
         Options::default(),
     );
-    assert!(
-        xclient
-            .wait_for_endpoints(
-                |e| e.list().len() == 1 && e.uncallable().len() == 2,
-                DEADLINE
-            )
-            .await
-    );
+    xclient
+        .wait_for_endpoints(
+            |e| e.list().len() == 1 && e.uncallable().len() == 2,
+            DEADLINE,
+        )
+        .await
+        .unwrap();
     for _ in 0..10 {
         let reply: String = xclient.call(&format!("{SERVICE}.Say"), "x").await.unwrap();
         assert_eq!(reply, "srpc says x");
@@ -232,15 +229,14 @@ async fn in_a_mixed_estate_each_client_picks_only_its_protocol() {
     // Without the tri provider, the channel says what it found.
     provider.unregister(&triple(port_a)).await.unwrap();
     let channel = self::channel(&consumer, BalanceOptions::default()).await;
-    assert!(
-        channel
-            .xclient()
-            .wait_for_endpoints(
-                |e| e.list().is_empty() && e.uncallable().len() == 2,
-                DEADLINE
-            )
-            .await
-    );
+    channel
+        .xclient()
+        .wait_for_endpoints(
+            |e| e.list().is_empty() && e.uncallable().len() == 2,
+            DEADLINE,
+        )
+        .await
+        .unwrap();
     let status = EchoClient::new(channel)
         .say(SayRequest { text: "x".into() })
         .await
@@ -252,7 +248,7 @@ async fn in_a_mixed_estate_each_client_picks_only_its_protocol() {
         ),
         "{status:?}"
     );
-    srpc_server.shutdown().await;
+    srpc_server.shutdown().await.unwrap();
     provider.close().await.unwrap();
     consumer.close().await.unwrap();
 }

@@ -64,10 +64,9 @@ async fn jsonrpc_providers_are_called_with_failover() {
             .with_fail_mode(FailMode::Failover, 1)
             .with_timeout(Duration::from_secs(5)),
     );
-    assert!(
-        x.wait_for_endpoints(|e| e.list().len() == 2, DEADLINE)
-            .await
-    );
+    x.wait_for_endpoints(|e| e.list().len() == 2, DEADLINE)
+        .await
+        .unwrap();
 
     // Positional parameters, results, the spread.
     let echoed: String = x.call("com.acme.Echo.echo", "hi").await.unwrap();

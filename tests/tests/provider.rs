@@ -54,7 +54,8 @@ async fn a_consumer_never_sees_the_provider_after_its_listener_closes() {
     );
     xclient
         .wait_for_endpoints(|e| e.list().len() == 1, DEADLINE)
-        .await;
+        .await
+        .unwrap();
     let reply: String = xclient.call("com.acme.Echo.echo", "hi").await.unwrap();
     assert_eq!(reply, "hi");
 

@@ -55,7 +55,7 @@ async fn calls_over_tls_and_mutual_tls() {
             .await;
             assert!(refused.is_err(), "{refused:?}");
         }
-        server.shutdown().await;
+        server.shutdown().await.unwrap();
     }
 }
 
@@ -76,7 +76,7 @@ async fn a_plain_client_against_a_tls_server_fails_fast_saying_why() {
         started.elapsed()
     );
     assert!(err.to_string().contains("TLS"), "{err}");
-    server.shutdown().await;
+    server.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,26 +103,24 @@ async fn the_xclient_speaks_tls_to_endpoints_that_ask_for_it() {
         discover().await,
         Options::default().with_client(client_tls(&pki, true)),
     );
-    assert!(
-        with_tls
-            .wait_for_endpoints(|e| !e.list().is_empty(), 5 * SECOND)
-            .await
-    );
+    with_tls
+        .wait_for_endpoints(|e| !e.list().is_empty(), 5 * SECOND)
+        .await
+        .unwrap();
     let sum: i64 = with_tls.call("Foo.Sum", &(2, 3)).await.unwrap();
     assert_eq!(sum, 5);
     // Without TLS settings, the endpoint's tls=true is an error that says what to give.
     let without = XClient::new(discover().await, Options::default());
-    assert!(
-        without
-            .wait_for_endpoints(|e| !e.list().is_empty(), 5 * SECOND)
-            .await
-    );
+    without
+        .wait_for_endpoints(|e| !e.list().is_empty(), 5 * SECOND)
+        .await
+        .unwrap();
     let err = without
         .call::<_, i64>("Foo.Sum", &(2, 3))
         .await
         .unwrap_err();
     assert!(err.to_string().contains("asks for TLS"), "{err}");
-    server.shutdown().await;
+    server.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -171,5 +169,5 @@ async fn a_rotated_certificate_serves_new_connections_and_open_ones_carry_on() {
         sum, 7,
         "the connection opened before the rotation carries on"
     );
-    server.shutdown().await;
+    server.shutdown().await.unwrap();
 }

@@ -140,7 +140,8 @@ pub(crate) async fn call(call: CallArgs<'_>) -> Result<(), Failure> {
             |e| !e.list().is_empty() || !e.uncallable().is_empty(),
             call.wait,
         )
-        .await;
+        .await
+        .is_ok();
     let endpoints = xclient.endpoints();
     let outcome = if !found {
         Err(Failure::NotFound(format!(

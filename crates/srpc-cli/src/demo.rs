@@ -69,7 +69,7 @@ pub(crate) async fn run(registry: Option<&str>, serve: bool, tls: bool) -> Resul
             registry.close().await.map_err(|e| e.to_string())?;
         }
         for server in servers {
-            server.shutdown().await;
+            server.shutdown().await.map_err(|e| e.to_string())?;
         }
         if let Some(embedded) = embedded {
             embedded.stop().await?;
@@ -99,12 +99,10 @@ pub(crate) async fn run(registry: Option<&str>, serve: bool, tls: bool) -> Resul
         options = options.with_client(tls.client()?);
     }
     let xclient = Arc::new(XClient::new(Discovery::subscription(subscription), options));
-    if !xclient
+    xclient
         .wait_for_endpoints(|e| e.list().len() == 2, Duration::from_secs(10))
         .await
-    {
-        return Err("the consumer did not discover both servers within 10 s".into());
-    }
+        .map_err(|e| format!("the consumer did not discover both servers: {e}"))?;
 
     let calls = (1..=5i64).map(|i| {
         let xclient = xclient.clone();
@@ -163,7 +161,7 @@ pub(crate) async fn run(registry: Option<&str>, serve: bool, tls: bool) -> Resul
     }
     consumer.close().await.map_err(|e| e.to_string())?;
     for server in servers {
-        server.shutdown().await;
+        server.shutdown().await.map_err(|e| e.to_string())?;
     }
     if let Some(embedded) = embedded {
         embedded.stop().await?;

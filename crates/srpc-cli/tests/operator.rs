@@ -1195,7 +1195,7 @@ fn call_over_tls() {
     assert!(stderr(&out).contains("asks for TLS"), "{}", stderr(&out));
     runtime.block_on(async {
         handle.close().await.unwrap();
-        server.shutdown().await;
+        server.shutdown().await.unwrap();
     });
     assert_eq!(registry.signal("-TERM"), Some(0));
 }

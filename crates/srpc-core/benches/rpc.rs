@@ -215,7 +215,7 @@ fn main() {
             "srpc/tarpc throughput ratio: {:.2}",
             srpc_binary.calls_per_sec() / tarpc_bincode.calls_per_sec()
         );
-        json_server.shutdown().await;
-        binary_server.shutdown().await;
+        json_server.shutdown().await.unwrap();
+        binary_server.shutdown().await.unwrap();
     });
 }

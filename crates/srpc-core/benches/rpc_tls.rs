@@ -163,7 +163,7 @@ fn main() {
             t90.as_secs_f64() * 1e6,
             t50.as_secs_f64() / p50.as_secs_f64()
         );
-        plain.shutdown().await;
-        tls.shutdown().await;
+        plain.shutdown().await.unwrap();
+        tls.shutdown().await.unwrap();
     });
 }

@@ -17,7 +17,7 @@
 //! let client = Client::connect(&server.local_addr().to_string(), ClientOptions::default()).await?;
 //! let sum: i64 = client.call("Foo.Sum", &(1, 2), Duration::from_secs(1)).await?;
 //! assert_eq!(sum, 3);
-//! server.shutdown().await;
+//! server.shutdown().await?;
 //! # Ok(()) }
 //! ```
 

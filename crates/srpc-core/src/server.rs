@@ -683,9 +683,12 @@ impl RunningServer {
     /// and send its reply, then closes the connections. Calls still running after the
     /// shutdown deadline ([`Server::with_shutdown_deadline`], 10 s by default) are cancelled
     /// and their connections closed.
-    pub async fn shutdown(self) {
+    ///
+    /// Fails only if the server's task itself failed (it panicked); as
+    /// `HttpRegistryServer::shutdown` does, shutdown returns a `Result`.
+    pub async fn shutdown(self) -> std::io::Result<()> {
         let deadline = self.deadline;
-        self.shutdown_within(deadline).await;
+        self.shutdown_within(deadline).await
     }
 
     /// Reads the TLS certificate and key files again (what SIGHUP does to `srpc demo
@@ -699,9 +702,11 @@ impl RunningServer {
     }
 
     /// [`RunningServer::shutdown`] with another deadline.
-    pub async fn shutdown_within(self, deadline: Duration) {
+    pub async fn shutdown_within(self, deadline: Duration) -> std::io::Result<()> {
         self.stop.send_replace(Some(deadline));
-        let _ = self.task.await;
+        self.task
+            .await
+            .map_err(|e| std::io::Error::other(format!("the srpc server's task failed: {e}")))
     }
 
     /// Stops at once, dropping calls in flight (a crash, for tests).

@@ -80,7 +80,7 @@ async fn a_handler_sees_its_peer_deadline_and_metadata() {
     assert!(seen.peer.starts_with("127.0.0.1:"), "{}", seen.peer);
     assert_ne!(seen.peer, seen_other.peer);
     assert!(seen_other.metadata.is_empty());
-    server.shutdown().await;
+    server.shutdown().await.unwrap();
 }
 
 /// A client as old as the protocol before metadata: its preface offers no feature, and its
@@ -117,7 +117,7 @@ async fn an_old_client_is_served_and_offered_nothing() {
     let seen: Seen = serde_json::from_slice(&body).unwrap();
     assert_eq!(seen.left_ms, None, "a call without a deadline has none");
     assert!(seen.metadata.is_empty());
-    server.shutdown().await;
+    server.shutdown().await.unwrap();
 }
 
 /// A server as old as the protocol before metadata: it answers the preface with no

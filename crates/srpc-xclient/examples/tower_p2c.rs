@@ -47,7 +47,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         println!("answered by {name}");
     }
     for server in servers {
-        server.shutdown().await;
+        server.shutdown().await?;
     }
     Ok(())
 }

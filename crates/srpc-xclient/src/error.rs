@@ -21,6 +21,20 @@ pub enum Error {
         /// The protocols this XClient calls.
         callable: Vec<String>,
     },
+    /// [`XClient::wait_for_endpoints`](crate::XClient::wait_for_endpoints) gave up: the
+    /// endpoints never satisfied its predicate.
+    #[error(
+        "the endpoints did not reach the state waited for within {after:?} (now {endpoints} \
+         endpoint(s), and {uncallable} provider(s) of protocols this XClient does not call)"
+    )]
+    Timeout {
+        /// How long it waited.
+        after: std::time::Duration,
+        /// The endpoints when it gave up.
+        endpoints: usize,
+        /// Providers left out for their protocol when it gave up.
+        uncallable: usize,
+    },
     /// The call failed; `attempts` counts every request sent, retries and hedges included.
     #[error("{method} failed on {endpoint} after {attempts} attempt(s): {source}")]
     Call {
@@ -43,7 +57,7 @@ impl Error {
     /// The requests sent before giving up (0 when there was no endpoint).
     pub fn attempts(&self) -> u32 {
         match self {
-            Error::NoEndpoints | Error::Uncallable { .. } => 0,
+            Error::NoEndpoints | Error::Uncallable { .. } | Error::Timeout { .. } => 0,
             Error::Call { attempts, .. } => *attempts,
         }
     }
@@ -51,7 +65,7 @@ impl Error {
     /// The transport or remote error, when a request was sent.
     pub fn source_error(&self) -> Option<&srpc_core::Error> {
         match self {
-            Error::NoEndpoints | Error::Uncallable { .. } => None,
+            Error::NoEndpoints | Error::Uncallable { .. } | Error::Timeout { .. } => None,
             Error::Call { source, .. } => Some(source),
         }
     }

@@ -268,16 +268,29 @@ impl XClient {
 
     /// Waits until the endpoints satisfy `predicate` (discovery changes are applied in the
     /// background, a moment after the registry or [`crate::StaticList::update`] reports
-    /// them), for at most `deadline`. Returns whether they did.
+    /// them), for at most `deadline`, and returns them; as
+    /// `Subscription::wait_for` does for snapshots. Fails with [`Error::Timeout`], which
+    /// says what the endpoints were then.
     pub async fn wait_for_endpoints(
         &self,
         mut predicate: impl FnMut(&Endpoints) -> bool,
         deadline: Duration,
-    ) -> bool {
+    ) -> Result<Arc<Endpoints>> {
         let mut updates = self.shared.updates.subscribe();
         let shared = &self.shared;
         let waiting = updates.wait_for(|_| predicate(&shared.endpoints.load()));
-        matches!(tokio::time::timeout(deadline, waiting).await, Ok(Ok(_)))
+        match tokio::time::timeout(deadline, waiting).await {
+            Ok(Ok(_)) => Ok(self.endpoints()),
+            // The sender lives in `shared`, which `self` holds: it cannot be dropped here.
+            Ok(Err(_)) | Err(_) => {
+                let now = self.endpoints();
+                Err(Error::Timeout {
+                    after: deadline,
+                    endpoints: now.list().len(),
+                    uncallable: now.uncallable().iter().map(|(_, n)| n).sum(),
+                })
+            }
+        }
     }
 
     /// The error a call would return now for want of an endpoint: [`Error::Uncallable`]

@@ -101,13 +101,12 @@ async fn follows_a_registry_subscription_and_drops_endpoints_that_leave() {
     assert!(gone.is_connected());
     registry.unregister(&url(&b)).await.unwrap();
     let b_addr = b.addr();
-    assert!(
-        x.wait_for_endpoints(
-            |e| e.list().iter().all(|e| e.addr() != b_addr),
-            Duration::from_secs(5)
-        )
-        .await
-    );
+    x.wait_for_endpoints(
+        |e| e.list().iter().all(|e| e.addr() != b_addr),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
     assert!(
         !gone.is_connected(),
         "the endpoint that left still has its connection"
@@ -172,13 +171,12 @@ async fn static_lists_can_be_replaced_and_filters_apply() {
     assert_eq!(x.call::<_, String>("Svc.Name", &()).await.unwrap(), "a");
     list.update([b.addr().as_str()]).unwrap();
     let b_addr = b.addr();
-    assert!(
-        x.wait_for_endpoints(
-            |e| e.list().iter().all(|e| e.addr() == b_addr),
-            Duration::from_secs(5)
-        )
-        .await
-    );
+    x.wait_for_endpoints(
+        |e| e.list().iter().all(|e| e.addr() == b_addr),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
     assert_eq!(x.call::<_, String>("Svc.Name", &()).await.unwrap(), "b");
 
     let urls = [
@@ -381,5 +379,5 @@ async fn call_metadata_reaches_the_handler_through_failover() {
     }
     let none: Option<String> = x.call("Svc.Tenant", &()).await.unwrap();
     assert_eq!(none, None);
-    server.shutdown().await;
+    server.shutdown().await.unwrap();
 }

@@ -93,7 +93,7 @@ async fn a_mixed_estate_is_called_only_through_endpoints_of_known_protocols() {
         let who: String = x.call("Svc.Who", &()).await.unwrap();
         assert_eq!(who, "srpc");
     }
-    server.shutdown().await;
+    server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -144,7 +144,7 @@ async fn rpcx_records_are_rpcx_not_srpc() {
         "{text}"
     );
     assert!(text.contains("no transport for rpcx's protocol"), "{text}");
-    server.shutdown().await;
+    server.shutdown().await.unwrap();
 }
 
 #[tokio::test]

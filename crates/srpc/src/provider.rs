@@ -85,6 +85,9 @@ pub enum ProviderError {
     /// The URL could not be built.
     #[error(transparent)]
     Url(#[from] dubbo_url::Error),
+    /// The server failed while stopping (its task panicked).
+    #[error("the server failed: {0}")]
+    Server(#[source] std::io::Error),
 }
 
 /// A server and the service it provides, to [`Provider::serve`].
@@ -162,7 +165,9 @@ impl Provider {
             .build(SocketAddr::new(host, bound.port()))?;
         let server = self.server.serve(listener);
         if let Err(error) = registry.register(&url).await {
-            server.shutdown().await;
+            if let Err(stopping) = server.shutdown().await {
+                warn!(%stopping, "the server failed while stopping after a refused registration");
+            }
             return Err(error.into());
         }
         info!(%url, "provider registered");
@@ -216,9 +221,10 @@ impl RunningProvider {
                 warn!(url = %self.url, %error, "could not unregister; stopping anyway");
             }
         }
-        self.server.shutdown().await;
+        let stopped = self.server.shutdown().await;
         info!(url = %self.url, "provider stopped");
-        unregistered.map_err(ProviderError::from)
+        unregistered?;
+        stopped.map_err(ProviderError::Server)
     }
 }
 

@@ -26,15 +26,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         registry.subscribe(&query).await?,
         BalanceOptions::default().with_selector(Selector::RoundRobin),
     );
-    let found = channel
+    channel
         .xclient()
         .wait_for_endpoints(|e| !e.list().is_empty(), Duration::from_secs(5))
-        .await;
-    if !found {
-        return Err(
-            "no helloworld.Greeter provider within 5 s: start one with the provider example".into(),
-        );
-    }
+        .await
+        .map_err(|e| {
+            format!("no helloworld.Greeter provider ({e}): start one with the provider example")
+        })?;
     let mut client = GreeterClient::new(channel);
     for i in 0..calls {
         let request = HelloRequest {
