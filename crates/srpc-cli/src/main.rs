@@ -128,8 +128,17 @@ enum Command {
     #[command(override_usage = "srpc call [OPTIONS] [REGISTRY] <Service.Method> <JSON>")]
     Call {
         /// `[REGISTRY] Service.Method JSON`: e.g. `http://127.0.0.1:9999 Foo.Sum '[1, 2]'`.
+        /// JSON may be `-` (read stdin) or `@FILE` (read the file), for large requests.
         #[arg(num_args = 2..=3, required = true, value_names = ["REGISTRY", "METHOD", "JSON"])]
         args: Vec<String>,
+        /// Call metadata, `key=value` (repeat for more): read by the handler's CallContext;
+        /// sent as HTTP headers to jsonrpc providers.
+        #[arg(short = 'H', long = "header", value_name = "KEY=VALUE")]
+        headers: Vec<String>,
+        /// `text` (the reply's JSON, errors on stderr) or `json` (the reply, or an error
+        /// object `{"error": {…}}`, on stdout; see docs/cli.md).
+        #[arg(short, long, value_enum, default_value = "text")]
+        output: Format,
         /// The service key to discover (`[group/]interface[:version]`); by default what
         /// precedes the method's last `.`.
         #[arg(long)]
@@ -150,6 +159,21 @@ enum Command {
         #[cfg(feature = "tls")]
         #[command(flatten)]
         tls: call::TlsArgs,
+    },
+    /// Describe an interface: its providers of every version and group by protocol, version
+    /// and group, and the union of their `methods`. Exit 3 when it has none.
+    #[command(override_usage = "srpc describe [OPTIONS] [REGISTRY] <INTERFACE>")]
+    Describe {
+        /// `[REGISTRY] INTERFACE` (`com.acme.Echo`; a group or version given is ignored).
+        #[arg(num_args = 1..=2, required = true, value_names = ["REGISTRY", "INTERFACE"])]
+        args: Vec<String>,
+        /// Wait up to this long for a provider (registries without a server answer over
+        /// time).
+        #[arg(long, value_parser = parse_duration, default_value = "0s")]
+        wait: Duration,
+        /// `text` or `json` (one object; see docs/cli.md).
+        #[arg(short, long, value_enum, default_value = "text")]
+        output: Format,
     },
     /// Print a shell completion script: `srpc completions bash > /etc/bash_completion.d/srpc`.
     Completions {
@@ -553,6 +577,8 @@ async fn run_registry(command: Command) -> Result<(), Failure> {
         }
         Command::Call {
             args,
+            headers,
+            output,
             service,
             selector,
             timeout,
@@ -568,6 +594,8 @@ async fn run_registry(command: Command) -> Result<(), Failure> {
             call::call(call::CallArgs {
                 client,
                 args: &args,
+                headers: &headers,
+                output,
                 service: service.as_deref(),
                 pick: selector,
                 timeout,
@@ -576,6 +604,7 @@ async fn run_registry(command: Command) -> Result<(), Failure> {
             })
             .await
         }
+        Command::Describe { args, wait, output } => call::describe(&args, wait, output).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut command = Cli::command();

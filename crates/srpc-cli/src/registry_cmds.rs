@@ -263,7 +263,7 @@ pub(crate) async fn list(
 
 /// What the interface has that `service` did not select: other groups or versions, disabled
 /// providers. Empty when there is nothing, or it cannot be read.
-async fn elsewhere(registry: &dyn Registry, service: &str) -> String {
+pub(crate) async fn elsewhere(registry: &dyn Registry, service: &str) -> String {
     let Ok(query) = service_query(service, true) else {
         return String::new();
     };

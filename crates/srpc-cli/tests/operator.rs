@@ -561,10 +561,9 @@ fn a_stand_in_where_nothing_listens_is_warned_about() {
     );
 }
 
-/// `demo --serve` keeps a registry and two servers up and prints what to try; `call` then
-/// reaches them: one provider per call, or all with `--broadcast`.
-#[test]
-fn demo_serve_then_call_one_or_all() {
+/// `srpc demo --serve`, once it has printed what to try: the process, the registry URL and
+/// the two servers' addresses.
+fn demo_serve() -> (Running, String, Vec<String>) {
     let mut command = srpc();
     command
         .args(["demo", "--serve"])
@@ -586,6 +585,133 @@ fn demo_serve_then_call_one_or_all() {
             break;
         }
     }
+    (demo, registry, servers)
+}
+
+/// `srpc call` reads large requests from stdin or a file, refuses one over a frame at once,
+/// cuts a provider's error that quotes a 100 KB argument, answers in JSON with `-o json`,
+/// and hints at other versions when none matches; `srpc describe` sums an interface up.
+#[test]
+fn call_reads_stdin_and_files_and_describe_sums_up() {
+    use std::io::Write as _;
+    let (demo, registry, _servers) = demo_serve();
+    let dir = tempfile::tempdir().unwrap();
+
+    // stdin and @file.
+    let mut child = srpc()
+        .args(["call", &registry, "Foo.Sum", "-"])
+        .env_remove("SRPC_REGISTRY")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"[40, 2]").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let reply: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reply["sum"], 42);
+    let file = dir.path().join("request.json");
+    std::fs::write(&file, "[2, 5]").unwrap();
+    let at_file = format!("@{}", file.display());
+    let out = run(&["call", &registry, "Foo.Sum", &at_file]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let reply: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reply["sum"], 7);
+
+    // 20 MB: refused before anything is sent, saying why (not "Argument list too long").
+    let big = dir.path().join("big.json");
+    let mut writer = std::io::BufWriter::new(std::fs::File::create(&big).unwrap());
+    writer.write_all(b"[\"").unwrap();
+    for _ in 0..20 {
+        writer.write_all(&[b'x'; 1 << 20]).unwrap();
+    }
+    writer.write_all(b"\"]").unwrap();
+    drop(writer);
+    let out = run(&["call", &registry, "Foo.Sum", &format!("@{}", big.display())]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("over 16 MiB"), "{}", stderr(&out));
+
+    // A provider's decode error quotes the argument: 100 KB of it would fill the screen.
+    let quoting = dir.path().join("quoting.json");
+    std::fs::write(&quoting, format!("\"{}\"", "y".repeat(100_000))).unwrap();
+    let out = run(&[
+        "call",
+        &registry,
+        "Foo.Sum",
+        &format!("@{}", quoting.display()),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let why = stderr(&out);
+    assert!(
+        why.contains("bad-request") && why.contains("bytes)…"),
+        "{why}"
+    );
+    assert!(why.len() < 800, "{} bytes of error", why.len());
+
+    // -o json: the reply, and errors as an object on stdout.
+    let out = run(&["call", &registry, "Foo.Sum", "[1, 1]", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()["sum"],
+        2
+    );
+    let out = run(&[
+        "call",
+        &registry,
+        "Foo.Nope",
+        "[]",
+        "--service",
+        "Foo",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let error: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(error["error"]["kind"], "failed");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not-found"),
+        "{error}"
+    );
+
+    // Providers only of another version: the hint says which.
+    let _v2 = register(&registry, "dubbo://127.0.0.1:20894/com.acme.V?version=2.0");
+    let out = run(&["call", &registry, "com.acme.V.m", "[]", "--wait", "300ms"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("other groups or versions (com.acme.V:2.0)"),
+        "{}",
+        stderr(&out)
+    );
+
+    // describe: protocols, versions, groups, methods.
+    let out = run(&["describe", &registry, "Foo", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let description: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(description["providers"], 2, "{description}");
+    assert_eq!(description["protocols"]["srpc"], 2, "{description}");
+    let methods = description["methods"].as_array().unwrap();
+    assert!(methods.contains(&Value::from("Sum")), "{description}");
+    let out = run(&["describe", &registry, "com.acme.V"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("versions: 2.0 (1)") && text.contains("protocols: dubbo (1)"),
+        "{text}"
+    );
+    let out = run(&["describe", &registry, "com.acme.Nobody"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(demo.signal("-TERM"), Some(0));
+}
+
+/// `demo --serve` keeps a registry and two servers up and prints what to try; `call` then
+/// reaches them: one provider per call, or all with `--broadcast`.
+#[test]
+fn demo_serve_then_call_one_or_all() {
+    let (demo, registry, mut servers) = demo_serve();
     assert_eq!(servers.len(), 2);
     let out = run(&["call", &registry, "Foo.Sum", "[1, 2]"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -686,7 +812,18 @@ fn call_reaches_a_jsonrpc_provider() {
         &format!("jsonrpc://127.0.0.1:{port}/com.acme.Calc?interface=com.acme.Calc&methods=add"),
     );
     let out = run(&["call", &registry, "com.acme.Calc.add", "[40, 2]"]);
+    // Metadata goes as HTTP headers to a jsonrpc provider.
+    let header = run(&[
+        "call",
+        &registry,
+        "com.acme.Calc.header",
+        "[\"tenant\"]",
+        "-H",
+        "tenant=acme",
+    ]);
     drop(peer);
+    assert_eq!(header.status.code(), Some(0), "{}", stderr(&header));
+    assert_eq!(String::from_utf8_lossy(&header.stdout).trim(), "\"acme\"");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "42");
 }

@@ -192,3 +192,46 @@ impl fmt::Display for RemoteCode {
         }
     }
 }
+
+/// `text` cut to at most about `max` bytes for a message: the head and the tail kept (a
+/// serde error keeps its "at line 1 column N"), the middle replaced by `…(N bytes)…`, at
+/// character boundaries. A peer's argument must not come back whole in an error.
+pub fn shorten(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let tail_len = max / 4;
+    let mut head = max.saturating_sub(tail_len);
+    while !text.is_char_boundary(head) {
+        head -= 1;
+    }
+    let mut tail = text.len() - tail_len;
+    while !text.is_char_boundary(tail) {
+        tail += 1;
+    }
+    format!(
+        "{}…({} bytes)…{}",
+        &text[..head],
+        tail - head,
+        &text[tail..]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shorten_keeps_head_and_tail_within_the_limit() {
+        assert_eq!(shorten("short", 200), "short");
+        let long = format!(
+            "invalid type: string \"{}\", expected u64 at line 1 column 100002",
+            "é".repeat(50_000)
+        );
+        let cut = shorten(&long, 200);
+        assert!(cut.len() < 240, "{}", cut.len());
+        assert!(cut.starts_with("invalid type: string"), "{cut}");
+        assert!(cut.ends_with("at line 1 column 100002"), "{cut}");
+        assert!(cut.contains("bytes)…"), "{cut}");
+    }
+}

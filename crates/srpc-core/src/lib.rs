@@ -32,7 +32,7 @@ mod server;
 pub use crate::client::ClientTls;
 pub use crate::client::{Client, ClientOptions};
 pub use crate::codec::Codec;
-pub use crate::error::{Error, RemoteCode, Result};
+pub use crate::error::{Error, RemoteCode, Result, shorten};
 pub use crate::frame::DEFAULT_MAX_FRAME;
 pub use crate::metadata::{CallContext, Metadata};
 pub use crate::server::{

@@ -20,7 +20,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, info, warn};
 
 use crate::codec::Codec;
-use crate::error::RemoteCode;
+use crate::error::{RemoteCode, shorten};
 use crate::frame::{
     self, ACCEPTED, BAD_CODEC, BAD_VERSION, BUSY, DEFAULT_MAX_FRAME, Frame, MAGIC, VERSION,
 };
@@ -241,9 +241,10 @@ impl Server {
         let erased: Handler = Arc::new(move |codec: Codec, body: Vec<u8>, context: CallContext| {
             let handler = handler.clone();
             Box::pin(async move {
+                // The decode error quotes the argument: 200 bytes of it at most.
                 let request: Req = codec
                     .decode(&body)
-                    .map_err(|e| (RemoteCode::BadRequest, e.to_string()))?;
+                    .map_err(|e| (RemoteCode::BadRequest, shorten(&e.to_string(), 200)))?;
                 let reply = handler(context, request)
                     .await
                     .map_err(|e| (RemoteCode::Handler, e.0))?;

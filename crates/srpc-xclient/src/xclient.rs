@@ -487,17 +487,38 @@ impl XClient {
         Req: Serialize + Sync + ?Sized,
         Resp: DeserializeOwned + Send,
     {
+        self.broadcast_with(method, request, &CallOptions::default())
+            .await
+    }
+
+    /// [`XClient::broadcast`] with per-call options (deadline, metadata; the hash key is
+    /// not used).
+    pub async fn broadcast_with<Req, Resp>(
+        &self,
+        method: &str,
+        request: &Req,
+        call: &CallOptions,
+    ) -> Result<Vec<Resp>>
+    where
+        Req: Serialize + Sync + ?Sized,
+        Resp: DeserializeOwned + Send,
+    {
         let snapshot = self.shared.endpoints.load_full();
         if snapshot.list.is_empty() {
             return Err(self.shared.no_endpoints(&snapshot));
         }
-        let timeout = self.shared.options.timeout;
-        let none = Metadata::new();
+        let timeout = call.timeout.unwrap_or(self.shared.options.timeout);
+        let metadata = &call.metadata;
         let mut calls: FuturesUnordered<_> = snapshot
             .list
             .iter()
             .enumerate()
-            .map(|(i, e)| tagged(i, self.shared.attempt(e, method, request, timeout, &none)))
+            .map(|(i, e)| {
+                tagged(
+                    i,
+                    self.shared.attempt(e, method, request, timeout, metadata),
+                )
+            })
             .collect();
         let attempts = snapshot.list.len() as u32;
         let mut replies = Vec::with_capacity(snapshot.list.len());
