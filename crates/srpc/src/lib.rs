@@ -52,6 +52,11 @@ pub use dubbo_url as url;
 
 pub mod provider;
 pub mod registry;
+pub mod typed;
+
+/// Makes a trait a typed srpc service: `serve_<trait>(server, impl)` registers its methods,
+/// `<Trait>Client::new(caller)` calls them (see [`typed`] and docs/provider.md).
+pub use srpc_macros::service;
 
 /// The srpc RPC protocol: server, client, codecs ([`srpc_core`]).
 pub use srpc_core as rpc;

@@ -1,0 +1,6 @@
+#[srpc::service]
+pub trait Echo {
+    async fn echo(&self, text: String) -> String;
+}
+
+fn main() {}
