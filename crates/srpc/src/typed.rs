@@ -1,5 +1,5 @@
 //! What `#[srpc::service]` clients call through: [`Caller`], implemented by an
-//! [`XClient`](crate::xclient::XClient) (load balanced over discovered providers) and by a
+//! [`XClient`] (load balanced over discovered providers) and by a
 //! [`Connection`] (one srpc connection with a deadline).
 
 use std::future::Future;
