@@ -26,7 +26,14 @@ pub(crate) struct Gateway {
     credentials: Option<(String, String)>,
     token: Mutex<Option<String>>,
     timeout: Duration,
+    /// Unary requests in flight, at most [`MAX_UNARY_IN_FLIGHT`]: 200 registrations at once
+    /// then share a few connections instead of opening (and, with TLS, handshaking) 200, and
+    /// a request's timeout starts when it is sent, not while it waits its turn here.
+    unary: tokio::sync::Semaphore,
 }
+
+/// Unary requests one handle has in flight at most (watches are not counted).
+pub(crate) const MAX_UNARY_IN_FLIGHT: usize = 32;
 
 /// One key-value pair as stored.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -300,6 +307,7 @@ impl Gateway {
             credentials,
             token: Mutex::new(None),
             timeout,
+            unary: tokio::sync::Semaphore::new(MAX_UNARY_IN_FLIGHT),
         })
     }
 
@@ -481,6 +489,8 @@ impl Gateway {
         request: &impl Serialize,
     ) -> Result<(String, Vec<u8>), EtcdError> {
         let body = to_json(request);
+        // The semaphore is never closed; without a permit the request would still go.
+        let _turn = self.unary.acquire().await.ok();
         let (endpoint, response) = self.send(path, &body, Some(self.timeout)).await?;
         let bytes = read_body(&endpoint, response).await?;
         Ok((endpoint, bytes))
