@@ -190,12 +190,10 @@ async fn run(call: CallArgs<'_>) -> Result<(), Failure> {
         )))
     } else if endpoints.list().is_empty() {
         // Says what was found and what this build calls (the XClient's own message).
-        let error = xclient
-            .call_with::<_, serde_json::Value>(method, &request, &options)
-            .await
-            .err()
-            .map_or_else(|| "no provider".to_owned(), |e| e.to_string());
-        Err(Failure::NotFound(format!("{method}: {error}")))
+        Err(Failure::NotFound(format!(
+            "{method}: {}",
+            xclient.no_endpoint_error()
+        )))
     } else if call.broadcast {
         xclient
             .broadcast_with::<_, serde_json::Value>(method, &request, &options)

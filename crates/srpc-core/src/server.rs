@@ -507,11 +507,12 @@ impl Server {
                     };
                     // A panicking handler answers `internal` instead of leaving its caller
                     // waiting for the deadline.
+                    // One deadline: the handler's view of it and its enforcement below.
+                    let deadline = (timeout_ms > 0).then(|| {
+                        tokio::time::Instant::now() + Duration::from_millis(u64::from(timeout_ms))
+                    });
                     let context = CallContext {
-                        deadline: (timeout_ms > 0).then(|| {
-                            tokio::time::Instant::now()
-                                + Duration::from_millis(u64::from(timeout_ms))
-                        }),
+                        deadline,
                         peer,
                         metadata,
                     };
@@ -536,18 +537,17 @@ impl Server {
                         let running = running.clone().enter();
                         calls.spawn(async move {
                             let _running = running;
-                            let outcome = if timeout_ms == 0 {
-                                call.await
-                            } else {
-                                let deadline = Duration::from_millis(u64::from(timeout_ms));
-                                tokio::time::timeout(deadline, call)
+                            let outcome = match deadline {
+                                None => call.await,
+                                Some(deadline) => tokio::time::timeout_at(deadline, call)
                                     .await
                                     .unwrap_or_else(|_| {
+                                        let allowed = Duration::from_millis(u64::from(timeout_ms));
                                         Ok(Err((
                                             RemoteCode::DeadlineExceeded,
-                                            format!("{method} ran past its {deadline:?} deadline"),
+                                            format!("{method} ran past its {allowed:?} deadline"),
                                         )))
-                                    })
+                                    }),
                             };
                             let _ = tx.send(reply_frame(seq, outcome)).await;
                         });

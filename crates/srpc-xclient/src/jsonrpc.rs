@@ -47,7 +47,8 @@ use async_trait::async_trait;
 use dubbo_url::Url;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use srpc_core::{Error, RemoteCode};
+use srpc_core::{Error, RemoteCode, shorten};
+use srpc_registry::with_root_cause;
 
 use crate::transport::{Call, Connection, Transport};
 
@@ -233,12 +234,12 @@ impl JsonRpcConnection {
         if e.is_connect() {
             return Error::Connect {
                 addr: self.addr.clone(),
-                source: std::io::Error::other(error_chain(e)),
+                source: std::io::Error::other(with_root_cause(e)),
             };
         }
         Error::Closed {
             addr: self.addr.clone(),
-            reason: error_chain(e),
+            reason: with_root_cause(e),
         }
     }
 
@@ -293,30 +294,11 @@ fn remote(method: &str, error: RpcError) -> Error {
     }
 }
 
-/// At most [`QUOTE`] bytes of `text`, cut at a character boundary, with control characters
-/// escaped (the server's text is untrusted and ends up in logs and terminals).
+/// At most about [`QUOTE`] bytes of `text` (head and tail, as `srpc_core::shorten` cuts),
+/// with control characters escaped (the server's text is untrusted and ends up in logs and
+/// terminals).
 fn quote(text: &str) -> String {
-    let mut end = text.len().min(QUOTE);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    let mut quoted: String = text[..end].escape_debug().collect();
-    if end < text.len() {
-        quoted.push('…');
-    }
-    quoted
-}
-
-/// An error with its causes, `a: b: c`.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    shorten(text, QUOTE).escape_debug().collect()
 }
 
 #[cfg(test)]
