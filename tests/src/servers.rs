@@ -200,20 +200,7 @@ impl ZooKeeper {
 
     /// Stops the server with SIGTERM and waits for it.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        terminate(&mut self.child);
     }
 
     /// Kills the server with SIGKILL (a crash) and reaps it.
@@ -523,6 +510,13 @@ impl Etcd {
         kill(&mut self.child);
     }
 
+    /// Stops the member with SIGTERM and waits for it: it commits its backend on the way
+    /// out, so what it applied (simple auth tokens among it) is not applied again from its
+    /// log when it starts, as it may be after [`Etcd::kill`].
+    pub fn stop(&mut self) {
+        terminate(&mut self.child);
+    }
+
     /// Starts a killed member again, on the same ports and data directory.
     pub fn launch(&mut self) -> io::Result<()> {
         self.spawn()?;
@@ -593,6 +587,25 @@ impl Drop for Etcd {
 }
 
 /// SIGKILLs and reaps a server process, if it runs.
+/// Sends SIGTERM and waits up to 20 s for the exit, then SIGKILL.
+fn terminate(child: &mut Option<Child>) {
+    if let Some(mut child) = child.take() {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            // A process exiting has nothing to wait on but its PID.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
 fn kill(child: &mut Option<Child>) {
     if let Some(mut child) = child.take() {
         let _ = child.kill();

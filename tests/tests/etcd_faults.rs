@@ -209,8 +209,23 @@ async fn a_three_member_cluster_loses_its_leader_and_nothing_is_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs etcd: cargo xtask integration"]
 async fn authentication_and_a_token_the_restarted_server_no_longer_knows() {
-    let mut server = Etcd::start(VERSION).unwrap();
+    authentication_across_a_restart(VERSION).await;
+}
+
+/// 3.5 forgets simple tokens on a restart, and refuses a watch with the old one as
+/// "permission denied" in a cancelled watch rather than as an invalid token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs etcd: cargo xtask integration"]
+async fn authentication_and_a_token_the_restarted_server_no_longer_knows_3_5() {
+    authentication_across_a_restart(EtcdVersion::V3_5).await;
+}
+
+async fn authentication_across_a_restart(version: EtcdVersion) {
+    srpc_tests::init_logs();
+    let mut server = Etcd::start(version).unwrap();
     let address = server.address();
+    let etcdctl =
+        |address: &str, args: &[&str]| srpc_tests::servers::etcdctl(version, address, args);
     etcdctl(
         &address,
         &["user", "add", "root:s3cret", "--interactive=false"],
@@ -235,8 +250,10 @@ async fn authentication_and_a_token_the_restarted_server_no_longer_knows() {
     sub.wait_for(|s| s.len() == 1, DEADLINE).await.unwrap();
 
     // Simple tokens live in the server's memory: after a restart every token is refused,
-    // and the handles must authenticate again by themselves.
-    server.kill();
+    // and the handles must authenticate again by themselves. A graceful stop makes that
+    // certain; after a crash the server may apply the authentication again from its log and
+    // know the old token, depending on when its backend last committed.
+    server.stop();
     server.launch().unwrap();
     provider.register(&provider_url(20940)).await.unwrap();
     let s = sub

@@ -85,6 +85,8 @@ pub(crate) struct WatchStream {
     response: reqwest::Response,
     endpoint: String,
     buffer: Vec<u8>,
+    /// A message read ahead (the creation answer, checked for an auth refusal).
+    first: Option<WatchMessage>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -447,12 +449,42 @@ impl Gateway {
             },
         };
         let body = to_json(&request);
-        let (endpoint, response) = self.send("/v3/watch", &body, None).await?;
-        Ok(WatchStream {
-            response,
-            endpoint,
-            buffer: Vec::new(),
-        })
+        let mut reauthenticated = false;
+        loop {
+            let (endpoint, response) = self.send("/v3/watch", &body, None).await?;
+            let mut stream = WatchStream {
+                response,
+                endpoint,
+                buffer: Vec::new(),
+                first: None,
+            };
+            if self.credentials.is_none() {
+                return Ok(stream);
+            }
+            // A token the server no longer knows (it restarted, or the token idled past its
+            // TTL) is not refused with an error status here as in unary calls: the watch is
+            // created and cancelled at once, "permission denied". Authenticate again once,
+            // or the watch would be opened with the same token forever.
+            match tokio::time::timeout(self.timeout, stream.next()).await {
+                Ok(Ok(Some(message)))
+                    if !reauthenticated
+                        && message.canceled
+                        && is_auth_refusal(&message.cancel_reason) =>
+                {
+                    tracing::info!(backend = crate::SCHEME, reason = %message.cancel_reason,
+                        "watch refused with the auth token; authenticating again");
+                    *self.lock_token() = None;
+                    reauthenticated = true;
+                }
+                Ok(Ok(message)) => {
+                    stream.first = message;
+                    return Ok(stream);
+                }
+                Ok(Err(error)) => return Err(error),
+                // Not answered yet: the caller reads on, with its own idle limit.
+                Err(_) => return Ok(stream),
+            }
+        }
     }
 
     /// A unary call: one JSON request, one JSON answer.
@@ -622,6 +654,9 @@ impl Gateway {
 impl WatchStream {
     /// The next message; `None` when the server closed the stream.
     pub(crate) async fn next(&mut self) -> Result<Option<WatchMessage>, EtcdError> {
+        if let Some(first) = self.first.take() {
+            return Ok(Some(first));
+        }
         loop {
             let mut objects = serde_json::Deserializer::from_slice(&self.buffer)
                 .into_iter::<Envelope<WireWatchResponse>>();
@@ -673,6 +708,11 @@ impl From<WireWatchResponse> for WatchMessage {
 
 /// The end of the range of every key that starts with `prefix`: its last byte below 0xff
 /// incremented (etcd's rule; `\0` means "to the end of the keyspace").
+/// Whether a watch was cancelled for its credentials rather than for what it watches.
+fn is_auth_refusal(reason: &str) -> bool {
+    reason.contains("permission denied") || reason.contains("invalid auth token")
+}
+
 fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
@@ -848,6 +888,20 @@ mod tests {
 
         assert!(serde_json::from_str::<KeyValue>(r#"{"key":"!!"}"#).is_err());
         assert!(serde_json::from_str::<KeyValue>(r#"{"mod_revision":"x"}"#).is_err());
+    }
+
+    #[test]
+    fn watches_refused_for_their_token_are_told_apart() {
+        // 3.4 and 3.5 cancel a watch created with a token they no longer know thus.
+        assert!(is_auth_refusal(
+            "rpc error: code = Unauthenticated desc = etcdserver: invalid auth token"
+        ));
+        assert!(is_auth_refusal(
+            "rpc error: code = PermissionDenied desc = etcdserver: permission denied"
+        ));
+        assert!(!is_auth_refusal(
+            "mvcc: required revision has been compacted"
+        ));
     }
 
     #[test]
