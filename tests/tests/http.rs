@@ -14,7 +14,7 @@ use srpc_registry_http::{HttpRegistryServer, ServerConfig};
 use srpc_tests::conformance::{Factory, Outage};
 
 async fn server() -> HttpRegistryServer {
-    HttpRegistryServer::bind(ServerConfig::new(([127, 0, 0, 1], 0).into()))
+    HttpRegistryServer::bind("127.0.0.1:0", ServerConfig::new())
         .await
         .unwrap()
 }
@@ -84,8 +84,8 @@ async fn an_instance_whose_heartbeats_stop_is_gone_within_ttl_plus_a_second() {
 /// A registry restarted while a provider heartbeats and another died meanwhile: no snapshot
 /// that says connected lacks the live provider, and the dead one is gone within its TTL (with
 /// a state file) or when the warm-up ends (without one, within the server's TTL).
-async fn restart(config: impl Fn(SocketAddr) -> ServerConfig, dead_gone_within: Duration) {
-    let first = HttpRegistryServer::bind(config(([127, 0, 0, 1], 0).into()))
+async fn restart(config: impl Fn() -> ServerConfig, dead_gone_within: Duration) {
+    let first = HttpRegistryServer::bind("127.0.0.1:0", config())
         .await
         .unwrap();
     let addr: SocketAddr = first.local_addr();
@@ -111,7 +111,7 @@ async fn restart(config: impl Fn(SocketAddr) -> ServerConfig, dead_gone_within: 
     // The victim dies while the registry is down: its heartbeats stop.
     drop(victim);
 
-    let second = HttpRegistryServer::bind(config(addr)).await.unwrap();
+    let second = HttpRegistryServer::bind(addr, config()).await.unwrap();
     let restarted = Instant::now();
     let s = sub
         .wait_for(
@@ -143,7 +143,7 @@ async fn a_restart_with_a_state_file_loses_no_live_provider() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("registry.json");
     restart(
-        |addr| ServerConfig::new(addr).with_state_file(&state),
+        || ServerConfig::new().with_state_file(&state),
         // The victim's lease runs its TTL (1.5 s) from the restart, then the sweep.
         Duration::from_millis(1500),
     )
@@ -154,7 +154,7 @@ async fn a_restart_with_a_state_file_loses_no_live_provider() {
 async fn a_restart_without_a_state_file_warms_up_and_loses_no_live_provider() {
     // TTL 3 s: a warm-up of 1 s + 2 s, after which the dead one is gone.
     restart(
-        |addr| ServerConfig::new(addr).with_ttl(Duration::from_secs(3)),
+        || ServerConfig::new().with_ttl(Duration::from_secs(3)),
         Duration::from_secs(3),
     )
     .await;

@@ -28,10 +28,12 @@ async fn listings_under_load_never_starve_the_heartbeat_of_a_live_provider() {
     srpc_tests::init_logs();
     let mut limits = Limits::default();
     limits.url_len = 64 * 1024;
-    let config = ServerConfig::new(([127, 0, 0, 1], 0).into())
+    let config = ServerConfig::new()
         .with_ttl(Duration::from_secs(600))
         .with_limits(limits);
-    let server = HttpRegistryServer::bind(config).await.unwrap();
+    let server = HttpRegistryServer::bind("127.0.0.1:0", config)
+        .await
+        .unwrap();
     let base = format!("http://{}", server.local_addr());
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
 

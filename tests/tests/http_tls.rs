@@ -19,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 async fn https_server(pki: &TestPki) -> HttpRegistryServer {
     let server = pki.server();
     let tls = ServerTls::new(server.cert, server.key).with_client_ca(pki.ca());
-    HttpRegistryServer::bind(ServerConfig::new(([127, 0, 0, 1], 0).into()).with_tls(tls))
+    HttpRegistryServer::bind("127.0.0.1:0", ServerConfig::new().with_tls(tls))
         .await
         .unwrap()
 }
@@ -64,7 +64,8 @@ mod without_client_certificates {
             let pki = TestPki::generate();
             let id = pki.server();
             let server = HttpRegistryServer::bind(
-                ServerConfig::new(([127, 0, 0, 1], 0).into())
+                "127.0.0.1:0",
+                ServerConfig::new()
                     .with_tls(ServerTls::new(id.cert, id.key))
                     .with_token("s3cret"),
             )
@@ -119,7 +120,7 @@ async fn what_cannot_prove_itself_is_refused_saying_why() {
     let said = refusal(&format!("http://{addr}")).await;
     assert!(started.elapsed() < Duration::from_secs(10), "{said}");
     // HTTPS to a plain server.
-    let plain = HttpRegistryServer::bind(ServerConfig::new(([127, 0, 0, 1], 0).into()))
+    let plain = HttpRegistryServer::bind("127.0.0.1:0", ServerConfig::new())
         .await
         .unwrap();
     let said = refusal(&format!(
@@ -133,7 +134,7 @@ async fn what_cannot_prove_itself_is_refused_saying_why() {
     let junk = pki.dir().join("junk.pem");
     std::fs::write(&junk, "junk").unwrap();
     let tls = ServerTls::new(&junk, pki.server().key);
-    let err = HttpRegistryServer::bind(ServerConfig::new(([127, 0, 0, 1], 0).into()).with_tls(tls))
+    let err = HttpRegistryServer::bind("127.0.0.1:0", ServerConfig::new().with_tls(tls))
         .await
         .unwrap_err();
     assert!(
@@ -204,10 +205,9 @@ async fn a_rotated_certificate_serves_new_connections_and_open_ones_carry_on() {
     .concat();
     std::fs::write(&both, bundle).unwrap();
     let tls = ServerTls::new(&cert, &key).with_client_ca(&both);
-    let server =
-        HttpRegistryServer::bind(ServerConfig::new(([127, 0, 0, 1], 0).into()).with_tls(tls))
-            .await
-            .unwrap();
+    let server = HttpRegistryServer::bind("127.0.0.1:0", ServerConfig::new().with_tls(tls))
+        .await
+        .unwrap();
     let addr = server.local_addr();
     let mut open = tls_connection(addr, &old.ca(), &old).await.unwrap();
     assert!(tls_connection(addr, &new.ca(), &new).await.is_err());
@@ -250,7 +250,8 @@ async fn certificate_files_that_change_are_read_again_without_a_signal() {
     std::fs::copy(old.server().cert, &cert).unwrap();
     std::fs::copy(old.server().key, &key).unwrap();
     let server = HttpRegistryServer::bind(
-        ServerConfig::new(([127, 0, 0, 1], 0).into()).with_tls(ServerTls::new(&cert, &key)),
+        "127.0.0.1:0",
+        ServerConfig::new().with_tls(ServerTls::new(&cert, &key)),
     )
     .await
     .unwrap();

@@ -180,7 +180,7 @@ impl Embedded {
     #[cfg(feature = "http")]
     async fn start() -> Result<(Embedded, String), String> {
         use srpc::http::{HttpRegistryServer, ServerConfig};
-        let server = HttpRegistryServer::bind(ServerConfig::new(([127, 0, 0, 1], 0).into()))
+        let server = HttpRegistryServer::bind("127.0.0.1:0", ServerConfig::new())
             .await
             .map_err(|e| format!("cannot start the embedded registry: {e}"))?;
         let url = format!("http://{}?ttl=5s", server.local_addr());

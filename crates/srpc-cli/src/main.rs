@@ -461,7 +461,7 @@ async fn run_registry(command: Command) -> Result<(), Failure> {
         }) => {
             use srpc::http::{HttpRegistryServer, Limits, ServerConfig, ServerTls};
             let shutdown = Shutdown::listen();
-            let mut config = ServerConfig::new(addr)
+            let mut config = ServerConfig::new()
                 .with_ttl(ttl)
                 .with_limits(limits.apply(Limits::default()));
             if let Some(token) = token {
@@ -501,7 +501,7 @@ async fn run_registry(command: Command) -> Result<(), Failure> {
             config.validate().map_err(Failure::Invalid)?;
             // A registry holds a connection per watching client: as many as the system allows.
             srpc::http::raise_open_files_limit();
-            let server = HttpRegistryServer::bind(config).await.map_err(|e| {
+            let server = HttpRegistryServer::bind(addr, config).await.map_err(|e| {
                 if e.kind() == io::ErrorKind::InvalidInput {
                     // A TLS file that is missing or broken: the operator's input.
                     Failure::Invalid(e.to_string())

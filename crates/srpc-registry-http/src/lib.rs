@@ -19,7 +19,7 @@
 //! use srpc_registry_kit::Registry;
 //! use srpc_registry_http::{HttpRegistryServer, ServerConfig};
 //!
-//! let server = HttpRegistryServer::bind(ServerConfig::new(([127, 0, 0, 1], 0).into())).await?;
+//! let server = HttpRegistryServer::bind("127.0.0.1:0", ServerConfig::new()).await?;
 //! let registry_url = format!("http://{}?ttl=3s", server.local_addr());
 //! let registry = srpc_registry_http::connect(&registry_url.parse()?).await?;
 //!

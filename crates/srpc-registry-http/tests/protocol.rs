@@ -83,11 +83,13 @@ async fn post(addr: SocketAddr, path: &str, body: &str) -> Reply {
 }
 
 async fn server(config: ServerConfig) -> HttpRegistryServer {
-    HttpRegistryServer::bind(config).await.unwrap()
+    HttpRegistryServer::bind("127.0.0.1:0", config)
+        .await
+        .unwrap()
 }
 
 fn loopback() -> ServerConfig {
-    ServerConfig::new(([127, 0, 0, 1], 0).into())
+    ServerConfig::new()
 }
 
 #[tokio::test]
@@ -386,7 +388,7 @@ async fn the_server_ttl_caps_what_clients_ask_for() {
     )
     .await;
     assert!(r.body.contains(r#""ttl_ms":5000"#), "{}", r.body);
-    let zero = HttpRegistryServer::bind(loopback().with_ttl(Duration::ZERO)).await;
+    let zero = HttpRegistryServer::bind("127.0.0.1:0", loopback().with_ttl(Duration::ZERO)).await;
     let err = zero.expect_err("a zero TTL is refused");
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
 }
@@ -828,7 +830,9 @@ async fn a_config_that_cannot_work_is_refused_at_bind() {
         (loopback().with_token(""), "token is empty"),
         (loopback().with_read_token(""), "read token is empty"),
     ] {
-        let err = HttpRegistryServer::bind(config).await.unwrap_err();
+        let err = HttpRegistryServer::bind("127.0.0.1:0", config)
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
         assert!(err.to_string().contains(needle), "{needle}: {err}");
     }
@@ -1010,7 +1014,7 @@ async fn a_state_file_that_does_not_parse_is_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("registry.json");
     std::fs::write(&path, "not json").unwrap();
-    let err = HttpRegistryServer::bind(loopback().with_state_file(&path))
+    let err = HttpRegistryServer::bind("127.0.0.1:0", loopback().with_state_file(&path))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);

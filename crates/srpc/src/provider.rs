@@ -132,12 +132,13 @@ impl Provider {
         self
     }
 
-    /// Binds `addr`, starts serving, and then registers the provider URL in `registry`:
-    /// nobody finds the provider before it accepts connections.
+    /// Binds `addr` (`"0.0.0.0:20880"`, or a `SocketAddr`: what `Server::bind` takes),
+    /// starts serving, and then registers the provider URL in `registry`: nobody finds the
+    /// provider before it accepts connections.
     pub async fn serve(
         self,
         registry: &Arc<dyn Registry>,
-        addr: &str,
+        addr: impl tokio::net::ToSocketAddrs + std::fmt::Display,
     ) -> Result<RunningProvider, ProviderError> {
         let methods = methods_of(&self.server, self.service.interface());
         if methods.is_empty() {
@@ -145,16 +146,17 @@ impl Provider {
                 interface: self.service.interface().to_owned(),
             });
         }
+        let asked = addr.to_string();
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| ProviderError::Bind {
-                addr: addr.to_owned(),
+                addr: asked.clone(),
                 source,
             })?;
         let bound = listener
             .local_addr()
             .map_err(|source| ProviderError::Bind {
-                addr: addr.to_owned(),
+                addr: asked.clone(),
                 source,
             })?;
         let host = advertised(&self.advertise, bound)?;

@@ -1,7 +1,6 @@
 //! [`ServerConfig`] and its [`Limits`]: what the server grants and holds at most, checked
 //! when it starts so that nothing fails later on a value that could never work.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -11,8 +10,6 @@ use crate::api::{MAX_TTL, MIN_TTL};
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ServerConfig {
-    /// Where to listen; loopback by default.
-    pub addr: SocketAddr,
     /// The longest TTL granted (default 5 min, at most [`MAX_TTL`]): instances that ask for
     /// more, or name none, get this; compatibility-endpoint entries live this long.
     pub ttl: Duration,
@@ -41,7 +38,6 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> ServerConfig {
         ServerConfig {
-            addr: SocketAddr::from(([127, 0, 0, 1], 9999)),
             ttl: Duration::from_secs(300),
             token: None,
             read_token: None,
@@ -54,12 +50,10 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
-    /// Defaults, listening on `addr`.
-    pub fn new(addr: SocketAddr) -> ServerConfig {
-        ServerConfig {
-            addr,
-            ..ServerConfig::default()
-        }
+    /// The defaults. Where to listen is given to
+    /// [`HttpRegistryServer::bind`](crate::HttpRegistryServer::bind), as to every srpc server.
+    pub fn new() -> ServerConfig {
+        ServerConfig::default()
     }
 
     /// With another default TTL.

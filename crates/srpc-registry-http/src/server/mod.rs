@@ -66,9 +66,13 @@ impl std::fmt::Debug for HttpRegistryServer {
 }
 
 impl HttpRegistryServer {
-    /// Binds `config.addr`, restores the state file when there is one, and starts serving in
-    /// the background.
-    pub async fn bind(config: ServerConfig) -> std::io::Result<HttpRegistryServer> {
+    /// Binds `addr` (`"127.0.0.1:9999"`, a `SocketAddr`, or `(ip, port)`: what
+    /// `srpc_core::Server::bind` takes too), restores the state file when there is one, and
+    /// starts serving in the background.
+    pub async fn bind(
+        addr: impl tokio::net::ToSocketAddrs,
+        config: ServerConfig,
+    ) -> std::io::Result<HttpRegistryServer> {
         config
             .validate()
             .map_err(|reason| std::io::Error::new(std::io::ErrorKind::InvalidInput, reason))?;
@@ -78,7 +82,7 @@ impl HttpRegistryServer {
             .as_ref()
             .map(|tls| srpc_tls::server_config(tls, true))
             .transpose()?;
-        let listener = TcpListener::bind(config.addr).await?;
+        let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let state = start(config)?;
         let stop = state.stop.clone();

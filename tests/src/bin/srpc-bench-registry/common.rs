@@ -87,8 +87,10 @@ pub(crate) async fn http_server() -> srpc::http::HttpRegistryServer {
     limits.instances = 1_000_000;
     limits.instances_per_service = 1_000_000;
     limits.instances_per_holder = 1_000_000;
-    let config = srpc::http::ServerConfig::new(([127, 0, 0, 1], 0).into()).with_limits(limits);
-    srpc::http::HttpRegistryServer::bind(config).await.unwrap()
+    let config = srpc::http::ServerConfig::new().with_limits(limits);
+    srpc::http::HttpRegistryServer::bind("127.0.0.1:0", config)
+        .await
+        .unwrap()
 }
 
 pub(crate) fn free_port() -> u16 {
