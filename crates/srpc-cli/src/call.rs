@@ -9,9 +9,7 @@ use srpc::rpc::{Metadata, shorten};
 use srpc::xclient::{CallOptions, Discovery, Options, Selector, XClient};
 
 use crate::Failure;
-use crate::registry_cmds::{
-    Format, elsewhere, failure_of, registry_and, service_query, subscribe_to,
-};
+use crate::registry_cmds::{Format, failure_of, hint, registry_and, service_query, subscribe_to};
 use crate::terminal::escaped;
 
 /// How `call` picks a provider.
@@ -172,18 +170,22 @@ async fn run(call: CallArgs<'_>) -> Result<(), Failure> {
     ));
     let xclient = XClient::new(Discovery::subscription(subscription), options);
     // Providers this XClient cannot call end the wait too: waiting longer would not help.
-    let found = xclient
+    let waited = xclient
         .wait_for_endpoints(
             |e| !e.list().is_empty() || !e.uncallable().is_empty(),
             call.wait,
         )
-        .await
-        .is_ok();
+        .await;
+    let found = waited.is_ok();
     let endpoints = xclient.endpoints();
     let options = CallOptions::default().with_metadata(metadata);
     let outcome = if !found {
         // Say what the interface does have: other versions or groups, disabled providers.
-        let hint = elsewhere(&*registry, &service).await;
+        let elsewhere = match waited {
+            Err(srpc::xclient::Error::Timeout { elsewhere, .. }) => elsewhere,
+            _ => None,
+        };
+        let hint = hint(elsewhere, "`srpc list --all` lists them");
         Err(Failure::NotFound(format!(
             "no provider of {service} within {}{hint}",
             humantime::format_duration(call.wait)

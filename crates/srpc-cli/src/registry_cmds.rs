@@ -1,7 +1,7 @@
 //! The registry commands: `list`, `watch`, `services`, `register`. None but `register` writes
 //! to a registry.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -220,6 +220,12 @@ pub(crate) async fn list(
         let _ = sub.wait_for(|s| !s.providers().is_empty(), wait).await;
     }
     let snapshot = sub.snapshot();
+    // Only when nothing matched: what else the interface has (one more read).
+    let elsewhere = if all || !snapshot.providers().is_empty() {
+        None
+    } else {
+        sub.elsewhere().await
+    };
     drop(sub);
     let mut providers: Vec<&Url> = snapshot.providers().iter().collect();
     providers.sort_by_cached_key(|u| u.to_full_string());
@@ -241,11 +247,7 @@ pub(crate) async fn list(
         );
     }
     let outcome = if providers.is_empty() {
-        let hint = if all {
-            String::new()
-        } else {
-            elsewhere(&*registry, &service).await
-        };
+        let hint = hint(elsewhere, "`--all` lists them");
         Err(Failure::NotFound(format!(
             "no provider of {service}{}{hint}",
             if wait.is_zero() {
@@ -261,46 +263,12 @@ pub(crate) async fn list(
     outcome
 }
 
-/// What the interface has that `service` did not select: other groups or versions, disabled
-/// providers. Empty when there is nothing, or it cannot be read.
-pub(crate) async fn elsewhere(registry: &dyn Registry, service: &str) -> String {
-    let Ok(query) = service_query(service, true) else {
-        return String::new();
-    };
-    let Ok(sub) = registry.subscribe(&query).await else {
-        return String::new();
-    };
-    let snapshot = sub.snapshot();
-    let providers = snapshot.providers();
-    if providers.is_empty() {
-        return String::new();
-    }
-    let disabled = providers
-        .iter()
-        .filter(|u| u.param("enabled") == Some("false"))
-        .count();
-    let keys: BTreeSet<String> = providers
-        .iter()
-        .filter(|u| u.param("enabled") != Some("false"))
-        .map(Url::service_key)
-        .collect();
-    let mut parts = Vec::new();
-    if !keys.is_empty() {
-        let enabled = providers.len() - disabled;
-        parts.push(format!(
-            "{enabled} in other groups or versions ({})",
-            keys.into_iter().collect::<Vec<_>>().join(", ")
-        ));
-    }
-    if disabled > 0 {
-        parts.push(format!("{disabled} disabled (enabled=false)"));
-    }
-    let interface = query.service_interface().to_owned();
-    format!(
-        "; the interface {interface} has {} provider(s): {}; `--all` lists them",
-        providers.len(),
-        parts.join(", ")
-    )
+/// The library's word on what the interface has that the query did not select (other
+/// groups or versions, disabled providers), and where to see them; empty when it has none.
+pub(crate) fn hint(elsewhere: Option<srpc::registry::Elsewhere>, see: &str) -> String {
+    elsewhere
+        .map(|elsewhere| format!("; {elsewhere}; {see}"))
+        .unwrap_or_default()
 }
 
 /// One line of `watch -o json`.

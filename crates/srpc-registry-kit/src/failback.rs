@@ -159,6 +159,22 @@ impl<B: Backend> FailbackRegistry<B> {
 }
 
 impl<B: Backend> Shared<B> {
+    /// [`Registry::lookup`]: what the backend lists now that `query` selects.
+    async fn lookup(&self, query: &Url) -> Result<Vec<Url>> {
+        self.ensure_open()?;
+        validate_query(query)?;
+        let mut urls: Vec<Url> = self
+            .backend
+            .lookup(query)
+            .await?
+            .into_iter()
+            .filter(|url| !url.is_empty_protocol() && is_match(query, url))
+            .collect();
+        urls.sort_unstable_by(|a, b| a.as_full_str().cmp(b.as_full_str()));
+        urls.dedup();
+        Ok(urls)
+    }
+
     fn book(&self) -> MutexGuard<'_, Book> {
         self.book
             .lock()
@@ -456,7 +472,12 @@ impl<B: Backend> Registry for FailbackRegistry<B> {
                 }
             }
         }
-        let subscription = Subscription::new(query.clone(), rx, guard);
+        let reader = shared.clone();
+        let subscription =
+            Subscription::new(query.clone(), rx, guard).with_lookup(Arc::new(move |query: Url| {
+                let shared = reader.clone();
+                Box::pin(async move { shared.lookup(&query).await })
+            }));
         Ok(match shared.catalog.history(id) {
             Some(history) => subscription.with_history(history),
             None => subscription,
@@ -464,19 +485,7 @@ impl<B: Backend> Registry for FailbackRegistry<B> {
     }
 
     async fn lookup(&self, query: &Url) -> Result<Vec<Url>> {
-        let shared = &self.shared;
-        shared.ensure_open()?;
-        validate_query(query)?;
-        let mut urls: Vec<Url> = shared
-            .backend
-            .lookup(query)
-            .await?
-            .into_iter()
-            .filter(|url| !url.is_empty_protocol() && is_match(query, url))
-            .collect();
-        urls.sort_unstable_by(|a, b| a.as_full_str().cmp(b.as_full_str()));
-        urls.dedup();
-        Ok(urls)
+        self.shared.lookup(query).await
     }
 
     async fn close(&self) -> Result<()> {

@@ -23,6 +23,7 @@
 //! ```
 
 mod error;
+mod hint;
 mod registry;
 mod snapshot;
 mod subscription;
@@ -30,6 +31,7 @@ mod subscription;
 pub use dubbo_url::Url;
 
 pub use crate::error::{Error, Result, with_root_cause};
+pub use crate::hint::Elsewhere;
 pub use crate::registry::Registry;
 pub use crate::snapshot::{Change, Members, Snapshot};
-pub use crate::subscription::{History, Subscription};
+pub use crate::subscription::{History, Lookup, Subscription};

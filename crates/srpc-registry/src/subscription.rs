@@ -7,10 +7,21 @@ use std::time::Duration;
 
 use dubbo_url::Url;
 use futures_util::Stream;
+use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, watch};
 
 use crate::error::{Error, Result};
+use crate::hint::Elsewhere;
 use crate::snapshot::{Change, Snapshot};
+
+/// A read of what a registry holds that a query selects ([`Registry::lookup`]): the source of
+/// [`Subscription::elsewhere`].
+///
+/// [`Registry::lookup`]: crate::Registry::lookup
+pub type Lookup = Arc<dyn Fn(Url) -> BoxFuture<'static, Result<Vec<Url>>> + Send + Sync>;
+
+/// How long [`Subscription::elsewhere`] waits for the registry's answer.
+const ELSEWHERE_WAIT: Duration = Duration::from_secs(2);
 
 /// A live view of what a query selects.
 ///
@@ -25,6 +36,7 @@ pub struct Subscription {
     query: Url,
     rx: watch::Receiver<Arc<Snapshot>>,
     history: Option<Arc<History>>,
+    lookup: Option<Lookup>,
     _guard: Arc<dyn Send + Sync>,
 }
 
@@ -71,6 +83,7 @@ impl Subscription {
             query,
             rx,
             history: None,
+            lookup: None,
             _guard: guard,
         }
     }
@@ -80,6 +93,37 @@ impl Subscription {
     pub fn with_history(mut self, history: Arc<History>) -> Subscription {
         self.history = Some(history);
         self
+    }
+
+    /// Lets [`Subscription::elsewhere`] ask the registry what else the interface has.
+    pub fn with_lookup(mut self, lookup: Lookup) -> Subscription {
+        self.lookup = Some(lookup);
+        self
+    }
+
+    /// What the registry holds of this query's interface that the query does not select:
+    /// providers of other groups or versions, disabled ones. One read of the registry (of
+    /// every group and version of the interface; nothing is written), given up after 2 s;
+    /// `None` when there is nothing of the kind, the read failed, or the subscription did
+    /// not come from a registry ([`Subscription::fixed`]).
+    ///
+    /// ```
+    /// # async fn demo(sub: &srpc_registry::Subscription) {
+    /// if sub.snapshot().providers().is_empty() {
+    ///     if let Some(hint) = sub.elsewhere().await {
+    ///         eprintln!("no provider; {hint}");
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub async fn elsewhere(&self) -> Option<Elsewhere> {
+        let lookup = self.lookup.as_ref()?;
+        let read = lookup(Elsewhere::widened(&self.query));
+        let known = tokio::time::timeout(ELSEWHERE_WAIT, read)
+            .await
+            .ok()?
+            .ok()?;
+        Elsewhere::of(&self.query, &known)
     }
 
     /// A subscription whose content never changes, e.g. for a fixed list of providers.
@@ -150,15 +194,24 @@ impl Subscription {
         match outcome {
             Ok(Ok(snapshot)) => Ok(snapshot),
             Ok(Err(_)) => Err(Error::Closed),
-            Err(_) => Err(Error::Timeout {
-                backend: "subscription",
-                doing: format!(
-                    "waiting for a snapshot of {} (last: {:?})",
-                    self.query,
-                    self.snapshot()
-                ),
-                after: deadline,
-            }),
+            Err(_) => {
+                let last = self.snapshot();
+                let elsewhere = if last.providers().is_empty() {
+                    self.elsewhere().await
+                } else {
+                    None
+                };
+                let hint = elsewhere.map(|h| format!("; {h}")).unwrap_or_default();
+                Err(Error::Timeout {
+                    backend: "subscription",
+                    doing: format!(
+                        "waiting for a snapshot of {} (last: {}){hint}",
+                        self.query,
+                        summary(&last)
+                    ),
+                    after: deadline,
+                })
+            }
         }
     }
 
@@ -216,6 +269,28 @@ impl Subscription {
             }
         })
     }
+}
+
+/// A snapshot in a line of bounded length: its revision, whether connected, and its URLs
+/// when there are few of them, else their number by category.
+fn summary(snapshot: &Snapshot) -> String {
+    const LISTED: usize = 3;
+    let state = if snapshot.is_connected() {
+        "connected"
+    } else {
+        "not connected"
+    };
+    let urls = if snapshot.len() <= LISTED {
+        let all: Vec<String> = snapshot.urls().map(|u| u.to_string()).collect();
+        format!("[{}]", all.join(", "))
+    } else {
+        let counts: Vec<String> = snapshot
+            .categories()
+            .map(|(category, urls)| format!("{} {category}", urls.len()))
+            .collect();
+        counts.join(", ")
+    };
+    format!("revision {}, {state}, {urls}", snapshot.revision())
 }
 
 impl fmt::Debug for Subscription {
@@ -356,5 +431,53 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(ok.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_query_that_finds_nothing_says_what_the_interface_has() {
+        let held = [
+            url("dubbo://h:1/a.B?version=2.0"),
+            url("dubbo://h:2/a.B?version=1.0&enabled=false"),
+        ];
+        let lookup: Lookup = Arc::new(move |query: Url| {
+            let found = held
+                .iter()
+                .filter(|u| dubbo_url::is_match(&query, u))
+                .cloned()
+                .collect();
+            Box::pin(async move { Ok(found) })
+        });
+        let sub = Subscription::fixed(url("consumer://c/a.B?version=1.0"), []).with_lookup(lookup);
+        let hint = sub.elsewhere().await.unwrap();
+        assert_eq!((hint.unselected, hint.disabled), (1, 1));
+        let err = sub
+            .clone()
+            .wait_for(|s| !s.providers().is_empty(), Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "the interface a.B has 2 provider(s): 1 in other groups or versions (a.B:2.0), \
+                 1 disabled (enabled=false)"
+            ),
+            "{err}"
+        );
+        // Without a source of what else is held, nothing is claimed.
+        let plain = Subscription::fixed(url("consumer://c/a.B?version=1.0"), []);
+        assert_eq!(plain.elsewhere().await, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timeout_message_stays_short_whatever_the_snapshot_holds() {
+        let many = (1..=1000).map(|port| url(&format!("dubbo://h:{port}/a.B")));
+        let sub = Subscription::fixed(url("consumer://c/a.B"), many);
+        let err = sub
+            .clone()
+            .wait_for(|s| s.len() > 1000, Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("1000 providers"), "{text}");
+        assert!(text.len() < 300, "{text}");
     }
 }

@@ -1,14 +1,23 @@
 //! The error type of XClient calls.
 
+use srpc_registry::Elsewhere;
+
 use crate::transport::{advice, describe_protocol};
 
 /// Why an XClient call failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// Discovery offers no endpoint (after filters).
-    #[error("no endpoint available")]
-    NoEndpoints,
+    /// Discovery offers no endpoint (after filters). When the registry holds providers of
+    /// the interface that the subscription does not select (other groups or versions,
+    /// disabled ones), `elsewhere` says so: "no endpoint available; the interface
+    /// com.acme.Echo has 2 provider(s): 2 in other groups or versions (com.acme.Echo:2.0)".
+    #[error("no endpoint available{}", hint(elsewhere))]
+    NoEndpoints {
+        /// What the interface has that the subscription does not select
+        /// ([`Subscription::elsewhere`](srpc_registry::Subscription::elsewhere)).
+        elsewhere: Option<Elsewhere>,
+    },
     /// Providers were found, but none speaks a protocol this XClient has a transport for
     /// (see [`crate::transport`]): "3 providers of com.acme.Echo, all `dubbo://`: this
     /// XClient calls srpc, jsonrpc".
@@ -25,7 +34,9 @@ pub enum Error {
     /// endpoints never satisfied its predicate.
     #[error(
         "the endpoints did not reach the state waited for within {after:?} (now {endpoints} \
-         endpoint(s), and {uncallable} provider(s) of protocols this XClient does not call)"
+         endpoint(s), and {uncallable} provider(s) of protocols this XClient does not \
+         call){}",
+        hint(elsewhere)
     )]
     Timeout {
         /// How long it waited.
@@ -34,6 +45,9 @@ pub enum Error {
         endpoints: usize,
         /// Providers left out for their protocol when it gave up.
         uncallable: usize,
+        /// When there was no endpoint: what the interface has that the subscription does not
+        /// select.
+        elsewhere: Option<Elsewhere>,
     },
     /// The call failed; `attempts` counts every request sent, retries and hedges included.
     #[error("{method} failed on {endpoint} after {attempts} attempt(s): {source}")]
@@ -57,7 +71,7 @@ impl Error {
     /// The requests sent before giving up (0 when there was no endpoint).
     pub fn attempts(&self) -> u32 {
         match self {
-            Error::NoEndpoints | Error::Uncallable { .. } | Error::Timeout { .. } => 0,
+            Error::NoEndpoints { .. } | Error::Uncallable { .. } | Error::Timeout { .. } => 0,
             Error::Call { attempts, .. } => *attempts,
         }
     }
@@ -65,10 +79,17 @@ impl Error {
     /// The transport or remote error, when a request was sent.
     pub fn source_error(&self) -> Option<&srpc_core::Error> {
         match self {
-            Error::NoEndpoints | Error::Uncallable { .. } | Error::Timeout { .. } => None,
+            Error::NoEndpoints { .. } | Error::Uncallable { .. } | Error::Timeout { .. } => None,
             Error::Call { source, .. } => Some(source),
         }
     }
+}
+
+fn hint(elsewhere: &Option<Elsewhere>) -> String {
+    elsewhere
+        .as_ref()
+        .map(|hint| format!("; {hint}"))
+        .unwrap_or_default()
 }
 
 fn uncallable_message(service: &str, found: &[(String, usize)], callable: &[String]) -> String {

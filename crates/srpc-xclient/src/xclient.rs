@@ -12,6 +12,7 @@ use futures_util::stream::FuturesUnordered;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use srpc_core::{ClientOptions, Metadata};
+use srpc_registry::{Elsewhere, Subscription};
 use thread_local::ThreadLocal;
 use tokio::task::AbortHandle;
 use tracing::{debug, info};
@@ -207,6 +208,12 @@ struct Shared {
     local: ThreadLocal<RefCell<Cached>>,
     /// Bumped on every new snapshot, for [`XClient::wait_for_endpoints`].
     updates: tokio::sync::watch::Sender<u64>,
+    /// The subscription discovery follows, asked what else its interface has when there is
+    /// no endpoint ([`Subscription::elsewhere`]).
+    subscription: Option<Subscription>,
+    /// Its last answer, looked up in the background each time the endpoints become empty,
+    /// for the errors of calls that find none.
+    elsewhere: std::sync::Mutex<Option<Elsewhere>>,
 }
 
 /// A thread's copy of the snapshot reference, and its round-robin turn.
@@ -235,13 +242,34 @@ impl XClient {
             generation: AtomicU64::new(0),
             local: ThreadLocal::new(),
             updates: tokio::sync::watch::Sender::new(0),
+            subscription: match &discovery.kind {
+                Kind::Subscription(sub) => Some(sub.clone()),
+                Kind::Static(_) => None,
+            },
+            elsewhere: std::sync::Mutex::new(None),
         });
         let follower = match discovery.kind {
             Kind::Subscription(mut sub) => {
                 shared.apply(sub.snapshot().providers().to_vec());
                 let shared = shared.clone();
+                let asker = sub.clone();
                 tokio::spawn(async move {
-                    while let Ok(snapshot) = sub.changed().await {
+                    loop {
+                        let changed = if shared.is_empty() {
+                            // Meanwhile, find out what else the interface has, for the
+                            // errors of calls: one read of the registry per emptying.
+                            tokio::select! {
+                                changed = sub.changed() => changed,
+                                hint = asker.elsewhere() => {
+                                    shared.set_elsewhere(hint);
+                                    sub.changed().await
+                                }
+                            }
+                        } else {
+                            shared.set_elsewhere(None);
+                            sub.changed().await
+                        };
+                        let Ok(snapshot) = changed else { break };
                         shared.apply(snapshot.providers().to_vec());
                     }
                 })
@@ -284,10 +312,20 @@ impl XClient {
             // The sender lives in `shared`, which `self` holds: it cannot be dropped here.
             Ok(Err(_)) | Err(_) => {
                 let now = self.endpoints();
+                let uncallable = now.uncallable().iter().map(|(_, n)| n).sum();
+                let elsewhere = match &shared.subscription {
+                    Some(sub) if now.list().is_empty() && uncallable == 0 => {
+                        let hint = sub.elsewhere().await;
+                        shared.set_elsewhere(hint.clone());
+                        hint
+                    }
+                    _ => None,
+                };
                 Err(Error::Timeout {
                     after: deadline,
                     endpoints: now.list().len(),
-                    uncallable: now.uncallable().iter().map(|(_, n)| n).sum(),
+                    uncallable,
+                    elsewhere,
                 })
             }
         }
@@ -476,7 +514,7 @@ impl XClient {
                 attempts,
                 source,
             },
-            other => other.unwrap_or(Error::NoEndpoints),
+            other => other.unwrap_or_else(|| shared.no_endpoints(snapshot)),
         })
     }
 
@@ -685,11 +723,32 @@ impl Shared {
             .await
     }
 
+    /// What the subscription's interface has that it does not select, as last looked up.
+    fn elsewhere(&self) -> Option<Elsewhere> {
+        self.lock_elsewhere().clone()
+    }
+
+    fn set_elsewhere(&self, hint: Option<Elsewhere>) {
+        *self.lock_elsewhere() = hint;
+    }
+
+    fn lock_elsewhere(&self) -> std::sync::MutexGuard<'_, Option<Elsewhere>> {
+        self.elsewhere.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether there is nothing to call and nothing found that could not be called.
+    fn is_empty(&self) -> bool {
+        let now = self.endpoints.load();
+        now.list.is_empty() && now.uncallable.is_empty()
+    }
+
     /// Why there is no endpoint to call: none at all, or only providers of protocols no
     /// transport of this XClient calls.
     fn no_endpoints(&self, snapshot: &Endpoints) -> Error {
         if snapshot.uncallable.is_empty() {
-            Error::NoEndpoints
+            Error::NoEndpoints {
+                elsewhere: self.elsewhere(),
+            }
         } else {
             Error::Uncallable {
                 service: snapshot.service.clone(),

@@ -198,8 +198,42 @@ async fn static_lists_can_be_replaced_and_filters_apply() {
     let none = xclient(&[], Options::default());
     assert!(matches!(
         none.call::<_, String>("Svc.Name", &()).await,
-        Err(Error::NoEndpoints)
+        Err(Error::NoEndpoints { elsewhere: None })
     ));
+}
+
+/// "no endpoint available" for a query without the version the providers have says which
+/// versions there are, as `srpc list` and `srpc call` do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_endpoint_errors_name_the_versions_the_registry_has() {
+    let registry = srpc_registry_inprocess::open("xclient-elsewhere");
+    let provider = Url::parse(&format!("srpc://{}/Svc?version=2.0", dead_addr())).unwrap();
+    registry.register(&provider).await.unwrap();
+    let sub = registry
+        .subscribe(&Url::parse("consumer://127.0.0.1/Svc?version=1.0").unwrap())
+        .await
+        .unwrap();
+    let x = XClient::new(sub.into(), Options::default());
+    let waited = x
+        .wait_for_endpoints(|e| !e.list().is_empty(), Duration::from_millis(50))
+        .await
+        .unwrap_err();
+    assert!(waited.to_string().ends_with("(Svc:2.0)"), "{waited}");
+    // Calls fail at once, with what was looked up.
+    let err = x.call::<_, String>("Svc.Name", &()).await.unwrap_err();
+    let Error::NoEndpoints {
+        elsewhere: Some(hint),
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert_eq!(hint.services, ["Svc:2.0"]);
+    assert_eq!(
+        err.to_string(),
+        "no endpoint available; the interface Svc has 1 provider(s): 1 in other groups or \
+         versions (Svc:2.0)"
+    );
+    assert_eq!(x.no_endpoint_error().to_string(), err.to_string());
 }
 
 #[tokio::test]
