@@ -516,8 +516,22 @@ fn soak(args: &[String]) -> Result<(), String> {
 
 /// Builds the server (`srpc`) and `srpc-soak` in release mode and runs the soak.
 fn soak_run(minutes: f64) -> Result<(), String> {
-    let server = release_binary("srpc-cli", "srpc")?;
-    let soak = release_binary("srpc-tests", "srpc-soak")?;
+    // One cargo run for both, so that their crates build side by side on every core.
+    cargo(&[
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "srpc-cli",
+        "--bin",
+        "srpc",
+        "-p",
+        "srpc-tests",
+        "--bin",
+        "srpc-soak",
+    ])?;
+    let release = target_dir()?.join("release");
+    let (server, soak) = (release.join("srpc"), release.join("srpc-soak"));
     check(
         Command::new(soak)
             .arg("--minutes")
@@ -710,9 +724,17 @@ fn check(command: &mut Command, what: &str) -> Result<(), String> {
     }
 }
 
+/// Runs one named step, saying how long it took: CI's 30-minute budget is spent step by step.
 fn step(name: &str, run: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
     say(&format!("==> {name}"));
-    run().map_err(|e| format!("{name} failed: {e}"))
+    let started = std::time::Instant::now();
+    let result = run().map_err(|e| format!("{name} failed: {e}"));
+    say(&format!(
+        "<== {name}: {:.0} s{}",
+        started.elapsed().as_secs_f64(),
+        if result.is_ok() { "" } else { " (failed)" }
+    ));
+    result
 }
 
 fn say(line: &str) {
