@@ -31,6 +31,7 @@
 //!   `tower::discover::Discover` whose services report their load, for
 //!   `tower::balance::p2c::Balance` (see `examples/tower_p2c.rs`).
 
+pub mod configurators;
 mod discovery;
 mod endpoints;
 mod error;

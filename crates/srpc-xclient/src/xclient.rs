@@ -12,11 +12,12 @@ use futures_util::stream::FuturesUnordered;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use srpc_core::{ClientOptions, Metadata};
-use srpc_registry::{Elsewhere, Subscription};
+use srpc_registry::{Elsewhere, Snapshot, Subscription};
 use thread_local::ThreadLocal;
 use tokio::task::AbortHandle;
 use tracing::{debug, info};
 
+use crate::configurators;
 use crate::discovery::{Discovery, Kind};
 use crate::endpoints::{Endpoint, Endpoints};
 use crate::error::{Error, Result};
@@ -250,7 +251,7 @@ impl XClient {
         });
         let follower = match discovery.kind {
             Kind::Subscription(mut sub) => {
-                shared.apply(sub.snapshot().providers().to_vec());
+                shared.apply(configured(&sub.snapshot()));
                 let shared = shared.clone();
                 let asker = sub.clone();
                 tokio::spawn(async move {
@@ -270,7 +271,7 @@ impl XClient {
                             sub.changed().await
                         };
                         let Ok(snapshot) = changed else { break };
-                        shared.apply(snapshot.providers().to_vec());
+                        shared.apply(configured(&snapshot));
                     }
                 })
             }
@@ -614,7 +615,7 @@ impl Shared {
             .into_iter()
             .filter(|u| group.is_none_or(|g| u.param("group") == Some(g)))
             .filter(|u| u.param("state") != Some("inactive"))
-            .filter(|u| u.param_bool("enabled", true).unwrap_or(true))
+            .filter(|u| !configurators::is_disabled(u))
             .filter(|u| u.port() > 0)
             .filter_map(|u| match self.options.transports.route(&u) {
                 Some(route) => Some((u, route)),
@@ -757,6 +758,18 @@ impl Shared {
             }
         }
     }
+}
+
+/// The providers of `snapshot` with the override rules of its `configurators` category
+/// applied (when the query asked for that category).
+fn configured(snapshot: &Snapshot) -> Vec<Url> {
+    let rules = configurators::rules(snapshot.category("configurators"));
+    snapshot
+        .providers()
+        .iter()
+        .cloned()
+        .map(|url| configurators::configure(url, &rules))
+        .collect()
 }
 
 async fn tagged<T>(index: usize, call: impl Future<Output = T>) -> (usize, T) {

@@ -415,3 +415,74 @@ async fn call_metadata_reaches_the_handler_through_failover() {
     assert_eq!(none, None);
     server.shutdown().await.unwrap();
 }
+
+/// Dubbo Admin's "disable" and "weight" are override rules in the `configurators` category:
+/// an XClient subscribed to it stops calling a disabled provider, weighs by the rule, and
+/// calls it again once the rule is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn override_rules_disable_and_weigh_providers() {
+    let (a, b) = (
+        node("a", Duration::ZERO).await,
+        node("b", Duration::ZERO).await,
+    );
+    let registry = srpc_registry_inprocess::open("xclient-overrides");
+    let url = |n: &Node| Url::parse(&format!("srpc://{}/Svc", n.addr())).unwrap();
+    registry.register(&url(&a)).await.unwrap();
+    registry.register(&url(&b)).await.unwrap();
+    let sub = registry
+        .subscribe(
+            &Url::parse("consumer://127.0.0.1/Svc?category=providers,configurators").unwrap(),
+        )
+        .await
+        .unwrap();
+    let x = XClient::new(
+        sub.into(),
+        Options::default().with_selector(Selector::RoundRobin),
+    );
+    x.wait_for_endpoints(|e| e.list().len() == 2, Duration::from_secs(5))
+        .await
+        .unwrap();
+
+    let disable = Url::parse(&format!(
+        "override://{}/Svc?category=configurators&dynamic=false&disabled=true",
+        b.addr()
+    ))
+    .unwrap();
+    registry.register(&disable).await.unwrap();
+    x.wait_for_endpoints(|e| e.list().len() == 1, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let before = b.calls();
+    for _ in 0..6 {
+        assert_eq!(x.call::<_, String>("Svc.Name", &()).await.unwrap(), "a");
+    }
+    assert_eq!(b.calls(), before, "a disabled provider was called");
+
+    // The rule gone, b is called again; a weight rule for a alone then weighs 3:1.
+    registry.unregister(&disable).await.unwrap();
+    x.wait_for_endpoints(|e| e.list().len() == 2, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let weigh = Url::parse(&format!(
+        "override://{}/Svc?category=configurators&dynamic=false&weight=300",
+        a.addr()
+    ))
+    .unwrap();
+    registry.register(&weigh).await.unwrap();
+    let a_addr = a.addr();
+    let now = x
+        .wait_for_endpoints(
+            |e| e.list().iter().any(|e| e.weight() == 300),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    // The weighted selectors read this weight (their shares are tested in selector.rs).
+    let weights: Vec<(String, u32)> = now
+        .list()
+        .iter()
+        .map(|e| (e.addr().to_owned(), e.weight()))
+        .collect();
+    assert!(weights.contains(&(a_addr, 300)), "{weights:?}");
+    assert!(weights.contains(&(b.addr(), 100)), "{weights:?}");
+}
