@@ -20,7 +20,7 @@ function el(tag, attrs, ...children) {
     if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
     else node.setAttribute(key, value === true ? "" : String(value));
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === undefined || child === null) continue;
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -138,8 +138,6 @@ function applyFilters() {
 async function renderServices(main, params) {
   const data = await getJson("api/services?" + params.toString());
   setStatus(data.connected);
-  const focused = document.activeElement && document.activeElement.id;
-  const caret = focused === "q" ? document.activeElement.selectionStart : null;
   const rows = data.rows.map((row) =>
     el("tr", { class: row.disabled ? "has-off" : null },
       el("td", {}, el("a", { href: "#/service/" + encodeURIComponent(row.key) }, row.interface)),
@@ -151,20 +149,25 @@ async function renderServices(main, params) {
       el("td", {}, row.protocols.map((p) => el("span", { class: "tag" }, p))),
       el("td", {}, row.applications.join(", "))));
   const shown = data.rows.length < data.matched ? `${data.rows.length} shown of ` : "";
-  main.replaceChildren(
-    el("h1", {}, "Services"),
-    servicesControls(params, data.protocols),
+  const results = [
     el("p", { class: "count", id: "count", "aria-live": "polite" },
       `${shown}${data.matched} of ${data.total} services`),
     table("Services with their providers and consumers",
       [["Interface"], ["Group"], ["Version"], ["Providers", "num"], ["Consumers", "num"], ["Disabled", "num"], ["Protocols"], ["Applications"]],
-      rows, data.total ? "No service matches." : "The registry holds no service."));
-  if (focused) {
-    const again = document.getElementById(focused);
-    if (again) {
-      again.focus();
-      if (caret !== null && again.setSelectionRange) again.setSelectionRange(caret, caret);
-    }
+      rows, data.total ? "No service matches." : "The registry holds no service."),
+  ];
+  // The controls stay while the results change under them: typing is never interrupted.
+  let controls = document.getElementById("services-controls");
+  const protocols = data.protocols.join(",");
+  if (!controls || controls.dataset.protocols !== protocols) {
+    const focused = document.activeElement && document.activeElement.id;
+    controls = servicesControls(params, data.protocols);
+    controls.id = "services-controls";
+    controls.dataset.protocols = protocols;
+    main.replaceChildren(el("h1", {}, "Services"), controls, el("div", { id: "results" }, results));
+    if (focused && document.getElementById(focused)) document.getElementById(focused).focus();
+  } else {
+    document.getElementById("results").replaceChildren(...results);
   }
 }
 
@@ -276,7 +279,20 @@ async function renderRegistry(main) {
       fact("Consumers", data.consumers),
       fact("Override rules", data.configurators),
       fact("Routers", data.routers),
-      fact("Write actions", data.writes ? "on (with the token)" : "off")));
+      fact("Write actions", data.writes ? "on (with the token)" : "off"),
+      data.metrics ? metricFacts(data.metrics, fact) : []));
+}
+
+function metricFacts(m, fact) {
+  if (m.error) return fact("Registry metrics", m.error);
+  const shown = (v) => (v === null || v === undefined ? "—" : String(v));
+  return [
+    fact("Instances (registry)", shown(m.instances)),
+    fact("Heartbeats per second", m.heartbeats_per_second == null ? "— (after the next reading)" : m.heartbeats_per_second.toFixed(1)),
+    fact("Expirations", shown(m.expirations)),
+    fact("Long-polls waiting", shown(m.watchers)),
+    fact("Registry memory", m.resident_bytes == null ? "—" : (m.resident_bytes / 1048576).toFixed(1) + " MiB"),
+  ];
 }
 
 // ---- Refresh and live updates --------------------------------------------------------
@@ -295,6 +311,8 @@ async function refresh() {
       else if (view.page === "registry") await renderRegistry(main);
       else await renderServices(main, view.params);
       document.body.dataset.rendered = String(Date.now());
+      // Milliseconds from navigation to the first page drawn with data (the bench reads it).
+      if (window.srpcFirstRender === undefined) window.srpcFirstRender = performance.now();
     } catch (error) {
       main.replaceChildren(el("p", { class: "banner", role: "alert" }, "Could not load: " + error.message));
     }

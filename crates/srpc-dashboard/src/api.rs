@@ -52,11 +52,17 @@ struct RegistryJson<'a> {
     routers: usize,
     /// Whether write actions are allowed (with the token).
     writes: bool,
+    /// The HTTP registry's own figures, when its `/metrics` is known.
+    metrics: Option<crate::metrics::Figures>,
 }
 
 pub(crate) async fn registry(State(inner): State<Arc<Inner>>) -> Response {
     let snapshot = inner.sub.snapshot();
     let last_change = *inner.lock_last_change();
+    let metrics = match &inner.metrics {
+        Some(metrics) => Some(metrics.read().await),
+        None => None,
+    };
     json(
         StatusCode::OK,
         &RegistryJson {
@@ -70,6 +76,7 @@ pub(crate) async fn registry(State(inner): State<Arc<Inner>>) -> Response {
             configurators: snapshot.category("configurators").len(),
             routers: snapshot.category("routers").len(),
             writes: inner.options.write_token.is_some(),
+            metrics,
         },
     )
 }

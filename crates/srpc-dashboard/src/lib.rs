@@ -20,6 +20,7 @@
 //! ```
 
 mod api;
+mod metrics;
 mod model;
 mod writes;
 
@@ -52,6 +53,9 @@ pub struct Options {
     pub write_token: Option<String>,
     /// Event streams open at once, at most.
     pub max_streams: usize,
+    /// The `/metrics` of an srpc HTTP registry (`http://…/metrics`), shown on the registry
+    /// page: instances, expirations, heartbeats per second, memory.
+    pub metrics: Option<String>,
 }
 
 impl Options {
@@ -61,7 +65,15 @@ impl Options {
             registry: mask_secrets(registry),
             write_token: None,
             max_streams: MAX_STREAMS,
+            metrics: None,
         }
+    }
+
+    /// Shows the figures of an srpc HTTP registry's `/metrics` at `url` (plain HTTP).
+    #[must_use]
+    pub fn with_metrics(mut self, url: impl Into<String>) -> Options {
+        self.metrics = Some(url.into());
+        self
     }
 
     /// Allows the write actions to requests that carry `Authorization: Bearer <token>`. An
@@ -97,6 +109,8 @@ pub(crate) struct Inner {
     /// When a snapshot last changed what the registry holds.
     pub(crate) last_change: Mutex<Option<SystemTime>>,
     pub(crate) streams: Arc<Semaphore>,
+    /// Reads `/metrics`, when there is one.
+    pub(crate) metrics: Option<metrics::Metrics>,
     follower: AbortHandle,
 }
 
@@ -117,6 +131,9 @@ pub(crate) fn everything() -> srpc_registry::Result<Url> {
         .param("version", "*")
         .param("classifier", "*")
         .param("enabled", "*")
+        // Up while the registry is down: the page says so, and the entries come when it is
+        // back.
+        .param("check", "false")
         .build()?)
 }
 
@@ -147,6 +164,7 @@ impl Dashboard {
             Inner {
                 registry,
                 sub,
+                metrics: options.metrics.clone().and_then(metrics::Metrics::new),
                 options,
                 last_change,
                 streams,
@@ -158,12 +176,12 @@ impl Dashboard {
 
     /// The web application: the page at `/`, its API under `/api/`.
     pub fn router(&self) -> Router {
-        self.routes("")
+        self.routes("").fallback(api::not_found)
     }
 
     /// The web application under `prefix` (`/ui`): the page at `prefix/`, where `prefix`
-    /// itself redirects, for mounting beside another application. The page asks for
-    /// everything relative to where it was loaded.
+    /// itself redirects, for merging into another application's router (it sets no
+    /// fallback). The page asks for everything relative to where it was loaded.
     pub fn nested(&self, prefix: &str) -> Router {
         let prefix = prefix.trim_end_matches('/');
         let slash = format!("{prefix}/");
@@ -193,7 +211,6 @@ impl Dashboard {
             .route(&at("/api/events"), get(api::events))
             .route(&at("/api/override"), post(writes::override_rule))
             .route(&at("/api/unregister"), post(writes::unregister))
-            .fallback(api::not_found)
             .with_state(self.inner.clone())
     }
 }

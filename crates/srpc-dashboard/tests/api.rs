@@ -427,3 +427,53 @@ async fn only_a_provider_that_no_longer_answers_is_unregistered() {
         .await;
     assert_eq!(left["providers"][0]["url"], live_url);
 }
+
+/// Over the srpc HTTP registry, the registry page shows its own figures from `/metrics`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_registry_page_shows_its_metrics() {
+    use srpc_registry_http::{HttpRegistryServer, ServerConfig};
+    let server = HttpRegistryServer::bind("127.0.0.1:0", ServerConfig::new())
+        .await
+        .unwrap();
+    let addr = server.local_addr();
+    let client: Arc<dyn Registry> = Arc::new(
+        srpc_registry_http::connect(&url(&format!("http://{addr}?ttl=3s")))
+            .await
+            .unwrap(),
+    );
+    client
+        .register(&url("dubbo://10.0.0.1:1/com.acme.M"))
+        .await
+        .unwrap();
+    let dashboard = Dashboard::start(
+        client.clone(),
+        Options::new(&format!("http://{addr}")).with_metrics(format!("http://{addr}/metrics")),
+    )
+    .await
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = dashboard.router();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let registry: Value = http
+        .get(format!("{base}/api/registry"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let metrics = &registry["metrics"];
+    assert_eq!(metrics["instances"], 1, "{registry}");
+    assert!(metrics["heartbeats"].is_u64(), "{registry}");
+    assert!(
+        metrics["resident_bytes"].as_u64().unwrap() > 1_000_000,
+        "{registry}"
+    );
+    task.abort();
+    let _ = client.close().await;
+    server.shutdown().await.unwrap();
+}

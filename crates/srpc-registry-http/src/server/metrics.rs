@@ -83,5 +83,20 @@ pub(super) async fn metrics(State(state): State<Arc<Shared>>) -> Response {
         "Long-polls waiting now.",
         state.watchers.load(Ordering::Relaxed),
     );
+    if let Some(bytes) = resident_bytes() {
+        let _ = writeln!(
+            text,
+            "# HELP process_resident_memory_bytes Resident memory size in bytes.\n\
+             # TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {bytes}"
+        );
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// This process's resident memory (`VmRSS` of `/proc/self/status`), where Linux says it.
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
 }

@@ -73,6 +73,17 @@ impl HttpRegistryServer {
         addr: impl tokio::net::ToSocketAddrs,
         config: ServerConfig,
     ) -> std::io::Result<HttpRegistryServer> {
+        HttpRegistryServer::bind_with(addr, config, Router::new()).await
+    }
+
+    /// [`HttpRegistryServer::bind`], serving the routes of `extra` too (the CLI mounts the
+    /// dashboard at `/ui` this way). They get the server's limits and TLS, not its tokens:
+    /// `extra` guards its own.
+    pub async fn bind_with(
+        addr: impl tokio::net::ToSocketAddrs,
+        config: ServerConfig,
+        extra: Router,
+    ) -> std::io::Result<HttpRegistryServer> {
         config
             .validate()
             .map_err(|reason| std::io::Error::new(std::io::ErrorKind::InvalidInput, reason))?;
@@ -87,7 +98,7 @@ impl HttpRegistryServer {
         let state = start(config)?;
         let stop = state.stop.clone();
         let limits = state.config.limits.clone();
-        let app = router(state.clone());
+        let app = router(state.clone()).merge(extra);
         let (acceptor, reloading) = match tls {
             Some((config, reloading)) => {
                 let watching = tokio::spawn(reloading.clone().watch());
