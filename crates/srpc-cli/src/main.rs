@@ -6,6 +6,7 @@
 //! Logs go to stderr; `RUST_LOG=debug` shows what the backends do.
 
 mod call;
+mod dashboard;
 mod demo;
 mod registry_cmds;
 mod shutdown;
@@ -100,6 +101,19 @@ enum Command {
         #[cfg(feature = "tls")]
         #[arg(long, conflicts_with = "serve")]
         tls: bool,
+    },
+    /// Serve a web dashboard of a registry: services, providers and consumers, live
+    /// (docs/dashboard.md). Read-only unless `--write`.
+    Dashboard {
+        /// The registry; SRPC_REGISTRY when left out.
+        registry: Option<String>,
+        /// Where to listen; loopback by default.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        addr: std::net::SocketAddr,
+        /// Allow disabling, enabling and weighing providers (override rules) and unregistering
+        /// dead ones, with a token: SRPC_DASHBOARD_TOKEN, or a random one printed at start.
+        #[arg(long)]
+        write: bool,
     },
     /// Run a registry server.
     #[cfg(feature = "http")]
@@ -461,6 +475,9 @@ async fn run_registry(command: Command) -> Result<(), Failure> {
         }) => {
             use srpc::http::{HttpRegistryServer, Limits, ServerConfig, ServerTls};
             let shutdown = Shutdown::listen();
+            // The dashboard at /ui reads the registry as a client of it, with a token that
+            // reads.
+            let ui_token = read_token.clone().or_else(|| token.clone());
             let mut config = ServerConfig::new()
                 .with_ttl(ttl)
                 .with_limits(limits.apply(Limits::default()));
@@ -501,19 +518,35 @@ async fn run_registry(command: Command) -> Result<(), Failure> {
             config.validate().map_err(Failure::Invalid)?;
             // A registry holds a connection per watching client: as many as the system allows.
             srpc::http::raise_open_files_limit();
-            let server = HttpRegistryServer::bind(addr, config).await.map_err(|e| {
-                if e.kind() == io::ErrorKind::InvalidInput {
-                    // A TLS file that is missing or broken: the operator's input.
-                    Failure::Invalid(e.to_string())
-                } else {
-                    Failure::Registry(format!("cannot listen on {addr}: {e}"))
-                }
-            })?;
+            let tls_on = config.tls.is_some();
+            let ui = dashboard::UiSlot::new();
+            let server = HttpRegistryServer::bind_with(addr, config, ui.router())
+                .await
+                .map_err(|e| {
+                    if e.kind() == io::ErrorKind::InvalidInput {
+                        // A TLS file that is missing or broken: the operator's input.
+                        Failure::Invalid(e.to_string())
+                    } else {
+                        Failure::Registry(format!("cannot listen on {addr}: {e}"))
+                    }
+                })?;
             let _ = writeln!(
                 io::stderr().lock(),
                 "srpc: registry listening on {scheme}://{}",
                 server.local_addr()
             );
+            let ui_registry = if tls_on {
+                None
+            } else {
+                ui.mount(server.local_addr(), ui_token.as_deref()).await
+            };
+            if ui_registry.is_some() {
+                let _ = writeln!(
+                    io::stderr().lock(),
+                    "srpc: dashboard at http://{}/ui/ (read-only; `srpc dashboard --write` acts)",
+                    server.local_addr()
+                );
+            }
             // SIGHUP reads the certificate and key again (they are also read when the files
             // change).
             #[cfg(unix)]
@@ -550,6 +583,10 @@ async fn run_registry(command: Command) -> Result<(), Failure> {
                 () = reload => {}
             }
             let _ = writeln!(io::stderr().lock(), "srpc: shutting down");
+            ui.clear();
+            if let Some(registry) = ui_registry {
+                let _ = registry.close().await;
+            }
             server
                 .shutdown()
                 .await
@@ -567,6 +604,11 @@ async fn run_registry(command: Command) -> Result<(), Failure> {
             wait,
             output,
         } => registry_cmds::services(registry, wait, output).await,
+        Command::Dashboard {
+            registry,
+            addr,
+            write,
+        } => dashboard::dashboard(registry, addr, write).await,
         Command::Register {
             args,
             duration,

@@ -45,6 +45,7 @@ impl Running {
     }
 
     /// The next stdout line, waiting at most [`DEADLINE`].
+    #[allow(dead_code)] // Not every test file uses it.
     pub(crate) fn next_line(&self) -> String {
         self.lines
             .recv_timeout(DEADLINE)
@@ -65,6 +66,7 @@ impl Running {
 
     /// Sends `signal` (e.g. `-TERM`) to the child's PID and returns its exit code (`None`
     /// when a signal ended it).
+    #[allow(dead_code)] // Not every test file uses it.
     pub(crate) fn signal(mut self, signal: &str) -> Option<i32> {
         self.send(signal);
         self.child.wait().expect("wait").code()

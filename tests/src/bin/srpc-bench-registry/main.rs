@@ -16,7 +16,10 @@
 //!   instances over and over, against the same heartbeats alone, and its peak memory;
 //! - `floods` (in a private network namespace): heap a multicast watcher, an mDNS watcher
 //!   and an RPC server hold after floods of junk, each against its unbounded anchor where
-//!   one can be configured, and the questions an mDNS watcher asks during one.
+//!   one can be configured, and the questions an mDNS watcher asks during one;
+//! - `dashboard` (in a private network namespace): headless Chromium's first render of the
+//!   dashboard's services page with 10 000 providers, against a static table of the same
+//!   rows, and the heap the dashboard holds.
 //!
 //! `cargo xtask bench registry` runs each section in its own process with the real servers
 //! started on loopback (`SRPC_ZOOKEEPER`, `SRPC_ETCD`), and `mdns` inside a private network
@@ -32,6 +35,7 @@
 
 mod churn;
 mod common;
+mod dashboard;
 mod floods;
 mod heartbeats;
 mod memory;
@@ -213,13 +217,16 @@ async fn main() {
             }
             "reads" => reads::heartbeats_under_reads().await,
             "floods" => floods::floods().await,
+            "dashboard" => dashboard::dashboard().await,
             "mdns" => {
                 srpc_tests::netns::private();
                 let pair = pair("mdns://local?timeout=100").await;
                 let probe = SrpcProbe::new(pair, "bench.Mdns").await;
                 report(backend, &notify_latency(probe, n, Duration::ZERO).await);
             }
-            other => panic!("unknown backend {other}: one of {BACKENDS:?} or mdns"),
+            other => {
+                panic!("unknown backend {other}: one of {BACKENDS:?}, mdns, floods or dashboard")
+            }
         }
     }
     if chosen_consul {
