@@ -1,7 +1,8 @@
 //! `dashboard` (in a private network namespace): how soon headless Chromium draws the
-//! dashboard's services page of 10 000 providers, against the same table sent as a static
-//! HTML page by the same server (the anchor), loads taking turns; and the heap the dashboard
-//! holds for them.
+//! dashboard's services page of 10 000 providers (2 000 services; the page draws the first
+//! 300 rows at once), against the same rows sent as a static HTML table by a server in the
+//! same process (the anchor), loads taking turns, both timed from navigation to the frame
+//! after the rows are in the document; and the heap the dashboard holds.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,19 @@ const PROVIDERS: usize = 10_000;
 /// Five providers per service: 2 000 rows.
 const PER_SERVICE: usize = 5;
 const LOADS: usize = 7;
+
+/// Milliseconds from navigation to the first frame drawn with the rows.
+fn first_frame(browser: &mut Browser) -> f64 {
+    browser.wait(
+        "return typeof window.srpcFirstRender === 'number';",
+        json!(true),
+        Duration::from_secs(30),
+    );
+    browser
+        .js("return window.srpcFirstRender;")
+        .as_f64()
+        .unwrap()
+}
 
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
@@ -76,7 +90,8 @@ pub(crate) async fn dashboard() {
     let mut table = String::from(
         "<!doctype html><html><head><meta charset=utf-8><title>static</title></head><body><table><tbody>",
     );
-    for row in &rows {
+    // The rows the page draws first (300), as static HTML.
+    for row in rows.iter().take(300) {
         table.push_str(&format!(
             "<tr><td><a href=#>{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>0</td><td>dubbo</td><td>{}</td></tr>",
             row["interface"].as_str().unwrap(),
@@ -87,7 +102,11 @@ pub(crate) async fn dashboard() {
             row["applications"][0].as_str().unwrap_or_default()
         ));
     }
-    table.push_str("</tbody></table></body></html>");
+    // Measured as the page's: navigation to the frame after the rows are in the document.
+    table.push_str(
+        "</tbody></table><script>requestAnimationFrame(() => requestAnimationFrame(() => \
+         { window.srpcFirstRender = performance.now(); }));</script></body></html>",
+    );
     let anchor_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let anchor_addr = anchor_listener.local_addr().unwrap();
     let anchor_app = axum::Router::new().route(
@@ -103,7 +122,8 @@ pub(crate) async fn dashboard() {
 
     let mut browser = Browser::start();
     browser.size(1280, 800);
-    let expect = json!(rows.len());
+    // The page draws its first 300 rows at once (the rest on request).
+    let expect = json!(rows.len().min(300));
     let mut page = Vec::new();
     let mut plain = Vec::new();
     for _ in 0..LOADS {
@@ -113,19 +133,9 @@ pub(crate) async fn dashboard() {
             expect.clone(),
             Duration::from_secs(30),
         );
-        page.push(
-            browser
-                .js("return window.srpcFirstRender;")
-                .as_f64()
-                .unwrap(),
-        );
+        page.push(first_frame(&mut browser));
         browser.open(&format!("http://{anchor_addr}/"));
-        plain.push(
-            browser
-                .js("return performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd;")
-                .as_f64()
-                .unwrap(),
-        );
+        plain.push(first_frame(&mut browser));
     }
     let spread = |v: &[f64]| {
         let min = v.iter().copied().fold(f64::INFINITY, f64::min);
