@@ -95,7 +95,7 @@ function table(caption, headers, rows, empty) {
 
 const FILTERS = [
   ["protocol", "Protocol", []],
-  ["category", "Category", [["", "any"], ["providers", "with providers"], ["consumers", "with consumers"], ["orphans", "consumers without providers"]]],
+  ["category", "Category", [["", "any"], ["providers", "with providers"], ["consumers", "with consumers"], ["connected", "connected (providers and consumers)"], ["orphans", "consumers without providers"], ["unused", "providers without consumers"]]],
   ["state", "State", [["", "any"], ["disabled", "with a disabled provider"], ["enabled", "all enabled"]]],
   ["sort", "Sort by", [["", "name"], ["providers", "providers"], ["consumers", "consumers"]]],
 ];

@@ -90,8 +90,9 @@ pub(crate) struct ServicesQuery {
     q: String,
     /// Only services with a provider of this protocol.
     protocol: String,
-    /// `providers`: with providers; `consumers`: with consumers; `orphans`: consumers
-    /// without providers.
+    /// `providers`: with providers; `consumers`: with consumers; `connected`: providers
+    /// and consumers both (in use); `orphans`: consumers without providers; `unused`:
+    /// providers without consumers.
     category: String,
     /// `disabled`: with a disabled provider; `enabled`: with no disabled provider.
     state: String,
@@ -128,7 +129,9 @@ pub(crate) async fn services(
         .filter(|row| match query.category.as_str() {
             "providers" => row.providers > 0,
             "consumers" => row.consumers > 0,
+            "connected" => row.providers > 0 && row.consumers > 0,
             "orphans" => row.providers == 0 && row.consumers > 0,
+            "unused" => row.providers > 0 && row.consumers == 0,
             _ => true,
         })
         .filter(|row| match query.state.as_str() {

@@ -131,6 +131,12 @@ async fn services_are_counted_searched_and_filtered() {
     assert_eq!(tri["matched"], 1);
     let used = served.get("api/services?category=consumers").await;
     assert_eq!(used["matched"], 1);
+    let connected = served.get("api/services?category=connected").await;
+    assert_eq!(connected["rows"][0]["key"], "com.acme.Echo:1.0");
+    assert_eq!(connected["matched"], 1);
+    let unused = served.get("api/services?category=unused").await;
+    assert_eq!(unused["rows"][0]["key"], "com.acme.Billing");
+    assert_eq!(unused["matched"], 1);
     let by_count = served.get("api/services?sort=providers").await;
     assert_eq!(by_count["rows"][0]["key"], "com.acme.Echo:1.0");
 }
