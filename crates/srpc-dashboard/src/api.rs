@@ -18,6 +18,9 @@ use crate::model::{self, InstanceRow, ServiceRow};
 /// At most this many service rows in one answer: the page says how many more matched.
 const MAX_ROWS: usize = 5_000;
 
+/// The shortest time between two events of one stream.
+const EVENT_GAP: Duration = Duration::from_millis(250);
+
 /// A JSON answer with the dashboard's security headers.
 pub(crate) fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
     let mut response = (status, Json(value)).into_response();
@@ -202,7 +205,8 @@ struct Changed {
 }
 
 /// Server-sent events: `changed` with the revision and whether the registry is connected,
-/// at once and then whenever the registry's state changes (bursts coalesce). The page
+/// at once and then whenever the registry's state changes (bursts coalesce, at most four
+/// events a second). The page
 /// fetches what it shows again on each.
 pub(crate) async fn events(State(inner): State<Arc<Inner>>) -> Response {
     let Ok(permit) = inner.streams.clone().try_acquire_owned() else {
@@ -225,8 +229,13 @@ fn changes(
     permit: tokio::sync::OwnedSemaphorePermit,
 ) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
     futures_util::stream::unfold((rx, permit, true), |(mut rx, permit, first)| async move {
-        if !first && rx.changed().await.is_err() {
-            return None; // The subscription ended: so does the stream.
+        if !first {
+            // At most a few events a second: under churn each page would otherwise fetch
+            // its view again for every change. The newest state is what comes after.
+            tokio::time::sleep(EVENT_GAP).await;
+            if rx.changed().await.is_err() {
+                return None; // The subscription ended: so does the stream.
+            }
         }
         let snapshot = rx.borrow_and_update().clone();
         let data = serde_json::to_string(&Changed {
