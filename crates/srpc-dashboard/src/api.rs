@@ -73,7 +73,7 @@ pub(crate) async fn registry(State(inner): State<Arc<Inner>>) -> Response {
             connected: snapshot.is_connected(),
             revision: snapshot.revision(),
             last_change: last_change.map(model::millis),
-            services: model::services(&snapshot).len(),
+            services: model::service_count(&snapshot),
             providers: snapshot.providers().len(),
             consumers: snapshot.category("consumers").len(),
             configurators: snapshot.category("configurators").len(),

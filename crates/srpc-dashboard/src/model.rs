@@ -99,6 +99,18 @@ fn param(url: &Url, key: &str) -> String {
     url.param(key).unwrap_or_default().to_owned()
 }
 
+/// How many services [`services`] lists, without building their rows (override rules set
+/// no group or version, so the registered URLs have the same keys).
+pub(crate) fn service_count(snapshot: &Snapshot) -> usize {
+    snapshot
+        .providers()
+        .iter()
+        .chain(snapshot.category("consumers"))
+        .map(Url::service_key)
+        .collect::<BTreeSet<_>>()
+        .len()
+}
+
 /// Every service of `snapshot`, sorted by key.
 pub(crate) fn services(snapshot: &Snapshot) -> Vec<ServiceRow> {
     let mut rows: BTreeMap<String, ServiceRow> = BTreeMap::new();
@@ -273,6 +285,7 @@ mod tests {
         );
         let rows = services(&snapshot);
         assert_eq!(rows.len(), 2);
+        assert_eq!(service_count(&snapshot), 2);
         let ab = &rows[0];
         assert_eq!(ab.key, "a.B:1");
         assert_eq!((ab.providers, ab.consumers, ab.disabled), (2, 1, 1));

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use dubbo_url::Url;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
@@ -46,16 +46,36 @@ struct Done {
 
 /// Why a write was refused: its status and message.
 #[derive(Debug)]
-struct Refusal(StatusCode, String);
+pub(crate) struct Refusal(StatusCode, String);
 
 impl Refusal {
     fn new(status: StatusCode, message: impl Into<String>) -> Refusal {
         Refusal(status, message.into())
     }
 
-    fn answer(self) -> Response {
+    fn registry(error: &srpc_registry::Error) -> Refusal {
+        Refusal::new(
+            StatusCode::BAD_GATEWAY,
+            format!("the registry refused: {error}"),
+        )
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
         problem(self.0, &self.1)
     }
+}
+
+/// What every write starts with: the token, then the provider the request names, as the
+/// registry lists it now.
+fn authorized_provider(inner: &Inner, headers: &HeaderMap, url: &str) -> Result<Url, Refusal> {
+    authorize(inner, headers)?;
+    listed_provider(inner, url)
+}
+
+fn done(what: String) -> Response {
+    json(StatusCode::OK, &Done { done: what })
 }
 
 /// Whether `headers` carry the write token; the error answer when not.
@@ -141,108 +161,71 @@ fn rules_setting(inner: &Inner, provider: &Url, key: &str) -> Vec<Url> {
         .collect()
 }
 
-fn registry_failed(error: &srpc_registry::Error) -> Response {
-    problem(
-        StatusCode::BAD_GATEWAY,
-        &format!("the registry refused: {error}"),
-    )
-}
-
 pub(crate) async fn override_rule(
     State(inner): State<Arc<Inner>>,
     headers: HeaderMap,
     Json(request): Json<OverrideRequest>,
-) -> Response {
-    if let Err(refused) = authorize(&inner, &headers) {
-        return refused.answer();
-    }
-    let provider = match listed_provider(&inner, &request.url) {
-        Ok(provider) => provider,
-        Err(refused) => return refused.answer(),
-    };
+) -> Result<Response, Refusal> {
+    let provider = authorized_provider(&inner, &headers, &request.url)?;
     let (key, value) = match (request.action.as_str(), request.weight) {
         ("disable", _) => ("disabled", "true".to_owned()),
         ("enable", _) => ("disabled", String::new()),
         ("weight", Some(weight)) if weight <= MAX_WEIGHT => ("weight", weight.to_string()),
         ("weight", _) => {
-            return problem(
+            return Err(Refusal::new(
                 StatusCode::BAD_REQUEST,
-                &format!("weight needs a number from 0 to {MAX_WEIGHT}"),
-            );
+                format!("weight needs a number from 0 to {MAX_WEIGHT}"),
+            ));
         }
         (other, _) => {
-            return problem(
+            return Err(Refusal::new(
                 StatusCode::BAD_REQUEST,
-                &format!("unknown action {other:?}: disable, enable or weight"),
-            );
+                format!("unknown action {other:?}: disable, enable or weight"),
+            ));
         }
     };
     // One rule per provider and setting: the ones there were go first.
     for old in rules_setting(&inner, &provider, key) {
-        if let Err(error) = inner.registry.unregister(&old).await {
+        inner.registry.unregister(&old).await.map_err(|error| {
             warn!(rule = %old, %error, "could not remove an override rule");
-            return registry_failed(&error);
-        }
+            Refusal::registry(&error)
+        })?;
     }
     if value.is_empty() {
         info!(provider = %provider, "provider enabled (its disable rules removed)");
-        return json(
-            StatusCode::OK,
-            &Done {
-                done: "enabled".into(),
-            },
-        );
+        return Ok(done("enabled".into()));
     }
-    let rule = match rule_for(&provider, (key, value)) {
-        Ok(rule) => rule,
-        Err(refused) => return refused.answer(),
-    };
-    match inner.registry.register(&rule).await {
-        Ok(()) => {
-            info!(%rule, "override rule written");
-            json(
-                StatusCode::OK,
-                &Done {
-                    done: rule.to_full_string(),
-                },
-            )
-        }
-        Err(error) => registry_failed(&error),
-    }
+    let rule = rule_for(&provider, (key, value))?;
+    inner
+        .registry
+        .register(&rule)
+        .await
+        .map_err(|error| Refusal::registry(&error))?;
+    info!(%rule, "override rule written");
+    Ok(done(rule.to_full_string()))
 }
 
 pub(crate) async fn unregister(
     State(inner): State<Arc<Inner>>,
     headers: HeaderMap,
     Json(request): Json<UnregisterRequest>,
-) -> Response {
-    if let Err(refused) = authorize(&inner, &headers) {
-        return refused.answer();
-    }
-    let provider = match listed_provider(&inner, &request.url) {
-        Ok(provider) => provider,
-        Err(refused) => return refused.answer(),
-    };
+) -> Result<Response, Refusal> {
+    let provider = authorized_provider(&inner, &headers, &request.url)?;
     // The check `srpc unregister` makes: a provider that accepts connections is alive, and
     // taking it out would only hide it until it registers again.
     if provider.port() > 0 && srpc_registry_kit::probe(&provider, PROBE).await {
-        return problem(
+        return Err(Refusal::new(
             StatusCode::CONFLICT,
             "the provider accepts connections: it is alive; stop it, or disable it instead",
-        );
+        ));
     }
-    match inner.registry.unregister(&provider).await {
-        Ok(()) => {
-            info!(%provider, "provider unregistered from the dashboard");
-            json(
-                StatusCode::OK,
-                &Done {
-                    done: "unregistered".into(),
-                },
-            )
-        }
-        Err(error) => registry_failed(&error),
-    }
+    inner
+        .registry
+        .unregister(&provider)
+        .await
+        .map_err(|error| Refusal::registry(&error))?;
+    info!(%provider, "provider unregistered from the dashboard");
+    Ok(done("unregistered".into()))
 }
 
 #[cfg(test)]
