@@ -26,6 +26,31 @@ pub mod proxy;
 pub mod servers;
 pub mod tls;
 
+/// An axum application served on a free loopback port; stopped when dropped.
+pub struct Served {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Serves `app` on `127.0.0.1` at a free port, in the background.
+pub async fn serve_on_loopback(app: axum::Router) -> Served {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let addr = listener.local_addr().expect("its address");
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Served { addr, task }
+}
+
 /// Sends the logs of the code under test to the test's output, filtered by `RUST_LOG`
 /// (nothing when it is unset): `RUST_LOG=srpc_registry_etcd=debug cargo test …`.
 pub fn init_logs() {

@@ -56,14 +56,9 @@ fn hostile() -> Url {
 }
 
 /// Serves `dashboard` at `/ui/` on a loopback port; its base URL.
-async fn serve(dashboard: &Dashboard) -> (String, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = dashboard.nested("/ui");
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (format!("http://{addr}/ui/"), task)
+async fn serve(dashboard: &Dashboard) -> (String, srpc_tests::Served) {
+    let served = srpc_tests::serve_on_loopback(dashboard.nested("/ui")).await;
+    (format!("http://{}/ui/", served.addr), served)
 }
 
 /// Enters the private namespace; panics when the browser is missing.

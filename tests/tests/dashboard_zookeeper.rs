@@ -49,12 +49,8 @@ async fn disable_writes_a_persistent_override_node_that_consumers_honour() {
     )
     .await
     .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = dashboard.router();
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let served = srpc_tests::serve_on_loopback(dashboard.router()).await;
+    let base = format!("http://{}", served.addr);
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let deadline = tokio::time::Instant::now() + DEADLINE;
     loop {
@@ -105,7 +101,7 @@ async fn disable_writes_a_persistent_override_node_that_consumers_honour() {
     assert_eq!(stat.ephemeral_owner, 0, "dynamic=false: persistent");
 
     // The dashboard gone, the rule stays and the provider stays out.
-    task.abort();
+    drop(served);
     drop(dashboard);
     operator.close().await.unwrap();
     assert!(zk.check_stat(&node).await.unwrap().is_some());

@@ -61,16 +61,9 @@ pub(crate) async fn dashboard() {
     )
     .await
     .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let base = format!("http://{addr}");
-
-    // The anchor: the same rows, drawn by the server as one static table.
-    let app = dashboard.router();
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let server = srpc_tests::serve_on_loopback(dashboard.router()).await;
+    let base = format!("http://{}", server.addr);
     let services: Value = loop {
         let value: Value = http
             .get(format!("{base}/api/services"))
@@ -107,18 +100,16 @@ pub(crate) async fn dashboard() {
         "</tbody></table><script>requestAnimationFrame(() => requestAnimationFrame(() => \
          { window.srpcFirstRender = performance.now(); }));</script></body></html>",
     );
-    let anchor_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let anchor_addr = anchor_listener.local_addr().unwrap();
-    let anchor_app = axum::Router::new().route(
+    // The anchor: the same rows, drawn by the server as one static table.
+    let anchor = srpc_tests::serve_on_loopback(axum::Router::new().route(
         "/",
         axum::routing::get(move || {
             let table = table.clone();
             async move { Html(table) }
         }),
-    );
-    let anchor = tokio::spawn(async move {
-        let _ = axum::serve(anchor_listener, anchor_app).await;
-    });
+    ))
+    .await;
+    let anchor_addr = anchor.addr;
 
     let mut browser = Browser::start();
     browser.size(1280, 800);
@@ -156,6 +147,6 @@ pub(crate) async fn dashboard() {
         heap as f64 / PROVIDERS as f64
     );
     drop(browser);
-    server.abort();
-    anchor.abort();
+    drop(server);
+    drop(anchor);
 }
