@@ -130,7 +130,8 @@ fn refused_hint(registry: &str) -> String {
 }
 
 /// The subscription query for a service key `[group/]interface[:version]`; with `all`,
-/// every group, version and `enabled` value of the interface.
+/// every group, version, classifier and `enabled` value of the interface (what the library's
+/// "no provider" hints look at: `Elsewhere::widened`).
 pub(crate) fn service_query(service: &str, all: bool) -> Result<Url, Failure> {
     let (group, rest) = match service.split_once('/') {
         Some((group, rest)) => (Some(group), rest),
@@ -151,22 +152,20 @@ pub(crate) fn service_query(service: &str, all: bool) -> Result<Url, Failure> {
         .param("interface", interface)
         .param("category", "providers")
         .param("side", "consumer");
-    if all {
-        builder = builder
-            .param("group", "*")
-            .param("version", "*")
-            .param("enabled", "*");
-    } else {
-        if let Some(group) = group {
-            builder = builder.param("group", group);
-        }
-        if let Some(version) = version {
-            builder = builder.param("version", version);
-        }
+    if let Some(group) = group {
+        builder = builder.param("group", group);
     }
-    builder
+    if let Some(version) = version {
+        builder = builder.param("version", version);
+    }
+    let query = builder
         .build()
-        .map_err(|e| Failure::Invalid(format!("invalid service key {service:?}: {e}")))
+        .map_err(|e| Failure::Invalid(format!("invalid service key {service:?}: {e}")))?;
+    Ok(if all {
+        srpc::registry::Elsewhere::widened(&query)
+    } else {
+        query
+    })
 }
 
 /// One provider as `list -o json` prints it.
