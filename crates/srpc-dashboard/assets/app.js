@@ -114,7 +114,7 @@ function currentFilters() {
 function servicesControls(params, protocols) {
   const controls = el("form", { class: "controls", role: "search", onsubmit: (e) => e.preventDefault() });
   const q = el("input", {
-    id: "q", type: "search", value: params.get("q") || "", autocomplete: "off",
+    id: "q", type: "search", value: params.get("q") || "", autocomplete: "off", maxlength: 1024,
     placeholder: "service, address, application, key=value",
   });
   let timer = null;

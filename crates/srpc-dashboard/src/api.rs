@@ -18,6 +18,10 @@ use crate::model::{self, InstanceRow, ServiceRow};
 /// At most this many service rows in one answer: the page says how many more matched.
 const MAX_ROWS: usize = 5_000;
 
+/// The longest search text, in bytes, and the most words in it.
+const MAX_QUERY: usize = 1024;
+const MAX_WORDS: usize = 16;
+
 /// The shortest time between two events of one stream.
 const EVENT_GAP: Duration = Duration::from_millis(250);
 
@@ -124,6 +128,13 @@ pub(crate) async fn services(
     let mut protocols: Vec<String> = all.iter().flat_map(|r| r.protocols.clone()).collect();
     protocols.sort();
     protocols.dedup();
+    // Bounded: every word is looked for in every service's text.
+    if query.q.len() > MAX_QUERY || query.q.split_whitespace().count() > MAX_WORDS {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            &format!("a search holds at most {MAX_WORDS} words and {MAX_QUERY} bytes"),
+        );
+    }
     let words: Vec<String> = query.q.split_whitespace().map(str::to_lowercase).collect();
     let mut rows: Vec<ServiceRow> = all
         .into_iter()

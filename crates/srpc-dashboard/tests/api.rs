@@ -126,6 +126,21 @@ async fn services_are_counted_searched_and_filtered() {
         assert_eq!(found["matched"], 1, "{q}: {found}");
         assert_eq!(found["rows"][0]["key"], expect, "{q}");
     }
+    let flood = served
+        .http
+        .get(format!(
+            "{}/api/services?q={}",
+            served.base,
+            "a+".repeat(17)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        flood.status().as_u16(),
+        400,
+        "a search of 17 words is refused"
+    );
     let tri = served.get("api/services?protocol=tri").await;
     assert_eq!(tri["rows"][0]["key"], "com.acme.Echo:1.0");
     assert_eq!(tri["matched"], 1);
