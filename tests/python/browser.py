@@ -19,8 +19,10 @@ The test that runs it does so inside a network namespace holding only loopback, 
 browser reaches nothing but the dashboard under test.
 """
 
+import atexit
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -29,6 +31,15 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
+
+
+def profile_dir():
+    given = os.environ.get("SRPC_CHROMIUM_PROFILE")
+    if given:
+        return given
+    made = tempfile.mkdtemp(prefix="srpc-chromium-")
+    atexit.register(shutil.rmtree, made, True)
+    return made
 
 
 def browser():
@@ -49,7 +60,8 @@ def browser():
         "--proxy-server=direct://",
         "--proxy-bypass-list=*",
         "--window-size=1280,800",
-        "--user-data-dir=" + tempfile.mkdtemp(prefix="srpc-chromium-"),
+        # The caller's directory (it removes it); else one of our own, removed at exit.
+        "--user-data-dir=" + profile_dir(),
     ]:
         options.add_argument(flag)
     service = Service(os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver"))

@@ -14,11 +14,14 @@ use serde_json::{Value, json};
 const ANSWER: Duration = Duration::from_secs(60);
 
 /// A browser session; closed, and its process group (Python, chromedriver, Chromium) killed
-/// by its PID, when dropped.
+/// by its PID, when dropped. Chromium's profile lives in a directory of the session's own,
+/// removed after the browser is gone.
 pub struct Browser {
     child: Child,
     stdin: Option<ChildStdin>,
     answers: mpsc::Receiver<String>,
+    // Declared last: dropped after `drop` has killed the browser that writes into it.
+    _profile: tempfile::TempDir,
 }
 
 impl Browser {
@@ -36,8 +39,13 @@ impl Browser {
     /// Starts the browser; panics with the reason when it cannot.
     pub fn start() -> Browser {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/browser.py");
+        let profile = tempfile::Builder::new()
+            .prefix("srpc-chromium-")
+            .tempdir()
+            .expect("a directory for Chromium's profile");
         let mut child = Command::new("python3")
             .arg(script)
+            .env("SRPC_CHROMIUM_PROFILE", profile.path())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             // Its own process group, so that the browser it starts goes with it.
@@ -58,6 +66,7 @@ impl Browser {
             child,
             stdin,
             answers,
+            _profile: profile,
         };
         let ready = browser.answer().expect("the browser did not start");
         assert_eq!(ready, json!("ready"));
