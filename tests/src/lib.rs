@@ -354,20 +354,4 @@ pub async fn a_deleted_registration_comes_back<F, Fut>(
     assert!(provider.is_registered(url));
 }
 
-/// `srpc_registry_<name>` from the `/metrics` of the HTTP registry at `base`
-/// (`http://host:port`).
-pub async fn http_metric(http: &reqwest::Client, base: &str, name: &str) -> u64 {
-    let text = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let line = format!("srpc_registry_{name} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&line))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in /metrics"))
-}
+pub use srpc_soak::http_metric;

