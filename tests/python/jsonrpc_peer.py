@@ -9,7 +9,8 @@ usage: jsonrpc_peer.py NAME PATH
 
 Methods: echo(x) -> x; add(a, b) -> a + b; who() -> NAME; slow(ms) -> NAME after ms;
 header(name) -> the request's HTTP header (or null); fail() -> error -32000 with data;
-connections() -> how many TCP connections this server has accepted; anything else -> -32601.
+connections() -> how many TCP connections this server has accepted; slow_now() -> how many
+slow calls are running; slow_peak() -> the most that ever ran at once; anything else -> -32601.
 """
 import json
 import sys
@@ -20,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 NAME, PATH = sys.argv[1], "/" + sys.argv[2].lstrip("/")
 CONNECTIONS = set()
 LOCK = threading.Lock()
+SLOW = {"now": 0, "peak": 0}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -52,8 +54,18 @@ class Handler(BaseHTTPRequestHandler):
         elif method == "who" and not params:
             self.reply(rid, result=NAME)
         elif method == "slow" and len(params) == 1:
-            time.sleep(params[0] / 1000)
+            with LOCK:
+                SLOW["now"] += 1
+                SLOW["peak"] = max(SLOW["peak"], SLOW["now"])
+            try:
+                time.sleep(params[0] / 1000)
+            finally:
+                with LOCK:
+                    SLOW["now"] -= 1
             self.reply(rid, result=NAME)
+        elif method in ("slow_now", "slow_peak") and not params:
+            with LOCK:
+                self.reply(rid, result=SLOW[method[len("slow_"):]])
         elif method == "header" and len(params) == 1:
             self.reply(rid, result=self.headers.get(params[0]))
         elif method == "connections":

@@ -170,3 +170,71 @@ async fn jsonrpc_providers_are_called_with_failover() {
     registry.close().await.unwrap();
     consumer.close().await.unwrap();
 }
+
+/// HTTP/1.1 carries one call per connection: a burst of calls to one provider puts at most
+/// `max_in_flight` on the wire (and opens at most that many connections), the rest wait
+/// their turn and all succeed; a call whose deadline ends while it waits times out.
+#[tokio::test]
+async fn calls_on_the_wire_to_one_provider_are_bounded() {
+    let (_peer, port) = provider("bounded").await;
+    let client = |transport: JsonRpcTransport| {
+        XClient::new(
+            Discovery::servers([provider_url(port).to_string().as_str()])
+                .unwrap()
+                .0,
+            Options::default().with_transport(Arc::new(transport)),
+        )
+    };
+    let x = client(JsonRpcTransport::new().unwrap().with_max_in_flight(2));
+    // Another client of the same provider, unbounded, to look at it meanwhile.
+    let observer = client(JsonRpcTransport::new().unwrap());
+    let burst = futures_util::future::join_all(
+        (0..8).map(|_| x.call::<_, String>("com.acme.Echo.slow", &(100,))),
+    )
+    .await;
+    for reply in burst {
+        assert_eq!(reply.unwrap(), "bounded");
+    }
+    let peak: usize = observer.call("com.acme.Echo.slow_peak", &()).await.unwrap();
+    assert_eq!(peak, 2, "8 calls at once, at most 2 on the wire");
+    let connections: usize = observer
+        .call("com.acme.Echo.connections", &())
+        .await
+        .unwrap();
+    assert!(
+        connections <= 3,
+        "2 connections for the bounded client and 1 for the observer, not {connections}"
+    );
+
+    // Both turns taken by slow calls (seen running on the provider): a third call with a
+    // short deadline waits, then times out without reaching the provider.
+    let slow = || x.call::<_, String>("com.acme.Echo.slow", &(3_000,));
+    let (first, second, waiting) = tokio::join!(slow(), slow(), async {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let running: usize = observer.call("com.acme.Echo.slow_now", &()).await.unwrap();
+            if running == 2 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{running} slow calls run"
+            );
+            tokio::task::yield_now().await;
+        }
+        x.call_with::<_, String>(
+            "com.acme.Echo.who",
+            &(),
+            &CallOptions::default().with_timeout(Duration::from_millis(200)),
+        )
+        .await
+    });
+    assert_eq!(first.unwrap(), "bounded");
+    assert_eq!(second.unwrap(), "bounded");
+    let error = waiting.unwrap_err();
+    assert!(
+        matches!(error.source_error(), Some(RpcError::Timeout { .. })),
+        "{error}"
+    );
+    assert_eq!(error.attempts(), 1, "{error}");
+}

@@ -36,8 +36,11 @@
 //! - **Connections.** One HTTP/1.1 client for the transport, with keep-alive: calls to an
 //!   endpoint reuse its idle connections (at most 32 kept per endpoint, closed after 90 s
 //!   idle). No proxy from the environment is used.
-//! - **Bounds.** Replies over `max_reply` (16 MiB unless set) are refused as they stream in;
-//!   each call has the XClient's deadline.
+//! - **Bounds.** At most `max_in_flight` calls (64 unless set) are on the wire to one
+//!   endpoint at a time, so at most that many HTTP/1.1 connections are open to it; further
+//!   calls wait, within their deadline, for one to end, and time out when none does. Replies
+//!   over `max_reply` (16 MiB unless set) are refused as they stream in; each call has the
+//!   XClient's deadline, its wait for a turn included.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,6 +59,8 @@ use crate::transport::{Call, Connection, Transport};
 pub const PROTOCOL: &str = "jsonrpc";
 /// The default largest reply accepted.
 pub const DEFAULT_MAX_REPLY: usize = 16 << 20;
+/// The default for how many calls may be on the wire to one endpoint at once.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
 /// How much of a server's error text is kept in an error.
 const QUOTE: usize = 200;
 
@@ -64,10 +69,12 @@ const QUOTE: usize = 200;
 pub struct JsonRpcTransport {
     http: reqwest::Client,
     max_reply: usize,
+    max_in_flight: usize,
 }
 
 impl JsonRpcTransport {
-    /// A transport with a 3 s connect timeout and replies up to 16 MiB.
+    /// A transport with a 3 s connect timeout, replies up to 16 MiB, and at most 64 calls
+    /// on the wire per endpoint.
     pub fn new() -> srpc_core::Result<JsonRpcTransport> {
         JsonRpcTransport::with_limits(Duration::from_secs(3), DEFAULT_MAX_REPLY)
     }
@@ -85,7 +92,20 @@ impl JsonRpcTransport {
             .tcp_nodelay(true)
             .build()
             .map_err(|e| Error::Protocol(format!("cannot make the JSON-RPC HTTP client: {e}")))?;
-        Ok(JsonRpcTransport { http, max_reply })
+        Ok(JsonRpcTransport {
+            http,
+            max_reply,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+        })
+    }
+
+    /// At most `calls` (at least 1) on the wire to one endpoint at once: HTTP/1.1 carries one
+    /// call per connection, so this also bounds the connections open to it. Calls past it
+    /// wait for a turn within their deadline.
+    #[must_use]
+    pub fn with_max_in_flight(mut self, calls: usize) -> JsonRpcTransport {
+        self.max_in_flight = calls.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+        self
     }
 }
 
@@ -109,6 +129,7 @@ impl Transport for JsonRpcTransport {
             target: format!("http://{}/{path}", endpoint.address()),
             max_reply: self.max_reply,
             next_id: AtomicU64::new(1),
+            turns: tokio::sync::Semaphore::new(self.max_in_flight),
         }))
     }
 }
@@ -121,6 +142,8 @@ struct JsonRpcConnection {
     target: String,
     max_reply: usize,
     next_id: AtomicU64,
+    /// One per call on the wire to this endpoint.
+    turns: tokio::sync::Semaphore,
 }
 
 #[derive(Deserialize)]
@@ -146,6 +169,15 @@ struct RpcError {
 impl Connection for JsonRpcConnection {
     async fn call(&self, call: Call<'_>) -> srpc_core::Result<Vec<u8>> {
         let (method, timeout) = (call.method, call.timeout);
+        let started = tokio::time::Instant::now();
+        // Our own bound, not the server's doing: waiting for it is part of the deadline.
+        let Ok(Ok(_turn)) = tokio::time::timeout(timeout, self.turns.acquire()).await else {
+            return Err(Error::Timeout {
+                method: method.to_owned(),
+                after: timeout,
+            });
+        };
+        let left = timeout.saturating_sub(started.elapsed());
         let name = method.rsplit('.').next().unwrap_or(method);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let body = envelope(name, &call.request, id)?;
@@ -154,7 +186,7 @@ impl Connection for JsonRpcConnection {
             .post(&self.target)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(reqwest::header::ACCEPT, "application/json")
-            .timeout(timeout);
+            .timeout(left);
         // Metadata keys are header tokens already; values were checked for control
         // characters. A value HTTP still refuses fails the call, never silently dropped.
         for (key, value) in call.metadata.iter() {
