@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use async_trait::async_trait;
 use dubbo_url::{Url, is_match};
+use futures_util::StreamExt;
 use tokio::task::AbortHandle;
 use tracing::{debug, info, warn};
 
@@ -21,6 +22,9 @@ use crate::params::FailbackConfig;
 use crate::rules::{is_dynamic, validate_publication, validate_query};
 use crate::tasks::Tasks;
 use crate::{Error, Result};
+
+/// How many unregisters `close` has in flight at once.
+const CLOSE_CONCURRENCY: usize = 16;
 
 /// A [`Registry`] built from a [`Backend`]: Dubbo's `FailbackRegistry`, done once.
 ///
@@ -362,8 +366,11 @@ impl<B: Backend> Shared<B> {
 #[async_trait]
 impl<B: Backend> Registry for FailbackRegistry<B> {
     fn is_registered(&self, url: &Url) -> bool {
-        // `None`: in the registry; `Some(retry)`: a `check=false` registration still retried.
-        matches!(self.shared.book().registered.get(url), Some(None))
+        // `None`: no retry pending (`Some(retry)`: a `check=false` registration still being
+        // retried); `written`: its last write went through (not while the first one, or one
+        // after a new session, is on its way).
+        let book = self.shared.book();
+        matches!(book.registered.get(url), Some(None)) && book.written.contains_key(url)
     }
 
     async fn register(&self, url: &Url) -> Result<()> {
@@ -494,39 +501,65 @@ impl<B: Backend> Registry for FailbackRegistry<B> {
             return Ok(());
         }
         let backend = shared.backend.name();
-        let registered: Vec<Url> = {
+        let (made, doubtful) = {
             let mut book = shared.book();
-            // A registration still being retried never made it: nothing to take back.
+            // Booked URLs passed validation, so `dynamic` reads; persistent ones stay.
+            let dynamic = |url: &&Url| !matches!(is_dynamic(url), Ok(false));
             let made: Vec<Url> = book
                 .registered
                 .iter()
                 .filter(|(_, retry)| retry.is_none())
-                .map(|(url, _)| url.clone())
+                .map(|(url, _)| url)
+                .filter(dynamic)
+                .cloned()
+                .collect();
+            // Writes still being retried: a register whose retry may have gone through just
+            // before it is stopped here, and an unregister the caller asked for. Each gets
+            // one last unregister, whose failure is logged, not returned.
+            let doubtful: Vec<(Url, bool)> = book
+                .registered
+                .iter()
+                .filter(|(_, retry)| retry.is_some())
+                .map(|(url, _)| url)
+                .filter(dynamic)
+                .map(|url| (url.clone(), false))
+                .chain(book.unregistering.keys().map(|url| (url.clone(), true)))
                 .collect();
             book.abort_all();
             book.subscriptions.clear();
             book.registered.clear();
             book.written.clear();
-            made
+            (made, doubtful)
         };
-        // Everything is attempted; the first failure is what `close` returns, the others
-        // are logged.
+        // Everything is attempted, [`CLOSE_CONCURRENCY`] at a time, so that a registry that
+        // has gone away costs a few timeouts, not one per registration. The first failure
+        // among what was made is what `close` returns; the others are logged.
         let mut first_error = None;
-        for url in registered {
-            // Booked URLs passed validation, so `dynamic` reads; persistent ones stay.
-            if matches!(is_dynamic(&url), Ok(false)) {
-                continue;
-            }
-            if let Err(error) = shared.backend.unregister(&url).await {
-                // The first error is returned (and so said once, by the caller); the others
-                // are logged.
-                if first_error.is_none() {
-                    first_error = Some(error);
-                } else {
-                    warn!(backend, %url, %error, "unregister on close failed");
+        let mut unregisters = futures_util::stream::iter(
+            made.into_iter()
+                .map(|url| (url, None))
+                .chain(doubtful.into_iter().map(|(url, asked)| (url, Some(asked)))),
+        )
+        .map(|(url, doubt)| async move {
+            let result = shared.backend.unregister(&url).await;
+            (url, doubt, result)
+        })
+        .buffer_unordered(CLOSE_CONCURRENCY);
+        while let Some((url, doubt, result)) = unregisters.next().await {
+            let Err(error) = result else { continue };
+            match doubt {
+                // The first error is returned (and so said once, by the caller).
+                None if first_error.is_none() => first_error = Some(error),
+                None => warn!(backend, %url, %error, "unregister on close failed"),
+                Some(true) => {
+                    warn!(backend, %url, %error, "unregister on close failed; the registry keeps this URL until its TTL, if it has one")
+                }
+                Some(false) => {
+                    debug!(backend, %url, %error, "unregister on close of a registration still being retried failed")
                 }
             }
         }
+        drop(unregisters);
         shared.catalog.close();
         // Before the backend closes its connections, so that no task of it renews, writes or
         // reconnects behind its back.
@@ -930,11 +963,53 @@ mod tests {
         registry.register(&pending).await.unwrap();
         assert!(registry.is_registered(&made) && !registry.is_registered(&pending));
         let left = registry.backend().failures.load(Ordering::SeqCst);
-        // One unregister reaches the (failing) backend: the made one. The pending one is
-        // dropped, not unregistered, so `close` fails once, not twice.
+        // Both get an unregister: the made one, and the pending one, whose retry may have
+        // gone through just before `close` stopped it. Only the made one's failure is
+        // returned.
         let err = registry.close().await.unwrap_err();
         assert!(matches!(err, Error::NotConnected { .. }), "{err}");
-        assert_eq!(left - registry.backend().failures.load(Ordering::SeqCst), 1);
+        assert!(err.to_string().contains("injected failure"), "{err}");
+        assert_eq!(left - registry.backend().failures.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn close_takes_back_a_retried_register_that_went_through_and_a_pending_unregister() {
+        let (registry, store) = registry(false);
+        // A register whose write lands but whose answer is lost: retried in the background.
+        let landed = url("dubbo://h:1/a.B");
+        registry.backend().store.send_modify(|s| {
+            s.insert(landed.clone());
+        });
+        registry.backend().failures.store(1, Ordering::SeqCst);
+        registry.register(&landed).await.unwrap();
+        assert!(!registry.is_registered(&landed));
+        // An unregister that fails once: retried in the background.
+        let leaving = url("dubbo://h:2/a.B");
+        registry.register(&leaving).await.unwrap();
+        registry.backend().failures.store(1, Ordering::SeqCst);
+        registry.unregister(&leaving).await.unwrap();
+        assert!(store.borrow().contains(&leaving));
+        // Closed before either retry runs: both are taken out of the registry all the same,
+        // and `close` succeeds.
+        registry.close().await.unwrap();
+        assert!(store.borrow().is_empty(), "{:?}", store.borrow());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn is_registered_only_once_the_write_went_through() {
+        let (registry, _store) = registry(true);
+        let provider = url("dubbo://h:1/a.B");
+        registry.backend().writes_open.send_replace(false);
+        let (registered, ()) = tokio::join!(registry.register(&provider), async {
+            // The write is on its way (the backend was reached), not through.
+            while registry.backend().registers.load(Ordering::SeqCst) == 0 {
+                tokio::task::yield_now().await;
+            }
+            assert!(!registry.is_registered(&provider));
+            registry.backend().writes_open.send_replace(true);
+        });
+        registered.unwrap();
+        assert!(registry.is_registered(&provider));
     }
 
     #[tokio::test(start_paused = true)]

@@ -21,8 +21,8 @@ pub trait Registry: Send + Sync + 'static {
     async fn register(&self, url: &Url) -> Result<()>;
 
     /// Whether `url`, registered through this handle, is in the registry now: `false` while
-    /// a `check=false` registration is still being retried in the background, and for a URL
-    /// this handle did not register. The default says `true`: for registries that never
+    /// its write is on its way, while a `check=false` registration is still being retried in
+    /// the background, and for a URL this handle did not register. The default says `true`: for registries that never
     /// register in the background.
     fn is_registered(&self, _url: &Url) -> bool {
         true
@@ -39,7 +39,8 @@ pub trait Registry: Send + Sync + 'static {
     /// Reads once what `query` selects, without watching.
     async fn lookup(&self, query: &Url) -> Result<Vec<Url>>;
 
-    /// Unregisters every dynamic registration made through this handle, ends every
-    /// subscription and stops background tasks. Persistent (`dynamic=false`) registrations stay.
+    /// Unregisters every dynamic registration made through this handle (and, once more, each
+    /// URL whose unregister is still being retried), ends every subscription and stops
+    /// background tasks. Persistent (`dynamic=false`) registrations stay.
     async fn close(&self) -> Result<()>;
 }
