@@ -134,8 +134,25 @@ impl PythonStubs {
 
     /// A Python grpcio `Echo` server named `name`, and its port; stopped by PID when dropped.
     pub async fn serve(&self, name: &str) -> (Peer, u16) {
+        self.serve_with(name, &[]).await
+    }
+
+    /// [`PythonStubs::serve`] over TLS with `identity`, requiring a client certificate signed
+    /// by `client_ca` when given.
+    pub async fn serve_tls(
+        &self,
+        name: &str,
+        identity: &crate::tls::Identity,
+        client_ca: Option<&Path>,
+    ) -> (Peer, u16) {
+        let mut tls = vec![identity.cert.as_path(), identity.key.as_path()];
+        tls.extend(client_ca);
+        self.serve_with(name, &tls).await
+    }
+
+    async fn serve_with(&self, name: &str, tls: &[&Path]) -> (Peer, u16) {
         let mut command = self.command();
-        command.args(["serve", name]);
+        command.args(["serve", name]).args(tls);
         let mut peer = Peer::spawn(&format!("grpcio server {name}"), command);
         let line = peer
             .wait_line(Duration::from_secs(30), "its port", |l| {

@@ -252,3 +252,67 @@ async fn in_a_mixed_estate_each_client_picks_only_its_protocol() {
     provider.close().await.unwrap();
     consumer.close().await.unwrap();
 }
+
+/// A grpcio provider registered with `tls=true`, asking for client certificates: the channel
+/// dials it over TLS with its `with_tls` settings, and says what is missing when it has none.
+#[tokio::test]
+async fn tls_providers_are_dialled_over_tls_with_the_channel_settings() {
+    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+
+    let stubs = PythonStubs::generate();
+    let pki = srpc_tests::tls::TestPki::generate();
+    let (provider, consumer) = hub("tls").await;
+    let (_secure, port) = stubs
+        .serve_tls("secure", &pki.server(), Some(&pki.ca()))
+        .await;
+    let mut url = triple(port);
+    url.set_param("tls", "true");
+    provider.register(&url).await.unwrap();
+    let pem = |path: std::path::PathBuf| std::fs::read(path).unwrap();
+    let trusted = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem(pki.ca())));
+    let client = pki.client();
+    let identity = Identity::from_pem(pem(client.cert), pem(client.key));
+
+    // CA and client identity: every call answered, over TLS.
+    let channel = channel(
+        &consumer,
+        BalanceOptions::default().with_tls(trusted.clone().identity(identity)),
+    )
+    .await;
+    wait_for(&channel, 1).await;
+    assert_eq!(
+        answers(&mut EchoClient::new(channel), 5).await,
+        BTreeMap::from([("secure".to_owned(), 5)])
+    );
+
+    let say = |options: BalanceOptions| {
+        let consumer = consumer.clone();
+        async move {
+            let channel = self::channel(&consumer, options).await;
+            wait_for(&channel, 1).await;
+            EchoClient::new(channel)
+                .say(SayRequest { text: "x".into() })
+                .await
+        }
+    };
+    // No TLS settings: refused before dialling, with what to give.
+    let status = say(BalanceOptions::default()).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("asks for TLS (tls=true): give the channel TLS settings"),
+        "{status:?}"
+    );
+    // The right CA but no client certificate, and another CA: the handshake fails.
+    say(BalanceOptions::default().with_tls(trusted))
+        .await
+        .unwrap_err();
+    let stranger =
+        ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem(pki.other_ca())));
+    say(BalanceOptions::default().with_tls(stranger))
+        .await
+        .unwrap_err();
+    provider.close().await.unwrap();
+    consumer.close().await.unwrap();
+}

@@ -36,7 +36,11 @@
 //! - Calls when no provider can be called fail with `UNAVAILABLE` and the XClient's
 //!   message ("2 providers of helloworld.Greeter, all `dubbo://`: this XClient calls tri,
 //!   grpc").
-//! - `tls=true` providers are refused with a clear error: this crate has no TLS yet.
+//! - TLS (feature `tls`): providers whose URL says `tls=true` are dialled over TLS with the
+//!   [`BalanceOptions::with_tls`] settings (tonic's `ClientTlsConfig`: the CA, a client
+//!   identity, a server name); the others in plain HTTP/2, as srpc's XClient does. A
+//!   `tls=true` provider without those settings, or in a build without the feature, is
+//!   refused with an error that says which.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -70,6 +74,9 @@ pub struct BalanceOptions {
     pub connect_timeout: Duration,
     /// Only providers whose `group` parameter is this.
     pub group: Option<String>,
+    /// TLS settings for providers registered with `tls=true` (feature `tls`).
+    #[cfg(feature = "tls")]
+    pub tls: Option<tonic::transport::ClientTlsConfig>,
 }
 
 impl Default for BalanceOptions {
@@ -79,6 +86,8 @@ impl Default for BalanceOptions {
             hash_header: None,
             connect_timeout: Duration::from_secs(3),
             group: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -112,6 +121,26 @@ impl BalanceOptions {
         self.group = Some(group.into());
         self
     }
+
+    /// Dial providers registered with `tls=true` over TLS with these settings (the CA that
+    /// signed their certificates, a client identity when they ask for one). The server name
+    /// checked is the provider's host as registered (its IP address, usually) unless
+    /// `domain_name` says another. Providers without `tls=true` stay plain.
+    ///
+    /// ```no_run
+    /// # fn run(ca_pem: &[u8]) {
+    /// use srpc_tonic::BalanceOptions;
+    /// use tonic::transport::{Certificate, ClientTlsConfig};
+    /// let options = BalanceOptions::default()
+    ///     .with_tls(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca_pem)));
+    /// # }
+    /// ```
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn with_tls(mut self, tls: tonic::transport::ClientTlsConfig) -> BalanceOptions {
+        self.tls = Some(tls);
+        self
+    }
 }
 
 /// A tower service over HTTP/2 that generated tonic clients accept in place of a
@@ -141,6 +170,8 @@ impl BalancedChannel {
             .without_srpc()
             .with_transport(Arc::new(GrpcTransport {
                 connect_timeout: options.connect_timeout,
+                #[cfg(feature = "tls")]
+                tls: options.tls,
             }))
             .with_selector(options.selector);
         if let Some(group) = options.group {
@@ -216,6 +247,47 @@ impl tower::Service<http::Request<Body>> for BalancedChannel {
 #[derive(Debug)]
 struct GrpcTransport {
     connect_timeout: Duration,
+    #[cfg(feature = "tls")]
+    tls: Option<tonic::transport::ClientTlsConfig>,
+}
+
+impl GrpcTransport {
+    /// The endpoint to dial: `https://` with the TLS settings for a `tls=true` provider,
+    /// `http://` for the others.
+    fn endpoint(&self, url: &Url) -> srpc_core::Result<tonic::transport::Endpoint> {
+        let address = url.address();
+        let wants_tls = url.param_bool("tls", false).unwrap_or(false);
+        let scheme = if wants_tls { "https" } else { "http" };
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("{scheme}://{address}"))
+            .map_err(|e| {
+                srpc_core::Error::Protocol(format!("{address} is no gRPC address: {e}"))
+            })?;
+        if !wants_tls {
+            return Ok(endpoint);
+        }
+        #[cfg(feature = "tls")]
+        {
+            let Some(tls) = self.tls.clone() else {
+                return Err(srpc_core::Error::Protocol(format!(
+                    "{address} asks for TLS (tls=true): give the channel TLS settings \
+                     (BalanceOptions::with_tls)"
+                )));
+            };
+            endpoint.tls_config(tls).map_err(|e| {
+                srpc_core::Error::Protocol(format!(
+                    "{address}: the TLS settings cannot be used: {}",
+                    srpc_registry::with_root_cause(&e)
+                ))
+            })
+        }
+        #[cfg(not(feature = "tls"))]
+        {
+            Err(srpc_core::Error::Protocol(format!(
+                "{address} asks for TLS (tls=true): this build of srpc-tonic has no TLS \
+                 (the `tls` feature)"
+            )))
+        }
+    }
 }
 
 #[async_trait]
@@ -225,20 +297,8 @@ impl Transport for GrpcTransport {
     }
 
     async fn connect(&self, endpoint: &Url) -> srpc_core::Result<Arc<dyn Connection>> {
-        if endpoint.param_bool("tls", false).unwrap_or(false) {
-            return Err(srpc_core::Error::Protocol(format!(
-                "{} asks for TLS (tls=true): srpc-tonic connects in plain HTTP/2 only",
-                endpoint.address()
-            )));
-        }
-        let target = format!("http://{}", endpoint.address());
-        let channel = tonic::transport::Endpoint::from_shared(target)
-            .map_err(|e| {
-                srpc_core::Error::Protocol(format!(
-                    "{} is no gRPC address: {e}",
-                    endpoint.address()
-                ))
-            })?
+        let channel = self
+            .endpoint(endpoint)?
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(30))
