@@ -463,13 +463,13 @@ pub(crate) async fn register(
             tokio::select! {
                 _ = tick.tick() => if registry.is_registered(&url) { break },
                 () = &mut shutdown => {
-                    eprintln!("srpc: stopped before {url} was registered");
+                    eprintln!("srpc: stopped before {} was registered", escaped(&url.to_string()));
                     return registry.close().await.map_err(failure_of(&registry_url));
                 }
             }
         }
     }
-    eprintln!("srpc: registered {url}");
+    eprintln!("srpc: registered {}", escaped(&url.to_string()));
     (&mut shutdown).await;
     let closed = registry.close().await.map_err(failure_of(&registry_url));
     if let Some(listener) = listener {
@@ -525,9 +525,10 @@ pub(crate) async fn unregister(
     // connections is alive, and its handle would register it again at once.
     if !force && url.port() > 0 && srpc_registry_kit::probe(&url, Duration::from_secs(1)).await {
         return Err(Failure::Registry(format!(
-            "something accepts TCP connections at {}: the provider of {url} looks alive, and \
+            "something accepts TCP connections at {}: the provider of {} looks alive, and \
              would register it again. Stop it first, or pass --force to remove the entry anyway",
-            url.address()
+            escaped(&url.address()),
+            escaped(&url.to_string())
         )));
     }
     let registry = connect(&registry_url).await?;
@@ -537,7 +538,10 @@ pub(crate) async fn unregister(
         .map_err(failure_of(&registry_url))?;
     if kind_of(scheme) == Some(RegistryKind::Peers) {
         // No server to ask: the retraction went out, and each consumer applies it.
-        eprintln!("srpc: sent the retraction of {url} ({scheme} consumers drop it)");
+        eprintln!(
+            "srpc: sent the retraction of {} ({scheme} consumers drop it)",
+            escaped(&url.to_string())
+        );
         return registry.close().await.map_err(failure_of(&registry_url));
     }
     // Watch the registry for `grace`: a live provider's handle writes it again.
@@ -563,11 +567,12 @@ pub(crate) async fn unregister(
     registry.close().await.map_err(failure_of(&registry_url))?;
     if back {
         Err(Failure::Registry(format!(
-            "still registered: the provider at {} is alive and registered {url} again",
-            url.address()
+            "still registered: the provider at {} is alive and registered {} again",
+            escaped(&url.address()),
+            escaped(&url.to_string())
         )))
     } else {
-        eprintln!("srpc: unregistered {url}");
+        eprintln!("srpc: unregistered {}", escaped(&url.to_string()));
         Ok(())
     }
 }

@@ -1229,6 +1229,25 @@ fn register_refuses_what_could_never_work() {
     }
 }
 
+/// `unregister` takes any URL, as another tool may have written it: what it says of the URL
+/// has its control characters escaped, as `list` shows registry data.
+#[test]
+fn unregister_escapes_the_url_it_names() {
+    let port = free_port();
+    let server = serve(port);
+    let registry = format!("http://127.0.0.1:{port}");
+    let url = "consumer://127.0.0.1/com.acme.Echo?category=consumers&x=a\x1b[2J";
+    let out = run(&["unregister", &registry, url, "--force"]);
+    assert!(
+        stderr(&out).contains("consumer://127.0.0.1/com.acme.Echo?")
+            && stderr(&out).contains("x=a\\u{1b}[2J")
+            && !stderr(&out).contains('\x1b'),
+        "{:?}",
+        stderr(&out)
+    );
+    assert_eq!(server.signal("-TERM"), Some(0));
+}
+
 /// `srpc completions bash | head -3` once panicked on the closed pipe. Here the reading end
 /// is closed before the command starts, so every write meets it.
 #[test]
