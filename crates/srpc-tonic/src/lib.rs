@@ -43,6 +43,7 @@
 //!   refused with an error that says which.
 
 use std::any::Any;
+use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -62,8 +63,9 @@ use tower::ServiceExt;
 /// The protocols of gRPC providers: Dubbo 3's Triple (`tri`) and plain `grpc`.
 pub const PROTOCOLS: [&str; 2] = ["tri", "grpc"];
 
-/// How a [`BalancedChannel`] picks and connects.
-#[derive(Debug, Clone)]
+/// How a [`BalancedChannel`] picks and connects. Its `Debug` says whether TLS settings are
+/// set, never what they hold (tonic's own `Debug` prints a client key's bytes).
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct BalanceOptions {
     /// How a provider is picked per call (default random).
@@ -77,6 +79,19 @@ pub struct BalanceOptions {
     /// TLS settings for providers registered with `tls=true` (feature `tls`).
     #[cfg(feature = "tls")]
     pub tls: Option<tonic::transport::ClientTlsConfig>,
+}
+
+impl fmt::Debug for BalanceOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = f.debug_struct("BalanceOptions");
+        out.field("selector", &self.selector)
+            .field("hash_header", &self.hash_header)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("group", &self.group);
+        #[cfg(feature = "tls")]
+        out.field("tls", &self.tls.as_ref().map(|_| "set"));
+        out.finish()
+    }
 }
 
 impl Default for BalanceOptions {
@@ -244,11 +259,21 @@ impl tower::Service<http::Request<Body>> for BalancedChannel {
 }
 
 /// Opens a lazily connected tonic `Channel` per provider (the XClient keeps it).
-#[derive(Debug)]
 struct GrpcTransport {
     connect_timeout: Duration,
     #[cfg(feature = "tls")]
     tls: Option<tonic::transport::ClientTlsConfig>,
+}
+
+impl fmt::Debug for GrpcTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = f.debug_struct("GrpcTransport");
+        out.field("connect_timeout", &self.connect_timeout);
+        // Whether there are TLS settings, not their keys.
+        #[cfg(feature = "tls")]
+        out.field("tls", &self.tls.as_ref().map(|_| "set"));
+        out.finish()
+    }
 }
 
 impl GrpcTransport {
@@ -347,6 +372,30 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn debug_output_never_shows_tls_keys() {
+        use tonic::transport::{ClientTlsConfig, Identity};
+        let key = "-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n";
+        let tls = ClientTlsConfig::new().identity(Identity::from_pem("cert", key));
+        assert!(
+            format!("{tls:?}").contains("45, 45, 45"),
+            "tonic prints the key's bytes"
+        );
+        let options = BalanceOptions::default().with_tls(tls.clone());
+        let transport = GrpcTransport {
+            connect_timeout: Duration::from_secs(1),
+            tls: Some(tls),
+        };
+        for text in [format!("{options:?}"), format!("{transport:?}")] {
+            assert!(text.contains("tls: Some(\"set\")"), "{text}");
+            assert!(
+                !text.contains("45, 45, 45") && !text.contains("PRIVATE"),
+                "{text}"
+            );
+        }
+    }
 
     #[test]
     fn a_triple_url_is_the_form_java_dubbo_writes() {
