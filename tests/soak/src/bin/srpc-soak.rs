@@ -9,8 +9,10 @@
 //! - zero false expirations: the server's `expirations_total` stays 0 and no heartbeat is
 //!   answered 404 (every instance is heartbeated in time, so any expiry is false);
 //! - zero lost instances: every listing a watcher or reader gets holds all of them;
-//! - flat memory: the server's RSS at the end is within 10 % (+ 16 MiB) of its RSS after one
-//!   TTL (30 s) of heartbeats and watchers.
+//! - flat memory: the server's RSS at the end is within 10 % (+ 16 MiB) of its highest RSS
+//!   in the first half of the run, sampled every 5 s from one TTL (30 s) of heartbeats and
+//!   watchers on (a leak grows the second half beyond the first; the allocator's band does
+//!   not).
 //!
 //! It reports heartbeat latency p50/p99/max and how far the generator fell behind its pace
 //! (a generator late by more than a TTL would cause expiries that are not the server's).
@@ -35,6 +37,10 @@ use tokio::time::Instant;
 
 const TTL: Duration = Duration::from_secs(30);
 const IN_FLIGHT: usize = 64;
+/// How often the server's RSS is read.
+const RSS_SAMPLE: Duration = Duration::from_secs(5);
+/// How often a line of progress is printed.
+const REPORT_EVERY: Duration = Duration::from_secs(30);
 
 struct Options {
     minutes: f64,
@@ -280,24 +286,38 @@ async fn main() {
         })
         .collect();
 
-    // Memory: the baseline after one TTL of heartbeats and watchers (by then every instance
-    // was renewed three times and every watcher has had several answers; a baseline taken
-    // after the first 10 s cycle was 97 MiB where the server settles at 124), then every 30 s.
+    // Memory: sampled every 5 s from one TTL of heartbeats and watchers on (by then every
+    // instance was renewed three times and every watcher has had several answers; a
+    // baseline taken after the first 10 s cycle was 97 MiB where the server settles at 124).
+    // The baseline is the highest RSS of the first half, not one sample: under this load the
+    // server's RSS goes on rising for a minute or so after the first TTL, then moves within
+    // a band of some 30 MiB while the registry stays unchanged (an 8-minute run: 248, 263,
+    // 277, 261, 258 MiB; with glibc's mmap threshold fixed, 216, 259, 258, 252, 262), and a
+    // single sample at one TTL caught it low (a 2-minute CI run failed at 225 -> 265 MiB).
+    // A leak still shows: it lifts the second half above the first half's highest.
     tokio::time::sleep(TTL + Duration::from_secs(1)).await;
-    let rss_warm = rss_mib(pid);
-    let mut rss_max = rss_warm;
     let soak_started = Instant::now();
+    let half = duration / 2;
+    let rss_warm = rss_mib(pid);
+    let (mut rss_base, mut rss_max) = (rss_warm, rss_warm);
+    let mut reported = Instant::now();
     while soak_started.elapsed() < duration {
         let left = duration.saturating_sub(soak_started.elapsed());
-        tokio::time::sleep(left.min(Duration::from_secs(30))).await;
+        tokio::time::sleep(left.min(RSS_SAMPLE)).await;
         let rss = rss_mib(pid);
         rss_max = rss_max.max(rss);
-        println!(
-            "  {:>5.1} min: server RSS {rss:.1} MiB, {} heartbeats sent, generator lag max {} ms",
-            soak_started.elapsed().as_secs_f64() / 60.0,
-            next.load(Ordering::Relaxed),
-            max_lag_ms.load(Ordering::Relaxed)
-        );
+        if soak_started.elapsed() <= half {
+            rss_base = rss_base.max(rss);
+        }
+        if reported.elapsed() >= REPORT_EVERY || soak_started.elapsed() >= duration {
+            reported = Instant::now();
+            println!(
+                "  {:>5.1} min: server RSS {rss:.1} MiB, {} heartbeats sent, generator lag max {} ms",
+                soak_started.elapsed().as_secs_f64() / 60.0,
+                next.load(Ordering::Relaxed),
+                max_lag_ms.load(Ordering::Relaxed)
+            );
+        }
     }
     stop.store(true, Ordering::Relaxed);
     for generator in generators {
@@ -327,7 +347,7 @@ async fn main() {
     let lost_views = lost_views.load(Ordering::Relaxed);
     let fewest = fewest.load(Ordering::Relaxed);
     let lag = max_lag_ms.load(Ordering::Relaxed);
-    let flat = rss_end <= rss_warm * 1.10 + 16.0;
+    let flat = rss_end <= rss_base * 1.10 + 16.0;
     println!("soak results:");
     println!(
         "  heartbeats: {sent} ({rate:.0}/s), latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; generator lag max {lag} ms",
@@ -346,7 +366,7 @@ async fn main() {
         if fewest == usize::MAX { 0 } else { fewest }
     );
     println!(
-        "  server RSS: {rss_registered:.1} MiB registered, {rss_warm:.1} MiB after one TTL, {rss_max:.1} MiB max, {rss_end:.1} MiB at the end ({})",
+        "  server RSS: {rss_registered:.1} MiB registered, {rss_warm:.1} MiB after one TTL, {rss_base:.1} MiB highest in the first half, {rss_max:.1} MiB max, {rss_end:.1} MiB at the end ({})",
         if flat { "flat" } else { "GREW" }
     );
     let ok = expirations == 0
