@@ -111,18 +111,33 @@ pub(crate) async fn dashboard(
 
 #[cfg(feature = "http")]
 /// The dashboard's place at `/ui` in `srpc registry serve`: its routes exist before the
-/// server starts (they answer 503 until then), and the dashboard, a client of that very
-/// server, is mounted once the server listens.
+/// server starts (they answer 503, saying why, until then or when it does not run), and
+/// the dashboard, a client of that very server, is mounted once the server listens.
 pub(crate) struct UiSlot {
-    slot: std::sync::Arc<std::sync::RwLock<Option<axum::Router>>>,
+    /// The dashboard, or what `/ui` answers (503) instead.
+    slot: std::sync::Arc<std::sync::RwLock<Result<axum::Router, &'static str>>>,
 }
+
+/// What `/ui` says over TLS, where the server does not run its dashboard.
+#[cfg(feature = "http")]
+pub(crate) const OFF_OVER_TLS: &str =
+    "the dashboard is not running here (it is off over TLS: run `srpc dashboard https://…`)\n";
+
+/// What `/ui` says when `srpc registry serve --no-dashboard` turned it off.
+#[cfg(feature = "http")]
+pub(crate) const OFF_BY_FLAG: &str = "the dashboard is off here (`srpc registry serve --no-dashboard`): run `srpc dashboard http://…` elsewhere\n";
 
 #[cfg(feature = "http")]
 impl UiSlot {
     pub(crate) fn new() -> UiSlot {
         UiSlot {
-            slot: std::sync::Arc::default(),
+            slot: std::sync::Arc::new(std::sync::RwLock::new(Err("the dashboard is starting\n"))),
         }
+    }
+
+    /// No dashboard here: `/ui` answers `why`.
+    pub(crate) fn off(&self, why: &'static str) {
+        *self.slot.write().unwrap_or_else(|p| p.into_inner()) = Err(why);
     }
 
     /// The routes `/ui`, `/ui/` and under, for the registry server.
@@ -135,15 +150,11 @@ impl UiSlot {
             let router = slot.read().unwrap_or_else(|p| p.into_inner()).clone();
             async move {
                 match router {
-                    Some(router) => match router.oneshot(request).await {
+                    Ok(router) => match router.oneshot(request).await {
                         Ok(response) => response,
                         Err(never) => match never {},
                     },
-                    None => (
-                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                        "the dashboard is not running here (it is off over TLS: run `srpc dashboard https://…`)\n",
-                    )
-                        .into_response(),
+                    Err(why) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, why).into_response(),
                 }
             }
         };
@@ -173,8 +184,7 @@ impl UiSlot {
         };
         match started.await {
             Ok((registry, dashboard)) => {
-                *self.slot.write().unwrap_or_else(|p| p.into_inner()) =
-                    Some(dashboard.nested("/ui"));
+                *self.slot.write().unwrap_or_else(|p| p.into_inner()) = Ok(dashboard.nested("/ui"));
                 Some(registry)
             }
             Err(e) => {
@@ -182,6 +192,7 @@ impl UiSlot {
                     io::stderr().lock(),
                     "srpc: warning: no dashboard at /ui: {e}"
                 );
+                self.off("the dashboard did not start: the server's log says why\n");
                 None
             }
         }
@@ -189,6 +200,6 @@ impl UiSlot {
 
     /// Stops serving the dashboard (before the server shuts down).
     pub(crate) fn clear(&self) {
-        *self.slot.write().unwrap_or_else(|p| p.into_inner()) = None;
+        self.off("the registry is shutting down\n");
     }
 }

@@ -255,6 +255,11 @@ enum RegistryCommand {
         /// Require client certificates from the CAs in this PEM bundle.
         #[arg(long, value_name = "FILE", requires = "tls_cert")]
         tls_client_ca: Option<std::path::PathBuf>,
+        /// Do not run the dashboard at /ui. It is a client of this server that keeps its own
+        /// copy of every instance: with 100 000 the server's RSS is some 110 MiB without it
+        /// and 245 MiB with it. Browse from elsewhere with `srpc dashboard http://…`.
+        #[arg(long)]
+        no_dashboard: bool,
         #[command(flatten)]
         limits: Box<LimitArgs>,
     },
@@ -471,6 +476,7 @@ async fn run_registry(command: Command) -> Result<(), Failure> {
             tls_cert,
             tls_key,
             tls_client_ca,
+            no_dashboard,
             limits,
         }) => {
             use srpc::http::{HttpRegistryServer, Limits, ServerConfig, ServerTls};
@@ -535,7 +541,11 @@ async fn run_registry(command: Command) -> Result<(), Failure> {
                 "srpc: registry listening on {scheme}://{}",
                 server.local_addr()
             );
-            let ui_registry = if tls_on {
+            let ui_registry = if no_dashboard {
+                ui.off(dashboard::OFF_BY_FLAG);
+                None
+            } else if tls_on {
+                ui.off(dashboard::OFF_OVER_TLS);
                 None
             } else {
                 ui.mount(server.local_addr(), ui_token.as_deref()).await

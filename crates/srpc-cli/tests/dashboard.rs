@@ -178,3 +178,69 @@ async fn srpc_dashboard_writes_only_with_write_and_its_token() {
     )
     .await;
 }
+
+/// The server's `srpc_registry_watchers` gauge.
+async fn watchers(port: u16) -> Option<u64> {
+    let text = http()
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("srpc_registry_watchers "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_dashboard_leaves_ui_off_and_nothing_watching() {
+    let serve = |port: u16, extra: &[&str]| {
+        let mut command = srpc();
+        command.args([
+            "registry",
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--no-state-file",
+        ]);
+        command.args(extra);
+        Running::spawn_reading_stderr(command)
+    };
+    // The server without a dashboard starts first: it has had at least as long as the
+    // other to start one.
+    let bare_port = free_port();
+    let bare = serve(bare_port, &["--no-dashboard"]);
+    line_with(&bare, "registry listening");
+    let (usual_port, usual) = {
+        let port = free_port();
+        (port, serve(port, &[]))
+    };
+    line_with(&usual, "dashboard at");
+    // The usual server's dashboard is a client watching it: a watcher shows.
+    let deadline = Instant::now() + DEADLINE;
+    while watchers(usual_port).await.unwrap_or(0) == 0 {
+        assert!(Instant::now() < deadline, "the dashboard never watched");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(watchers(bare_port).await, Some(0), "nothing watches");
+
+    let ui = http()
+        .get(format!("http://127.0.0.1:{bare_port}/ui/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ui.status(), 503);
+    let said = ui.text().await.unwrap();
+    assert!(said.contains("--no-dashboard"), "{said}");
+    // The registry itself answers as ever.
+    let listing = http()
+        .get(format!("http://127.0.0.1:{bare_port}/v1/instances"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listing.status(), 200);
+    drop(usual);
+    drop(bare);
+}

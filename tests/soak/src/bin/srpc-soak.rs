@@ -294,6 +294,8 @@ async fn main() {
     // a band of some 30 MiB while the registry stays unchanged (an 8-minute run: 248, 263,
     // 277, 261, 258 MiB; with glibc's mmap threshold fixed, 216, 259, 258, 252, 262), and a
     // single sample at one TTL caught it low (a 2-minute CI run failed at 225 -> 265 MiB).
+    // Most of the band is the dashboard at /ui, a client with its own copy of every
+    // instance: with `--no-dashboard` two 0.5-minute runs held at 110.2-110.5 MiB.
     // A leak still shows: it lifts the second half above the first half's highest.
     tokio::time::sleep(TTL + Duration::from_secs(1)).await;
     let soak_started = Instant::now();
