@@ -21,6 +21,20 @@ fn srpc() -> Command {
     command
 }
 
+/// `srpc registry serve` on loopback `port` with no state file, and `extra` arguments.
+fn serve(port: u16, extra: &[&str]) -> Running {
+    let mut command = srpc();
+    command.args([
+        "registry",
+        "serve",
+        "--addr",
+        &format!("127.0.0.1:{port}"),
+        "--no-state-file",
+    ]);
+    command.args(extra);
+    Running::spawn_reading_stderr(command)
+}
+
 /// Waits for the line of stderr that contains `text`.
 fn line_with(running: &Running, text: &str) -> String {
     let deadline = Instant::now() + DEADLINE;
@@ -58,17 +72,7 @@ async fn wait_json(url: &str, done: impl Fn(&Value) -> bool) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_registry_server_serves_the_dashboard_at_ui() {
     let port = free_port();
-    let mut command = srpc();
-    command.args([
-        "registry",
-        "serve",
-        "--addr",
-        &format!("127.0.0.1:{port}"),
-        "--no-state-file",
-        "--read-token",
-        "r3ad",
-    ]);
-    let server = Running::spawn_reading_stderr(command);
+    let server = serve(port, &["--read-token", "r3ad"]);
     let line = line_with(&server, "dashboard at");
     assert!(
         line.contains(&format!("http://127.0.0.1:{port}/ui/")),
@@ -101,15 +105,7 @@ async fn the_registry_server_serves_the_dashboard_at_ui() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn srpc_dashboard_writes_only_with_write_and_its_token() {
     let port = free_port();
-    let mut command = srpc();
-    command.args([
-        "registry",
-        "serve",
-        "--addr",
-        &format!("127.0.0.1:{port}"),
-        "--no-state-file",
-    ]);
-    let server = Running::spawn_reading_stderr(command);
+    let server = serve(port, &[]);
     line_with(&server, "registry listening");
     let registry = format!("http://127.0.0.1:{port}");
     let provider = "dubbo://127.0.0.1:1/com.acme.D?version=1.0";
@@ -196,18 +192,6 @@ async fn watchers(port: u16) -> Option<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_dashboard_leaves_ui_off_and_nothing_watching() {
-    let serve = |port: u16, extra: &[&str]| {
-        let mut command = srpc();
-        command.args([
-            "registry",
-            "serve",
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-            "--no-state-file",
-        ]);
-        command.args(extra);
-        Running::spawn_reading_stderr(command)
-    };
     // The server without a dashboard starts first: it has had at least as long as the
     // other to start one.
     let bare_port = free_port();
