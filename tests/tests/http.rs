@@ -271,22 +271,11 @@ async fn against_an_older_server_each_registration_is_heartbeated() {
         .await
         .unwrap();
     assert_eq!(consumer.lookup(&query()).await.unwrap().len(), 3);
-    let metrics = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
-        .get(format!("http://{real}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics
-            .lines()
-            .any(|l| l == "srpc_registry_registrations_total 3"),
-        "registered again although nothing was lost:\n{metrics}"
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    assert_eq!(
+        srpc_tests::http_metric(&http, &format!("http://{real}"), "registrations_total").await,
+        3,
+        "registered again although nothing was lost"
     );
 }
 

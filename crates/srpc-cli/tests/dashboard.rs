@@ -176,18 +176,8 @@ async fn srpc_dashboard_writes_only_with_write_and_its_token() {
 }
 
 /// The server's `srpc_registry_watchers` gauge.
-async fn watchers(port: u16) -> Option<u64> {
-    let text = http()
-        .get(format!("http://127.0.0.1:{port}/metrics"))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("srpc_registry_watchers "))
-        .and_then(|v| v.trim().parse().ok())
+async fn watchers(port: u16) -> u64 {
+    srpc_tests::http_metric(&http(), &format!("http://127.0.0.1:{port}"), "watchers").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,18 +187,16 @@ async fn no_dashboard_leaves_ui_off_and_nothing_watching() {
     let bare_port = free_port();
     let bare = serve(bare_port, &["--no-dashboard"]);
     line_with(&bare, "registry listening");
-    let (usual_port, usual) = {
-        let port = free_port();
-        (port, serve(port, &[]))
-    };
+    let usual_port = free_port();
+    let usual = serve(usual_port, &[]);
     line_with(&usual, "dashboard at");
     // The usual server's dashboard is a client watching it: a watcher shows.
     let deadline = Instant::now() + DEADLINE;
-    while watchers(usual_port).await.unwrap_or(0) == 0 {
+    while watchers(usual_port).await == 0 {
         assert!(Instant::now() < deadline, "the dashboard never watched");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(watchers(bare_port).await, Some(0), "nothing watches");
+    assert_eq!(watchers(bare_port).await, 0, "nothing watches");
 
     let ui = http()
         .get(format!("http://127.0.0.1:{bare_port}/ui/"))

@@ -11,8 +11,8 @@
 //! - zero lost instances: every listing a watcher or reader gets holds all of them;
 //! - flat memory: the server's RSS at the end is within 10 % (+ 16 MiB) of its highest RSS
 //!   in the first half of the run, sampled every 5 s from one TTL (30 s) of heartbeats and
-//!   watchers on (a leak grows the second half beyond the first; the allocator's band does
-//!   not).
+//!   watchers on (a leak grows the second half beyond the first; the band RSS moves in
+//!   does not).
 //!
 //! It reports heartbeat latency p50/p99/max and how far the generator fell behind its pace
 //! (a generator late by more than a TTL would cause expiries that are not the server's).
